@@ -1,0 +1,109 @@
+/**
+ * The agent: every interval, read the load and send one heartbeat to every destination.
+ * Its promise is to send truthful data or nothing: a source that fails, hangs or returns
+ * nonsense means no heartbeat that tick, and the proxy ages this server out as if it were down.
+ */
+import { type Destination, formatDestination } from "./address.ts";
+import { formatHeartbeat, type Load } from "./codec.ts";
+import { type Logger, ProblemLog } from "./log.ts";
+import { type Clock, runEvery } from "./scheduler.ts";
+import type { Source } from "./sources/source.ts";
+import type { UdpTransport } from "./transport/transport.ts";
+
+export interface AgentOptions {
+  destinations: Destination[];
+  source: Source;
+  transport: UdpTransport;
+  /** Added to each heartbeat as `port=P` when set. */
+  port?: number;
+  intervalMs: number;
+  logger: Logger;
+  clock: Clock;
+  /** Aborting it stops the agent after the heartbeat under way. */
+  signal: AbortSignal;
+}
+
+/** Share of the interval a source may take to answer: the rest is left for sending. */
+export const READ_BUDGET = 0.75;
+
+/** Sends heartbeats until `signal` aborts. */
+export async function runAgent(options: AgentOptions): Promise<void> {
+  const beat = heartbeatSender(options);
+  await runEvery(() => beat().then(() => undefined), {
+    intervalMs: options.intervalMs,
+    clock: options.clock,
+    signal: options.signal,
+    onSkipped: (count) =>
+      options.logger.warn(`skipped ${count} heartbeat(s): the previous one overran its interval`),
+  });
+}
+
+/** Sends one heartbeat; resolves true only if it reached every destination. */
+export function sendOnce(options: AgentOptions): Promise<boolean> {
+  return heartbeatSender(options)();
+}
+
+function heartbeatSender(options: AgentOptions): () => Promise<boolean> {
+  const { destinations, source, transport, logger, clock } = options;
+  const problems = new ProblemLog(logger, { now: () => clock.now() });
+  const encoder = new TextEncoder();
+  const readTimeoutMs = options.intervalMs * READ_BUDGET;
+
+  return async () => {
+    let message: string;
+    try {
+      const load = await readWithin(source, readTimeoutMs, clock, options.signal);
+      message = formatHeartbeat({ ...load, port: options.port });
+    } catch (error) {
+      problems.fail("source", `no heartbeat sent: ${source.description}: ${reason(error)}`);
+      return false;
+    }
+    problems.ok("source", `${source.description} answers again; heartbeats resumed`);
+    logger.debug(`heartbeat ${message}`);
+    const payload = encoder.encode(message);
+    const results = await Promise.all(destinations.map(async (destination) => {
+      const key = `send ${formatDestination(destination)}`;
+      try {
+        await transport.send(payload, destination);
+        problems.ok(key, `${key} works again`);
+        return true;
+      } catch (error) {
+        problems.fail(key, `${key} failed: ${reason(error)}`);
+        return false;
+      }
+    }));
+    return results.every(Boolean);
+  };
+}
+
+/** The source's answer, or a rejection once `timeoutMs` has passed, whether or not it listens. */
+async function readWithin(
+  source: Source,
+  timeoutMs: number,
+  clock: Clock,
+  stop: AbortSignal,
+): Promise<Load> {
+  const deadline = new AbortController();
+  const abortOnStop = () => deadline.abort(new Error("stopping"));
+  stop.addEventListener("abort", abortOnStop, { once: true });
+  const timeout = clock.sleep(timeoutMs, deadline.signal).then(() => {
+    throw new Error(`no answer within ${Math.round(timeoutMs)} ms`);
+  });
+  try {
+    return await Promise.race([source.read(deadline.signal), timeout]);
+  } finally {
+    deadline.abort(new Error("read finished"));
+    stop.removeEventListener("abort", abortOnStop);
+    timeout.catch(() => {});
+  }
+}
+
+function reason(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" && !error.message.includes(code)
+      ? `${error.message} (${code})`
+      : error.message;
+  }
+  return String(error);
+}

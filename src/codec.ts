@@ -1,0 +1,128 @@
+/**
+ * The heartbeat message: ASCII `v=1&ready=N&busy=M[&port=P]`, as Apache's mod_heartbeat sends
+ * and mod_heartmonitor reads (apache/httpd modules/cluster/).
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** mod_heartmonitor reads at most this many bytes of a message (MAX_MSG_LEN). */
+export const MAX_MESSAGE_BYTES = 1000;
+
+/** mod_heartbeat counts slots in an apr_uint32_t and prints them with %u. */
+const MAX_COUNT = 0xffff_ffff;
+
+/** What a server reports: idle worker slots and slots serving a request. */
+export interface Load {
+  ready: number;
+  busy: number;
+}
+
+export interface Heartbeat extends Load {
+  /** The port the proxy should use for this server; mod_heartmonitor assumes 80 when absent. */
+  port?: number;
+}
+
+export interface ParsedHeartbeat extends Heartbeat {
+  version: string;
+  /** Every field of the message, keys lower-cased (Apache's tables ignore case), last one wins. */
+  fields: Map<string, string>;
+}
+
+export type ParseResult =
+  | { ok: true; heartbeat: ParsedHeartbeat }
+  | { ok: false; reason: RejectReason; detail: string };
+
+export type RejectReason = "oversize" | "missing-field" | "bad-number";
+
+/** Why a count or port cannot go on the wire, or undefined when it can. */
+export function invalidCount(name: string, value: unknown): string | undefined {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_COUNT) {
+    return `${name} must be a whole number from 0 to ${MAX_COUNT}, got ${String(value)}`;
+  }
+  return undefined;
+}
+
+export function invalidPort(value: unknown): string | undefined {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
+    return `port must be a whole number from 1 to 65535, got ${String(value)}`;
+  }
+  return undefined;
+}
+
+/**
+ * The message for a heartbeat. Throws RangeError for values that would be a lie on the wire
+ * (negative, fractional, NaN, over 32 bits), so that nothing untruthful is ever sent.
+ */
+export function formatHeartbeat(heartbeat: Heartbeat): string {
+  const problem = invalidCount("ready", heartbeat.ready) ?? invalidCount("busy", heartbeat.busy) ??
+    (heartbeat.port === undefined ? undefined : invalidPort(heartbeat.port));
+  if (problem) throw new RangeError(problem);
+  const message = `v=${PROTOCOL_VERSION}&ready=${heartbeat.ready}&busy=${heartbeat.busy}`;
+  return heartbeat.port === undefined ? message : `${message}&port=${heartbeat.port}`;
+}
+
+/**
+ * Reads a message with mod_heartmonitor's rules: fields split on `&` (empty ones skipped, as
+ * strtok does), `key=value` split at the first `=`, a key alone means `1`, both URL-unescaped,
+ * unknown keys kept, `v`, `ready` and `busy` required, and nothing past a NUL byte.
+ *
+ * Stricter than Apache where Apache would store a wrong number: Apache's atoi turns `busy=x`
+ * into 0 and `ready=-1` into 4294967295; here they are rejected as `bad-number`.
+ */
+export function parseHeartbeat(message: string | Uint8Array): ParseResult {
+  const byteLength = typeof message === "string"
+    ? new TextEncoder().encode(message).length
+    : message.length;
+  if (byteLength > MAX_MESSAGE_BYTES) {
+    return {
+      ok: false,
+      reason: "oversize",
+      detail: `${byteLength} bytes, more than ${MAX_MESSAGE_BYTES}`,
+    };
+  }
+  const text = typeof message === "string" ? message : latin1(message);
+  const fields = new Map<string, string>();
+  for (const field of text.split("\0", 1)[0].split("&")) {
+    if (field === "") continue;
+    const equals = field.indexOf("=");
+    const key = equals < 0 ? field : field.slice(0, equals);
+    const value = equals < 0 ? "1" : field.slice(equals + 1);
+    fields.set(unescapeUrl(key).toLowerCase(), unescapeUrl(value));
+  }
+  const version = fields.get("v");
+  const ready = fields.get("ready");
+  const busy = fields.get("busy");
+  if (version === undefined || ready === undefined || busy === undefined) {
+    const missing = [["v", version], ["ready", ready], ["busy", busy]]
+      .filter(([, value]) => value === undefined).map(([key]) => key);
+    return { ok: false, reason: "missing-field", detail: `no ${missing.join(", ")}` };
+  }
+  const readyCount = decimal(ready);
+  const busyCount = decimal(busy);
+  const port = fields.has("port") ? decimal(fields.get("port")!) : undefined;
+  const problem = invalidCount("ready", readyCount) ?? invalidCount("busy", busyCount) ??
+    (fields.has("port") ? invalidPort(port) : undefined);
+  if (problem) return { ok: false, reason: "bad-number", detail: problem };
+  return {
+    ok: true,
+    heartbeat: { version, ready: readyCount, busy: busyCount, port, fields },
+  };
+}
+
+/** A plain decimal number, or NaN: no sign, no spaces, no exponent, no hex. */
+function decimal(text: string): number {
+  return /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
+}
+
+/** Bytes as characters one for one, so that binary junk cannot fail decoding. */
+function latin1(bytes: Uint8Array): string {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return text;
+}
+
+/** `%XX` escapes decoded as Apache's ap_unescape_url does: `+` stays `+`, bad escapes stay. */
+function unescapeUrl(text: string): string {
+  return text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) =>
+    String.fromCharCode(parseInt(hex, 16)));
+}

@@ -1,0 +1,15 @@
+/** Which JavaScript runtime this is: decided here and nowhere else. */
+
+export type RuntimeName = "deno" | "bun" | "node";
+
+export function detectRuntime(global: object = globalThis): RuntimeName {
+  if ("Bun" in global) return "bun";
+  if ("Deno" in global) return "deno";
+  return "node";
+}
+
+/** `deno 2.9.6`, `bun 1.4.5` or `node 20.20.2`. */
+export function runtimeVersion(runtime: RuntimeName = detectRuntime()): string {
+  const versions = process.versions as Record<string, string | undefined>;
+  return `${runtime} ${versions[runtime] ?? "unknown"}`;
+}

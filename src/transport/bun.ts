@@ -1,0 +1,53 @@
+/** The Bun adapter: Bun.udpSocket, which sets every multicast option directly. */
+import type { OpenUdpTransport } from "./transport.ts";
+
+/** The part of Bun's API this adapter uses, so that it type-checks on any runtime. */
+interface BunUdpSocket {
+  send(data: Uint8Array, port: number, address: string): boolean;
+  setMulticastTTL(ttl: number): number;
+  setMulticastLoopback(enabled: boolean): boolean;
+  setMulticastInterface(interfaceAddress: string): boolean;
+  close(): void;
+}
+interface BunUdpApi {
+  udpSocket(options: {
+    hostname: string;
+    port: number;
+    socket: { error(socket: unknown, error: Error): void };
+  }): Promise<BunUdpSocket>;
+}
+
+export const openUdpTransport: OpenUdpTransport = async (options) => {
+  const bun = (globalThis as { Bun?: BunUdpApi }).Bun;
+  if (!bun?.udpSocket) throw new Error("Bun.udpSocket is not available in this runtime");
+  const socket = await bun.udpSocket({
+    hostname: options.interfaceAddress ?? "0.0.0.0",
+    port: 0,
+    // Asynchronous socket errors are reported by send's result; this keeps them from throwing.
+    socket: { error() {} },
+  });
+  try {
+    socket.setMulticastTTL(options.ttl);
+    socket.setMulticastLoopback(options.loopback);
+    if (options.interfaceAddress && !socket.setMulticastInterface(options.interfaceAddress)) {
+      throw new Error(`cannot send multicast by the interface of ${options.interfaceAddress}`);
+    }
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
+  return {
+    adapter: "bun",
+    send(payload, to) {
+      // false means the datagram was not queued (e.g. the socket buffer is full).
+      if (!socket.send(payload, to.port, to.host)) {
+        return Promise.reject(new Error("the datagram was not sent (socket busy)"));
+      }
+      return Promise.resolve();
+    },
+    close() {
+      socket.close();
+      return Promise.resolve();
+    },
+  };
+};

@@ -1,0 +1,54 @@
+/**
+ * The Deno adapter: Deno.listenDatagram (unstable; deno.json enables it, `deno compile` and
+ * `deno run` elsewhere need --unstable-net).
+ *
+ * Deno has no call for the outgoing multicast interface: binding the socket to the interface's
+ * address selects it (Linux routes multicast from a bound source address by that address's
+ * interface). Deno sets the multicast TTL only through a group membership, so for a TTL other
+ * than the system default of 1 the socket joins the first group it sends to; being bound to an
+ * ephemeral port, it receives none of the group's heartbeats.
+ */
+import { isMulticast } from "../address.ts";
+import type { OpenUdpTransport } from "./transport.ts";
+
+/** The part of Deno's API this adapter uses, so that it type-checks on any runtime. */
+interface DenoDatagramConn {
+  send(data: Uint8Array, to: { transport: "udp"; hostname: string; port: number }): Promise<number>;
+  joinMulticastV4(group: string, networkInterface: string): Promise<{ setTTL(ttl: number): Promise<void> }>;
+  close(): void;
+}
+interface DenoUdpApi {
+  listenDatagram?(options: {
+    transport: "udp";
+    hostname: string;
+    port: number;
+    loopback: boolean;
+  }): DenoDatagramConn;
+}
+
+const SYSTEM_MULTICAST_TTL = 1;
+
+export const openUdpTransport: OpenUdpTransport = (options) => {
+  const deno = (globalThis as { Deno?: DenoUdpApi }).Deno;
+  if (!deno?.listenDatagram) {
+    return Promise.reject(new Error("Deno.listenDatagram is not available: run Deno with --unstable-net"));
+  }
+  const hostname = options.interfaceAddress ?? "0.0.0.0";
+  const conn = deno.listenDatagram({ transport: "udp", hostname, port: 0, loopback: options.loopback });
+  let ttlSet: Promise<void> | undefined = options.ttl === SYSTEM_MULTICAST_TTL ? Promise.resolve() : undefined;
+  return Promise.resolve({
+    adapter: "deno",
+    async send(payload, to) {
+      if (!ttlSet && isMulticast(to.host)) {
+        ttlSet = conn.joinMulticastV4(to.host, hostname).then((membership) => membership.setTTL(options.ttl));
+        ttlSet.catch(() => ttlSet = undefined);
+      }
+      if (isMulticast(to.host)) await ttlSet;
+      await conn.send(payload, { transport: "udp", hostname: to.host, port: to.port });
+    },
+    close() {
+      conn.close();
+      return Promise.resolve();
+    },
+  });
+};

@@ -1,0 +1,26 @@
+/** The contract each runtime's UDP adapter implements, as `openUdpTransport`. */
+import type { Destination } from "../address.ts";
+
+export const ADAPTERS = ["deno", "bun", "node"] as const;
+export type AdapterName = typeof ADAPTERS[number];
+
+export interface UdpTransportOptions {
+  /** IP_MULTICAST_TTL: how many routers a multicast heartbeat may cross (1: this link only). */
+  ttl: number;
+  /** IP_MULTICAST_LOOP: deliver multicast to listeners on this host too, as mod_heartbeat does. */
+  loopback: boolean;
+  /**
+   * The local IPv4 address whose interface multicast leaves by. The socket is bound to it too,
+   * so it is also the source address of every heartbeat.
+   */
+  interfaceAddress?: string;
+}
+
+export interface UdpTransport {
+  readonly adapter: AdapterName | "print";
+  /** Sends one datagram; rejects with the system's error when it cannot be sent. */
+  send(payload: Uint8Array, to: Destination): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type OpenUdpTransport = (options: UdpTransportOptions) => Promise<UdpTransport>;
