@@ -171,7 +171,7 @@ function parseArgsMessage(error: unknown): string {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown option '${option ?? message}'`;
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return option ? `${option.replace(/^(-\w), /, "$1")} needs a value` : message;
+      return `${/(--[\w-]+)/.exec(message)?.[1] ?? option ?? "an option"} needs a value`;
     case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
       return `unexpected argument ${/'([^']*)'/.exec(message)?.[0] ?? message}: every setting is a --flag`;
     default:

@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type AgentOptions, READ_BUDGET, runAgent, sendOnce } from "../src/agent.ts";
+import type { Load } from "../src/codec.ts";
+import { createLogger, ProblemLog } from "../src/log.ts";
+import { createSource, SOURCES } from "../src/sources/index.ts";
+import { SourceConfigError } from "../src/sources/source.ts";
+import { FakeClock, RecordingTransport, recordingLog } from "./support/fakes.ts";
+
+const GROUP = { host: "239.0.0.1", port: 27999 };
+const PEER = { host: "10.99.0.2", port: 27999 };
+
+/** An agent on a fake clock that stops after `ticks` ticks; the source answers `answer(n)`. */
+async function runTicks(
+  ticks: number,
+  answer: (n: number, signal: AbortSignal) => Promise<Load>,
+  extra: Partial<AgentOptions> = {},
+) {
+  const clock = extra.clock instanceof FakeClock ? extra.clock : new FakeClock();
+  const transport = new RecordingTransport(clock);
+  const log = recordingLog();
+  const stop = new AbortController();
+  let n = 0;
+  await runAgent({
+    destinations: [GROUP],
+    source: {
+      description: "test source",
+      read: (signal) => {
+        const reading = answer(n, signal);
+        if (++n === ticks) stop.abort();
+        return reading;
+      },
+    },
+    transport,
+    intervalMs: 1000,
+    logger: createLogger({ level: "debug", write: log.write, now: () => new Date(clock.now()) }),
+    clock,
+    signal: stop.signal,
+    ...extra,
+  });
+  return { sent: transport.sent, lines: log.lines, clock, transport };
+}
+
+test("agent: one heartbeat per interval to every destination, with port", async () => {
+  const { sent } = await runTicks(3, () => Promise.resolve({ ready: 5, busy: 2 }), { destinations: [GROUP, PEER], port: 8080 });
+  assert.deepEqual(sent, [0, 1000, 2000].flatMap((at) => [
+    { to: "239.0.0.1:27999", payload: "v=1&ready=5&busy=2&port=8080", at },
+    { to: "10.99.0.2:27999", payload: "v=1&ready=5&busy=2&port=8080", at },
+  ]));
+});
+
+test("agent: a failing source means no heartbeat, logged once when it starts and once when it ends", async () => {
+  const { sent, lines } = await runTicks(6, (n) =>
+    n >= 1 && n <= 3 ? Promise.reject(new Error("connection refused")) : Promise.resolve({ ready: n, busy: 1 }));
+  assert.deepEqual(sent.map((s) => s.payload), ["v=1&ready=0&busy=1", "v=1&ready=4&busy=1", "v=1&ready=5&busy=1"]);
+  const warnings = lines.filter((line) => line.includes(" warn "));
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /warn  no heartbeat sent: test source: connection refused$/);
+  assert.equal(lines.filter((line) => /info  test source answers again; heartbeats resumed \(after 3 failures in 3 s\)/.test(line)).length, 1);
+});
+
+test("agent: nonsensical numbers from a source are never sent", async () => {
+  const answers: Load[] = [
+    { ready: -1, busy: 0 }, { ready: 1.5, busy: 0 }, { ready: NaN, busy: 0 }, { ready: 1, busy: 2 ** 40 },
+    { ready: "3" as unknown as number, busy: 0 }, { ready: 3, busy: 1 },
+  ];
+  const { sent, lines } = await runTicks(answers.length, (n) => Promise.resolve(answers[n]));
+  assert.deepEqual(sent.map((s) => s.payload), ["v=1&ready=3&busy=1"]);
+  assert.match(lines.find((line) => line.includes(" warn "))!, /ready must be a whole number from 0 to 4294967295, got -1/);
+});
+
+test("agent: a source that hangs costs one heartbeat, not the schedule", async () => {
+  let abortedAt: number | undefined;
+  const clock = new FakeClock();
+  const { sent } = await runTicks(4, (n, signal) => {
+    if (n !== 1) return Promise.resolve({ ready: n, busy: 1 });
+    signal.addEventListener("abort", () => abortedAt = clock.now());
+    return new Promise(() => {}); // never settles, and ignores the signal
+  }, { clock });
+  assert.deepEqual(sent.map((s) => [s.at, s.payload]), [
+    [0, "v=1&ready=0&busy=1"], [2000, "v=1&ready=2&busy=1"], [3000, "v=1&ready=3&busy=1"],
+  ]);
+  assert.equal(abortedAt, 1000 + 1000 * READ_BUDGET, "the source is told its deadline passed");
+});
+
+test("agent: a destination that fails is logged once and the others still get heartbeats", async () => {
+  const clock = new FakeClock();
+  const transport = new RecordingTransport(clock);
+  transport.failing.set("239.0.0.1:27999", Object.assign(new Error("network is unreachable"), { code: "ENETUNREACH" }));
+  const log = recordingLog();
+  const stop = new AbortController();
+  let reads = 0;
+  await runAgent({
+    destinations: [GROUP, PEER],
+    source: { description: "s", read: () => (++reads === 200 && stop.abort(), Promise.resolve({ ready: 1, busy: 1 })) },
+    transport,
+    intervalMs: 1000,
+    logger: createLogger({ level: "info", write: log.write }),
+    clock,
+    signal: stop.signal,
+  });
+  assert.equal(transport.sent.filter((s) => s.to === "10.99.0.2:27999").length, 200);
+  assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
+    "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH)",
+    "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH) (61 times in 60 s)",
+    "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH) (121 times in 120 s)",
+    "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH) (181 times in 180 s)",
+  ]);
+});
+
+test("agent: sendOnce is true only when every destination got the heartbeat", async () => {
+  const transport = new RecordingTransport();
+  const options: AgentOptions = {
+    destinations: [GROUP, PEER],
+    source: createSource("static", { ready: 2 }),
+    transport,
+    intervalMs: 1000,
+    logger: createLogger({ level: "error", write: () => {} }),
+    clock: new FakeClock(),
+    signal: new AbortController().signal,
+  };
+  assert.equal(await sendOnce(options), true);
+  transport.failing.set("10.99.0.2:27999", new Error("no route"));
+  assert.equal(await sendOnce(options), false);
+  assert.equal(await sendOnce({ ...options, source: { description: "down", read: () => Promise.reject(new Error("down")) } }), false);
+});
+
+test("log: lines carry time and level, and levels below the threshold are dropped", () => {
+  const log = recordingLog();
+  const logger = createLogger({ level: "warn", write: log.write, now: () => new Date(0) });
+  logger.debug("d");
+  logger.info("i");
+  logger.warn("w");
+  logger.error("e");
+  assert.deepEqual(log.lines, ["1970-01-01T00:00:00.000Z warn  w", "1970-01-01T00:00:00.000Z error e"]);
+});
+
+test("log: ProblemLog keeps separate problems apart", () => {
+  const log = recordingLog();
+  let now = 0;
+  const problems = new ProblemLog(createLogger({ level: "info", write: log.write, now: () => new Date(0) }), { now: () => now });
+  problems.fail("a", "a broke");
+  problems.fail("b", "b broke");
+  problems.fail("a", "a broke");
+  problems.ok("c", "c fine");
+  assert.equal(problems.isActive("a"), true);
+  now = 5000;
+  problems.ok("a", "a fine");
+  assert.equal(problems.isActive("a"), false);
+  assert.deepEqual(log.lines.map((line) => line.slice(25)), ["warn  a broke", "warn  b broke", "info  a fine (after 2 failures in 5 s)"]);
+});
+
+test("sources: static answers its numbers; busy defaults to 0", async () => {
+  const signal = new AbortController().signal;
+  assert.deepEqual(await createSource("static", { ready: 10 }).read(signal), { ready: 10, busy: 0 });
+  assert.deepEqual(await createSource("static", { ready: 0, busy: 4 }).read(signal), { ready: 0, busy: 4 });
+  assert.equal(createSource("static", { ready: 1, busy: 2 }).description, "static ready=1 busy=2");
+});
+
+test("sources: configuration mistakes are SourceConfigErrors naming the fix", () => {
+  const cases: [string, { ready?: number; busy?: number }, RegExp][] = [
+    ["static", {}, /--source static needs --ready N/],
+    ["static:5", { ready: 1 }, /--source static takes no argument, got 'static:5'/],
+    ["static", { ready: -1 }, /--ready must be a whole number/],
+    ["apache2", {}, /unknown source 'apache2'; the sources are: static/],
+    ["__proto__", {}, /unknown source '__proto__'/],
+  ];
+  for (const [spec, settings, message] of cases) {
+    assert.throws(() => createSource(spec, settings), (error: unknown) =>
+      error instanceof SourceConfigError && message.test(error.message), spec);
+  }
+  for (const [name, definition] of Object.entries(SOURCES)) assert.ok(definition.summary.length > 0, name);
+});

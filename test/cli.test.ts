@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseAddress } from "../src/address.ts";
+import { parseCommandLine, USAGE, UsageError } from "../src/cli.ts";
+import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
+import { recordingLog } from "./support/fakes.ts";
+
+test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
+  const cases: [string, string | { host: string; port: number }][] = [
+    ["239.0.0.1:27999", { host: "239.0.0.1", port: 27999 }],
+    ["10.0.0.5:1", { host: "10.0.0.5", port: 1 }],
+    ["proxy.example.com:27999", { host: "proxy.example.com", port: 27999 }],
+    ["localhost:65535", { host: "localhost", port: 65535 }],
+    ["239.0.0.1", "No port provided in address"],
+    ["239.0.0.1:", "No port provided in address"],
+    ["proxy:abc", "No port provided in address"],
+    ["27999", "No host provided in address"],
+    ["", "Unable to parse address."],
+    [":27999", "Unable to parse address."],
+    ["239.0.0.1:0", "Unable to parse address."],
+    ["239.0.0.1:65536", "Unable to parse address."],
+    ["99999", "Unable to parse address."],
+    ["bad host:80", "Unable to parse address."],
+    ["a..b:80", "Unable to parse address."],
+    ["[ff02::1]:27999", "Unable to parse address. IPv6 is not supported: use IPv4, as mod_heartbeat does."],
+  ];
+  for (const [text, expected] of cases) {
+    const parsed = parseAddress(text);
+    if (typeof expected === "string") {
+      assert.deepEqual(parsed, { ok: false, error: expected }, text);
+    } else {
+      assert.deepEqual(parsed, { ok: true, ...expected }, text);
+    }
+  }
+});
+
+test("cli: flags become settings, with mod_heartbeat's defaults", () => {
+  const command = parseCommandLine(["-a", "239.0.0.1:27999", "--ready", "10"]);
+  assert.equal(command.kind, "run");
+  if (command.kind !== "run") return;
+  assert.deepEqual(command.settings, {
+    addresses: [{ text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
+    interfaceAddress: undefined,
+    ttl: 1,
+    port: undefined,
+    source: "static",
+    ready: 10,
+    busy: undefined,
+    intervalSeconds: 1,
+    once: false,
+    dryRun: false,
+    runtimeAdapter: undefined,
+    logLevel: "info",
+  });
+});
+
+test("cli: every flag is read", () => {
+  const command = parseCommandLine([
+    "--address=239.0.0.1:27999", "-a", "10.0.0.5:5000", "--interface", "10.0.0.2", "--ttl", "0",
+    "--port", "8080", "--source", "static", "--ready", "4294967295", "--busy", "0",
+    "--interval", "0.25", "--once", "--dry-run", "--runtime-adapter", "node", "-v",
+  ]);
+  assert.equal(command.kind, "run");
+  if (command.kind !== "run") return;
+  const { settings } = command;
+  assert.deepEqual(settings.addresses.map((a) => `${a.host}:${a.port}`), ["239.0.0.1:27999", "10.0.0.5:5000"]);
+  assert.equal(settings.interfaceAddress, "10.0.0.2");
+  assert.equal(settings.ttl, 0);
+  assert.equal(settings.port, 8080);
+  assert.equal(settings.ready, 4294967295);
+  assert.equal(settings.busy, 0);
+  assert.equal(settings.intervalSeconds, 0.25);
+  assert.equal(settings.once, true);
+  assert.equal(settings.dryRun, true);
+  assert.equal(settings.runtimeAdapter, "node");
+  assert.equal(settings.logLevel, "debug");
+  assert.equal(parseCommandLine(["-a", "1.2.3.4:5", "-q"]).kind, "run");
+  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["--version", "--bogus-is-not-reached"].slice(0, 1)), { kind: "version" });
+});
+
+test("cli: mistakes are UsageErrors that say what to fix", () => {
+  const cases: [string[], RegExp][] = [
+    [[], /--address is required, e\.g\. --address 239\.0\.0\.1:27999/],
+    [["-a", "239.0.0.1"], /--address '239\.0\.0\.1': No port provided in address/],
+    [["-a", "27999"], /No host provided in address/],
+    [["-a", "x:0"], /Unable to parse address/],
+    [["-a"], /--address needs a value|-a needs a value/],
+    [["-a", "1.2.3.4:5", "--bogus"], /unknown option '--bogus'/],
+    [["-a", "1.2.3.4:5", "extra"], /unexpected argument 'extra'/],
+    [["-a", "1.2.3.4:5", "--ttl", "256"], /--ttl '256': give a whole number from 0 to 255/],
+    [["-a", "1.2.3.4:5", "--ttl", "-1"], /--ttl/],
+    [["-a", "1.2.3.4:5", "--port", "0"], /--port '0': give a whole number from 1 to 65535/],
+    [["-a", "1.2.3.4:5", "--port", "80x"], /--port '80x'/],
+    [["-a", "1.2.3.4:5", "--ready", "1.5"], /--ready '1\.5': give a whole number/],
+    [["-a", "1.2.3.4:5", "--busy", "-2"], /--busy/],
+    [["-a", "1.2.3.4:5", "--interval", "0"], /--interval '0': give seconds from 0\.01 to 3600/],
+    [["-a", "1.2.3.4:5", "--interval", "abc"], /--interval 'abc'/],
+    [["-a", "1.2.3.4:5", "--interval", "1e3"], /--interval '1e3'/],
+    [["-a", "1.2.3.4:5", "--interface", "eth0"], /--interface 'eth0': give the IPv4 address of a local interface/],
+    [["-a", "1.2.3.4:5", "--runtime-adapter", "go"], /--runtime-adapter 'go': choose one of deno, bun, node/],
+    [["-a", "1.2.3.4:5", "-v", "-q"], /--verbose and --quiet cannot be used together/],
+  ];
+  for (const [argv, message] of cases) {
+    assert.throws(() => parseCommandLine(argv), (error: unknown) => {
+      assert.ok(error instanceof UsageError, `${argv.join(" ")}: ${error}`);
+      assert.match(error.message, message, argv.join(" "));
+      return true;
+    });
+  }
+});
+
+test("cli: usage text names every flag", () => {
+  for (const flag of ["--address", "--interface", "--ttl", "--port", "--interval", "--source", "--ready",
+    "--busy", "--once", "--dry-run", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
+    assert.ok(USAGE.includes(flag), flag);
+  }
+});
+
+test("main: usage errors exit 2 with one line and no stack trace", async () => {
+  const out = recordingLog();
+  const err = recordingLog();
+  const cases: [string[], RegExp][] = [
+    [["-a", "239.0.0.1"], /^heartbeat: --address '239\.0\.0\.1': No port provided in address$/],
+    [["-a", "239.0.0.1:27999"], /^heartbeat: --source static needs --ready N/],
+    [["-a", "239.0.0.1:27999", "--source", "nope"], /^heartbeat: unknown source 'nope'; the sources are: static$/],
+    [["-a", "239.0.0.1:27999", "--source", "static:x", "--ready", "1"], /takes no argument/],
+    [["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"], /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an IPv4 address/],
+  ];
+  for (const [argv, message] of cases) {
+    err.lines.length = 0;
+    assert.equal(await main(argv, { stdout: out.write, stderr: err.write }), EXIT_USAGE, argv.join(" "));
+    assert.match(err.lines[0], message);
+    assert.equal(err.lines[1], "Try 'heartbeat --help' for the options.");
+    assert.ok(!err.lines.join("\n").includes("    at "), "no stack trace");
+  }
+  assert.deepEqual(out.lines, []);
+});
+
+test("main: --help and --version print to stdout and exit 0", async () => {
+  const out = recordingLog();
+  assert.equal(await main(["--help"], { stdout: out.write, stderr: out.write }), EXIT_OK);
+  assert.equal(out.lines[0], USAGE.trimEnd());
+  assert.equal(await main(["-V"], { stdout: out.write, stderr: out.write }), EXIT_OK);
+  assert.match(out.lines[1], /^heartbeat \d+\.\d+\.\d+ \((deno|bun|node) [\w.-]+, \w+-\w+\)$/);
+});
+
+test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends nothing", async () => {
+  const out = recordingLog();
+  const err = recordingLog();
+  const status = await main(
+    ["-a", "239.0.0.1:27999", "-a", "127.0.0.1:5000", "--ready", "7", "--busy", "1", "--port", "81", "--dry-run", "--once"],
+    { stdout: out.write, stderr: err.write },
+  );
+  assert.equal(status, EXIT_OK);
+  assert.deepEqual(out.lines, ["239.0.0.1:27999 v=1&ready=7&busy=1&port=81", "127.0.0.1:5000 v=1&ready=7&busy=1&port=81"]);
+  assert.deepEqual(err.lines, []);
+});

@@ -1,0 +1,96 @@
+/** Plain fakes for unit tests: a clock that only moves when told, a recording transport. */
+import type { Destination } from "../../src/address.ts";
+import type { Clock } from "../../src/scheduler.ts";
+import type { UdpTransport } from "../../src/transport/transport.ts";
+
+/**
+ * A clock on virtual time. Sleeps are timers that fire in deadline order, each once nothing
+ * else is left to run (every pending promise chain has settled), moving time to its deadline;
+ * an aborted sleep ends at once without moving time. `advance` moves time by hand, for work
+ * that takes time inside a tick.
+ */
+export class FakeClock implements Clock {
+  time = 0;
+  readonly #timers: { at: number; fire: () => void }[] = [];
+  #firing = false;
+
+  now(): number {
+    return this.time;
+  }
+
+  advance(ms: number): void {
+    this.time += ms;
+  }
+
+  sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = {
+        at: this.time + Math.max(0, ms),
+        fire: () => {
+          signal.removeEventListener("abort", cancel);
+          resolve();
+        },
+      };
+      const cancel = () => {
+        this.#timers.splice(this.#timers.indexOf(timer), 1);
+        resolve();
+      };
+      signal.addEventListener("abort", cancel, { once: true });
+      this.#timers.push(timer);
+      void this.#fireWhenIdle();
+    });
+  }
+
+  /** Promise chains in these tests settle within this many microtask turns. */
+  static readonly IDLE_TURNS = 100;
+
+  async #fireWhenIdle(): Promise<void> {
+    if (this.#firing) return;
+    this.#firing = true;
+    while (this.#timers.length > 0) {
+      for (let turn = 0; turn < FakeClock.IDLE_TURNS; turn++) await Promise.resolve();
+      const next = this.#timers.reduce((earliest, timer) => timer.at < earliest.at ? timer : earliest, this.#timers[0]);
+      if (!next) break;
+      this.#timers.splice(this.#timers.indexOf(next), 1);
+      this.time = Math.max(this.time, next.at);
+      next.fire();
+    }
+    this.#firing = false;
+  }
+}
+
+export interface SentDatagram {
+  to: string;
+  payload: string;
+  at: number;
+}
+
+export class RecordingTransport implements UdpTransport {
+  readonly adapter = "node" as const;
+  readonly sent: SentDatagram[] = [];
+  closed = false;
+  /** Destinations (`HOST:PORT`) whose sends fail, with this error. */
+  failing = new Map<string, Error>();
+
+  constructor(private readonly clock: { now(): number } = { now: () => 0 }) {}
+
+  send(payload: Uint8Array, to: Destination): Promise<void> {
+    const key = `${to.host}:${to.port}`;
+    const failure = this.failing.get(key);
+    if (failure) return Promise.reject(failure);
+    this.sent.push({ to: key, payload: new TextDecoder().decode(payload), at: this.clock.now() });
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+}
+
+/** Log lines kept in memory. */
+export function recordingLog(): { lines: string[]; write: (line: string) => void } {
+  const lines: string[] = [];
+  return { lines, write: (line) => lines.push(line) };
+}
