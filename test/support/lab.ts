@@ -1,0 +1,188 @@
+/**
+ * Private test networks: network namespaces that a test creates and deletes itself, joined by
+ * veth links or a bridge that live inside them. Nothing here touches the machine's own
+ * interfaces, so nothing a test sends can leave the machine.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { detectRuntime } from "../../src/runtime.ts";
+
+export const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const BIN = join(REPO, "node_modules", ".bin");
+
+/** Why lab tests cannot run here, or undefined when they can. */
+export function labUnavailable(needs: string[] = []): string | undefined {
+  if (process.getuid?.() !== 0) return "network namespaces need root";
+  for (const command of ["ip", ...needs]) {
+    if (!commandExists(command)) return `${command} is not installed (apt-get install it, or run .ci/run)`;
+  }
+  return undefined;
+}
+
+/**
+ * The `skip` option for a lab test: the reason it cannot run, or false. With
+ * HEARTBEAT_REQUIRE_LAB=1 (set by .ci/run) a missing lab fails the test instead of skipping it.
+ */
+export function skipUnlessLab(needs: string[] = []): string | false {
+  const reason = labUnavailable(needs);
+  if (reason && process.env.HEARTBEAT_REQUIRE_LAB === "1") {
+    throw new Error(`lab tests are required here but cannot run: ${reason}`);
+  }
+  return reason ?? false;
+}
+
+function commandExists(command: string): boolean {
+  return ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"].some((dir) => existsSync(join(dir, command)));
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let labs = 0;
+
+export class Lab {
+  /** Namespace names start with this: unique per process and lab. */
+  readonly prefix = `hbt${process.pid}x${labs++}`;
+  /** A scratch folder that the lab's servers may use, removed with the lab. */
+  readonly dir = mkdtempSync(join(tmpdir(), "heartbeat-lab-"));
+  readonly #namespaces: string[] = [];
+  readonly #children = new Set<ChildProcess>();
+
+  ns(name: string): string {
+    return `${this.prefix}-${name}`;
+  }
+
+  /** Creates a namespace with its loopback up. */
+  addNamespace(name: string): void {
+    const ns = this.ns(name);
+    ip("netns", "add", ns);
+    this.#namespaces.push(ns);
+    this.sh(name, "ip link set lo up");
+  }
+
+  /** Runs a shell command inside namespace `name`, synchronously; throws if it fails. */
+  sh(name: string, command: string): string {
+    return execFileSync("ip", ["netns", "exec", this.ns(name), "sh", "-ec", command], { encoding: "utf8" });
+  }
+
+  /** A veth link between two namespaces, each end named and addressed as given. */
+  link(a: { ns: string; dev: string; cidr: string }, b: { ns: string; dev: string; cidr: string }): void {
+    this.sh(a.ns, `ip link add ${a.dev} type veth peer name ${b.dev} netns ${this.ns(b.ns)}`);
+    for (const end of [a, b]) this.sh(end.ns, `ip addr add ${end.cidr} dev ${end.dev}; ip link set ${end.dev} up`);
+  }
+
+  /** A switch: namespace `name` holding bridge br0, which floods multicast to every port. */
+  addSwitch(name: string): void {
+    this.addNamespace(name);
+    this.sh(name, "ip link add br0 type bridge mcast_snooping 0; ip link set br0 up");
+  }
+
+  /** Puts namespace `host` on the switch as eth0 with address `cidr`, multicast routed there. */
+  plug(host: string, cidr: string, switchName = "switch"): void {
+    const port = `p-${host}`.slice(0, 15);
+    this.sh(switchName, `ip link add ${port} type veth peer name eth0 netns ${this.ns(host)}; ` +
+      `ip link set ${port} master br0; ip link set ${port} up`);
+    this.sh(host, `ip addr add ${cidr} dev eth0; ip link set eth0 up; ip route add 224.0.0.0/4 dev eth0`);
+  }
+
+  /** Starts `argv` inside namespace `name`; it is killed when the lab closes. */
+  spawn(name: string, argv: string[], options: { cwd?: string; env?: Record<string, string> } = {}): ChildProcess {
+    const child = spawn("ip", ["netns", "exec", this.ns(name), ...argv], {
+      cwd: options.cwd ?? REPO,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.#children.add(child);
+    child.once("exit", () => this.#children.delete(child));
+    return child;
+  }
+
+  /** Runs `argv` inside namespace `name` to the end (killed after `timeoutMs`). */
+  run(name: string, argv: string[], options: { timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+    const child = this.spawn(name, argv, options);
+    const output = collect(child);
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+    return new Promise((resolve) => {
+      child.once("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code, ...output() });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#children].map((child) => stop(child)));
+    for (const ns of this.#namespaces.reverse()) {
+      try {
+        // Processes left in the namespace (daemons' children) would keep it alive.
+        execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean)
+          .forEach((pid) => process.kill(Number(pid), "SIGKILL"));
+        ip("netns", "del", ns);
+      } catch { /* already gone */ }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function ip(...args: string[]): void {
+  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** What a child has written so far, as text. */
+export function collect(child: ChildProcess): () => { stdout: string; stderr: string } {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk) => stdout += chunk);
+  child.stderr?.on("data", (chunk) => stderr += chunk);
+  return () => ({ stdout, stderr });
+}
+
+/** Sends SIGTERM, then SIGKILL after a grace period; resolves to the exit code. */
+export function stop(child: ChildProcess, graceMs = 3000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/** Resolves once `predicate` holds for what the child has printed, or rejects after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export type RuntimeName = "deno" | "bun";
+
+/** The runtime running these tests. */
+export function currentRuntime(): RuntimeName {
+  const runtime = detectRuntime();
+  if (runtime === "node") throw new Error("the tests run under deno test or bun test");
+  return runtime;
+}
+
+/**
+ * The command that runs `script` (a path in this repo) under `runtime`, from the repo root as a
+ * user would: Deno gets --unstable-net from deno.json there.
+ */
+export function runtimeCommand(runtime: RuntimeName, script: string, args: string[] = []): string[] {
+  return runtime === "deno" ? [join(BIN, "deno"), "run", "-A", script, ...args] : [join(BIN, "bun"), script, ...args];
+}
+
+/** The agent's command line under `runtime`, as a user runs it from the repository. */
+export function agentCommand(runtime: RuntimeName, args: string[]): string[] {
+  return runtimeCommand(runtime, "src/main.ts", args);
+}

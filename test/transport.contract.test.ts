@@ -1,0 +1,157 @@
+/**
+ * The contract every UDP adapter must keep, checked on the wire: each adapter this runtime has
+ * (its native one and node:dgram) sends from a namespace with two links, while tcpdump and real
+ * listeners on the other ends record what arrives, with which TTL, by which link.
+ *
+ *   sender  eth0 10.99.1.1 ── eth0 10.99.1.2  linkA  (multicast route)
+ *           eth1 10.99.2.1 ── eth0 10.99.2.2  linkB
+ *   lonely  (loopback only: no route to anywhere)
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import type { AdapterName } from "../src/transport/transport.ts";
+import { collect, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
+import type { Probe, ProbeResult } from "./support/send-probe.ts";
+
+const skip = skipUnlessLab(["tcpdump"]);
+const runtime = currentRuntime();
+const ADAPTERS: AdapterName[] = [runtime, "node"];
+const GROUP = "239.0.0.1";
+const PORT = 27999;
+
+let lab: Lab | undefined;
+function network(): Lab {
+  if (lab) return lab;
+  lab = new Lab();
+  for (const name of ["sender", "linkA", "linkB", "lonely"]) lab.addNamespace(name);
+  lab.link({ ns: "sender", dev: "eth0", cidr: "10.99.1.1/24" }, { ns: "linkA", dev: "eth0", cidr: "10.99.1.2/24" });
+  lab.link({ ns: "sender", dev: "eth1", cidr: "10.99.2.1/24" }, { ns: "linkB", dev: "eth0", cidr: "10.99.2.2/24" });
+  for (const name of ["sender", "linkA", "linkB"]) lab.sh(name, "ip route add 224.0.0.0/4 dev eth0");
+  return lab;
+}
+after(() => lab?.close());
+
+interface Packet {
+  ttl: number;
+  source: string;
+  text: string;
+}
+
+interface Observed {
+  probe: ProbeResult;
+  lonely: ProbeResult;
+  /** tcpdump's packets, per link. */
+  wire: { linkA: Packet[]; linkB: Packet[] };
+  /** Payloads received by listeners, per namespace, as `FROM PAYLOAD`. */
+  heard: { linkA: string[]; sender: string[] };
+}
+
+const payload = (adapter: string, what: string) => `v=1&ready=1&busy=0&probe=${adapter}-${what}`;
+
+/** Runs each adapter's sends once; every test then checks one promise of the contract. */
+const observed = new Map<AdapterName, Promise<Observed>>();
+function observe(adapter: AdapterName): Promise<Observed> {
+  if (!observed.has(adapter)) observed.set(adapter, exercise(adapter));
+  return observed.get(adapter)!;
+}
+
+async function exercise(adapter: AdapterName): Promise<Observed> {
+  const lab = network();
+  const captures = (["linkA", "linkB"] as const).map((ns) => {
+    const child = lab.spawn(ns, ["tcpdump", "-l", "-n", "-v", "-A", "-i", "eth0", "udp", "port", String(PORT)]);
+    return { ns, child, output: collect(child) };
+  });
+  const listeners = (["linkA", "sender"] as const).map((ns) => {
+    const child = lab.spawn(ns, runtimeCommand(runtime, "test/support/listen-probe.ts", [String(PORT), GROUP]));
+    return { ns, child, output: collect(child) };
+  });
+  await Promise.all([
+    ...captures.map((c) => waitFor(() => c.output().stderr.includes("listening on"), 10_000, `tcpdump in ${c.ns}`)),
+    ...listeners.map((l) => waitFor(() => l.output().stdout.includes("listening"), 10_000, `listener in ${l.ns}`)),
+  ]);
+
+  const send = (host: string, what: string) => ({ host, port: PORT, payload: payload(adapter, what) });
+  const probe: Probe = {
+    adapter,
+    sessions: [
+      { options: { ttl: 1, loopback: true }, sends: [send(GROUP, "default"), send("10.99.1.2", "unicast")] },
+      { options: { ttl: 7, loopback: true }, sends: [send(GROUP, "ttl7")] },
+      { options: { ttl: 3, loopback: true, interfaceAddress: "10.99.2.1" }, sends: [send(GROUP, "interface")] },
+    ],
+  };
+  const lonelyProbe: Probe = {
+    adapter,
+    sessions: [{ options: { ttl: 1, loopback: true }, sends: [send(GROUP, "unreachable"), { ...send("127.0.0.1", "after"), port: 9 }] }],
+  };
+  const results = await Promise.all([["sender", probe], ["lonely", lonelyProbe]].map(async ([ns, p]) => {
+    const result = await lab.run(ns as string, runtimeCommand(runtime, "test/support/send-probe.ts", [JSON.stringify(p)]));
+    assert.equal(result.code, 0, `send probe in ${ns}: ${result.stderr}`);
+    return JSON.parse(result.stdout) as ProbeResult;
+  }));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await Promise.all([...captures, ...listeners].map((c) => stop(c.child)));
+
+  const packets = (text: string): Packet[] =>
+    text.split(/^(?=\d\d:\d\d:\d\d\.\d+ IP )/m).filter((block) => block.includes(" IP ")).map((block) => ({
+      ttl: Number(/\bttl (\d+)/.exec(block)?.[1]),
+      source: /(\d+\.\d+\.\d+\.\d+)\.\d+ > /.exec(block)?.[1] ?? "",
+      text: block,
+    }));
+  const heard = (stdout: string) =>
+    stdout.split("\n").filter((line) => line.startsWith('{"from"')).map((line) => {
+      const { from, payload } = JSON.parse(line);
+      return `${from} ${payload}`;
+    });
+  return {
+    probe: results[0],
+    lonely: results[1],
+    wire: { linkA: packets(captures[0].output().stdout), linkB: packets(captures[1].output().stdout) },
+    heard: { linkA: heard(listeners[0].output().stdout), sender: heard(listeners[1].output().stdout) },
+  };
+}
+
+function onWire(packets: Packet[], text: string): Packet[] {
+  return packets.filter((packet) => packet.text.includes(text));
+}
+
+for (const adapter of ADAPTERS) {
+  const name = `transport contract, ${runtime}/${adapter}:`;
+
+  test(`${name} every send on a working network resolves`, { skip }, async () => {
+    assert.deepEqual((await observe(adapter)).probe.sends, [["ok", "ok"], ["ok"], ["ok"]]);
+  });
+
+  test(`${name} multicast reaches a listener on the link, with TTL 1 by default`, { skip }, async () => {
+    const { wire, heard } = await observe(adapter);
+    assert.ok(heard.linkA.includes(`10.99.1.1 ${payload(adapter, "default")}`), heard.linkA.join("\n"));
+    assert.deepEqual(onWire(wire.linkA, payload(adapter, "default")).map((p) => [p.source, p.ttl]), [["10.99.1.1", 1]]);
+  });
+
+  test(`${name} the TTL asked for is the TTL on the wire`, { skip }, async () => {
+    const { wire } = await observe(adapter);
+    assert.deepEqual(onWire(wire.linkA, payload(adapter, "ttl7")).map((p) => p.ttl), [7]);
+  });
+
+  test(`${name} the interface asked for is the link multicast leaves by, and its source address`, { skip }, async () => {
+    const { wire } = await observe(adapter);
+    assert.deepEqual(onWire(wire.linkB, payload(adapter, "interface")).map((p) => [p.source, p.ttl]), [["10.99.2.1", 3]]);
+    assert.deepEqual(onWire(wire.linkA, payload(adapter, "interface")), []);
+  });
+
+  test(`${name} multicast loops back to listeners on the sending host`, { skip }, async () => {
+    const { heard } = await observe(adapter);
+    assert.ok(heard.sender.includes(`10.99.1.1 ${payload(adapter, "default")}`), heard.sender.join("\n"));
+  });
+
+  test(`${name} unicast reaches its host`, { skip }, async () => {
+    const { heard } = await observe(adapter);
+    assert.ok(heard.linkA.includes(`10.99.1.1 ${payload(adapter, "unicast")}`), heard.linkA.join("\n"));
+  });
+
+  test(`${name} a send with no route rejects, and the next send still works`, { skip }, async () => {
+    const [[unreachable, next]] = (await observe(adapter)).lonely.sends;
+    assert.notEqual(unreachable, "ok");
+    assert.match(unreachable, /unreachable|ENETUNREACH|UNKNOWN|os error 101/i);
+    assert.equal(next, "ok");
+  });
+}
