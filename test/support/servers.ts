@@ -1,0 +1,120 @@
+/** Real servers for lab tests: Debian's apache2 and nginx, configured in a lab's scratch folder. */
+import { execFileSync } from "node:child_process";
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { collect, type Lab } from "./lab.ts";
+
+const APACHE_MODULES = "/usr/lib/apache2/modules";
+
+/** The uid and gid of www-data: Apache refuses to run its children as root. */
+function wwwData(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync("id", [flag, "www-data"], { encoding: "utf8" }));
+  return { uid: id("-u"), gid: id("-g") };
+}
+
+export interface ApacheProxy {
+  /** The storage file mod_heartmonitor writes and mod_lbmethod_heartbeat reads. */
+  storage: string;
+  errorLog: string;
+  /** What apache2 printed, and its error log: for a failing test's message. */
+  diagnostics(): string;
+}
+
+/**
+ * Starts Apache in namespace `ns` as a heartbeat proxy: mod_heartmonitor listening on `listen`,
+ * and a balancer of `members` (http://IP:PORT) with lbmethod=heartbeat on `address`:80.
+ */
+export function startApacheProxy(lab: Lab, ns: string, options: { address: string; listen: string; members: string[] }): ApacheProxy {
+  const root = join(lab.dir, `apache-${ns}`);
+  const logs = join(root, "logs");
+  mkdirSync(logs, { recursive: true });
+  const { uid, gid } = wwwData();
+  chownSync(logs, uid, gid);
+  const storage = join(logs, "hb.dat");
+  const config = join(root, "httpd.conf");
+  // mod_watchdog, which mod_heartmonitor needs, is built into Debian's apache2.
+  const modules = ["mpm_event", "authz_core", "slotmem_shm", "proxy", "proxy_http", "proxy_balancer",
+    "lbmethod_heartbeat", "heartmonitor"];
+  writeFileSync(config, `ServerRoot ${root}
+ServerName proxy
+Listen ${options.address}:80
+PidFile ${root}/httpd.pid
+DefaultRuntimeDir ${root}
+Mutex file:${root} default
+ErrorLog ${logs}/error.log
+LogLevel warn
+User www-data
+Group www-data
+${modules.map((name) => `LoadModule ${name}_module ${APACHE_MODULES}/mod_${name}.so`).join("\n")}
+HeartbeatListen ${options.listen}
+HeartbeatStorage ${storage}
+# Apache 2.4.71 keeps heartbeats in shared memory unless told 0: the storage file is what we check.
+HeartbeatMaxServers 0
+<Proxy "balancer://origins">
+${options.members.map((member) => `  BalancerMember "${member}"`).join("\n")}
+  ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass "/" "balancer://origins/"
+`);
+  execFileSync("chmod", ["755", lab.dir, root]);
+  const output = collect(lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"]));
+  const errorLog = join(logs, "error.log");
+  const diagnostics = () => {
+    let log = "";
+    try {
+      log = readFileSync(errorLog, "utf8");
+    } catch { /* not written yet */ }
+    return `apache2 printed: ${output().stderr}\n${errorLog}:\n${log}`;
+  };
+  return { storage, errorLog, diagnostics };
+}
+
+/** Starts nginx in namespace `ns` on `listen` (ADDR:PORT), answering every request with `body`. */
+export function startNginx(lab: Lab, ns: string, options: { listen: string; body: string }): void {
+  const root = join(lab.dir, `nginx-${ns}`);
+  mkdirSync(root, { recursive: true });
+  const config = join(root, "nginx.conf");
+  writeFileSync(config, `daemon off;
+worker_processes 1;
+pid ${root}/nginx.pid;
+error_log ${root}/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${root}/body;
+  proxy_temp_path ${root}/proxy;
+  fastcgi_temp_path ${root}/fastcgi;
+  uwsgi_temp_path ${root}/uwsgi;
+  scgi_temp_path ${root}/scgi;
+  server {
+    listen ${options.listen};
+    location / { return 200 "${options.body}\\n"; }
+  }
+}
+`);
+  lab.spawn(ns, ["nginx", "-p", root, "-e", `${root}/error.log`, "-c", config]);
+}
+
+export interface StorageEntry {
+  ip: string;
+  ready: number;
+  busy: number;
+  lastseen: number;
+  port: number;
+}
+
+/** mod_heartmonitor's storage file, one `IP &ready=N&busy=M&lastseen=S&port=P` per line. */
+export function readStorage(path: string): StorageEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return [];
+  }
+  return text.split("\n").filter(Boolean).map((line) => {
+    const match = /^(\S+) &ready=(\d+)&busy=(\d+)&lastseen=(\d+)&port=(\d+)$/.exec(line);
+    if (!match) throw new Error(`unexpected storage line: ${JSON.stringify(line)}`);
+    const [, ip, ready, busy, lastseen, port] = match;
+    return { ip, ready: Number(ready), busy: Number(busy), lastseen: Number(lastseen), port: Number(port) };
+  });
+}
