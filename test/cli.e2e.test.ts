@@ -1,0 +1,68 @@
+/**
+ * The agent as users run it (`deno run -A src/main.ts`, `bun src/main.ts`), in a private
+ * namespace: exit statuses, signals, and what it logs when the network is missing.
+ *
+ *   host   eth0 10.99.3.1 ── eth0 10.99.3.2  peer (listener on 27999)
+ *   lonely (loopback only)
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { agentCommand, collect, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
+
+const skip = skipUnlessLab();
+const runtime = currentRuntime();
+
+let lab: Lab | undefined;
+function network(): Lab {
+  if (lab) return lab;
+  lab = new Lab();
+  for (const name of ["host", "peer", "lonely"]) lab.addNamespace(name);
+  lab.link({ ns: "host", dev: "eth0", cidr: "10.99.3.1/24" }, { ns: "peer", dev: "eth0", cidr: "10.99.3.2/24" });
+  lab.sh("host", "ip route add 224.0.0.0/4 dev eth0");
+  lab.sh("peer", "ip route add 224.0.0.0/4 dev eth0");
+  return lab;
+}
+after(() => lab?.close());
+
+test(`e2e ${runtime}: --once exits 0 when the heartbeat was sent`, { skip }, async () => {
+  const result = await network().run("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]));
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stderr, "");
+});
+
+test(`e2e ${runtime}: --once exits 1 with one warning when there is no route`, { skip }, async () => {
+  const result = await network().run("lonely", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]));
+  assert.equal(result.code, 1);
+  const lines = result.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0], /^\d{4}-\d\d-\d\dT\S+Z warn  send 239\.0\.0\.1:27999 failed: .*(unreachable|UNKNOWN)/i);
+});
+
+test(`e2e ${runtime}: a wrong --interface is a usage error, exit 2`, { skip }, async () => {
+  const result = await network().run("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--interface", "10.1.2.3", "--once"]));
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^heartbeat: --interface '10\.1\.2\.3': no local interface has this address\n/);
+});
+
+test(`e2e ${runtime}: SIGTERM and SIGINT stop it cleanly with exit 0 after sending on schedule`, { skip }, async () => {
+  const lab = network();
+  const listener = lab.spawn("peer", runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]));
+  const heard = collect(listener);
+  await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "4", "--busy", "1", "--interval", "0.2"]));
+    const output = collect(agent);
+    const count = () => heard().stdout.split("\n").filter((line) => line.includes("ready=4&busy=1")).length;
+    const before = count();
+    await waitFor(() => count() >= before + 3, 10_000, "three heartbeats");
+    // `ip netns exec` execs the agent in place, so its pid is the agent's. process.kill, not
+    // agent.kill: Deno's ChildProcess.kill() reports the signal as the cause of exit even when
+    // the process handled it and exited 0.
+    const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+    process.kill(agent.pid!, signal);
+    assert.equal(await exited, 0, output().stderr);
+    assert.match(output().stderr, new RegExp(`info  stopping on ${signal}\\n.*info  stopped\\n$`));
+    assert.doesNotMatch(output().stderr, /warn|error/);
+  }
+  await stop(listener);
+});
