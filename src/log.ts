@@ -71,8 +71,4 @@ export class ProblemLog {
     const seconds = Math.round((this.#now() - problem.since) / 1000);
     this.#logger.info(`${message} (after ${problem.count} failures in ${seconds} s)`);
   }
-
-  isActive(key: string): boolean {
-    return this.#active.has(key);
-  }
 }

@@ -14,7 +14,7 @@ export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = join(REPO, "node_modules", ".bin");
 
 /** Why lab tests cannot run here, or undefined when they can. */
-export function labUnavailable(needs: string[] = []): string | undefined {
+function labUnavailable(needs: string[] = []): string | undefined {
   if (process.getuid?.() !== 0) return "network namespaces need root";
   for (const command of ["ip", ...needs]) {
     if (!commandExists(command)) return `${command} is not installed (apt-get install it, or run .ci/run)`;
