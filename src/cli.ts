@@ -25,10 +25,14 @@ Where to send:
                             (mod_heartmonitor assumes 80 without it)
 
 What to send:
-      --source NAME[:ARG]   where ready/busy come from (default: static). Sources:
+      --source NAME[:ARG]   where ready/busy come from (default: auto). Sources:
 ${Object.entries(SOURCES).map(([name, source]) => `                              ${name}: ${source.summary}`).join("\n")}
       --ready N             idle worker slots, for --source static
       --busy N              slots serving a request, for --source static (default 0)
+      --capacity N          connections the server can serve at once, for nginx and tcp:
+                            they report ready = capacity - connections in use
+      --max-age SECONDS     for --source file: older than this, the file is no data (default 10)
+      --proc-root DIR       where /proc is, for --source tcp (default /proc)
 
 When to send:
       --interval SECONDS    time between heartbeats, fractions allowed (default 1)
@@ -44,6 +48,8 @@ Other:
 
 Examples:
   heartbeat --address 239.0.0.1:27999 --source static --ready 10
+  heartbeat --address 239.0.0.1:27999 --source apache:http://127.0.0.1:8080/server-status?auto
+  heartbeat --address 239.0.0.1:27999 --source nginx --capacity 512
   heartbeat -a 239.0.0.1:27999 -a 10.0.0.5:27999 --ttl 2 --port 8080 --ready 50 --busy 3
   heartbeat --address 239.0.0.1:27999 --ready 10 --dry-run --once
 
@@ -58,6 +64,9 @@ const OPTIONS = {
   source: { type: "string" },
   ready: { type: "string" },
   busy: { type: "string" },
+  capacity: { type: "string" },
+  "max-age": { type: "string" },
+  "proc-root": { type: "string" },
   interval: { type: "string" },
   once: { type: "boolean" },
   "dry-run": { type: "boolean" },
@@ -80,6 +89,9 @@ export interface AgentSettings {
   source: string;
   ready?: number;
   busy?: number;
+  capacity?: number;
+  maxAgeSeconds?: number;
+  procRoot?: string;
   intervalSeconds: number;
   once: boolean;
   dryRun: boolean;
@@ -127,10 +139,13 @@ export function parseCommandLine(argv: string[]): Command {
       interfaceAddress: values.interface,
       ttl: optionalInteger("--ttl", values.ttl, 0, 255) ?? 1,
       port: optionalInteger("--port", values.port, 1, 65535),
-      source: values.source ?? "static",
+      source: values.source ?? "auto",
       ready: optionalInteger("--ready", values.ready, 0, 0xffff_ffff),
       busy: optionalInteger("--busy", values.busy, 0, 0xffff_ffff),
-      intervalSeconds: interval(values.interval),
+      capacity: optionalInteger("--capacity", values.capacity, 0, 0xffff_ffff),
+      maxAgeSeconds: values["max-age"] === undefined ? undefined : seconds("--max-age", values["max-age"], 0.01, 86400),
+      procRoot: values["proc-root"],
+      intervalSeconds: values.interval === undefined ? 1 : seconds("--interval", values.interval, 0.01, 3600),
       once: values.once ?? false,
       dryRun: values["dry-run"] ?? false,
       runtimeAdapter: runtimeAdapter as AdapterName | undefined,
@@ -148,18 +163,12 @@ function optionalInteger(flag: string, text: string | undefined, min: number, ma
   return value;
 }
 
-const MIN_INTERVAL = 0.01;
-const MAX_INTERVAL = 3600;
-
-function interval(text: string | undefined): number {
-  if (text === undefined) return 1;
-  const seconds = /^[0-9]*\.?[0-9]+$/.test(text) ? Number(text) : NaN;
-  if (!(seconds >= MIN_INTERVAL && seconds <= MAX_INTERVAL)) {
-    throw new UsageError(
-      `--interval '${text}': give seconds from ${MIN_INTERVAL} to ${MAX_INTERVAL}, e.g. 1 or 0.5`,
-    );
+function seconds(flag: string, text: string, min: number, max: number): number {
+  const value = /^[0-9]*\.?[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new UsageError(`${flag} '${text}': give seconds from ${min} to ${max}, e.g. 1 or 0.5`);
   }
-  return seconds;
+  return value;
 }
 
 /** parseArgs' errors differ between runtimes; this says the same thing on all of them. */

@@ -62,9 +62,8 @@ export function formatHeartbeat(heartbeat: Heartbeat): string {
 }
 
 /**
- * Reads a message with mod_heartmonitor's rules: fields split on `&` (empty ones skipped, as
- * strtok does), `key=value` split at the first `=`, a key alone means `1`, both URL-unescaped,
- * unknown keys kept, `v`, `ready` and `busy` required, and nothing past a NUL byte.
+ * Reads a message with mod_heartmonitor's rules: fields as parseFields reads them, unknown keys
+ * kept, `v`, `ready` and `busy` required.
  *
  * Stricter than Apache where Apache would store a wrong number: Apache's atoi turns `busy=x`
  * into 0 and `ready=-1` into 4294967295; here they are rejected as `bad-number`.
@@ -80,15 +79,7 @@ export function parseHeartbeat(message: string | Uint8Array): ParseResult {
       detail: `${byteLength} bytes, more than ${MAX_MESSAGE_BYTES}`,
     };
   }
-  const text = typeof message === "string" ? message : latin1(message);
-  const fields = new Map<string, string>();
-  for (const field of text.split("\0", 1)[0].split("&")) {
-    if (field === "") continue;
-    const equals = field.indexOf("=");
-    const key = equals < 0 ? field : field.slice(0, equals);
-    const value = equals < 0 ? "1" : field.slice(equals + 1);
-    fields.set(unescapeUrl(key).toLowerCase(), unescapeUrl(value));
-  }
+  const fields = parseFields(typeof message === "string" ? message : latin1(message));
   const version = fields.get("v");
   const ready = fields.get("ready");
   const busy = fields.get("busy");
@@ -109,8 +100,25 @@ export function parseHeartbeat(message: string | Uint8Array): ParseResult {
   };
 }
 
+/**
+ * `key=value&...` fields as Apache's qs_to_table reads them: empty fields skipped, split at the
+ * first `=`, a key alone means `1`, both URL-unescaped, keys lower-cased (Apache's tables ignore
+ * case), the last of a repeated key wins, nothing past a NUL.
+ */
+export function parseFields(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const field of text.split("\0", 1)[0].split("&")) {
+    if (field === "") continue;
+    const equals = field.indexOf("=");
+    const key = equals < 0 ? field : field.slice(0, equals);
+    const value = equals < 0 ? "1" : field.slice(equals + 1);
+    fields.set(unescapeUrl(key).toLowerCase(), unescapeUrl(value));
+  }
+  return fields;
+}
+
 /** A plain decimal number, or NaN: no sign, no spaces, no exponent, no hex. */
-function decimal(text: string): number {
+export function decimal(text: string): number {
   return /^[0-9]{1,10}$/.test(text) ? Number(text) : NaN;
 }
 

@@ -62,7 +62,13 @@ export async function main(argv: string[], io: MainIO = processIO): Promise<numb
 
 async function run(settings: AgentSettings, io: MainIO): Promise<number> {
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const source = createSource(settings.source, { ready: settings.ready, busy: settings.busy });
+  const source = await createSource(settings.source, {
+    ready: settings.ready,
+    busy: settings.busy,
+    capacity: settings.capacity,
+    maxAgeSeconds: settings.maxAgeSeconds,
+    procRoot: settings.procRoot,
+  });
   const adapter = settings.runtimeAdapter ?? defaultAdapter();
   const unavailable = adapterUnavailable(adapter);
   if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
@@ -92,7 +98,8 @@ async function run(settings: AgentSettings, io: MainIO): Promise<number> {
   };
   try {
     if (settings.once) return await sendOnce(options) ? EXIT_OK : EXIT_FAILURE;
-    logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description} to ` +
+    const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
+    logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
       `${destinations.map(formatDestination).join(", ")} every ${settings.intervalSeconds} s ` +
       `(${describeTransport(transport, settings)})`);
     await runAgent(options);

@@ -43,9 +43,12 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
     interfaceAddress: undefined,
     ttl: 1,
     port: undefined,
-    source: "static",
+    source: "auto",
     ready: 10,
     busy: undefined,
+    capacity: undefined,
+    maxAgeSeconds: undefined,
+    procRoot: undefined,
     intervalSeconds: 1,
     once: false,
     dryRun: false,
@@ -59,6 +62,7 @@ test("cli: every flag is read", () => {
     "--address=239.0.0.1:27999", "-a", "10.0.0.5:5000", "--interface", "10.0.0.2", "--ttl", "0",
     "--port", "8080", "--source", "static", "--ready", "4294967295", "--busy", "0",
     "--interval", "0.25", "--once", "--dry-run", "--runtime-adapter", "node", "-v",
+    "--capacity", "256", "--max-age", "2.5", "--proc-root", "/host/proc",
   ]);
   assert.equal(command.kind, "run");
   if (command.kind !== "run") return;
@@ -74,6 +78,9 @@ test("cli: every flag is read", () => {
   assert.equal(settings.dryRun, true);
   assert.equal(settings.runtimeAdapter, "node");
   assert.equal(settings.logLevel, "debug");
+  assert.equal(settings.capacity, 256);
+  assert.equal(settings.maxAgeSeconds, 2.5);
+  assert.equal(settings.procRoot, "/host/proc");
   assert.equal(parseCommandLine(["-a", "1.2.3.4:5", "-q"]).kind, "run");
   assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
   assert.deepEqual(parseCommandLine(["--version", "--bogus-is-not-reached"].slice(0, 1)), { kind: "version" });
@@ -100,6 +107,8 @@ test("cli: mistakes are UsageErrors that say what to fix", () => {
     [["-a", "1.2.3.4:5", "--interface", "eth0"], /--interface 'eth0': give the IPv4 address of a local interface/],
     [["-a", "1.2.3.4:5", "--runtime-adapter", "go"], /--runtime-adapter 'go': choose one of deno, bun, node/],
     [["-a", "1.2.3.4:5", "-v", "-q"], /--verbose and --quiet cannot be used together/],
+    [["-a", "1.2.3.4:5", "--capacity", "many"], /--capacity 'many': give a whole number/],
+    [["-a", "1.2.3.4:5", "--max-age", "0"], /--max-age '0': give seconds from 0\.01 to 86400/],
   ];
   for (const [argv, message] of cases) {
     assert.throws(() => parseCommandLine(argv), (error: unknown) => {
@@ -112,7 +121,7 @@ test("cli: mistakes are UsageErrors that say what to fix", () => {
 
 test("cli: usage text names every flag", () => {
   for (const flag of ["--address", "--interface", "--ttl", "--port", "--interval", "--source", "--ready",
-    "--busy", "--once", "--dry-run", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
+    "--busy", "--capacity", "--max-age", "--proc-root", "--once", "--dry-run", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
     assert.ok(USAGE.includes(flag), flag);
   }
 });
@@ -122,8 +131,9 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
   const err = recordingLog();
   const cases: [string[], RegExp][] = [
     [["-a", "239.0.0.1"], /^heartbeat: --address '239\.0\.0\.1': No port provided in address$/],
-    [["-a", "239.0.0.1:27999"], /^heartbeat: --source static needs --ready N/],
-    [["-a", "239.0.0.1:27999", "--source", "nope"], /^heartbeat: unknown source 'nope'; the sources are: static$/],
+    [["-a", "239.0.0.1:27999", "--source", "static"], /^heartbeat: --source static needs --ready N/],
+    [["-a", "239.0.0.1:27999", "--source", "nope"], /^heartbeat: unknown source 'nope'; the sources are: auto, static, apache/],
+    [["-a", "239.0.0.1:27999", "--source", "nginx"], /^heartbeat: --source nginx needs --capacity N/],
     [["-a", "239.0.0.1:27999", "--source", "static:x", "--ready", "1"], /takes no argument/],
     [["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"], /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an IPv4 address/],
   ];

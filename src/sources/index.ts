@@ -1,13 +1,25 @@
 /** The load sources, by the name `--source NAME[:ARG]` uses. */
+import { apacheSource } from "./apache.ts";
+import { autoSource } from "./auto.ts";
+import { execSource } from "./exec.ts";
+import { fileSource } from "./file.ts";
+import { nginxSource } from "./nginx.ts";
 import { type Source, SourceConfigError, type SourceDefinition, type SourceSettings } from "./source.ts";
 import { staticSource } from "./static.ts";
+import { tcpSource } from "./tcp.ts";
 
 export const SOURCES: Readonly<Record<string, SourceDefinition>> = {
+  auto: autoSource,
   static: staticSource,
+  apache: apacheSource,
+  nginx: nginxSource,
+  tcp: tcpSource,
+  exec: execSource,
+  file: fileSource,
 };
 
 /** Builds the source that `--source` names (`NAME` or `NAME:ARG`). */
-export function createSource(spec: string, settings: SourceSettings): Source {
+export async function createSource(spec: string, settings: SourceSettings): Promise<Source> {
   const colon = spec.indexOf(":");
   const name = colon < 0 ? spec : spec.slice(0, colon);
   const argument = colon < 0 ? undefined : spec.slice(colon + 1);
@@ -17,5 +29,5 @@ export function createSource(spec: string, settings: SourceSettings): Source {
       `unknown source '${name}'; the sources are: ${Object.keys(SOURCES).join(", ")}`,
     );
   }
-  return definition.create(argument, settings);
+  return await definition.create(argument, settings);
 }

@@ -4,6 +4,8 @@ import type { Load } from "../codec.ts";
 export interface Source {
   /** What is being read, for the startup log: `static ready=10 busy=0`. */
   readonly description: string;
+  /** Why the auto source chose this one, for the startup log. */
+  readonly chosenBecause?: string;
   /**
    * The current load. Rejects when there is no truthful answer (server down, unreadable,
    * garbage): the agent then sends nothing for that tick. `signal` aborts at the tick's
@@ -16,14 +18,35 @@ export interface Source {
 export interface SourceSettings {
   ready?: number;
   busy?: number;
+  /** Connections the server can serve at once: nginx and tcp report ready = capacity - busy. */
+  capacity?: number;
+  /** Where /proc is, for the tcp source (tests point it at fixtures). */
+  procRoot?: string;
+  /** How old the file source's file may be, in seconds, before it counts as no data. */
+  maxAgeSeconds?: number;
 }
 
 export interface SourceDefinition {
   /** One line for `--help`. */
   summary: string;
   /** Builds the source; throws SourceConfigError when its settings are wrong. */
-  create(argument: string | undefined, settings: SourceSettings): Source;
+  create(argument: string | undefined, settings: SourceSettings): Source | Promise<Source>;
 }
 
 /** A mistake in how a source is configured: a usage error, not a runtime one. */
 export class SourceConfigError extends Error {}
+
+/** The capacity a source needs, or a SourceConfigError saying how to give it. */
+export function requireCapacity(source: string, settings: SourceSettings): number {
+  if (settings.capacity === undefined) {
+    throw new SourceConfigError(
+      `--source ${source} needs --capacity N: how many connections this server can serve at once`,
+    );
+  }
+  return settings.capacity;
+}
+
+/** ready = capacity - in use, never below 0. */
+export function spareCapacity(capacity: number, inUse: number): number {
+  return Math.max(0, capacity - inUse);
+}

@@ -1,0 +1,53 @@
+/**
+ * `auto`, the default: the first source that works here. static when --ready is given; else
+ * Apache if its status page answers; else, with --capacity, nginx if its status page answers,
+ * else the tcp source if something listens.
+ */
+import { APACHE_DEFAULT_URL, apacheSource } from "./apache.ts";
+import { NGINX_DEFAULT_URL, nginxSource } from "./nginx.ts";
+import { type Source, SourceConfigError, type SourceDefinition, type SourceSettings } from "./source.ts";
+import { staticSource } from "./static.ts";
+import { tcpSource } from "./tcp.ts";
+
+/** How long each candidate may take to answer at startup. */
+const PROBE_TIMEOUT_MS = 1000;
+
+export const autoSource: SourceDefinition = {
+  summary: "the default: static with --ready, else apache if it answers, else nginx or tcp with --capacity",
+  async create(argument, settings) {
+    if (argument !== undefined) throw new SourceConfigError(`--source auto takes no argument, got 'auto:${argument}'`);
+    if (settings.ready !== undefined) {
+      return { ...await staticSource.create(undefined, settings), chosenBecause: "--ready was given" };
+    }
+    const tried: string[] = [];
+    const candidates: [string, string, SourceDefinition][] = [
+      ["apache", `${APACHE_DEFAULT_URL} answers with a scoreboard`, apacheSource],
+    ];
+    if (settings.capacity !== undefined) {
+      candidates.push(
+        ["nginx", `${NGINX_DEFAULT_URL} answers`, nginxSource],
+        ["tcp", "something listens on TCP", tcpSource],
+      );
+    }
+    for (const [name, because, definition] of candidates) {
+      const found = await working(name, definition, settings, tried);
+      if (found) return { ...found, chosenBecause: because };
+    }
+    if (settings.capacity === undefined) tried.push("nginx, tcp: need --capacity N");
+    throw new SourceConfigError(
+      `no load source found (tried ${tried.join("; ")}). Choose one with --source: ` +
+        "static --ready N, apache[:URL], nginx[:URL] --capacity N, tcp[:PORTS] --capacity N, exec:COMMAND or file:PATH",
+    );
+  },
+};
+
+async function working(name: string, definition: SourceDefinition, settings: SourceSettings, tried: string[]): Promise<Source | undefined> {
+  try {
+    const source = await definition.create(undefined, settings);
+    await source.read(AbortSignal.timeout(PROBE_TIMEOUT_MS));
+    return source;
+  } catch (error) {
+    tried.push(`${name}: ${(error as Error).message}`);
+    return undefined;
+  }
+}

@@ -1,0 +1,53 @@
+/** `exec:COMMAND`: a command run each interval that prints `ready=N&busy=M` or JSON. */
+import { spawn } from "node:child_process";
+import { parseLoadText } from "./load-text.ts";
+import { SourceConfigError, type SourceDefinition } from "./source.ts";
+
+const MAX_OUTPUT_BYTES = 64 * 1024;
+
+/**
+ * The command's standard output, run by `sh -c` in a process group of its own so that, at the
+ * deadline, it is killed with everything it started. Rejects on a non-zero exit.
+ */
+export function runCommand(command: string, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("sh", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    const kill = () => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch { /* already gone */ }
+    };
+    signal.addEventListener("abort", kill, { once: true });
+    child.stdout!.on("data", (chunk) => {
+      stdout += chunk;
+      if (stdout.length > MAX_OUTPUT_BYTES) {
+        kill();
+        reject(new Error(`\`${command}\` printed more than ${MAX_OUTPUT_BYTES} bytes`));
+      }
+    });
+    child.stderr!.on("data", (chunk) => stderr = (stderr + chunk).slice(-500));
+    child.on("error", (error) => reject(new Error(`cannot run \`${command}\`: ${error.message}`)));
+    child.on("close", (code, killedBy) => {
+      signal.removeEventListener("abort", kill);
+      if (signal.aborted) reject(new Error(`\`${command}\` did not finish in time and was killed`));
+      else if (code === 0) resolve(stdout);
+      else {
+        const said = stderr.trim().split("\n").pop();
+        reject(new Error(`\`${command}\` ${killedBy ? `was killed by ${killedBy}` : `exited with status ${code}`}${said ? `: ${said}` : ""}`));
+      }
+    });
+  });
+}
+
+export const execSource: SourceDefinition = {
+  summary: "a command run each interval that prints ready=N&busy=M or {\"ready\":N,\"busy\":M}",
+  create(argument) {
+    if (!argument?.trim()) throw new SourceConfigError("--source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load");
+    return {
+      description: `exec ${argument}`,
+      read: async (signal) => parseLoadText(await runCommand(argument, signal)),
+    };
+  },
+};
