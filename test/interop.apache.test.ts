@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { agentCommand, collect, currentRuntime, Lab, type RuntimeName, skipUnlessLab, waitFor } from "./support/lab.ts";
-import { type ApacheProxy, readStorage, startApacheProxy, startNginx, type StorageEntry } from "./support/servers.ts";
+import { type Apache, readStorage, startApacheProxy, startNginx, type StorageEntry } from "./support/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx", "curl"]);
 const runtime = currentRuntime();
@@ -24,7 +24,7 @@ const ORIGINS = [
 let lab: Lab | undefined;
 after(() => lab?.close());
 
-let started: Promise<{ proxy: ApacheProxy; agentLogs: (() => { stderr: string })[] }> | undefined;
+let started: Promise<{ proxy: Apache; agentLogs: (() => { stderr: string })[] }> | undefined;
 function network() {
   started ??= (async () => {
     lab = new Lab();
@@ -50,7 +50,7 @@ function network() {
   return started;
 }
 
-async function storageWithBothOrigins(proxy: ApacheProxy): Promise<StorageEntry[]> {
+async function storageWithBothOrigins(proxy: Apache): Promise<StorageEntry[]> {
   let entries: StorageEntry[] = [];
   // mod_heartmonitor rewrites its storage file every 5 seconds.
   await waitFor(() => {

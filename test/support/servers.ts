@@ -12,32 +12,27 @@ function wwwData(): { uid: number; gid: number } {
   return { uid: id("-u"), gid: id("-g") };
 }
 
-export interface ApacheProxy {
-  /** The storage file mod_heartmonitor writes and mod_lbmethod_heartbeat reads. */
+export interface Apache {
+  /** mod_heartmonitor's storage file (proxies). */
   storage: string;
-  errorLog: string;
   /** What apache2 printed, and its error log: for a failing test's message. */
   diagnostics(): string;
 }
 
 /**
- * Starts Apache in namespace `ns` as a heartbeat proxy: mod_heartmonitor listening on `listen`,
- * and a balancer of `members` (http://IP:PORT) with lbmethod=heartbeat on `address`:80.
+ * Starts Debian's apache2 in namespace `ns`, listening on `listen`, with `modules` loaded and
+ * `directives` appended; runs its children as www-data (Apache refuses root).
  */
-export function startApacheProxy(lab: Lab, ns: string, options: { address: string; listen: string; members: string[] }): ApacheProxy {
-  const root = join(lab.dir, `apache-${ns}`);
+function startApache(lab: Lab, ns: string, options: { listen: string; modules: string[]; directives: string }): Apache {
+  const root = apacheRoot(lab, ns);
   const logs = join(root, "logs");
   mkdirSync(logs, { recursive: true });
   const { uid, gid } = wwwData();
   chownSync(logs, uid, gid);
-  const storage = join(logs, "hb.dat");
   const config = join(root, "httpd.conf");
-  // mod_watchdog, which mod_heartmonitor needs, is built into Debian's apache2.
-  const modules = ["mpm_event", "authz_core", "slotmem_shm", "proxy", "proxy_http", "proxy_balancer",
-    "lbmethod_heartbeat", "heartmonitor"];
   writeFileSync(config, `ServerRoot ${root}
-ServerName proxy
-Listen ${options.address}:80
+ServerName ${ns}
+Listen ${options.listen}
 PidFile ${root}/httpd.pid
 DefaultRuntimeDir ${root}
 Mutex file:${root} default
@@ -45,17 +40,8 @@ ErrorLog ${logs}/error.log
 LogLevel warn
 User www-data
 Group www-data
-${modules.map((name) => `LoadModule ${name}_module ${APACHE_MODULES}/mod_${name}.so`).join("\n")}
-HeartbeatListen ${options.listen}
-HeartbeatStorage ${storage}
-# Apache 2.4.71 keeps heartbeats in shared memory unless told 0: the storage file is what we check.
-HeartbeatMaxServers 0
-<Proxy "balancer://origins">
-${options.members.map((member) => `  BalancerMember "${member}"`).join("\n")}
-  ProxySet lbmethod=heartbeat
-</Proxy>
-ProxyPass "/" "balancer://origins/"
-`);
+${["mpm_event", "authz_core", ...options.modules].map((name) => `LoadModule ${name}_module ${APACHE_MODULES}/mod_${name}.so`).join("\n")}
+${options.directives}`);
   execFileSync("chmod", ["755", lab.dir, root]);
   const output = collect(lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"]));
   const errorLog = join(logs, "error.log");
@@ -66,10 +52,61 @@ ProxyPass "/" "balancer://origins/"
     } catch { /* not written yet */ }
     return `apache2 printed: ${output().stderr}\n${errorLog}:\n${log}`;
   };
-  return { storage, errorLog, diagnostics };
+  return { storage: storagePath(lab, ns), diagnostics };
 }
 
-/** Starts nginx in namespace `ns` on `listen` (ADDR:PORT), answering every request with `body`. */
+const apacheRoot = (lab: Lab, ns: string) => join(lab.dir, `apache-${ns}`);
+const storagePath = (lab: Lab, ns: string) => join(apacheRoot(lab, ns), "logs", "hb.dat");
+
+/**
+ * Apache as a heartbeat proxy: mod_heartmonitor listening on `listen`, and a balancer of
+ * `members` (http://IP:PORT) with lbmethod=heartbeat on `address`:80.
+ * (mod_watchdog, which mod_heartmonitor needs, is built into Debian's apache2.)
+ */
+export function startApacheProxy(lab: Lab, ns: string, options: { address: string; listen: string; members: string[] }): Apache {
+  return startApache(lab, ns, {
+    listen: `${options.address}:80`,
+    modules: ["slotmem_shm", "proxy", "proxy_http", "proxy_balancer", "lbmethod_heartbeat", "heartmonitor"],
+    directives: `HeartbeatListen ${options.listen}
+HeartbeatStorage ${storagePath(lab, ns)}
+# Apache 2.4.71 keeps heartbeats in shared memory unless told 0: the storage file is what we check.
+HeartbeatMaxServers 0
+<Proxy "balancer://origins">
+${options.members.map((member) => `  BalancerMember "${member}"`).join("\n")}
+  ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass "/" "balancer://origins/"
+`,
+  });
+}
+
+/**
+ * Apache as an origin that runs mod_heartbeat itself (sending to `heartbeatAddress`), with
+ * mod_status at /server-status, on port 80 of every address: 10 threads a process, 2 to 4
+ * processes.
+ */
+export function startApacheOrigin(lab: Lab, ns: string, options: { heartbeatAddress: string }): Apache {
+  return startApache(lab, ns, {
+    listen: "80",
+    modules: ["status", "heartbeat"],
+    directives: `HeartbeatAddress ${options.heartbeatAddress}
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 10
+MinSpareThreads 10
+MaxSpareThreads 30
+MaxRequestWorkers 40
+<Location "/server-status">
+  SetHandler server-status
+</Location>
+`,
+  });
+}
+
+/**
+ * Starts nginx in namespace `ns` on `listen` (ADDR:PORT), answering every request with `body`
+ * but /nginx_status, its stub_status page.
+ */
 export function startNginx(lab: Lab, ns: string, options: { listen: string; body: string }): void {
   const root = join(lab.dir, `nginx-${ns}`);
   mkdirSync(root, { recursive: true });
@@ -88,6 +125,7 @@ http {
   scgi_temp_path ${root}/scgi;
   server {
     listen ${options.listen};
+    location = /nginx_status { stub_status; }
     location / { return 200 "${options.body}\\n"; }
   }
 }
