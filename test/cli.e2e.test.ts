@@ -66,3 +66,9 @@ test(`e2e ${runtime}: SIGTERM and SIGINT stop it cleanly with exit 0 after sendi
   }
   await stop(listener);
 });
+
+test(`e2e ${runtime}: with no source to be found, auto exits 2 and lists the choices`, { skip }, async () => {
+  const result = await network().run("lonely", agentCommand(runtime, ["-a", "239.0.0.1:27999"]));
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/);
+});

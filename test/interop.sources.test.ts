@@ -168,3 +168,17 @@ test(`sources ${runtime}: a server that is down means no heartbeat, and the reas
   assert.equal(ours.log().match(/no heartbeat sent/g)?.length, 1, ours.log());
   assert.match(ours.log(), /no heartbeat sent: apache http:\/\/10\.99\.5\.12:8081\/server-status\?auto: .*ECONNREFUSED/);
 });
+
+test(`sources ${runtime}: a hung server costs heartbeats, not the schedule, and is logged once`, { skip }, async () => {
+  await network();
+  const server = lab!.spawn("web", runtimeCommand(runtime, "test/support/silent-server.ts", ["8082"]));
+  const serverOutput = collect(server);
+  await waitFor(() => serverOutput().stdout.includes("listening"), 10_000, "the silent server");
+  const ours = agent("web", ["--source", "apache:http://10.99.5.12:8082/server-status?auto", "-v"]);
+  await sleep(2000);
+  await Promise.all([stop(ours.child), stop(server)]);
+  assert.deepEqual(ours.heartbeats(), []);
+  assert.equal(ours.log().match(/warn/g)?.length, 1, ours.log());
+  assert.match(ours.log(), /warn  no heartbeat sent: apache http:\/\/10\.99\.5\.12:8082\/server-status\?auto: no answer within 188 ms\n/);
+  assert.doesNotMatch(ours.log(), /skipped/, "a hung read must not make the scheduler skip ticks");
+});
