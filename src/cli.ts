@@ -1,15 +1,13 @@
-/** Command-line flags: one parseArgs spec, the usage text, and their checks. */
-import { isIPv4 } from "node:net";
+/** Command-line flags: one parseArgs spec, built from the settings table, and the usage text. */
 import { parseArgs } from "node:util";
-import { parseAddress } from "./address.ts";
-import type { LogLevel } from "./log.ts";
+import { SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
-import { ADAPTERS, type AdapterName } from "./transport/transport.ts";
 
 export const USAGE = `heartbeat: tells Apache load balancers how much spare capacity this server has.
 
 Usage:
   heartbeat --address HOST:PORT [options]
+  heartbeat -f /etc/apache2/apache2.conf [options]
 
 It sends "v=1&ready=N&busy=M" by UDP every second, as Apache's mod_heartbeat does, to
 proxies running mod_heartmonitor and mod_lbmethod_heartbeat (ProxyPass ... lbmethod=heartbeat).
@@ -38,11 +36,21 @@ When to send:
       --interval SECONDS    time between heartbeats, fractions allowed (default 1)
       --once                send one heartbeat and exit: 0 if it reached every destination
 
+Configuration:
+  -f, --config FILE         read HeartbeatAddress and the other Heartbeat* directives from an
+                            Apache-style config file, Includes and all (also HEARTBEAT_CONFIG)
+  -t, --test-config         check the configuration: "Syntax OK", or each error as FILE:LINE
+      --print-config        show the effective settings and where each came from
+                            Every flag is also a HEARTBEAT_* variable (--max-age:
+                            HEARTBEAT_MAX_AGE) and a directive (HeartbeatMaxAge); flags win over
+                            variables, variables over the file. SIGHUP rereads the file.
+
 Other:
       --dry-run             print "DEST PAYLOAD" for each heartbeat instead of sending it
       --runtime-adapter A   UDP implementation: deno, bun or node (default: the runtime's own)
-  -v, --verbose             log every heartbeat
-  -q, --quiet               log only errors
+      --log-level LEVEL     debug, info, warn or error (default info)
+  -v, --verbose             log every heartbeat (--log-level debug)
+  -q, --quiet               log only errors (--log-level error)
   -h, --help                show this text
   -V, --version             show the version, runtime and platform
 
@@ -56,57 +64,50 @@ Examples:
 Exit status: 0 stopped cleanly (or --once sent), 1 runtime failure, 2 usage or config error.
 `;
 
-const OPTIONS = {
-  address: { type: "string", short: "a", multiple: true },
-  interface: { type: "string" },
-  ttl: { type: "string" },
-  port: { type: "string" },
-  source: { type: "string" },
-  ready: { type: "string" },
-  busy: { type: "string" },
-  capacity: { type: "string" },
-  "max-age": { type: "string" },
-  "proc-root": { type: "string" },
-  interval: { type: "string" },
+/** Flags that say what to do, rather than set a setting. */
+const COMMAND_OPTIONS = {
+  config: { type: "string", short: "f" },
+  "test-config": { type: "boolean", short: "t" },
+  "print-config": { type: "boolean" },
   once: { type: "boolean" },
   "dry-run": { type: "boolean" },
-  "runtime-adapter": { type: "string" },
   verbose: { type: "boolean", short: "v" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
 
+type OptionSpec = { type: "string" | "boolean"; short?: string; multiple?: boolean };
+
+const OPTIONS: Record<string, OptionSpec> = {
+  ...Object.fromEntries(SETTINGS.filter((spec) => spec.flag).map((spec) => [
+    spec.flag!,
+    { type: "string", ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) },
+  ])),
+  ...COMMAND_OPTIONS,
+};
+
 /** A mistake in how the agent was invoked: exit status 2, message and a pointer to --help. */
 export class UsageError extends Error {}
 
-export interface AgentSettings {
-  /** Destinations as given (HOST may still be a name to look up). */
-  addresses: { text: string; host: string; port: number }[];
-  interfaceAddress?: string;
-  ttl: number;
-  port?: number;
-  source: string;
-  ready?: number;
-  busy?: number;
-  capacity?: number;
-  maxAgeSeconds?: number;
-  procRoot?: string;
-  intervalSeconds: number;
+export interface Invocation {
+  /** The settings' flags, by long name, not yet checked (settings.ts does that). */
+  flags: Record<string, string | string[] | undefined>;
+  configFile?: string;
+  testConfig: boolean;
+  printConfig: boolean;
   once: boolean;
   dryRun: boolean;
-  runtimeAdapter?: AdapterName;
-  logLevel: LogLevel;
 }
 
 export type Command =
   | { kind: "help" }
   | { kind: "version" }
-  | { kind: "run"; settings: AgentSettings };
+  | { kind: "run"; invocation: Invocation };
 
 /** What the command line asks for; throws UsageError with a message saying what to fix. */
 export function parseCommandLine(argv: string[]): Command {
-  let values;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
@@ -115,60 +116,25 @@ export function parseCommandLine(argv: string[]): Command {
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
   if (values.verbose && values.quiet) throw new UsageError("--verbose and --quiet cannot be used together");
-
-  const texts = values.address ?? [];
-  if (texts.length === 0) throw new UsageError("--address is required, e.g. --address 239.0.0.1:27999");
-  const addresses = texts.map((text) => {
-    const parsed = parseAddress(text);
-    if (!parsed.ok) throw new UsageError(`--address '${text}': ${parsed.error}`);
-    return { text, host: parsed.host, port: parsed.port };
-  });
-
-  if (values.interface !== undefined && !isIPv4(values.interface)) {
-    throw new UsageError(`--interface '${values.interface}': give the IPv4 address of a local interface`);
+  const flags: Invocation["flags"] = {};
+  for (const spec of SETTINGS) {
+    if (spec.flag && values[spec.flag] !== undefined) flags[spec.flag] = values[spec.flag] as string | string[];
   }
-  const runtimeAdapter = values["runtime-adapter"];
-  if (runtimeAdapter !== undefined && !(ADAPTERS as readonly string[]).includes(runtimeAdapter)) {
-    throw new UsageError(`--runtime-adapter '${runtimeAdapter}': choose one of ${ADAPTERS.join(", ")}`);
+  if (values.verbose || values.quiet) {
+    if (flags["log-level"] !== undefined) throw new UsageError("--log-level cannot be used with --verbose or --quiet");
+    flags["log-level"] = values.verbose ? "debug" : "error";
   }
-
   return {
     kind: "run",
-    settings: {
-      addresses,
-      interfaceAddress: values.interface,
-      ttl: optionalInteger("--ttl", values.ttl, 0, 255) ?? 1,
-      port: optionalInteger("--port", values.port, 1, 65535),
-      source: values.source ?? "auto",
-      ready: optionalInteger("--ready", values.ready, 0, 0xffff_ffff),
-      busy: optionalInteger("--busy", values.busy, 0, 0xffff_ffff),
-      capacity: optionalInteger("--capacity", values.capacity, 0, 0xffff_ffff),
-      maxAgeSeconds: values["max-age"] === undefined ? undefined : seconds("--max-age", values["max-age"], 0.01, 86400),
-      procRoot: values["proc-root"],
-      intervalSeconds: values.interval === undefined ? 1 : seconds("--interval", values.interval, 0.01, 3600),
-      once: values.once ?? false,
-      dryRun: values["dry-run"] ?? false,
-      runtimeAdapter: runtimeAdapter as AdapterName | undefined,
-      logLevel: values.verbose ? "debug" : values.quiet ? "error" : "info",
+    invocation: {
+      flags,
+      configFile: values.config as string | undefined,
+      testConfig: values["test-config"] === true,
+      printConfig: values["print-config"] === true,
+      once: values.once === true,
+      dryRun: values["dry-run"] === true,
     },
   };
-}
-
-function optionalInteger(flag: string, text: string | undefined, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-  if (!(value >= min && value <= max)) {
-    throw new UsageError(`${flag} '${text}': give a whole number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function seconds(flag: string, text: string, min: number, max: number): number {
-  const value = /^[0-9]*\.?[0-9]+$/.test(text) ? Number(text) : NaN;
-  if (!(value >= min && value <= max)) {
-    throw new UsageError(`${flag} '${text}': give seconds from ${min} to ${max}, e.g. 1 or 0.5`);
-  }
-  return value;
 }
 
 /** parseArgs' errors differ between runtimes; this says the same thing on all of them. */

@@ -6,15 +6,17 @@ import process from "node:process";
 import denoConfig from "../deno.json" with { type: "json" };
 import { type Destination, formatDestination, resolveIPv4 } from "./address.ts";
 import { type AgentOptions, runAgent, sendOnce } from "./agent.ts";
-import { type AgentSettings, parseCommandLine, USAGE, UsageError } from "./cli.ts";
-import { createLogger } from "./log.ts";
+import { type Invocation, parseCommandLine, USAGE, UsageError } from "./cli.ts";
+import { configFileOf, loadSettings } from "./config/load.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
+import { describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "./transport/index.ts";
 import { createPrintTransport } from "./transport/print.ts";
-import type { UdpTransport } from "./transport/transport.ts";
+import type { AdapterName, UdpTransport } from "./transport/transport.ts";
 
 export const VERSION: string = denoConfig.version;
 
@@ -32,8 +34,14 @@ const processIO: MainIO = {
   stderr: (line) => process.stderr.write(`${line}\n`),
 };
 
+const HINT = "Try 'heartbeat --help' for the options.";
+
 /** Runs the command line `argv`; resolves to the exit status. */
-export async function main(argv: string[], io: MainIO = processIO): Promise<number> {
+export async function main(
+  argv: string[],
+  io: MainIO = processIO,
+  env: Record<string, string | undefined> = process.env,
+): Promise<number> {
   try {
     const command = parseCommandLine(argv);
     switch (command.kind) {
@@ -43,13 +51,31 @@ export async function main(argv: string[], io: MainIO = processIO): Promise<numb
       case "version":
         io.stdout(`heartbeat ${VERSION} (${runtimeVersion()}, ${process.platform}-${process.arch})`);
         return EXIT_OK;
-      case "run":
-        return await run(command.settings, io);
     }
+    const { invocation } = command;
+    const configFile = configFileOf(invocation.configFile, env);
+    const load = () => loadSettings({ flags: invocation.flags, env, configFile });
+    const resolved = load();
+    if (invocation.testConfig) {
+      resolved.problems.forEach((problem) => io.stderr(problem));
+      if (resolved.problems.length) return EXIT_USAGE;
+      io.stdout("Syntax OK");
+      return EXIT_OK;
+    }
+    if (resolved.problems.length) {
+      resolved.problems.forEach((problem) => io.stderr(`heartbeat: ${problem}`));
+      io.stderr(HINT);
+      return EXIT_USAGE;
+    }
+    if (invocation.printConfig) {
+      io.stdout(describeSettings(resolved));
+      return EXIT_OK;
+    }
+    return await run(resolved, invocation, io, load);
   } catch (error) {
     if (error instanceof UsageError || error instanceof SourceConfigError) {
       io.stderr(`heartbeat: ${error.message}`);
-      io.stderr("Try 'heartbeat --help' for the options.");
+      io.stderr(HINT);
       return EXIT_USAGE;
     }
     if (error instanceof RuntimeFailure) {
@@ -60,59 +86,133 @@ export async function main(argv: string[], io: MainIO = processIO): Promise<numb
   }
 }
 
-async function run(settings: AgentSettings, io: MainIO): Promise<number> {
+/** What one configuration runs with. */
+interface Prepared {
+  settings: Settings;
+  logger: Logger;
+  options: Omit<AgentOptions, "signal">;
+}
+
+/** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
+async function prepare(settings: Settings, invocation: Invocation, io: MainIO): Promise<Prepared> {
+  if (settings.addresses.length === 0) {
+    throw new UsageError("no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)");
+  }
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const source = await createSource(settings.source, {
-    ready: settings.ready,
-    busy: settings.busy,
-    capacity: settings.capacity,
-    maxAgeSeconds: settings.maxAgeSeconds,
-    procRoot: settings.procRoot,
-  });
+  const source = await createSource(settings.source, settings);
   const adapter = settings.runtimeAdapter ?? defaultAdapter();
   const unavailable = adapterUnavailable(adapter);
   if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
   const destinations = await resolveDestinations(settings);
-  if (settings.intervalSeconds >= 10) {
-    logger.warn(`--interval ${settings.intervalSeconds}: mod_lbmethod_heartbeat ignores servers ` +
-      "silent for 10 s, so this server will drop out of the balancer between heartbeats");
-  }
-
-  const transport = settings.dryRun ? createPrintTransport(io.stdout) : await openTransport(settings, adapter);
-  const stop = new AbortController();
-  const stopOn = (signal: NodeJS.Signals) => {
-    logger.info(`stopping on ${signal}`);
-    stop.abort();
-  };
-  process.on("SIGINT", stopOn);
-  process.on("SIGTERM", stopOn);
-  const options: AgentOptions = {
-    destinations,
-    source,
-    transport,
-    port: settings.port,
-    intervalMs: settings.intervalSeconds * 1000,
+  const transport = invocation.dryRun ? createPrintTransport(io.stdout) : await openTransport(settings, adapter);
+  return {
+    settings,
     logger,
-    clock: systemClock,
-    signal: stop.signal,
+    options: {
+      destinations,
+      source,
+      transport,
+      port: settings.port,
+      intervalMs: settings.intervalSeconds * 1000,
+      logger,
+      clock: systemClock,
+    },
   };
+}
+
+async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load: () => Resolved): Promise<number> {
+  let active = await prepare(resolved.settings, invocation, io);
+  if (invocation.once) {
+    try {
+      return await sendOnce({ ...active.options, signal: new AbortController().signal }) ? EXIT_OK : EXIT_FAILURE;
+    } finally {
+      await active.options.transport.close();
+    }
+  }
+  const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP"]);
   try {
-    if (settings.once) return await sendOnce(options) ? EXIT_OK : EXIT_FAILURE;
-    const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
-    logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
-      `${destinations.map(formatDestination).join(", ")} every ${settings.intervalSeconds} s ` +
-      `(${describeTransport(transport, settings)})`);
-    await runAgent(options);
-    logger.info("stopped");
+    let stopAgent = start(active);
+    for (;;) {
+      const signal = await signals.next();
+      if (signal !== "SIGHUP") {
+        active.logger.info(`stopping on ${signal}`);
+        await stopAgent();
+        break;
+      }
+      const next = await reload(load, invocation, io, active.logger);
+      if (next) {
+        await stopAgent();
+        await active.options.transport.close();
+        active = next;
+        stopAgent = start(active);
+      }
+    }
+    active.logger.info("stopped");
     return EXIT_OK;
   } finally {
-    process.off("SIGINT", stopOn);
-    process.off("SIGTERM", stopOn);
-    await transport.close();
+    signals.close();
+    await active.options.transport.close();
   }
 }
 
-async function resolveDestinations(settings: AgentSettings): Promise<Destination[]> {
+/** Starts the agent; the function it returns stops it after the heartbeat under way. */
+function start({ settings, logger, options }: Prepared): () => Promise<void> {
+  const { source, destinations, transport } = options;
+  if (settings.intervalSeconds >= 10) {
+    logger.warn(`interval ${settings.intervalSeconds} s: mod_lbmethod_heartbeat ignores servers ` +
+      "silent for 10 s, so this server will drop out of the balancer between heartbeats");
+  }
+  const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
+  const via = transport.adapter === "print"
+    ? "dry run: printing, not sending"
+    : `${transport.adapter} adapter, ttl ${settings.ttl}${settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""}`;
+  logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
+    `${destinations.map(formatDestination).join(", ")} every ${settings.intervalSeconds} s (${via})`);
+  const stop = new AbortController();
+  const running = runAgent({ ...options, signal: stop.signal });
+  return async () => {
+    stop.abort();
+    await running;
+  };
+}
+
+/** The configuration read again, ready to run; undefined, with the reason logged, if it is broken. */
+async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, logger: Logger): Promise<Prepared | undefined> {
+  logger.info("SIGHUP: reading the configuration again");
+  const resolved = load();
+  const keeping = "the running configuration is kept";
+  if (resolved.problems.length) {
+    resolved.problems.forEach((problem) => logger.error(`reload: ${problem}`));
+    logger.error(`reload failed: ${keeping}`);
+    return undefined;
+  }
+  try {
+    return await prepare(resolved.settings, invocation, io);
+  } catch (error) {
+    logger.error(`reload failed: ${(error as Error).message}; ${keeping}`);
+    return undefined;
+  }
+}
+
+/** Signals in the order they arrive, one at a time. */
+function signalQueue(names: NodeJS.Signals[]): { next(): Promise<NodeJS.Signals>; close(): void } {
+  const arrived: NodeJS.Signals[] = [];
+  let waiting: ((signal: NodeJS.Signals) => void) | undefined;
+  const handler = (signal: NodeJS.Signals) => {
+    if (waiting) {
+      const resolve = waiting;
+      waiting = undefined;
+      resolve(signal);
+    } else arrived.push(signal);
+  };
+  for (const name of names) process.on(name, handler);
+  return {
+    next: () => arrived.length ? Promise.resolve(arrived.shift()!) : new Promise((resolve) => waiting = resolve),
+    close: () => names.forEach((name) => process.off(name, handler)),
+  };
+}
+
+async function resolveDestinations(settings: Settings): Promise<Destination[]> {
   return await Promise.all(settings.addresses.map(async ({ text, host, port }) => {
     try {
       return { host: await resolveIPv4(host), port };
@@ -122,7 +222,7 @@ async function resolveDestinations(settings: AgentSettings): Promise<Destination
   }));
 }
 
-async function openTransport(settings: AgentSettings, adapter: ReturnType<typeof defaultAdapter>): Promise<UdpTransport> {
+async function openTransport(settings: Settings, adapter: AdapterName): Promise<UdpTransport> {
   const open = await loadAdapter(adapter);
   try {
     return await open({ ttl: settings.ttl, loopback: true, interfaceAddress: settings.interfaceAddress });
@@ -133,12 +233,6 @@ async function openTransport(settings: AgentSettings, adapter: ReturnType<typeof
     }
     throw new RuntimeFailure(`cannot open a UDP socket (${adapter} adapter): ${(error as Error).message}`);
   }
-}
-
-function describeTransport(transport: UdpTransport, settings: AgentSettings): string {
-  if (transport.adapter === "print") return "dry run: printing, not sending";
-  const via = settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : "";
-  return `${transport.adapter} adapter, ttl ${settings.ttl}${via}`;
 }
 
 /** A failure at run time that the user should see as one line, with exit status 1. */

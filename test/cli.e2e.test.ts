@@ -6,6 +6,8 @@
  *   lonely (loopback only)
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, test } from "node:test";
 import { agentCommand, collect, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
 
@@ -71,4 +73,67 @@ test(`e2e ${runtime}: with no source to be found, auto exits 2 and lists the cho
   const result = await network().run("lonely", agentCommand(runtime, ["-a", "239.0.0.1:27999"]));
   assert.equal(result.code, 2);
   assert.match(result.stderr, /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/);
+});
+
+test(`e2e ${runtime}: -t says Syntax OK, or lists each error as FILE:LINE and exits 2`, { skip }, async () => {
+  const lab = network();
+  const good = join(lab.dir, "good.conf");
+  const bad = join(lab.dir, "bad.conf");
+  writeFileSync(good, "<IfModule mod_heartbeat.c>\n  HeartbeatAddress 239.0.0.1:27999\n</IfModule>\n");
+  writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
+  const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
+  assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
+  const broken = await lab.run("lonely", agentCommand(runtime, ["--test-config", "--config", bad]));
+  assert.equal(broken.code, 2);
+  assert.equal(broken.stderr, [
+    `${bad}:1: HeartbeatAddress: No port provided in address`,
+    `${bad}:2: HeartbeatTTL: give a whole number from 0 to 255`,
+    `${bad}:3: <IfModule> was not closed.`,
+    "",
+  ].join("\n"));
+});
+
+test(`e2e ${runtime}: --print-config shows each setting and where it came from`, { skip }, async () => {
+  const lab = network();
+  const conf = join(lab.dir, "print.conf");
+  writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\n");
+  const result = await lab.run("lonely", agentCommand(runtime, ["-f", conf, "--print-config", "--ready", "4"]), { env: { HEARTBEAT_PORT: "8080" } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, new RegExp(`^HeartbeatAddress +239\\.0\\.0\\.1:27999 +${conf.replace(/[.]/g, "\\.")}:1$`, "m"));
+  assert.match(result.stdout, /^HeartbeatPort +8080 +HEARTBEAT_PORT$/m);
+  assert.match(result.stdout, /^HeartbeatReady +4 +--ready$/m);
+  assert.match(result.stdout, /^HeartbeatInterval +1 +default$/m);
+});
+
+test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the running one kept`, { skip }, async () => {
+  const lab = network();
+  const conf = join(lab.dir, "reload.conf");
+  const config = (ready: string, address = "239.0.0.1:27998") =>
+    writeFileSync(conf, `HeartbeatAddress ${address}\nHeartbeatSource static\nHeartbeatReady ${ready}\nHeartbeatInterval 0.2\n`);
+  const listener = lab.spawn("peer", runtimeCommand(runtime, "test/support/listen-probe.ts", ["27998", "239.0.0.1"]));
+  const heard = collect(listener);
+  await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+  const count = (ready: number) => heard().stdout.split("\n").filter((line) => line.includes(`"v=1&ready=${ready}&busy=0"`)).length;
+
+  config("5");
+  const agent = lab.spawn("host", agentCommand(runtime, ["-f", conf]));
+  const output = collect(agent);
+  await waitFor(() => count(5) >= 2, 10_000, "heartbeats with ready=5");
+
+  config("9");
+  process.kill(agent.pid!, "SIGHUP");
+  await waitFor(() => count(9) >= 2, 10_000, "heartbeats with ready=9 after SIGHUP");
+
+  config("7", "239.0.0.1");
+  process.kill(agent.pid!, "SIGHUP");
+  await waitFor(() => output().stderr.includes("reload failed"), 10_000, "the failed reload to be logged");
+  const before = count(9);
+  await waitFor(() => count(9) >= before + 2, 10_000, "heartbeats with ready=9 to go on");
+  assert.equal(count(7), 0);
+  assert.match(output().stderr, new RegExp(`error reload: ${conf.replace(/[.]/g, "\\.")}:1: HeartbeatAddress: No port provided in address\n.*error reload failed: the running configuration is kept\n`));
+
+  const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+  process.kill(agent.pid!, "SIGTERM");
+  assert.equal(await exited, 0, output().stderr);
+  await stop(listener);
 });

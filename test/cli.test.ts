@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseAddress } from "../src/address.ts";
 import { parseCommandLine, USAGE, UsageError } from "../src/cli.ts";
+import { resolveSettings } from "../src/settings.ts";
 import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
 import { recordingLog } from "./support/fakes.ts";
 
@@ -34,39 +35,37 @@ test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
   }
 });
 
-test("cli: flags become settings, with mod_heartbeat's defaults", () => {
-  const command = parseCommandLine(["-a", "239.0.0.1:27999", "--ready", "10"]);
+/** The settings a command line gives, with no environment or file; throws on problems. */
+function settingsOf(argv: string[]) {
+  const command = parseCommandLine(argv);
   assert.equal(command.kind, "run");
-  if (command.kind !== "run") return;
-  assert.deepEqual(command.settings, {
+  if (command.kind !== "run") throw new Error("not a run");
+  const resolved = resolveSettings({ flags: command.invocation.flags, env: {} });
+  if (resolved.problems.length) throw new UsageError(resolved.problems.join("\n"));
+  return { ...resolved, invocation: command.invocation };
+}
+
+test("cli: flags become settings, with mod_heartbeat's defaults", () => {
+  const { settings, origins } = settingsOf(["-a", "239.0.0.1:27999", "--ready", "10"]);
+  assert.deepEqual(settings, {
     addresses: [{ text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
-    interfaceAddress: undefined,
     ttl: 1,
-    port: undefined,
     source: "auto",
     ready: 10,
-    busy: undefined,
-    capacity: undefined,
-    maxAgeSeconds: undefined,
-    procRoot: undefined,
     intervalSeconds: 1,
-    once: false,
-    dryRun: false,
-    runtimeAdapter: undefined,
     logLevel: "info",
   });
+  assert.equal(origins.addresses, "--address");
+  assert.equal(origins.ttl, "default");
 });
 
 test("cli: every flag is read", () => {
-  const command = parseCommandLine([
+  const { settings, invocation } = settingsOf([
     "--address=239.0.0.1:27999", "-a", "10.0.0.5:5000", "--interface", "10.0.0.2", "--ttl", "0",
     "--port", "8080", "--source", "static", "--ready", "4294967295", "--busy", "0",
     "--interval", "0.25", "--once", "--dry-run", "--runtime-adapter", "node", "-v",
-    "--capacity", "256", "--max-age", "2.5", "--proc-root", "/host/proc",
+    "--capacity", "256", "--max-age", "2.5", "--proc-root", "/host/proc", "-f", "/etc/hb.conf", "-t", "--print-config",
   ]);
-  assert.equal(command.kind, "run");
-  if (command.kind !== "run") return;
-  const { settings } = command;
   assert.deepEqual(settings.addresses.map((a) => `${a.host}:${a.port}`), ["239.0.0.1:27999", "10.0.0.5:5000"]);
   assert.equal(settings.interfaceAddress, "10.0.0.2");
   assert.equal(settings.ttl, 0);
@@ -74,21 +73,22 @@ test("cli: every flag is read", () => {
   assert.equal(settings.ready, 4294967295);
   assert.equal(settings.busy, 0);
   assert.equal(settings.intervalSeconds, 0.25);
-  assert.equal(settings.once, true);
-  assert.equal(settings.dryRun, true);
   assert.equal(settings.runtimeAdapter, "node");
   assert.equal(settings.logLevel, "debug");
   assert.equal(settings.capacity, 256);
   assert.equal(settings.maxAgeSeconds, 2.5);
   assert.equal(settings.procRoot, "/host/proc");
-  assert.equal(parseCommandLine(["-a", "1.2.3.4:5", "-q"]).kind, "run");
+  assert.deepEqual(invocation, {
+    flags: invocation.flags, configFile: "/etc/hb.conf", testConfig: true, printConfig: true, once: true, dryRun: true,
+  });
+  assert.equal(settingsOf(["-a", "1.2.3.4:5", "-q"]).settings.logLevel, "error");
+  assert.equal(settingsOf(["-a", "1.2.3.4:5", "--log-level", "warn"]).settings.logLevel, "warn");
   assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
-  assert.deepEqual(parseCommandLine(["--version", "--bogus-is-not-reached"].slice(0, 1)), { kind: "version" });
+  assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
 });
 
-test("cli: mistakes are UsageErrors that say what to fix", () => {
+test("cli: mistakes are errors that say what to fix", () => {
   const cases: [string[], RegExp][] = [
-    [[], /--address is required, e\.g\. --address 239\.0\.0\.1:27999/],
     [["-a", "239.0.0.1"], /--address '239\.0\.0\.1': No port provided in address/],
     [["-a", "27999"], /No host provided in address/],
     [["-a", "x:0"], /Unable to parse address/],
@@ -106,12 +106,14 @@ test("cli: mistakes are UsageErrors that say what to fix", () => {
     [["-a", "1.2.3.4:5", "--interval", "1e3"], /--interval '1e3'/],
     [["-a", "1.2.3.4:5", "--interface", "eth0"], /--interface 'eth0': give the IPv4 address of a local interface/],
     [["-a", "1.2.3.4:5", "--runtime-adapter", "go"], /--runtime-adapter 'go': choose one of deno, bun, node/],
+    [["-a", "1.2.3.4:5", "--log-level", "loud"], /--log-level 'loud': choose one of debug, info, warn, error/],
     [["-a", "1.2.3.4:5", "-v", "-q"], /--verbose and --quiet cannot be used together/],
+    [["-a", "1.2.3.4:5", "-v", "--log-level", "info"], /--log-level cannot be used with --verbose or --quiet/],
     [["-a", "1.2.3.4:5", "--capacity", "many"], /--capacity 'many': give a whole number/],
     [["-a", "1.2.3.4:5", "--max-age", "0"], /--max-age '0': give seconds from 0\.01 to 86400/],
   ];
   for (const [argv, message] of cases) {
-    assert.throws(() => parseCommandLine(argv), (error: unknown) => {
+    assert.throws(() => settingsOf(argv), (error: unknown) => {
       assert.ok(error instanceof UsageError, `${argv.join(" ")}: ${error}`);
       assert.match(error.message, message, argv.join(" "));
       return true;
@@ -121,7 +123,8 @@ test("cli: mistakes are UsageErrors that say what to fix", () => {
 
 test("cli: usage text names every flag", () => {
   for (const flag of ["--address", "--interface", "--ttl", "--port", "--interval", "--source", "--ready",
-    "--busy", "--capacity", "--max-age", "--proc-root", "--once", "--dry-run", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
+    "--busy", "--capacity", "--max-age", "--proc-root", "--once", "--dry-run", "--log-level", "--config",
+    "--test-config", "--print-config", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
     assert.ok(USAGE.includes(flag), flag);
   }
 });
@@ -134,6 +137,7 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
     [["-a", "239.0.0.1:27999", "--source", "static"], /^heartbeat: --source static needs --ready N/],
     [["-a", "239.0.0.1:27999", "--source", "nope"], /^heartbeat: unknown source 'nope'; the sources are: auto, static, apache/],
     [["-a", "239.0.0.1:27999", "--source", "nginx"], /^heartbeat: --source nginx needs --capacity N/],
+    [["--ready", "1"], /^heartbeat: no destination: give --address HOST:PORT \(or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS\)$/],
     [["-a", "239.0.0.1:27999", "--source", "static:x", "--ready", "1"], /takes no argument/],
     [["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"], /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an IPv4 address/],
   ];

@@ -27,7 +27,11 @@ function labUnavailable(needs: string[] = []): string | undefined {
  * HEARTBEAT_REQUIRE_LAB=1 (set by .ci/run) a missing lab fails the test instead of skipping it.
  */
 export function skipUnlessLab(needs: string[] = []): string | false {
-  const reason = labUnavailable(needs);
+  return requiredOrSkipped(labUnavailable(needs));
+}
+
+/** `reason` as a test's skip option, or, under HEARTBEAT_REQUIRE_LAB=1, an error. */
+export function requiredOrSkipped(reason: string | undefined): string | false {
   if (reason && process.env.HEARTBEAT_REQUIRE_LAB === "1") {
     throw new Error(`lab tests are required here but cannot run: ${reason}`);
   }
@@ -104,7 +108,7 @@ export class Lab {
   }
 
   /** Runs `argv` inside namespace `name` to the end (killed after `timeoutMs`). */
-  run(name: string, argv: string[], options: { timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+  run(name: string, argv: string[], options: { timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
     const child = this.spawn(name, argv, options);
     const output = collect(child);
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);

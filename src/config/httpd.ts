@@ -1,0 +1,320 @@
+/**
+ * Apache httpd's configuration language, read as httpd reads it: comments, `\` continuations,
+ * quoted arguments, case-insensitive names, nested `<Section>`s, Include and IncludeOptional
+ * (globs, directories, loops detected), Define and UnDefine, `${NAME}`, and the conditional
+ * sections IfDefine, IfModule, IfFile and IfDirective. The file system and environment are
+ * passed in, so that reading is a pure function of them.
+ */
+import { dirname, isAbsolute, join } from "node:path";
+
+export interface ConfigFs {
+  readFile(path: string): string;
+  isDirectory(path: string): boolean;
+  exists(path: string): boolean;
+  readdir(path: string): string[];
+}
+
+export interface Directive {
+  /** As written: `HeartbeatAddress`. */
+  name: string;
+  args: string[];
+  file: string;
+  line: number;
+  /** `${NAME}`s in the line that nothing defines; they are left as written. */
+  undefinedVariables: string[];
+  /** Enclosing sections that are not conditionals, outermost first: `["VirtualHost"]`. */
+  sections: string[];
+}
+
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  message: string;
+}
+
+export interface ReadOptions {
+  fs: ConfigFs;
+  env: Record<string, string | undefined>;
+  /** Lower-cased names of the directives the reader's user knows, for <IfDirective>. */
+  knownDirectives: ReadonlySet<string>;
+  /** Modules that count as loaded before any LoadModule: this agent is mod_heartbeat. */
+  builtinModules: readonly string[];
+}
+
+export interface ConfigRead {
+  directives: Directive[];
+  problems: ConfigProblem[];
+}
+
+/** The conditional sections, by lower-cased name. */
+const CONDITIONALS = new Map([["ifdefine", "IfDefine"], ["ifmodule", "IfModule"], ["iffile", "IfFile"], ["ifdirective", "IfDirective"]]);
+const LANGUAGE = ["define", "undefine", "include", "includeoptional", "loadmodule", "serverroot"];
+/** Apache gives up on includes nested deeper than this. */
+const MAX_INCLUDE_DEPTH = 128;
+
+interface OpenSection {
+  name: string;
+  file: string;
+  line: number;
+  active: boolean;
+  conditional: boolean;
+}
+
+/** Reads `mainFile` and everything it includes; never throws for what the files say. */
+export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigRead {
+  const directives: Directive[] = [];
+  const problems: ConfigProblem[] = [];
+  const defines = new Map<string, string>();
+  const modules = new Set(options.builtinModules);
+  let serverRoot: string | undefined;
+  const known = new Set([...options.knownDirectives, ...LANGUAGE]);
+
+  const problem = (file: string, line: number, message: string) => problems.push({ file, line, message });
+
+  function expand(text: string, undefinedVariables: string[]): string {
+    return text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (written, name: string) => {
+      const value = defines.get(name) ?? options.env[name];
+      if (value === undefined) {
+        undefinedVariables.push(name);
+        return written;
+      }
+      return value;
+    });
+  }
+
+  function readFile(file: string, includedFrom: string[]): void {
+    let text: string;
+    try {
+      text = options.fs.readFile(file);
+    } catch (error) {
+      const at = includedFrom.length ? includedFrom[includedFrom.length - 1] : undefined;
+      problems.push({ file: at ?? file, line: 0, message: `Could not open configuration file ${file}: ${reason(error)}` });
+      return;
+    }
+    const sections: OpenSection[] = [];
+    const active = () => sections.every((section) => section.active);
+    for (const { text: raw, line } of logicalLines(text)) {
+      const trimmed = raw.trim();
+      if (trimmed === "" || trimmed.startsWith("#")) continue;
+      const undefinedVariables: string[] = [];
+      const words = tokenize(expand(trimmed, undefinedVariables));
+      const first = words[0];
+
+      if (first.startsWith("</")) {
+        const name = first.slice(2).replace(/>$/, "");
+        const open = sections.pop();
+        if (!open) problem(file, line, `</${name}> without matching <${name}> section`);
+        else if (open.name.toLowerCase() !== name.toLowerCase()) {
+          problem(file, line, `Expected </${open.name}> but saw </${name}>`);
+        }
+        continue;
+      }
+
+      if (first.startsWith("<")) {
+        const name = first.slice(1).replace(/>$/, "");
+        const args = words.slice(1);
+        const closed = first.endsWith(">") || (args.length > 0 && args[args.length - 1].endsWith(">"));
+        if (!closed) problem(file, line, `<${name}> directive missing closing '>'`);
+        if (!first.endsWith(">") && args.length) args[args.length - 1] = args[args.length - 1].replace(/>$/, "");
+        const conditional = CONDITIONALS.has(name.toLowerCase());
+        const holds = !conditional || !active() || condition(name.toLowerCase(), args, file, line);
+        sections.push({ name, file, line, active: holds, conditional });
+        continue;
+      }
+
+      if (!active()) continue;
+      const key = first.toLowerCase();
+      const args = words.slice(1);
+      if (key === "define") {
+        if (args.length < 1 || args.length > 2) problem(file, line, "Define takes one or two arguments");
+        else defines.set(args[0], args[1] ?? "");
+      } else if (key === "undefine") {
+        if (args.length !== 1) problem(file, line, "UnDefine takes one argument");
+        else defines.delete(args[0]);
+      } else if (key === "loadmodule") {
+        if (args[0]) {
+          modules.add(args[0]);
+          modules.add(`mod_${args[0].replace(/_module$/, "")}.c`);
+        }
+      } else if (key === "serverroot") {
+        if (args.length === 1) serverRoot = args[0];
+        else problem(file, line, "ServerRoot takes one argument");
+      } else if (key === "include" || key === "includeoptional") {
+        include(key === "includeoptional", first, args, undefinedVariables, file, line, [...includedFrom, file]);
+      } else {
+        directives.push({
+          name: first,
+          args,
+          file,
+          line,
+          undefinedVariables,
+          sections: sections.filter((section) => !section.conditional).map((section) => section.name),
+        });
+      }
+    }
+    for (const open of sections) problem(open.file, open.line, `<${open.name}> was not closed.`);
+  }
+
+  function condition(kind: string, args: string[], file: string, line: number): boolean {
+    if (args.length !== 1) {
+      problem(file, line, `<${CONDITIONALS.get(kind)}> takes one argument`);
+      return false;
+    }
+    const negated = args[0].startsWith("!");
+    const subject = negated ? args[0].slice(1) : args[0];
+    let holds: boolean;
+    switch (kind) {
+      case "ifdefine":
+        holds = defines.has(subject);
+        break;
+      case "ifmodule":
+        holds = modules.has(subject);
+        break;
+      case "iffile":
+        holds = options.fs.exists(relative(subject));
+        break;
+      default:
+        holds = known.has(subject.toLowerCase());
+    }
+    return holds !== negated;
+  }
+
+  /** Relative paths are relative to ServerRoot, or else to the main file's folder. */
+  function relative(path: string): string {
+    return isAbsolute(path) ? path : join(serverRoot ?? dirname(mainFile), path);
+  }
+
+  function include(optional: boolean, name: string, args: string[], undefinedVariables: string[], file: string, line: number, stack: string[]): void {
+    if (args.length !== 1) {
+      problem(file, line, `${name} takes one argument`);
+      return;
+    }
+    if (undefinedVariables.length) {
+      problem(file, line, `${name}: variable \${${undefinedVariables[0]}} is not defined`);
+      return;
+    }
+    if (stack.length > MAX_INCLUDE_DEPTH) {
+      problem(file, line, `${name}: includes nested more than ${MAX_INCLUDE_DEPTH} deep`);
+      return;
+    }
+    const pattern = relative(args[0]);
+    const files = expandIncludePath(pattern, options.fs);
+    if (files.length === 0) {
+      if (!optional) {
+        problem(file, line, /[*?[]/.test(pattern)
+          ? `${name}: No matches for the wildcard pattern ${pattern}`
+          : `${name}: Could not open configuration file ${pattern}: No such file or directory`);
+      }
+      return;
+    }
+    for (const included of files) {
+      if (stack.includes(included)) {
+        problem(file, line, `${name}: ${included} includes itself (${[...stack.slice(stack.indexOf(included)), included].join(" -> ")})`);
+        continue;
+      }
+      readFile(included, stack);
+    }
+  }
+
+  readFile(mainFile, []);
+  return { directives, problems };
+}
+
+/** Lines joined where one ends with `\`, each with the number of the line it starts on. */
+function logicalLines(text: string): { text: string; line: number }[] {
+  const lines: { text: string; line: number }[] = [];
+  let pending: { text: string; line: number } | undefined;
+  text.split(/\r?\n/).forEach((physical, index) => {
+    const continued = physical.endsWith("\\");
+    const part = continued ? physical.slice(0, -1) : physical;
+    pending = pending ? { text: pending.text + part, line: pending.line } : { text: part, line: index + 1 };
+    if (!continued) {
+      lines.push(pending);
+      pending = undefined;
+    }
+  });
+  if (pending) lines.push(pending);
+  return lines;
+}
+
+/**
+ * Words as Apache's ap_getword_conf splits them: by white space, except inside "double" or
+ * 'single' quotes, where a backslash before the quote character escapes it. An unclosed
+ * quote runs to the end of the line, as in Apache.
+ */
+export function tokenize(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    while (i < line.length && /\s/.test(line[i])) i++;
+    if (i >= line.length) break;
+    const quote = line[i];
+    let word = "";
+    if (quote === '"' || quote === "'") {
+      i++;
+      while (i < line.length && line[i] !== quote) {
+        if (line[i] === "\\" && line[i + 1] === quote) i++;
+        word += line[i++];
+      }
+      i++;
+    } else {
+      while (i < line.length && !/\s/.test(line[i])) word += line[i++];
+    }
+    words.push(word);
+  }
+  return words;
+}
+
+/** The files an Include path names: itself, a directory's files (recursively), or glob matches, sorted. */
+export function expandIncludePath(pattern: string, fs: ConfigFs): string[] {
+  const segments = pattern.split("/");
+  let paths = [pattern.startsWith("/") ? "/" : "."];
+  for (const segment of segments) {
+    if (segment === "") continue;
+    const next: string[] = [];
+    for (const base of paths) {
+      if (!/[*?[]/.test(segment)) {
+        next.push(join(base, segment));
+        continue;
+      }
+      const matcher = globMatcher(segment);
+      let entries: string[] = [];
+      try {
+        entries = fs.readdir(base);
+      } catch { /* not a directory: no matches */ }
+      next.push(...entries.filter((entry) => !entry.startsWith(".") && matcher.test(entry)).sort().map((entry) => join(base, entry)));
+    }
+    paths = next;
+  }
+  return paths.flatMap((path) => filesUnder(path, fs));
+}
+
+function filesUnder(path: string, fs: ConfigFs): string[] {
+  if (!fs.exists(path)) return [];
+  if (!fs.isDirectory(path)) return [path];
+  return fs.readdir(path).filter((entry) => !entry.startsWith(".")).sort().flatMap((entry) => filesUnder(join(path, entry), fs));
+}
+
+function globMatcher(glob: string): RegExp {
+  let source = "";
+  for (let i = 0; i < glob.length; i++) {
+    const char = glob[i];
+    if (char === "*") source += "[^/]*";
+    else if (char === "?") source += "[^/]";
+    else if (char === "[") {
+      const end = glob.indexOf("]", i + 1);
+      if (end < 0) source += "\\[";
+      else {
+        const body = glob.slice(i + 1, end);
+        source += `[${body.startsWith("!") ? `^${body.slice(1)}` : body.replace(/\\/g, "\\\\")}]`;
+        i = end;
+      }
+    } else source += char.replace(/[.+^${}()|\\]/g, "\\$&");
+  }
+  return new RegExp(`^${source}$`);
+}
+
+function reason(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  return code === "ENOENT" ? "No such file or directory" : code === "EACCES" ? "Permission denied" : String((error as Error).message ?? error);
+}

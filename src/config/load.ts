@@ -1,0 +1,31 @@
+/** Settings from flags, the environment and, when one is named, a config file on disk. */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { KNOWN_DIRECTIVES, type Layers, type Resolved, resolveSettings } from "../settings.ts";
+import { type ConfigFs, readHttpdConfig } from "./httpd.ts";
+
+export const nodeConfigFs: ConfigFs = {
+  readFile: (path) => readFileSync(path, "utf8"),
+  isDirectory: (path) => statSync(path).isDirectory(),
+  exists: (path) => existsSync(path),
+  readdir: (path) => readdirSync(path),
+};
+
+/** This agent is mod_heartbeat, so <IfModule mod_heartbeat.c> holds. */
+const BUILTIN_MODULES = ["heartbeat_module", "mod_heartbeat.c"];
+
+/** The config file named by --config, else by HEARTBEAT_CONFIG, if any. */
+export function configFileOf(configFlag: string | undefined, env: Layers["env"]): string | undefined {
+  const file = configFlag ?? env.HEARTBEAT_CONFIG;
+  return file ? resolve(file) : undefined;
+}
+
+export function loadSettings(options: { flags: Layers["flags"]; env: Layers["env"]; configFile?: string; fs?: ConfigFs }): Resolved {
+  const config = options.configFile === undefined ? undefined : readHttpdConfig(options.configFile, {
+    fs: options.fs ?? nodeConfigFs,
+    env: options.env,
+    knownDirectives: KNOWN_DIRECTIVES,
+    builtinModules: BUILTIN_MODULES,
+  });
+  return resolveSettings({ flags: options.flags, env: options.env, config });
+}
