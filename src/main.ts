@@ -223,9 +223,9 @@ async function resolveDestinations(settings: Settings): Promise<Destination[]> {
 }
 
 async function openTransport(settings: Settings, adapter: AdapterName): Promise<UdpTransport> {
-  const open = await loadAdapter(adapter);
+  const { openUdpTransport } = await loadAdapter(adapter);
   try {
-    return await open({ ttl: settings.ttl, loopback: true, interfaceAddress: settings.interfaceAddress });
+    return await openUdpTransport({ ttl: settings.ttl, loopback: true, interfaceAddress: settings.interfaceAddress });
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (settings.interfaceAddress && (code === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))) {

@@ -21,6 +21,10 @@ test("runtime: the default adapter is the runtime's own, node:dgram elsewhere", 
   assert.equal(adapterUnavailable(foreign), `the ${foreign} adapter needs the ${foreign} runtime; this is ${runtime}`);
 });
 
-test("runtime: every adapter module loads on every runtime and exports openUdpTransport", async () => {
-  for (const adapter of ADAPTERS) assert.equal(typeof await loadAdapter(adapter), "function", adapter);
+test("runtime: every adapter module loads on every runtime and exports the contract", async () => {
+  for (const adapter of ADAPTERS) {
+    const module = await loadAdapter(adapter);
+    assert.equal(typeof module.openUdpTransport, "function", adapter);
+    assert.equal(typeof module.openUdpListener, "function", adapter);
+  }
 });

@@ -44,6 +44,8 @@ interface Observed {
   wire: { linkA: Packet[]; linkB: Packet[] };
   /** Payloads received by listeners, per namespace, as `FROM PAYLOAD`. */
   heard: { linkA: string[]; sender: string[] };
+  /** What the adapter's own listeners in linkA received, as `FROM LENGTH TEXT`. */
+  received: { group: string[]; unicast: string[] };
 }
 
 const payload = (adapter: string, what: string) => `v=1&ready=1&busy=0&probe=${adapter}-${what}`;
@@ -65,9 +67,15 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
     const child = lab.spawn(ns, runtimeCommand(runtime, "test/support/listen-probe.ts", [String(PORT), GROUP]));
     return { ns, child, output: collect(child) };
   });
+  const adapterListeners = ([[GROUP, String(PORT - 2)], ["10.99.1.2", String(PORT - 3)]] as const).map(([address, port]) => {
+    const child = lab.spawn("linkA", runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [adapter, address, port]));
+    return { ns: `linkA ${address}`, child, output: collect(child) };
+  });
   await Promise.all([
     ...captures.map((c) => waitFor(() => c.output().stderr.includes("listening on"), 10_000, `tcpdump in ${c.ns}`)),
-    ...listeners.map((l) => waitFor(() => l.output().stdout.includes("listening"), 10_000, `listener in ${l.ns}`)),
+    ...[...listeners, ...adapterListeners].map((l) =>
+      waitFor(() => l.output().stdout.includes("listening"), 10_000, `listener in ${l.ns}: ${l.output().stderr}`)
+    ),
   ]);
 
   const send = (host: string, what: string) => ({ host, port: PORT, payload: payload(adapter, what) });
@@ -77,6 +85,14 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
       { options: { ttl: 1, loopback: true }, sends: [send(GROUP, "default"), send("10.99.1.2", "unicast")] },
       { options: { ttl: 7, loopback: true }, sends: [send(GROUP, "ttl7")] },
       { options: { ttl: 3, loopback: true, interfaceAddress: "10.99.2.1" }, sends: [send(GROUP, "interface")] },
+      {
+        options: { ttl: 1, loopback: true },
+        sends: [
+          { ...send(GROUP, "to-listener"), port: PORT - 2 },
+          { ...send(GROUP, "x".repeat(1200)), port: PORT - 2 },
+          { ...send("10.99.1.2", "to-unicast-listener"), port: PORT - 3 },
+        ],
+      },
     ],
   };
   const lonelyProbe: Probe = {
@@ -89,7 +105,7 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
     return JSON.parse(result.stdout) as ProbeResult;
   }));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  await Promise.all([...captures, ...listeners].map((c) => stop(c.child)));
+  await Promise.all([...captures, ...listeners, ...adapterListeners].map((c) => stop(c.child)));
 
   const packets = (text: string): Packet[] =>
     text.split(/^(?=\d\d:\d\d:\d\d\.\d+ IP )/m).filter((block) => block.includes(" IP ")).map((block) => ({
@@ -97,6 +113,11 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
       source: /(\d+\.\d+\.\d+\.\d+)\.\d+ > /.exec(block)?.[1] ?? "",
       text: block,
     }));
+  const received = (stdout: string) =>
+    stdout.split("\n").filter((line) => line.startsWith('{"from"')).map((line) => {
+      const { from, length, text } = JSON.parse(line);
+      return `${from} ${length} ${text}`;
+    });
   const heard = (stdout: string) =>
     stdout.split("\n").filter((line) => line.startsWith('{"from"')).map((line) => {
       const { from, payload } = JSON.parse(line);
@@ -107,6 +128,10 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
     lonely: results[1],
     wire: { linkA: packets(captures[0].output().stdout), linkB: packets(captures[1].output().stdout) },
     heard: { linkA: heard(listeners[0].output().stdout), sender: heard(listeners[1].output().stdout) },
+    received: {
+      group: received(adapterListeners[0].output().stdout),
+      unicast: received(adapterListeners[1].output().stdout),
+    },
   };
 }
 
@@ -118,7 +143,7 @@ for (const adapter of ADAPTERS) {
   const name = `transport contract, ${runtime}/${adapter}:`;
 
   test(`${name} every send on a working network resolves`, { skip }, async () => {
-    assert.deepEqual((await observe(adapter)).probe.sends, [["ok", "ok"], ["ok"], ["ok"]]);
+    assert.deepEqual((await observe(adapter)).probe.sends, [["ok", "ok"], ["ok"], ["ok"], ["ok", "ok", "ok"]]);
   });
 
   test(`${name} multicast reaches a listener on the link, with TTL 1 by default`, { skip }, async () => {
@@ -153,5 +178,29 @@ for (const adapter of ADAPTERS) {
     assert.notEqual(unreachable, "ok");
     assert.match(unreachable, /unreachable|ENETUNREACH|UNKNOWN|os error 101/i);
     assert.equal(next, "ok");
+  });
+}
+
+for (const adapter of ADAPTERS) {
+  const name = `transport contract, ${runtime}/${adapter} listener:`;
+  const sent = (what: string) => payload(adapter, what);
+
+  test(`${name} joins a multicast group and receives it, with the sender's address`, { skip }, async () => {
+    const { received } = await observe(adapter);
+    const message = sent("to-listener");
+    assert.ok(received.group.includes(`10.99.1.1 ${message.length} ${message}`), received.group.join("\n"));
+    assert.ok(!received.group.some((line) => line.includes("to-unicast-listener")), "only the group's port and address");
+  });
+
+  test(`${name} receives unicast on the address it is bound to`, { skip }, async () => {
+    const { received } = await observe(adapter);
+    const message = sent("to-unicast-listener");
+    assert.deepEqual(received.unicast, [`10.99.1.1 ${message.length} ${message}`]);
+  });
+
+  test(`${name} hands over an oversize datagram whole, for the monitor to reject`, { skip }, async () => {
+    const { received } = await observe(adapter);
+    const big = sent("x".repeat(1200));
+    assert.ok(received.group.some((line) => line.startsWith(`10.99.1.1 ${big.length} `)), received.group.map((line) => line.slice(0, 40)).join("\n"));
   });
 }

@@ -1,5 +1,6 @@
 /** The Bun adapter: Bun.udpSocket, which sets every multicast option directly. */
-import type { OpenUdpTransport } from "./transport.ts";
+import { isMulticast } from "../address.ts";
+import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
 
 /** The part of Bun's API this adapter uses, so that it type-checks on any runtime. */
 interface BunUdpSocket {
@@ -7,20 +8,28 @@ interface BunUdpSocket {
   setMulticastTTL(ttl: number): number;
   setMulticastLoopback(enabled: boolean): boolean;
   setMulticastInterface(interfaceAddress: string): boolean;
+  addMembership(group: string, interfaceAddress?: string): boolean;
   close(): void;
 }
 interface BunUdpApi {
   udpSocket(options: {
     hostname: string;
     port: number;
-    socket: { error(socket: unknown, error: Error): void };
+    socket: {
+      error(socket: unknown, error: Error): void;
+      data?(socket: unknown, data: Uint8Array, port: number, address: string): void;
+    };
   }): Promise<BunUdpSocket>;
 }
 
-export const openUdpTransport: OpenUdpTransport = async (options) => {
+function bunApi(): BunUdpApi {
   const bun = (globalThis as { Bun?: BunUdpApi }).Bun;
   if (!bun?.udpSocket) throw new Error("Bun.udpSocket is not available in this runtime");
-  const socket = await bun.udpSocket({
+  return bun;
+}
+
+export const openUdpTransport: OpenUdpTransport = async (options) => {
+  const socket = await bunApi().udpSocket({
     hostname: options.interfaceAddress ?? "0.0.0.0",
     port: 0,
     // Asynchronous socket errors are reported by send's result; this keeps them from throwing.
@@ -45,6 +54,28 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
       }
       return Promise.resolve();
     },
+    close() {
+      socket.close();
+      return Promise.resolve();
+    },
+  };
+};
+
+export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
+  const socket = await bunApi().udpSocket({
+    hostname: options.address,
+    port: options.port,
+    socket: {
+      error() {},
+      data: (_socket, data, _port, from) => onDatagram({ data, from }),
+    },
+  });
+  if (isMulticast(options.address) && !socket.addMembership(options.address, options.interfaceAddress)) {
+    socket.close();
+    throw new Error(`cannot join multicast group ${options.address}`);
+  }
+  return {
+    adapter: "bun",
     close() {
       socket.close();
       return Promise.resolve();

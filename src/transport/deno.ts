@@ -9,11 +9,12 @@
  * ephemeral port, it receives none of the group's heartbeats.
  */
 import { isMulticast } from "../address.ts";
-import type { OpenUdpTransport } from "./transport.ts";
+import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
 
 /** The part of Deno's API this adapter uses, so that it type-checks on any runtime. */
 interface DenoDatagramConn {
   send(data: Uint8Array, to: { transport: "udp"; hostname: string; port: number }): Promise<number>;
+  receive(buffer?: Uint8Array): Promise<[Uint8Array, { hostname: string; port: number }]>;
   joinMulticastV4(group: string, networkInterface: string): Promise<{ setTTL(ttl: number): Promise<void> }>;
   close(): void;
 }
@@ -23,20 +24,23 @@ interface DenoUdpApi {
     hostname: string;
     port: number;
     loopback: boolean;
+    reuseAddress?: boolean;
   }): DenoDatagramConn;
+}
+
+function denoApi(): Required<DenoUdpApi> {
+  const deno = (globalThis as { Deno?: DenoUdpApi }).Deno;
+  if (!deno?.listenDatagram) throw new Error("Deno.listenDatagram is not available: run Deno with --unstable-net");
+  return deno as Required<DenoUdpApi>;
 }
 
 const SYSTEM_MULTICAST_TTL = 1;
 
-export const openUdpTransport: OpenUdpTransport = (options) => {
-  const deno = (globalThis as { Deno?: DenoUdpApi }).Deno;
-  if (!deno?.listenDatagram) {
-    return Promise.reject(new Error("Deno.listenDatagram is not available: run Deno with --unstable-net"));
-  }
+export const openUdpTransport: OpenUdpTransport = async (options) => {
   const hostname = options.interfaceAddress ?? "0.0.0.0";
-  const conn = deno.listenDatagram({ transport: "udp", hostname, port: 0, loopback: options.loopback });
+  const conn = denoApi().listenDatagram({ transport: "udp", hostname, port: 0, loopback: options.loopback });
   let ttlSet: Promise<void> | undefined = options.ttl === SYSTEM_MULTICAST_TTL ? Promise.resolve() : undefined;
-  return Promise.resolve({
+  return {
     adapter: "deno",
     async send(payload, to) {
       if (!ttlSet && isMulticast(to.host)) {
@@ -50,5 +54,43 @@ export const openUdpTransport: OpenUdpTransport = (options) => {
       conn.close();
       return Promise.resolve();
     },
+  };
+};
+
+/** Large enough for any UDP datagram, so that an oversize one is seen whole and rejected. */
+const MAX_DATAGRAM = 65536;
+
+export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
+  const conn = denoApi().listenDatagram({
+    transport: "udp",
+    hostname: options.address,
+    port: options.port,
+    loopback: true,
+    reuseAddress: true,
   });
+  try {
+    if (isMulticast(options.address)) await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+  let open = true;
+  const receiving = (async () => {
+    while (open) {
+      try {
+        const [data, from] = await conn.receive(new Uint8Array(MAX_DATAGRAM));
+        onDatagram({ data, from: from.hostname });
+      } catch {
+        if (!open) return; // closed: receive rejects
+      }
+    }
+  })();
+  return {
+    adapter: "deno",
+    async close() {
+      open = false;
+      conn.close();
+      await receiving;
+    },
+  };
 };

@@ -1,6 +1,6 @@
 /** Picks the UDP adapter for this runtime, or the one asked for, and says when it cannot. */
 import { detectRuntime, type RuntimeName } from "../runtime.ts";
-import type { AdapterName, OpenUdpTransport } from "./transport.ts";
+import type { AdapterName, UdpAdapter } from "./transport.ts";
 
 /** The native adapter where the runtime has one that works, else node:dgram. */
 export function defaultAdapter(runtime: RuntimeName = detectRuntime()): AdapterName {
@@ -20,13 +20,13 @@ export function adapterUnavailable(
   return undefined;
 }
 
-export async function loadAdapter(adapter: AdapterName): Promise<OpenUdpTransport> {
+export async function loadAdapter(adapter: AdapterName): Promise<UdpAdapter> {
   switch (adapter) {
     case "deno":
-      return (await import("./deno.ts")).openUdpTransport;
+      return await import("./deno.ts");
     case "bun":
-      return (await import("./bun.ts")).openUdpTransport;
+      return await import("./bun.ts");
     case "node":
-      return (await import("./node.ts")).openUdpTransport;
+      return await import("./node.ts");
   }
 }

@@ -1,4 +1,4 @@
-/** The contract each runtime's UDP adapter implements, as `openUdpTransport`. */
+/** The contract each runtime's UDP adapter implements, as `openUdpTransport` and `openUdpListener`. */
 import type { Destination } from "../address.ts";
 
 export const ADAPTERS = ["deno", "bun", "node"] as const;
@@ -24,3 +24,31 @@ export interface UdpTransport {
 }
 
 export type OpenUdpTransport = (options: UdpTransportOptions) => Promise<UdpTransport>;
+
+export interface UdpListenOptions {
+  /** A multicast group to join (the socket is bound to it, as mod_heartmonitor does), or a
+   * local unicast address to bind. */
+  address: string;
+  port: number;
+  /** For a group: the local IPv4 address of the interface to join it on (default: by route). */
+  interfaceAddress?: string;
+}
+
+export interface Datagram {
+  data: Uint8Array;
+  /** The sender's IPv4 address. */
+  from: string;
+}
+
+export interface UdpListener {
+  readonly adapter: AdapterName;
+  close(): Promise<void>;
+}
+
+/** Receives datagrams until closed, calling `onDatagram` for each. */
+export type OpenUdpListener = (options: UdpListenOptions, onDatagram: (datagram: Datagram) => void) => Promise<UdpListener>;
+
+export interface UdpAdapter {
+  openUdpTransport: OpenUdpTransport;
+  openUdpListener: OpenUdpListener;
+}

@@ -18,7 +18,7 @@ export interface ProbeResult {
 }
 
 const probe: Probe = JSON.parse(process.argv[2]);
-const open = await loadAdapter(probe.adapter);
+const { openUdpTransport: open } = await loadAdapter(probe.adapter);
 const result: ProbeResult = { adapter: probe.adapter, sends: [] };
 for (const session of probe.sessions) {
   const transport = await open(session.options);

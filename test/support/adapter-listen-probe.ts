@@ -1,0 +1,15 @@
+/**
+ * Listens with one UDP adapter, for the transport contract suite. Usage:
+ * adapter-listen-probe.ts ADAPTER ADDRESS PORT; prints {"listening":true}, then one JSON line
+ * per datagram: {from, length, text}.
+ */
+import { loadAdapter } from "../../src/transport/index.ts";
+import type { AdapterName } from "../../src/transport/transport.ts";
+
+const [adapter, address, port] = process.argv.slice(2);
+const { openUdpListener } = await loadAdapter(adapter as AdapterName);
+const listener = await openUdpListener({ address, port: Number(port) }, ({ data, from }) => {
+  console.log(JSON.stringify({ from, length: data.length, text: new TextDecoder().decode(data) }));
+});
+console.log(JSON.stringify({ listening: true }));
+process.on("SIGTERM", () => listener.close().then(() => process.exit(0)));
