@@ -1,13 +1,15 @@
 /** Command-line flags: one parseArgs spec, built from the settings table, and the usage text. */
 import { parseArgs } from "node:util";
-import { SETTINGS } from "./settings.ts";
+import { type Mode, SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
 
 export const USAGE = `heartbeat: tells Apache load balancers how much spare capacity this server has.
 
 Usage:
-  heartbeat --address HOST:PORT [options]
+  heartbeat --address HOST:PORT [options]          send heartbeats (the agent)
   heartbeat -f /etc/apache2/apache2.conf [options]
+  heartbeat monitor --listen ADDR:PORT [options]   collect them, as mod_heartmonitor does
+  heartbeat servers FILE                           show a storage file as the balancer sees it
 
 It sends "v=1&ready=N&busy=M" by UDP every second, as Apache's mod_heartbeat does, to
 proxies running mod_heartmonitor and mod_lbmethod_heartbeat (ProxyPass ... lbmethod=heartbeat).
@@ -45,6 +47,19 @@ Configuration:
                             HEARTBEAT_MAX_AGE) and a directive (HeartbeatMaxAge); flags win over
                             variables, variables over the file. SIGHUP rereads the file.
 
+Monitor (heartbeat monitor):
+      --listen ADDR:PORT    multicast group to join, or local address to listen on, for UDP
+                            heartbeats, e.g. 239.0.0.1:27999 (HeartbeatListen)
+      --http ADDR:PORT      also take heartbeats POSTed to /heartbeat, as mod_heartmonitor's
+                            "SetHandler heartbeat" does; serves GET /servers and GET /metrics
+      --storage FILE        write mod_heartmonitor's storage file, for mod_lbmethod_heartbeat
+                            (HeartbeatStorage); rewritten every second
+      --max-servers N       servers kept at most; new ones are turned away at the bound
+                            (0: the default, 1000; otherwise more than 10, as Apache)
+      --allow CIDR          accept heartbeats only from these senders (repeatable)
+      --print               print one line per heartbeat received
+      --interface ADDR      join the group on this interface
+
 Other:
       --dry-run             print "DEST PAYLOAD" for each heartbeat instead of sending it
       --runtime-adapter A   UDP implementation: deno, bun or node (default: the runtime's own)
@@ -71,6 +86,7 @@ const COMMAND_OPTIONS = {
   "print-config": { type: "boolean" },
   once: { type: "boolean" },
   "dry-run": { type: "boolean" },
+  print: { type: "boolean" },
   verbose: { type: "boolean", short: "v" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -79,9 +95,12 @@ const COMMAND_OPTIONS = {
 
 type OptionSpec = { type: "string" | "boolean"; short?: string; multiple?: boolean };
 
+/** Command flags that belong to one command only. */
+const COMMAND_MODES: Record<string, Mode> = { once: "agent", "dry-run": "agent", print: "monitor" };
+
 const OPTIONS: Record<string, OptionSpec> = {
-  ...Object.fromEntries(SETTINGS.filter((spec) => spec.flag).map((spec) => [
-    spec.flag!,
+  ...Object.fromEntries(SETTINGS.map((spec) => [
+    spec.flag,
     { type: "string", ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) },
   ])),
   ...COMMAND_OPTIONS,
@@ -98,23 +117,45 @@ export interface Invocation {
   printConfig: boolean;
   once: boolean;
   dryRun: boolean;
+  print: boolean;
 }
 
 export type Command =
   | { kind: "help" }
   | { kind: "version" }
-  | { kind: "run"; invocation: Invocation };
+  | { kind: "run"; mode: Mode; invocation: Invocation }
+  | { kind: "servers"; file: string };
 
 /** What the command line asks for; throws UsageError with a message saying what to fix. */
 export function parseCommandLine(argv: string[]): Command {
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true }));
   } catch (error) {
     throw new UsageError(parseArgsMessage(error));
   }
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
+  const [command, ...rest] = positionals;
+  if (command === "servers") {
+    if (rest.length !== 1) throw new UsageError("'heartbeat servers FILE' takes one storage file, e.g. /var/log/apache2/hb.dat");
+    return { kind: "servers", file: rest[0] };
+  }
+  if (command !== undefined && command !== "monitor") {
+    throw new UsageError(`unexpected argument '${command}': the commands are 'monitor' and 'servers FILE'; every setting is a --flag`);
+  }
+  if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}': every setting is a --flag`);
+  const mode: Mode = command === "monitor" ? "monitor" : "agent";
+  const modeOf = (flag: string) => COMMAND_MODES[flag] ?? SETTINGS.find((spec) => spec.flag === flag)?.mode;
+  for (const flag of Object.keys(values)) {
+    const belongs = modeOf(flag);
+    if (belongs && belongs !== mode) {
+      throw new UsageError(belongs === "monitor"
+        ? `--${flag} is for 'heartbeat monitor'`
+        : `--${flag} is for the agent, not 'heartbeat monitor'`);
+    }
+  }
   if (values.verbose && values.quiet) throw new UsageError("--verbose and --quiet cannot be used together");
   const flags: Invocation["flags"] = {};
   for (const spec of SETTINGS) {
@@ -126,6 +167,7 @@ export function parseCommandLine(argv: string[]): Command {
   }
   return {
     kind: "run",
+    mode,
     invocation: {
       flags,
       configFile: values.config as string | undefined,
@@ -133,6 +175,7 @@ export function parseCommandLine(argv: string[]): Command {
       printConfig: values["print-config"] === true,
       once: values.once === true,
       dryRun: values["dry-run"] === true,
+      print: values.print === true,
     },
   };
 }
@@ -147,8 +190,6 @@ function parseArgsMessage(error: unknown): string {
       return `unknown option '${option ?? message}'`;
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
       return `${/(--[\w-]+)/.exec(message)?.[1] ?? option ?? "an option"} needs a value`;
-    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
-      return `unexpected argument ${/'([^']*)'/.exec(message)?.[0] ?? message}: every setting is a --flag`;
     default:
       return message;
   }

@@ -34,17 +34,17 @@ export type ParseResult =
 
 export type RejectReason = "oversize" | "missing-field" | "bad-number";
 
-/** Why a count or port cannot go on the wire, or undefined when it can. */
-export function invalidCount(name: string, value: unknown): string | undefined {
+/** Why a count cannot go on the wire, or undefined when it can; `shown` is what was given. */
+export function invalidCount(name: string, value: unknown, shown = String(value)): string | undefined {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_COUNT) {
-    return `${name} must be a whole number from 0 to ${MAX_COUNT}, got ${String(value)}`;
+    return `${name} must be a whole number from 0 to ${MAX_COUNT}, got ${shown}`;
   }
   return undefined;
 }
 
-export function invalidPort(value: unknown): string | undefined {
+export function invalidPort(value: unknown, shown = String(value)): string | undefined {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
-    return `port must be a whole number from 1 to 65535, got ${String(value)}`;
+    return `port must be a whole number from 1 to 65535, got ${shown}`;
   }
   return undefined;
 }
@@ -91,8 +91,8 @@ export function parseHeartbeat(message: string | Uint8Array): ParseResult {
   const readyCount = decimal(ready);
   const busyCount = decimal(busy);
   const port = fields.has("port") ? decimal(fields.get("port")!) : undefined;
-  const problem = invalidCount("ready", readyCount) ?? invalidCount("busy", busyCount) ??
-    (fields.has("port") ? invalidPort(port) : undefined);
+  const problem = invalidCount("ready", readyCount, `'${ready}'`) ?? invalidCount("busy", busyCount, `'${busy}'`) ??
+    (fields.has("port") ? invalidPort(port, `'${fields.get("port")}'`) : undefined);
   if (problem) return { ok: false, reason: "bad-number", detail: problem };
   return {
     ok: true,

@@ -2,6 +2,7 @@
  * heartbeat: mod_heartbeat outside Apache. Entry point for `deno run -A src/main.ts`,
  * `bun src/main.ts` and the compiled binary.
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import denoConfig from "../deno.json" with { type: "json" };
 import { type Destination, formatDestination, resolveIPv4 } from "./address.ts";
@@ -9,6 +10,8 @@ import { type AgentOptions, runAgent, sendOnce } from "./agent.ts";
 import { type Invocation, parseCommandLine, USAGE, UsageError } from "./cli.ts";
 import { configFileOf, loadSettings } from "./config/load.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { runMonitor } from "./monitor/monitor.ts";
+import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/storage.ts";
 import { runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
 import { describeSettings, type Resolved, type Settings } from "./settings.ts";
@@ -51,6 +54,8 @@ export async function main(
       case "version":
         io.stdout(`heartbeat ${VERSION} (${runtimeVersion()}, ${process.platform}-${process.arch})`);
         return EXIT_OK;
+      case "servers":
+        return showServers(command.file, io);
     }
     const { invocation } = command;
     const configFile = configFileOf(invocation.configFile, env);
@@ -71,7 +76,9 @@ export async function main(
       io.stdout(describeSettings(resolved));
       return EXIT_OK;
     }
-    return await run(resolved, invocation, io, load);
+    return command.mode === "monitor"
+      ? await monitor(resolved.settings, invocation, io)
+      : await run(resolved, invocation, io, load);
   } catch (error) {
     if (error instanceof UsageError || error instanceof SourceConfigError) {
       io.stderr(`heartbeat: ${error.message}`);
@@ -192,6 +199,91 @@ async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, 
     logger.error(`reload failed: ${(error as Error).message}; ${keeping}`);
     return undefined;
   }
+}
+
+/** Servers the monitor holds at most, when HeartbeatMaxServers is 0 or not given. */
+export const DEFAULT_MAX_SERVERS = 1000;
+
+/** `heartbeat monitor`: runs until SIGINT or SIGTERM. */
+async function monitor(settings: Settings, invocation: Invocation, io: MainIO): Promise<number> {
+  if (!settings.listen && !settings.http) {
+    throw new UsageError("heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both");
+  }
+  const logger = createLogger({ level: settings.logLevel, write: io.stderr });
+  const adapter = settings.runtimeAdapter ?? defaultAdapter();
+  const unavailable = adapterUnavailable(adapter);
+  if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
+  const maxServers = settings.maxServers || DEFAULT_MAX_SERVERS;
+  const udp = settings.listen
+    ? { address: await resolveIPv4(settings.listen.host), port: settings.listen.port, interfaceAddress: settings.interfaceAddress }
+    : undefined;
+  const where = [
+    udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
+    settings.http ? `http ${settings.http.text}` : undefined,
+  ].filter(Boolean).join(", ");
+  const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP"]);
+  const stop = new AbortController();
+  const running = runMonitor({
+    udp,
+    http: settings.http,
+    openUdpListener: (await loadAdapter(adapter)).openUdpListener,
+    storage: settings.storage,
+    maxServers,
+    allow: settings.allow ?? [],
+    print: invocation.print ? io.stdout : undefined,
+    logger,
+    clock: systemClock,
+    signal: stop.signal,
+  });
+  running.catch(() => stop.abort());
+  logger.info(`heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
+    `${settings.storage ? `storage ${settings.storage}` : "no storage file"}; up to ${maxServers} servers`);
+  try {
+    const stopped = running.then(() => undefined);
+    for (;;) {
+      const signal = await Promise.race([signals.next(), stopped]);
+      if (signal === "SIGHUP") {
+        logger.warn("SIGHUP: the monitor does not reload its configuration; restart it to apply changes");
+        continue;
+      }
+      if (signal) logger.info(`stopping on ${signal}`);
+      stop.abort();
+      break;
+    }
+    await running;
+    logger.info("stopped");
+    return EXIT_OK;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new RuntimeFailure(`cannot listen on ${where}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`);
+  } finally {
+    signals.close();
+  }
+}
+
+/** `heartbeat servers FILE`: a storage file as the balancer sees it. */
+function showServers(file: string, io: MainIO): number {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    io.stderr(`heartbeat: cannot read ${file}: ${(error as Error).message}`);
+    return EXIT_FAILURE;
+  }
+  const shares = balancerShares(parseStorage(text));
+  const rows = [["server", "port", "ready", "busy", "age", "weight", "share"], ...shares.map((server) => [
+    server.ip,
+    String(server.port),
+    String(server.ready),
+    String(server.busy),
+    server.lastseen < 0 ? "?" : `${server.lastseen} s${server.lastseen >= BALANCER_MAX_LASTSEEN ? " (too old)" : ""}`,
+    `${server.weight}${server.busy === 0 && server.ready !== 0 && server.lastseen < BALANCER_MAX_LASTSEEN ? " (ready/4)" : ""}`,
+    `${(server.share * 100).toFixed(1)}%`,
+  ])];
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  for (const row of rows) io.stdout(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd());
+  if (shares.length === 0) io.stdout(`(no servers in ${file})`);
+  return EXIT_OK;
 }
 
 /** Signals in the order they arrive, one at a time. */

@@ -6,6 +6,7 @@
 import { isIPv4 } from "node:net";
 import { parseAddress } from "./address.ts";
 import type { ConfigRead } from "./config/httpd.ts";
+import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { ADAPTERS, type AdapterName } from "./transport/transport.ts";
 
@@ -30,11 +31,16 @@ export interface Settings {
   intervalSeconds: number;
   runtimeAdapter?: AdapterName;
   logLevel: LogLevel;
-  /** mod_heartmonitor's settings, for the monitor mode: read and checked, not yet used. */
+  /** The monitor's: where heartbeats come in, where the storage file goes, and limits. */
   listen?: AddressSetting;
   storage?: string;
   maxServers?: number;
+  http?: AddressSetting;
+  allow?: Cidr[];
 }
+
+/** Which command a setting's flag belongs to: the agent, `heartbeat monitor`, or both. */
+export type Mode = "agent" | "monitor";
 
 /** A value that cannot be used; the message says why, without saying where it came from. */
 export class SettingError extends Error {}
@@ -43,8 +49,9 @@ interface Spec {
   key: keyof Settings;
   directive: string;
   env: string;
-  /** The long flag; none for the monitor's settings, which have no agent flag. */
-  flag?: string;
+  flag: string;
+  /** The commands whose flag this is; both when absent. */
+  mode?: Mode;
   short?: string;
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
@@ -85,30 +92,41 @@ function text(value: string): string {
   return value;
 }
 
+function cidr(text: string): Cidr {
+  try {
+    return parseCidr(text);
+  } catch (error) {
+    throw new SettingError((error as Error).message);
+  }
+}
+
 export const SETTINGS: readonly Spec[] = [
-  { key: "addresses", flag: "address", short: "a", directive: "HeartbeatAddress", env: "HEARTBEAT_ADDRESS", multiple: true, parse: address },
+  { key: "addresses", flag: "address", short: "a", mode: "agent", directive: "HeartbeatAddress", env: "HEARTBEAT_ADDRESS", multiple: true, parse: address },
   {
+    // The agent's multicast leaves by it; the monitor joins its group on it.
     key: "interfaceAddress", flag: "interface", directive: "HeartbeatInterface", env: "HEARTBEAT_INTERFACE",
     parse: (value) => {
       if (!isIPv4(value)) throw new SettingError("give the IPv4 address of a local interface");
       return value;
     },
   },
-  { key: "ttl", flag: "ttl", directive: "HeartbeatTTL", env: "HEARTBEAT_TTL", parse: wholeNumber(0, 255) },
-  { key: "port", flag: "port", directive: "HeartbeatPort", env: "HEARTBEAT_PORT", parse: wholeNumber(1, 65535) },
-  { key: "source", flag: "source", directive: "HeartbeatSource", env: "HEARTBEAT_SOURCE", parse: text },
-  { key: "ready", flag: "ready", directive: "HeartbeatReady", env: "HEARTBEAT_READY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "busy", flag: "busy", directive: "HeartbeatBusy", env: "HEARTBEAT_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "capacity", flag: "capacity", directive: "HeartbeatCapacity", env: "HEARTBEAT_CAPACITY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "maxAgeSeconds", flag: "max-age", directive: "HeartbeatMaxAge", env: "HEARTBEAT_MAX_AGE", parse: seconds(0.01, 86400) },
-  { key: "procRoot", flag: "proc-root", directive: "HeartbeatProcRoot", env: "HEARTBEAT_PROC_ROOT", parse: text },
-  { key: "intervalSeconds", flag: "interval", directive: "HeartbeatInterval", env: "HEARTBEAT_INTERVAL", parse: seconds(0.01, 3600) },
+  { key: "ttl", flag: "ttl", mode: "agent", directive: "HeartbeatTTL", env: "HEARTBEAT_TTL", parse: wholeNumber(0, 255) },
+  { key: "port", flag: "port", mode: "agent", directive: "HeartbeatPort", env: "HEARTBEAT_PORT", parse: wholeNumber(1, 65535) },
+  { key: "source", flag: "source", mode: "agent", directive: "HeartbeatSource", env: "HEARTBEAT_SOURCE", parse: text },
+  { key: "ready", flag: "ready", mode: "agent", directive: "HeartbeatReady", env: "HEARTBEAT_READY", parse: wholeNumber(0, 0xffff_ffff) },
+  { key: "busy", flag: "busy", mode: "agent", directive: "HeartbeatBusy", env: "HEARTBEAT_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
+  { key: "capacity", flag: "capacity", mode: "agent", directive: "HeartbeatCapacity", env: "HEARTBEAT_CAPACITY", parse: wholeNumber(0, 0xffff_ffff) },
+  { key: "maxAgeSeconds", flag: "max-age", mode: "agent", directive: "HeartbeatMaxAge", env: "HEARTBEAT_MAX_AGE", parse: seconds(0.01, 86400) },
+  { key: "procRoot", flag: "proc-root", mode: "agent", directive: "HeartbeatProcRoot", env: "HEARTBEAT_PROC_ROOT", parse: text },
+  { key: "intervalSeconds", flag: "interval", mode: "agent", directive: "HeartbeatInterval", env: "HEARTBEAT_INTERVAL", parse: seconds(0.01, 3600) },
   { key: "runtimeAdapter", flag: "runtime-adapter", directive: "HeartbeatRuntimeAdapter", env: "HEARTBEAT_RUNTIME_ADAPTER", parse: oneOf(ADAPTERS) },
   { key: "logLevel", flag: "log-level", directive: "HeartbeatLogLevel", env: "HEARTBEAT_LOG_LEVEL", parse: oneOf(LOG_LEVELS) },
-  { key: "listen", directive: "HeartbeatListen", env: "HEARTBEAT_LISTEN", parse: address },
-  { key: "storage", directive: "HeartbeatStorage", env: "HEARTBEAT_STORAGE", parse: text },
+  { key: "listen", flag: "listen", mode: "monitor", directive: "HeartbeatListen", env: "HEARTBEAT_LISTEN", parse: address },
+  { key: "storage", flag: "storage", mode: "monitor", directive: "HeartbeatStorage", env: "HEARTBEAT_STORAGE", parse: text },
+  { key: "http", flag: "http", mode: "monitor", directive: "HeartbeatHTTPListen", env: "HEARTBEAT_HTTP", parse: address },
+  { key: "allow", flag: "allow", mode: "monitor", directive: "HeartbeatAllow", env: "HEARTBEAT_ALLOW", multiple: true, parse: cidr },
   {
-    key: "maxServers", directive: "HeartbeatMaxServers", env: "HEARTBEAT_MAX_SERVERS",
+    key: "maxServers", flag: "max-servers", mode: "monitor", directive: "HeartbeatMaxServers", env: "HEARTBEAT_MAX_SERVERS",
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
       // mod_heartmonitor's rule: 0 means the storage file; a shared-memory table needs more than 10.
@@ -188,7 +206,7 @@ interface Candidate {
 }
 
 function fromFlag(spec: Spec, flags: Layers["flags"], problems: string[]): Candidate | undefined {
-  const raw = spec.flag ? flags[spec.flag] : undefined;
+  const raw = flags[spec.flag];
   if (raw === undefined) return undefined;
   const texts = Array.isArray(raw) ? raw : [raw];
   return collect(spec, texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })), `--${spec.flag}`, problems);
@@ -245,9 +263,10 @@ export function describeSettings(resolved: Resolved): string {
   const rows = SETTINGS.flatMap((spec) => {
     const value = resolved.settings[spec.key];
     if (value === undefined || (Array.isArray(value) && value.length === 0)) return [];
+    // Addresses and ranges keep the text they were given.
     const shown = Array.isArray(value)
-      ? value.map((item) => (item as AddressSetting).text).join(" ")
-      : typeof value === "object" ? (value as AddressSetting).text : String(value);
+      ? value.map((item) => (item as { text: string }).text).join(" ")
+      : typeof value === "object" ? (value as { text: string }).text : String(value);
     return [[spec.directive, shown, resolved.origins[spec.key] ?? ""]];
   });
   const header = ["directive", "value", "from"];

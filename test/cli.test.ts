@@ -79,7 +79,7 @@ test("cli: every flag is read", () => {
   assert.equal(settings.maxAgeSeconds, 2.5);
   assert.equal(settings.procRoot, "/host/proc");
   assert.deepEqual(invocation, {
-    flags: invocation.flags, configFile: "/etc/hb.conf", testConfig: true, printConfig: true, once: true, dryRun: true,
+    flags: invocation.flags, configFile: "/etc/hb.conf", testConfig: true, printConfig: true, once: true, dryRun: true, print: false,
   });
   assert.equal(settingsOf(["-a", "1.2.3.4:5", "-q"]).settings.logLevel, "error");
   assert.equal(settingsOf(["-a", "1.2.3.4:5", "--log-level", "warn"]).settings.logLevel, "warn");
@@ -94,7 +94,7 @@ test("cli: mistakes are errors that say what to fix", () => {
     [["-a", "x:0"], /Unable to parse address/],
     [["-a"], /--address needs a value|-a needs a value/],
     [["-a", "1.2.3.4:5", "--bogus"], /unknown option '--bogus'/],
-    [["-a", "1.2.3.4:5", "extra"], /unexpected argument 'extra'/],
+    [["-a", "1.2.3.4:5", "extra"], /unexpected argument 'extra': the commands are 'monitor' and 'servers FILE'/],
     [["-a", "1.2.3.4:5", "--ttl", "256"], /--ttl '256': give a whole number from 0 to 255/],
     [["-a", "1.2.3.4:5", "--ttl", "-1"], /--ttl/],
     [["-a", "1.2.3.4:5", "--port", "0"], /--port '0': give a whole number from 1 to 65535/],
@@ -121,10 +121,40 @@ test("cli: mistakes are errors that say what to fix", () => {
   }
 });
 
+test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags only where they belong", () => {
+  const monitor = parseCommandLine(["monitor", "--listen", "239.0.0.1:27999", "--storage", "/tmp/hb.dat", "--http", "127.0.0.1:8080",
+    "--allow", "10.0.0.0/8", "--allow", "192.168.0.1", "--max-servers", "50", "--print", "--interface", "10.0.0.2", "-v"]);
+  assert.equal(monitor.kind === "run" && monitor.mode, "monitor");
+  if (monitor.kind !== "run") return;
+  assert.equal(monitor.invocation.print, true);
+  const { settings, problems } = resolveSettings({ flags: monitor.invocation.flags, env: {} });
+  assert.deepEqual(problems, []);
+  assert.equal(settings.listen?.text, "239.0.0.1:27999");
+  assert.equal(settings.storage, "/tmp/hb.dat");
+  assert.equal(settings.http?.text, "127.0.0.1:8080");
+  assert.deepEqual(settings.allow?.map((range) => range.text), ["10.0.0.0/8", "192.168.0.1"]);
+  assert.equal(settings.maxServers, 50);
+  assert.deepEqual(parseCommandLine(["servers", "/var/log/apache2/hb.dat"]), { kind: "servers", file: "/var/log/apache2/hb.dat" });
+  const cases: [string[], RegExp][] = [
+    [["monitor", "--address", "239.0.0.1:1"], /--address is for the agent, not 'heartbeat monitor'$/],
+    [["monitor", "--once"], /--once is for the agent, not 'heartbeat monitor'$/],
+    [["--listen", "239.0.0.1:1"], /--listen is for 'heartbeat monitor'$/],
+    [["--print"], /--print is for 'heartbeat monitor'$/],
+    [["servers"], /'heartbeat servers FILE' takes one storage file/],
+    [["servers", "a", "b"], /'heartbeat servers FILE' takes one storage file/],
+    [["monitor", "extra"], /unexpected argument 'extra'/],
+    [["status"], /unexpected argument 'status': the commands are 'monitor' and 'servers FILE'/],
+  ];
+  for (const [argv, message] of cases) assert.throws(() => parseCommandLine(argv), message, argv.join(" "));
+  assert.match(resolveSettings({ flags: { "max-servers": "5" }, env: {} }).problems[0], /--max-servers '5': Should be bigger than 10/);
+  assert.match(resolveSettings({ flags: { allow: ["10.0.0.0/40"] }, env: {} }).problems[0], /--allow '10\.0\.0\.0\/40': give an IPv4 address or range/);
+});
+
 test("cli: usage text names every flag", () => {
   for (const flag of ["--address", "--interface", "--ttl", "--port", "--interval", "--source", "--ready",
     "--busy", "--capacity", "--max-age", "--proc-root", "--once", "--dry-run", "--log-level", "--config",
-    "--test-config", "--print-config", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
+    "--test-config", "--print-config", "--listen", "--storage", "--http", "--allow", "--max-servers", "--print",
+    "monitor", "servers FILE", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
     assert.ok(USAGE.includes(flag), flag);
   }
 });

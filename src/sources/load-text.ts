@@ -10,6 +10,8 @@ export function parseLoadText(text: string): Load {
   if (trimmed === "") throw new Error("empty output: expected ready=N&busy=M or {\"ready\":N,\"busy\":M}");
   let ready: unknown;
   let busy: unknown;
+  /** How each value was written, for messages. */
+  let written: { ready: string; busy: string };
   if (trimmed.startsWith("{")) {
     let json: unknown;
     try {
@@ -18,15 +20,17 @@ export function parseLoadText(text: string): Load {
       throw new Error(`not valid JSON: ${preview(trimmed)}`);
     }
     ({ ready, busy } = (json ?? {}) as { ready?: unknown; busy?: unknown });
+    written = { ready: JSON.stringify(ready), busy: JSON.stringify(busy) };
   } else {
     const fields = parseFields(trimmed);
     ready = fields.has("ready") ? decimal(fields.get("ready")!) : undefined;
     busy = fields.has("busy") ? decimal(fields.get("busy")!) : undefined;
+    written = { ready: `'${fields.get("ready")}'`, busy: `'${fields.get("busy")}'` };
   }
   if (ready === undefined || busy === undefined) {
     throw new Error(`expected ready=N&busy=M or {"ready":N,"busy":M}, got ${preview(trimmed)}`);
   }
-  const problem = invalidCount("ready", ready) ?? invalidCount("busy", busy);
+  const problem = invalidCount("ready", ready, written.ready) ?? invalidCount("busy", busy, written.busy);
   if (problem) throw new Error(problem);
   return { ready: ready as number, busy: busy as number };
 }

@@ -1,0 +1,27 @@
+/** IPv4 address ranges for --allow: `10.0.0.0/8`, or one address. */
+import { isIPv4 } from "node:net";
+
+export interface Cidr {
+  text: string;
+  network: number;
+  mask: number;
+}
+
+/** The range `text` names; throws an Error saying what is wrong. */
+export function parseCidr(text: string): Cidr {
+  const [address, bits = "32"] = text.split("/");
+  const length = /^\d{1,2}$/.test(bits) ? Number(bits) : NaN;
+  if (!isIPv4(address) || !(length >= 0 && length <= 32)) {
+    throw new Error("give an IPv4 address or range, e.g. 10.0.0.0/8");
+  }
+  const mask = length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0;
+  return { text, network: (ipv4Number(address) & mask) >>> 0, mask };
+}
+
+export function inCidr(ip: string, range: Cidr): boolean {
+  return isIPv4(ip) && ((ipv4Number(ip) & range.mask) >>> 0) === range.network;
+}
+
+function ipv4Number(ip: string): number {
+  return ip.split(".").reduce((value, part) => value * 256 + Number(part), 0);
+}

@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { createLogger } from "../src/log.ts";
+import { systemClock } from "../src/scheduler.ts";
+import { inCidr, parseCidr } from "../src/monitor/cidr.ts";
+import { Monitor, runMonitor } from "../src/monitor/monitor.ts";
+import { balancerShares, formatStorage, parseStorage, writeFileAtomic } from "../src/monitor/storage.ts";
+import { SEEN_TIMEOUT_MS, ServerTable } from "../src/monitor/table.ts";
+import type { OpenUdpListener } from "../src/transport/transport.ts";
+import { FakeClock, recordingLog } from "./support/fakes.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "heartbeat-monitor-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+function monitorWith(options: { maxServers?: number; allow?: string[]; storage?: string } = {}) {
+  const clock = new FakeClock();
+  const log = recordingLog();
+  const printed: string[] = [];
+  const monitor = new Monitor({
+    maxServers: options.maxServers ?? 100,
+    allow: (options.allow ?? []).map(parseCidr),
+    storage: options.storage,
+    print: (line) => printed.push(line),
+    logger: createLogger({ level: "info", write: log.write }),
+    clock,
+  });
+  return { monitor, clock, log: log.lines, printed };
+}
+
+test("monitor table: one entry per sender, port 80 unless given, in address order", () => {
+  const table = new ServerTable(10);
+  assert.equal(table.record("10.0.0.10", { ready: 1, busy: 2 }, 0), "added");
+  assert.equal(table.record("10.0.0.9", { ready: 3, busy: 4, port: 8080 }, 0), "added");
+  assert.equal(table.record("10.0.0.10", { ready: 5, busy: 6, port: 81 }, 500), "updated");
+  assert.deepEqual(table.entries(), [
+    { ip: "10.0.0.9", ready: 3, busy: 4, port: 8080, lastSeen: 0 },
+    { ip: "10.0.0.10", ready: 5, busy: 6, port: 81, lastSeen: 500 },
+  ]);
+});
+
+test("monitor table: at the bound, known servers update and new ones are turned away", () => {
+  const table = new ServerTable(2);
+  table.record("10.0.0.1", { ready: 1, busy: 1 }, 0);
+  table.record("10.0.0.2", { ready: 1, busy: 1 }, 0);
+  assert.equal(table.record("10.0.0.3", { ready: 1, busy: 1 }, 0), "full");
+  assert.equal(table.record("10.0.0.1", { ready: 9, busy: 1 }, 1), "updated");
+  assert.equal(table.size, 2);
+  table.expire(SEEN_TIMEOUT_MS + 1);
+  assert.equal(table.record("10.0.0.3", { ready: 1, busy: 1 }, SEEN_TIMEOUT_MS + 1), "added");
+});
+
+test("monitor table: servers silent for more than 30 s leave", () => {
+  const table = new ServerTable(10);
+  table.record("10.0.0.1", { ready: 1, busy: 1 }, 0);
+  table.record("10.0.0.2", { ready: 1, busy: 1 }, 10_000);
+  assert.deepEqual(table.expire(SEEN_TIMEOUT_MS), []);
+  assert.deepEqual(table.expire(SEEN_TIMEOUT_MS + 1).map((entry) => entry.ip), ["10.0.0.1"]);
+  assert.deepEqual(table.entries().map((entry) => entry.ip), ["10.0.0.2"]);
+});
+
+test("monitor storage: mod_heartmonitor's exact line format", () => {
+  const entries = [
+    { ip: "10.0.0.1", ready: 5, busy: 2, port: 80, lastSeen: 1000 },
+    { ip: "10.0.0.2", ready: 0, busy: 9, port: 8080, lastSeen: 4500 },
+  ];
+  assert.equal(formatStorage(entries, 7000), "10.0.0.1 &ready=5&busy=2&lastseen=6&port=80\n10.0.0.2 &ready=0&busy=9&lastseen=2&port=8080\n");
+  assert.equal(formatStorage([], 0), "");
+});
+
+test("monitor storage: replaced atomically, readable by all, no temporary files left", () => {
+  const path = join(scratch, "hb.dat");
+  writeFileAtomic(path, "first\n");
+  writeFileAtomic(path, "10.0.0.1 &ready=1&busy=1&lastseen=0&port=80\n");
+  assert.equal(readFileSync(path, "utf8"), "10.0.0.1 &ready=1&busy=1&lastseen=0&port=80\n");
+  assert.equal(statSync(path).mode & 0o777, 0o644);
+  assert.deepEqual(readdirSync(scratch).filter((name) => name.startsWith("hb.dat")), ["hb.dat"]);
+  assert.throws(() => writeFileAtomic(join(scratch, "no-such-dir", "hb.dat"), "x"), /ENOENT/);
+});
+
+test("monitor storage: read back as mod_lbmethod_heartbeat reads it", () => {
+  const text = "# comment\n10.0.0.1 &ready=8&busy=0&lastseen=1&port=80\nno-space-line\n10.0.0.2 &ready=12abc&busy=3\n10.0.0.3 &ready=5&busy=1&lastseen=12&port=81\n";
+  assert.deepEqual(parseStorage(text), [
+    { ip: "10.0.0.1", ready: 8, busy: 0, lastseen: 1, port: 80 },
+    { ip: "10.0.0.2", ready: 12, busy: 3, lastseen: -1, port: 80 },
+    { ip: "10.0.0.3", ready: 5, busy: 1, lastseen: 12, port: 81 },
+  ]);
+});
+
+test("monitor storage: shares by the balancer's rules (ready/4 when busy is 0, too old ignored)", () => {
+  const shares = balancerShares(parseStorage([
+    "10.0.0.1 &ready=40&busy=0&lastseen=1&port=80", // just started: weight 10
+    "10.0.0.2 &ready=30&busy=2&lastseen=2&port=80", // weight 30
+    "10.0.0.3 &ready=50&busy=5&lastseen=10&port=80", // too old: weight 0
+    "10.0.0.4 &ready=0&busy=0&lastseen=0&port=80", // weight 0
+  ].join("\n")));
+  assert.deepEqual(shares.map((server) => [server.ip, server.weight, server.share]), [
+    ["10.0.0.1", 10, 0.25], ["10.0.0.2", 30, 0.75], ["10.0.0.3", 0, 0], ["10.0.0.4", 0, 0],
+  ]);
+  assert.deepEqual(balancerShares([]), []);
+});
+
+test("monitor cidr: ranges and single addresses", () => {
+  const lan = parseCidr("10.99.0.0/16");
+  assert.ok(inCidr("10.99.5.1", lan));
+  assert.ok(!inCidr("10.98.5.1", lan));
+  assert.ok(inCidr("192.168.1.7", parseCidr("192.168.1.7")));
+  assert.ok(!inCidr("192.168.1.8", parseCidr("192.168.1.7/32")));
+  assert.ok(inCidr("8.8.8.8", parseCidr("0.0.0.0/0")));
+  assert.ok(!inCidr("::1", lan));
+  for (const bad of ["10.0.0.0/33", "10.0.0/8", "eth0", "10.0.0.0/x", ""]) assert.throws(() => parseCidr(bad), /give an IPv4 address or range/, bad);
+});
+
+test("monitor: mod_heartmonitor's input rules; everything else rejected, counted and logged once per reason", () => {
+  const { monitor, log, printed } = monitorWith();
+  assert.equal(monitor.accept("v=1&ready=5&busy=2&port=8080&zone=eu", "10.0.0.1", "udp"), undefined);
+  const junk: [string | Uint8Array, string][] = [
+    ["", "missing-field"],
+    [new Uint8Array([0, 1, 2, 255]), "missing-field"],
+    ["v=1&ready=5", "missing-field"],
+    ["v=1&ready=x&busy=1", "bad-number"],
+    ["v=1&ready=-3&busy=1", "bad-number"],
+    [`v=1&ready=1&busy=1&pad=${"x".repeat(1000)}`, "oversize"],
+    ["ready=1&busy=1", "missing-field"],
+  ];
+  for (const [message, reason] of junk) assert.equal(monitor.accept(message, "10.0.0.66", "udp")?.reason, reason, JSON.stringify(message));
+  assert.deepEqual(monitor.servers().map((server) => (server as { ip: string }).ip), ["10.0.0.1"]);
+  assert.deepEqual(Object.fromEntries(monitor.rejected), { "missing-field": 4, "bad-number": 2, oversize: 1 });
+  const warnings = log.filter((line) => line.includes(" warn "));
+  assert.equal(warnings.length, 3, warnings.join("\n"));
+  assert.match(warnings[0], /rejected a heartbeat from 10\.0\.0\.66 \(udp\): missing-field: no v, ready, busy/);
+  assert.match(warnings[1], /bad-number: ready must be a whole number from 0 to 4294967295, got 'x'/);
+  assert.equal(printed.length, 1);
+  assert.match(printed[0], / 10\.0\.0\.1 ready=5 busy=2 port=8080 \(udp\)$/);
+});
+
+test("monitor: --allow turns away other senders; --max-servers turns away new ones", () => {
+  const allowed = monitorWith({ allow: ["10.99.0.0/16"] });
+  assert.equal(allowed.monitor.accept("v=1&ready=1&busy=1", "10.99.1.1", "udp"), undefined);
+  assert.deepEqual(allowed.monitor.accept("v=1&ready=1&busy=1", "10.1.1.1", "http"), { reason: "not-allowed", detail: "not in --allow" });
+  const small = monitorWith({ maxServers: 1 });
+  small.monitor.accept("v=1&ready=1&busy=1", "10.0.0.1", "udp");
+  assert.equal(small.monitor.accept("v=1&ready=1&busy=1", "10.0.0.2", "udp")?.reason, "full");
+  assert.match(small.log.find((line) => line.includes("full"))!, /rejected a heartbeat from 10\.0\.0\.2 \(udp\): full: already 1 servers \(--max-servers\)/);
+});
+
+test("monitor: the storage file is written when a server appears, every tick, and loses silent servers after 30 s", () => {
+  const storage = join(scratch, "tick.dat");
+  const { monitor, clock, log } = monitorWith({ storage });
+  monitor.accept("v=1&ready=4&busy=1", "10.0.0.1", "udp");
+  assert.equal(readFileSync(storage, "utf8"), "10.0.0.1 &ready=4&busy=1&lastseen=0&port=80\n");
+  clock.advance(5_000);
+  monitor.accept("v=1&ready=6&busy=0&port=81", "10.0.0.2", "http");
+  clock.advance(2_000);
+  monitor.tick();
+  assert.equal(readFileSync(storage, "utf8"), "10.0.0.1 &ready=4&busy=1&lastseen=7&port=80\n10.0.0.2 &ready=6&busy=0&lastseen=2&port=81\n");
+  clock.advance(SEEN_TIMEOUT_MS - 7_000 + 1);
+  monitor.tick();
+  assert.equal(readFileSync(storage, "utf8"), "10.0.0.2 &ready=6&busy=0&lastseen=25&port=81\n");
+  assert.ok(log.some((line) => line.endsWith("info  server 10.0.0.1 silent for 30 s: removed")));
+});
+
+test("monitor: an unwritable storage file is logged once, and the monitor goes on", () => {
+  const { monitor, log } = monitorWith({ storage: join(scratch, "missing-dir", "hb.dat") });
+  monitor.accept("v=1&ready=1&busy=1", "10.0.0.1", "udp");
+  monitor.tick();
+  monitor.tick();
+  assert.equal(log.filter((line) => line.includes("cannot write")).length, 1);
+  assert.equal(monitor.table.size, 1);
+});
+
+test("monitor: /metrics in Prometheus' text format", () => {
+  const { monitor, clock } = monitorWith();
+  monitor.accept("v=1&ready=5&busy=2", "10.0.0.1", "udp");
+  monitor.accept("v=1&busy=2", "10.0.0.2", "udp");
+  clock.advance(1500);
+  const metrics = monitor.metrics();
+  for (const line of [
+    "# TYPE heartbeat_server_ready gauge",
+    'heartbeat_server_ready{ip="10.0.0.1",port="80"} 5',
+    'heartbeat_server_busy{ip="10.0.0.1",port="80"} 2',
+    'heartbeat_server_last_seen_seconds{ip="10.0.0.1",port="80"} 1.500',
+    "heartbeat_servers 1",
+    'heartbeat_messages_accepted_total{via="udp"} 1',
+    'heartbeat_messages_rejected_total{reason="missing-field"} 1',
+    'heartbeat_messages_rejected_total{reason="full"} 0',
+  ]) assert.ok(metrics.split("\n").includes(line), line);
+});
+
+test("monitor: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /servers and /metrics", async () => {
+  const stop = new AbortController();
+  const noUdp: OpenUdpListener = () => Promise.reject(new Error("not used"));
+  let monitor: Monitor | undefined;
+  const running = runMonitor({
+    http: { host: "127.0.0.1", port: 0 },
+    openUdpListener: noUdp,
+    maxServers: 10,
+    allow: [],
+    logger: createLogger({ level: "error", write: () => {} }),
+    clock: systemClock,
+    signal: stop.signal,
+    onListening: (started, address) => {
+      monitor = started;
+      port = address.port ?? 0;
+    },
+  });
+  let port = 0;
+  for (let wait = 0; wait < 100 && !monitor; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(monitor && port > 0, "listening");
+  const url = `http://127.0.0.1:${port}`;
+  const post = (body: string) => fetch(`${url}/heartbeat`, { method: "POST", body });
+  const ok = await post("v=1&ready=3&busy=1&port=8080");
+  assert.deepEqual([ok.status, await ok.text()], [200, "OK"]);
+  const bad = await post("v=1&ready=3");
+  assert.deepEqual([bad.status, await bad.text()], [400, "missing-field: no busy\n"]);
+  const big = await post(`v=1&ready=1&busy=1&pad=${"x".repeat(2000)}`);
+  assert.equal(big.status, 413);
+  await big.text();
+  const get = await fetch(`${url}/heartbeat`);
+  assert.equal(get.status, 405);
+  await get.text();
+  const servers = await (await fetch(`${url}/servers`)).json();
+  assert.deepEqual(servers, [{ ip: "127.0.0.1", ready: 3, busy: 1, port: 8080, lastSeenSeconds: 0 }]);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  assert.match(metrics, /^heartbeat_messages_accepted_total\{via="http"\} 1$/m);
+  assert.match(metrics, /^heartbeat_messages_rejected_total\{reason="oversize"\} 1$/m);
+  const missing = await fetch(`${url}/nope`);
+  assert.equal(missing.status, 404);
+  await missing.text();
+  stop.abort();
+  await running;
+});
