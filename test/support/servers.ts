@@ -59,18 +59,26 @@ const apacheRoot = (lab: Lab, ns: string) => join(lab.dir, `apache-${ns}`);
 const storagePath = (lab: Lab, ns: string) => join(apacheRoot(lab, ns), "logs", "hb.dat");
 
 /**
- * Apache as a heartbeat proxy: mod_heartmonitor listening on `listen`, and a balancer of
- * `members` (http://IP:PORT) with lbmethod=heartbeat on `address`:80.
+ * Apache as a heartbeat proxy: a balancer of `members` (http://IP:PORT) with lbmethod=heartbeat
+ * on `address`:80. With `listen`, mod_heartmonitor collects the heartbeats into its own storage
+ * file; without, mod_lbmethod_heartbeat alone reads the file at `storage` (another monitor's).
  * (mod_watchdog, which mod_heartmonitor needs, is built into Debian's apache2.)
  */
-export function startApacheProxy(lab: Lab, ns: string, options: { address: string; listen: string; members: string[] }): Apache {
-  return startApache(lab, ns, {
-    listen: `${options.address}:80`,
-    modules: ["slotmem_shm", "proxy", "proxy_http", "proxy_balancer", "lbmethod_heartbeat", "heartmonitor"],
-    directives: `HeartbeatListen ${options.listen}
+export function startApacheProxy(
+  lab: Lab,
+  ns: string,
+  options: { address: string; members: string[] } & ({ listen: string } | { storage: string }),
+): Apache {
+  const monitor = "listen" in options
+    ? `HeartbeatListen ${options.listen}
 HeartbeatStorage ${storagePath(lab, ns)}
 # Apache 2.4.71 keeps heartbeats in shared memory unless told 0: the storage file is what we check.
-HeartbeatMaxServers 0
+HeartbeatMaxServers 0`
+    : `HeartbeatStorage ${options.storage}`;
+  return startApache(lab, ns, {
+    listen: `${options.address}:80`,
+    modules: ["slotmem_shm", "proxy", "proxy_http", "proxy_balancer", "lbmethod_heartbeat", ...("listen" in options ? ["heartmonitor"] : [])],
+    directives: `${monitor}
 <Proxy "balancer://origins">
 ${options.members.map((member) => `  BalancerMember "${member}"`).join("\n")}
   ProxySet lbmethod=heartbeat
@@ -83,13 +91,17 @@ ProxyPass "/" "balancer://origins/"
 /**
  * Apache as an origin that runs mod_heartbeat itself (sending to `heartbeatAddress`), with
  * mod_status at /server-status, on port 80 of every address: 10 threads a process, 2 to 4
- * processes.
+ * processes. It answers /index.html with `body`.
  */
-export function startApacheOrigin(lab: Lab, ns: string, options: { heartbeatAddress: string }): Apache {
+export function startApacheOrigin(lab: Lab, ns: string, options: { heartbeatAddress: string; body?: string }): Apache {
+  const documents = join(apacheRoot(lab, ns), "htdocs");
+  mkdirSync(documents, { recursive: true });
+  writeFileSync(join(documents, "index.html"), `${options.body ?? ns}\n`);
   return startApache(lab, ns, {
     listen: "80",
     modules: ["status", "heartbeat"],
-    directives: `HeartbeatAddress ${options.heartbeatAddress}
+    directives: `DocumentRoot ${documents}
+HeartbeatAddress ${options.heartbeatAddress}
 StartServers 2
 ServerLimit 4
 ThreadsPerChild 10
