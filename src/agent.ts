@@ -3,17 +3,16 @@
  * Its promise is to send truthful data or nothing: a source that fails, hangs or returns
  * nonsense means no heartbeat that tick, and the proxy ages this server out as if it were down.
  */
-import { type Destination, formatDestination } from "./address.ts";
 import { formatHeartbeat, type Load } from "./codec.ts";
 import { type Logger, ProblemLog } from "./log.ts";
 import { type Clock, runEvery } from "./scheduler.ts";
 import type { Source } from "./sources/source.ts";
-import type { UdpTransport } from "./transport/transport.ts";
+import type { Sender } from "./transport/transport.ts";
 
 export interface AgentOptions {
-  destinations: Destination[];
+  /** One per destination: every heartbeat goes to each. */
+  senders: Sender[];
   source: Source;
-  transport: UdpTransport;
   /** Added to each heartbeat as `port=P` when set. */
   port?: number;
   intervalMs: number;
@@ -44,7 +43,7 @@ export function sendOnce(options: AgentOptions): Promise<boolean> {
 }
 
 function heartbeatSender(options: AgentOptions): () => Promise<boolean> {
-  const { destinations, source, transport, logger, clock } = options;
+  const { senders, source, logger, clock } = options;
   const problems = new ProblemLog(logger, { now: () => clock.now() });
   const encoder = new TextEncoder();
   const readTimeoutMs = options.intervalMs * READ_BUDGET;
@@ -61,10 +60,10 @@ function heartbeatSender(options: AgentOptions): () => Promise<boolean> {
     problems.ok("source", `${source.description} answers again; heartbeats resumed`);
     logger.debug(`heartbeat ${message}`);
     const payload = encoder.encode(message);
-    const results = await Promise.all(destinations.map(async (destination) => {
-      const key = `send ${formatDestination(destination)}`;
+    const results = await Promise.all(senders.map(async (sender) => {
+      const key = `send ${sender.name}`;
       try {
-        await transport.send(payload, destination);
+        await sender.send(payload);
         problems.ok(key, `${key} works again`);
         return true;
       } catch (error) {

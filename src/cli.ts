@@ -17,6 +17,8 @@ proxies running mod_heartmonitor and mod_lbmethod_heartbeat (ProxyPass ... lbmet
 Where to send:
   -a, --address HOST:PORT   multicast group or host to send to, e.g. 239.0.0.1:27999 (required;
                             repeat it to send every heartbeat to several destinations)
+  -a, --address URL         or POST each heartbeat to mod_heartmonitor's "SetHandler heartbeat"
+                            location or to 'heartbeat monitor --http', e.g. http://proxy/heartbeat
       --interface ADDR      IPv4 address of the interface multicast leaves by (default: the
                             route to the group); also the source address of the heartbeats
       --ttl N               multicast time-to-live, 0-255 (default 1: this network only, as

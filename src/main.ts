@@ -14,12 +14,13 @@ import { runMonitor } from "./monitor/monitor.ts";
 import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/storage.ts";
 import { runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
-import { describeSettings, type Resolved, type Settings } from "./settings.ts";
+import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "./transport/index.ts";
-import { createPrintTransport } from "./transport/print.ts";
-import type { AdapterName, UdpTransport } from "./transport/transport.ts";
+import { createHttpSender } from "./transport/http.ts";
+import { createPrintSender } from "./transport/print.ts";
+import type { AdapterName, Sender, UdpTransport } from "./transport/transport.ts";
 
 export const VERSION: string = denoConfig.version;
 
@@ -98,6 +99,10 @@ interface Prepared {
   settings: Settings;
   logger: Logger;
   options: Omit<AgentOptions, "signal">;
+  /** How heartbeats go out, for the startup line. */
+  via: string;
+  /** Closes the sockets it opened. */
+  close(): Promise<void>;
 }
 
 /** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
@@ -110,22 +115,39 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO): 
   const adapter = settings.runtimeAdapter ?? defaultAdapter();
   const unavailable = adapterUnavailable(adapter);
   if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
-  const destinations = await resolveDestinations(settings);
-  const transport = invocation.dryRun ? createPrintTransport(io.stdout) : await openTransport(settings, adapter);
+  const udp = await resolveDestinations(settings.addresses.filter((address) => address.kind === "udp"));
+  const http = settings.addresses.flatMap((address) => address.kind === "http" ? [address.url] : []);
+  const intervalMs = settings.intervalSeconds * 1000;
+  const base = { settings, logger };
+  const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock };
+
+  if (invocation.dryRun) {
+    const senders = [...udp.map(formatDestination), ...http.map((url) => url.href)].map((name) => createPrintSender(name, io.stdout));
+    return { ...base, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
+  }
+  const transport = udp.length ? await openTransport(settings, adapter) : undefined;
+  const httpSenders = http.map((url) => createHttpSender(url, { timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs), now: () => systemClock.now() }));
+  const senders: Sender[] = [
+    ...udp.map((destination) => ({ name: formatDestination(destination), send: (payload: Uint8Array) => transport!.send(payload, destination) })),
+    ...httpSenders,
+  ];
+  const via = [
+    transport ? `udp: ${transport.adapter} adapter, ttl ${settings.ttl}${settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""}` : undefined,
+    httpSenders.length ? "http: POST" : undefined,
+  ].filter(Boolean).join("; ");
   return {
-    settings,
-    logger,
-    options: {
-      destinations,
-      source,
-      transport,
-      port: settings.port,
-      intervalMs: settings.intervalSeconds * 1000,
-      logger,
-      clock: systemClock,
+    ...base,
+    options: { ...agent, senders },
+    via,
+    close: async () => {
+      httpSenders.forEach((sender) => sender.close());
+      await transport?.close();
     },
   };
 }
+
+/** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */
+const HTTP_TIMEOUT_MS = 2000;
 
 async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load: () => Resolved): Promise<number> {
   let active = await prepare(resolved.settings, invocation, io);
@@ -133,7 +155,7 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
     try {
       return await sendOnce({ ...active.options, signal: new AbortController().signal }) ? EXIT_OK : EXIT_FAILURE;
     } finally {
-      await active.options.transport.close();
+      await active.close();
     }
   }
   const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP"]);
@@ -149,7 +171,7 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
       const next = await reload(load, invocation, io, active.logger);
       if (next) {
         await stopAgent();
-        await active.options.transport.close();
+        await active.close();
         active = next;
         stopAgent = start(active);
       }
@@ -158,23 +180,20 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
     return EXIT_OK;
   } finally {
     signals.close();
-    await active.options.transport.close();
+    await active.close();
   }
 }
 
 /** Starts the agent; the function it returns stops it after the heartbeat under way. */
-function start({ settings, logger, options }: Prepared): () => Promise<void> {
-  const { source, destinations, transport } = options;
+function start({ settings, logger, options, via }: Prepared): () => Promise<void> {
+  const { source, senders } = options;
   if (settings.intervalSeconds >= 10) {
     logger.warn(`interval ${settings.intervalSeconds} s: mod_lbmethod_heartbeat ignores servers ` +
       "silent for 10 s, so this server will drop out of the balancer between heartbeats");
   }
   const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
-  const via = transport.adapter === "print"
-    ? "dry run: printing, not sending"
-    : `${transport.adapter} adapter, ttl ${settings.ttl}${settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""}`;
   logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
-    `${destinations.map(formatDestination).join(", ")} every ${settings.intervalSeconds} s (${via})`);
+    `${senders.map((sender) => sender.name).join(", ")} every ${settings.intervalSeconds} s (${via})`);
   const stop = new AbortController();
   const running = runAgent({ ...options, signal: stop.signal });
   return async () => {
@@ -304,8 +323,8 @@ function signalQueue(names: NodeJS.Signals[]): { next(): Promise<NodeJS.Signals>
   };
 }
 
-async function resolveDestinations(settings: Settings): Promise<Destination[]> {
-  return await Promise.all(settings.addresses.map(async ({ text, host, port }) => {
+async function resolveDestinations(addresses: AddressSetting[]): Promise<Destination[]> {
+  return await Promise.all(addresses.map(async ({ text, host, port }) => {
     try {
       return { host: await resolveIPv4(host), port };
     } catch (error) {

@@ -17,8 +17,11 @@ export interface AddressSetting {
   port: number;
 }
 
+/** Where the agent sends: a UDP HOST:PORT, or a URL to POST to. */
+export type DestinationSetting = ({ kind: "udp" } & AddressSetting) | { kind: "http"; text: string; url: URL };
+
 export interface Settings {
-  addresses: AddressSetting[];
+  addresses: DestinationSetting[];
   interfaceAddress?: string;
   ttl: number;
   port?: number;
@@ -87,6 +90,18 @@ function address(text: string): AddressSetting {
   return { text, host: parsed.host, port: parsed.port };
 }
 
+function destination(text: string): DestinationSetting {
+  if (!/^https?:\/\//i.test(text)) return { kind: "udp", ...address(text) };
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new SettingError("not a URL: give http://HOST[:PORT]/PATH, e.g. http://proxy/heartbeat");
+  }
+  if (!url.hostname) throw new SettingError("No host provided in address");
+  return { kind: "http", text, url };
+}
+
 function text(value: string): string {
   if (value === "") throw new SettingError("give a value");
   return value;
@@ -101,7 +116,7 @@ function cidr(text: string): Cidr {
 }
 
 export const SETTINGS: readonly Spec[] = [
-  { key: "addresses", flag: "address", short: "a", mode: "agent", directive: "HeartbeatAddress", env: "HEARTBEAT_ADDRESS", multiple: true, parse: address },
+  { key: "addresses", flag: "address", short: "a", mode: "agent", directive: "HeartbeatAddress", env: "HEARTBEAT_ADDRESS", multiple: true, parse: destination },
   {
     // The agent's multicast leaves by it; the monitor joins its group on it.
     key: "interfaceAddress", flag: "interface", directive: "HeartbeatInterface", env: "HEARTBEAT_INTERFACE",

@@ -4,24 +4,25 @@ import { type AgentOptions, READ_BUDGET, runAgent, sendOnce } from "../src/agent
 import type { Load } from "../src/codec.ts";
 import { createLogger, ProblemLog } from "../src/log.ts";
 import { createSource } from "../src/sources/index.ts";
-import { FakeClock, RecordingTransport, recordingLog } from "./support/fakes.ts";
+import { FakeClock, Recorder, recordingLog } from "./support/fakes.ts";
 
-const GROUP = { host: "239.0.0.1", port: 27999 };
-const PEER = { host: "10.99.0.2", port: 27999 };
+const GROUP = "239.0.0.1:27999";
+const PEER = "10.99.0.2:27999";
 
 /** An agent on a fake clock that stops after `ticks` ticks; the source answers `answer(n)`. */
 async function runTicks(
   ticks: number,
   answer: (n: number, signal: AbortSignal) => Promise<Load>,
-  extra: Partial<AgentOptions> = {},
+  options: { clock?: FakeClock; destinations?: string[]; port?: number } = {},
 ) {
-  const clock = extra.clock instanceof FakeClock ? extra.clock : new FakeClock();
-  const transport = new RecordingTransport(clock);
+  const clock = options.clock ?? new FakeClock();
+  const recorder = new Recorder(clock);
   const log = recordingLog();
   const stop = new AbortController();
   let n = 0;
   await runAgent({
-    destinations: [GROUP],
+    senders: (options.destinations ?? [GROUP]).map((name) => recorder.sender(name)),
+    port: options.port,
     source: {
       description: "test source",
       read: (signal) => {
@@ -30,14 +31,12 @@ async function runTicks(
         return reading;
       },
     },
-    transport,
     intervalMs: 1000,
     logger: createLogger({ level: "debug", write: log.write, now: () => new Date(clock.now()) }),
     clock,
     signal: stop.signal,
-    ...extra,
   });
-  return { sent: transport.sent, lines: log.lines, clock, transport };
+  return { sent: recorder.sent, lines: log.lines, clock };
 }
 
 test("agent: one heartbeat per interval to every destination, with port", async () => {
@@ -84,21 +83,20 @@ test("agent: a source that hangs costs one heartbeat, not the schedule", async (
 
 test("agent: a destination that fails is logged once and the others still get heartbeats", async () => {
   const clock = new FakeClock();
-  const transport = new RecordingTransport(clock);
-  transport.failing.set("239.0.0.1:27999", Object.assign(new Error("network is unreachable"), { code: "ENETUNREACH" }));
+  const recorder = new Recorder(clock);
+  recorder.failing.set(GROUP, Object.assign(new Error("network is unreachable"), { code: "ENETUNREACH" }));
   const log = recordingLog();
   const stop = new AbortController();
   let reads = 0;
   await runAgent({
-    destinations: [GROUP, PEER],
+    senders: [recorder.sender(GROUP), recorder.sender(PEER)],
     source: { description: "s", read: () => (++reads === 200 && stop.abort(), Promise.resolve({ ready: 1, busy: 1 })) },
-    transport,
     intervalMs: 1000,
     logger: createLogger({ level: "info", write: log.write }),
     clock,
     signal: stop.signal,
   });
-  assert.equal(transport.sent.filter((s) => s.to === "10.99.0.2:27999").length, 200);
+  assert.equal(recorder.sent.filter((s) => s.to === PEER).length, 200);
   assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
     "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH)",
     "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH) (61 times in 60 s)",
@@ -108,18 +106,17 @@ test("agent: a destination that fails is logged once and the others still get he
 });
 
 test("agent: sendOnce is true only when every destination got the heartbeat", async () => {
-  const transport = new RecordingTransport();
+  const recorder = new Recorder();
   const options: AgentOptions = {
-    destinations: [GROUP, PEER],
+    senders: [recorder.sender(GROUP), recorder.sender(PEER)],
     source: await createSource("static", { ready: 2 }),
-    transport,
     intervalMs: 1000,
     logger: createLogger({ level: "error", write: () => {} }),
     clock: new FakeClock(),
     signal: new AbortController().signal,
   };
   assert.equal(await sendOnce(options), true);
-  transport.failing.set("10.99.0.2:27999", new Error("no route"));
+  recorder.failing.set(PEER, new Error("no route"));
   assert.equal(await sendOnce(options), false);
   assert.equal(await sendOnce({ ...options, source: { description: "down", read: () => Promise.reject(new Error("down")) } }), false);
 });

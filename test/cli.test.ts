@@ -48,7 +48,7 @@ function settingsOf(argv: string[]) {
 test("cli: flags become settings, with mod_heartbeat's defaults", () => {
   const { settings, origins } = settingsOf(["-a", "239.0.0.1:27999", "--ready", "10"]);
   assert.deepEqual(settings, {
-    addresses: [{ text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
+    addresses: [{ kind: "udp", text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
     ttl: 1,
     source: "auto",
     ready: 10,
@@ -66,7 +66,7 @@ test("cli: every flag is read", () => {
     "--interval", "0.25", "--once", "--dry-run", "--runtime-adapter", "node", "-v",
     "--capacity", "256", "--max-age", "2.5", "--proc-root", "/host/proc", "-f", "/etc/hb.conf", "-t", "--print-config",
   ]);
-  assert.deepEqual(settings.addresses.map((a) => `${a.host}:${a.port}`), ["239.0.0.1:27999", "10.0.0.5:5000"]);
+  assert.deepEqual(settings.addresses.map((a) => a.text), ["239.0.0.1:27999", "10.0.0.5:5000"]);
   assert.equal(settings.interfaceAddress, "10.0.0.2");
   assert.equal(settings.ttl, 0);
   assert.equal(settings.port, 8080);

@@ -33,7 +33,7 @@ function network() {
     lab.plug("proxy", "10.99.0.1/24");
     const proxy = startApacheProxy(lab, "proxy", {
       address: "10.99.0.1",
-      listen: "239.0.0.1:27999",
+      heartmonitor: { listen: "239.0.0.1:27999" },
       members: ORIGINS.map((origin) => `http://${origin.ip}:${origin.port}`),
     });
     const agentLogs = ORIGINS.map((origin) => {
@@ -93,4 +93,34 @@ test(`interop: requests through Apache's lbmethod=heartbeat balancer reach both 
   // Weighted 30:10, the chance that 60 requests miss origin2 is 0.75^60, about 3e-8.
   for (const origin of ORIGINS) assert.ok(counts[origin.ns] > 0, `no request reached ${origin.ns}: ${JSON.stringify(counts)}`);
   assert.ok(counts.origin1 > counts.origin2, `ready 30 should win over ready 10: ${JSON.stringify(counts)}`);
+});
+
+test(`interop: a balancer routes to an origin whose agent only POSTs to mod_heartmonitor's SetHandler heartbeat (${runtime})`, { skip }, async () => {
+  await network();
+  // Shared-memory storage: with the storage file, mod_heartmonitor's 5-second rewrite drops POSTed servers.
+  lab!.addNamespace("proxy2");
+  lab!.plug("proxy2", "10.99.0.2/24");
+  lab!.addNamespace("origin3");
+  lab!.plug("origin3", "10.99.0.13/24");
+  const proxy = startApacheProxy(lab!, "proxy2", {
+    address: "10.99.0.2",
+    heartmonitor: { listen: "239.0.0.2:27999", slotmem: true, handler: "/heartbeat" },
+    members: ["http://10.99.0.13:80"],
+  });
+  startNginx(lab!, "origin3", { listen: "10.99.0.13:80", body: "origin3" });
+  const get = () => lab!.run("proxy2", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "http://10.99.0.2/"]);
+  let before = await get();
+  for (let i = 0; i < 50 && before.stdout === "000"; i++) before = await get(); // Apache still starting
+  assert.equal(before.stdout, "503", `no heartbeat yet, so no usable member: ${proxy.diagnostics()}`);
+
+  const agent = collect(lab!.spawn("origin3", agentCommand(runtime, ["--address", "http://10.99.0.2/heartbeat", "--ready", "8", "--busy", "1", "--interval", "0.5"])));
+  let after = await get();
+  for (let i = 0; i < 40 && after.stdout !== "200"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    after = await get();
+  }
+  assert.equal(after.stdout, "200", `agent: ${agent().stderr}\n${proxy.diagnostics()}`);
+  const body = await lab!.run("proxy2", ["curl", "-sS", "--max-time", "5", "http://10.99.0.2/"]);
+  assert.equal(body.stdout, "origin3\n");
+  assert.doesNotMatch(agent().stderr, /warn|error/, agent().stderr);
 });

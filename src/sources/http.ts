@@ -1,6 +1,5 @@
-/** A small HTTP GET for status pages: one connection per scrape, bounded in size and time. */
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+/** Status pages for the apache and nginx sources: one connection per scrape, bounded in size and time. */
+import { request } from "../http.ts";
 import { SourceConfigError } from "./source.ts";
 
 /** Status pages are a few kilobytes; anything much larger is not one. */
@@ -11,35 +10,16 @@ const MAX_BODY_BYTES = 256 * 1024;
  * The connection is closed after each request: a kept-alive connection would hold one of a
  * prefork server's workers between scrapes and show it as busy.
  */
-export function httpGet(url: URL, signal: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
-      agent: false,
-      headers: { Connection: "close", "User-Agent": "heartbeat" },
-      signal,
-    }, (response) => {
-      if (response.statusCode !== 200) {
-        response.resume();
-        reject(new Error(`${url.href} answered ${response.statusCode} ${response.statusMessage ?? ""}`.trim()));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_BODY_BYTES) {
-          request.destroy(new Error(`${url.href} sent more than ${MAX_BODY_BYTES} bytes: not a status page`));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-      response.on("error", reject);
-    });
-    request.on("error", (error: Error & { code?: string }) =>
-      reject(signal.aborted ? new Error(`${url.href} did not answer in time`) : new Error(`${url.href}: ${error.message}`)));
-    request.end();
+export async function httpGet(url: URL, signal: AbortSignal): Promise<string> {
+  const response = await request(url, {
+    method: "GET",
+    agent: false,
+    headers: { Connection: "close" },
+    signal,
+    maxBodyBytes: MAX_BODY_BYTES,
   });
+  if (response.status !== 200) throw new Error(`${url.href} answered ${response.status} ${response.statusText}`.trim());
+  return response.body;
 }
 
 /** The URL a source was given, or its default; throws a message naming the source. */

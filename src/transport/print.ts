@@ -1,15 +1,13 @@
-/** The transport behind --dry-run: each heartbeat printed as `DEST PAYLOAD`, nothing sent. */
-import { formatDestination } from "../address.ts";
-import type { UdpTransport } from "./transport.ts";
+/** The sender behind --dry-run: each heartbeat printed as `DEST PAYLOAD`, nothing sent. */
+import type { Sender } from "./transport.ts";
 
-export function createPrintTransport(writeLine: (line: string) => void): UdpTransport {
+export function createPrintSender(name: string, writeLine: (line: string) => void): Sender {
   const decoder = new TextDecoder();
   return {
-    adapter: "print",
-    send(payload, to) {
-      writeLine(`${formatDestination(to)} ${decoder.decode(payload)}`);
+    name,
+    send(payload) {
+      writeLine(`${name} ${decoder.decode(payload)}`);
       return Promise.resolve();
     },
-    close: () => Promise.resolve(),
   };
 }

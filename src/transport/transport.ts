@@ -17,13 +17,21 @@ export interface UdpTransportOptions {
 }
 
 export interface UdpTransport {
-  readonly adapter: AdapterName | "print";
+  readonly adapter: AdapterName;
   /** Sends one datagram; rejects with the system's error when it cannot be sent. */
   send(payload: Uint8Array, to: Destination): Promise<void>;
   close(): Promise<void>;
 }
 
 export type OpenUdpTransport = (options: UdpTransportOptions) => Promise<UdpTransport>;
+
+/** Where one heartbeat goes, whatever the transport: a name for the log, and a way there. */
+export interface Sender {
+  /** `239.0.0.1:27999` or `http://proxy/heartbeat`. */
+  readonly name: string;
+  /** Rejects, saying why, when the heartbeat did not get there. */
+  send(payload: Uint8Array): Promise<void>;
+}
 
 export interface UdpListenOptions {
   /** A multicast group to join (the socket is bound to it, as mod_heartmonitor does), or a

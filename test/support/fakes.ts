@@ -1,7 +1,6 @@
-/** Plain fakes for unit tests: a clock that only moves when told, a recording transport. */
-import type { Destination } from "../../src/address.ts";
+/** Plain fakes for unit tests: a clock that only moves when told, recording senders. */
 import type { Clock } from "../../src/scheduler.ts";
-import type { UdpTransport } from "../../src/transport/transport.ts";
+import type { Sender } from "../../src/transport/transport.ts";
 
 /**
  * A clock on virtual time. Sleeps are timers that fire in deadline order, each once nothing
@@ -60,32 +59,29 @@ export class FakeClock implements Clock {
   }
 }
 
-export interface SentDatagram {
+export interface SentHeartbeat {
   to: string;
   payload: string;
   at: number;
 }
 
-export class RecordingTransport implements UdpTransport {
-  readonly adapter = "node" as const;
-  readonly sent: SentDatagram[] = [];
-  closed = false;
-  /** Destinations (`HOST:PORT`) whose sends fail, with this error. */
-  failing = new Map<string, Error>();
+/** Records what its senders send; destinations named in `failing` fail with their error. */
+export class Recorder {
+  readonly sent: SentHeartbeat[] = [];
+  readonly failing = new Map<string, Error>();
 
   constructor(private readonly clock: { now(): number } = { now: () => 0 }) {}
 
-  send(payload: Uint8Array, to: Destination): Promise<void> {
-    const key = `${to.host}:${to.port}`;
-    const failure = this.failing.get(key);
-    if (failure) return Promise.reject(failure);
-    this.sent.push({ to: key, payload: new TextDecoder().decode(payload), at: this.clock.now() });
-    return Promise.resolve();
-  }
-
-  close(): Promise<void> {
-    this.closed = true;
-    return Promise.resolve();
+  sender(name: string): Sender {
+    return {
+      name,
+      send: (payload) => {
+        const failure = this.failing.get(name);
+        if (failure) return Promise.reject(failure);
+        this.sent.push({ to: name, payload: new TextDecoder().decode(payload), at: this.clock.now() });
+        return Promise.resolve();
+      },
+    };
   }
 }
 

@@ -60,25 +60,28 @@ const storagePath = (lab: Lab, ns: string) => join(apacheRoot(lab, ns), "logs", 
 
 /**
  * Apache as a heartbeat proxy: a balancer of `members` (http://IP:PORT) with lbmethod=heartbeat
- * on `address`:80. With `listen`, mod_heartmonitor collects the heartbeats into its own storage
- * file; without, mod_lbmethod_heartbeat alone reads the file at `storage` (another monitor's).
+ * on `address`:80. With `heartmonitor`, mod_heartmonitor collects heartbeats sent to `listen`,
+ * in its storage file, or with `slotmem` in shared memory (which keeps POSTed heartbeats), and
+ * with `handler` also takes them POSTed there (`SetHandler heartbeat`). Without, the balancer
+ * alone reads the storage file at `storage` (another monitor's).
  * (mod_watchdog, which mod_heartmonitor needs, is built into Debian's apache2.)
  */
 export function startApacheProxy(
   lab: Lab,
   ns: string,
-  options: { address: string; members: string[] } & ({ listen: string } | { storage: string }),
+  options: { address: string; members: string[]; heartmonitor?: { listen: string; slotmem?: boolean; handler?: string }; storage?: string },
 ): Apache {
-  const monitor = "listen" in options
-    ? `HeartbeatListen ${options.listen}
-HeartbeatStorage ${storagePath(lab, ns)}
-# Apache 2.4.71 keeps heartbeats in shared memory unless told 0: the storage file is what we check.
-HeartbeatMaxServers 0`
-    : `HeartbeatStorage ${options.storage}`;
+  const monitor = options.heartmonitor;
+  const collecting = !monitor ? `HeartbeatStorage ${options.storage}` : [
+    `HeartbeatListen ${monitor.listen}`,
+    // Apache 2.4.71: 0 selects the storage file; more than 10 selects shared memory.
+    monitor.slotmem ? "HeartbeatMaxServers 20" : `HeartbeatStorage ${storagePath(lab, ns)}\nHeartbeatMaxServers 0`,
+    monitor.handler ? `<Location "${monitor.handler}">\n  SetHandler heartbeat\n</Location>\nProxyPass "${monitor.handler}" "!"` : "",
+  ].join("\n");
   return startApache(lab, ns, {
     listen: `${options.address}:80`,
-    modules: ["slotmem_shm", "proxy", "proxy_http", "proxy_balancer", "lbmethod_heartbeat", ...("listen" in options ? ["heartmonitor"] : [])],
-    directives: `${monitor}
+    modules: ["slotmem_shm", "proxy", "proxy_http", "proxy_balancer", "lbmethod_heartbeat", ...(monitor ? ["heartmonitor"] : [])],
+    directives: `${collecting}
 <Proxy "balancer://origins">
 ${options.members.map((member) => `  BalancerMember "${member}"`).join("\n")}
   ProxySet lbmethod=heartbeat

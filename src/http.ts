@@ -1,0 +1,52 @@
+/** One HTTP request over node:http or node:https, as every runtime here provides them. */
+import { type Agent as HttpAgent, request as httpRequest } from "node:http";
+import { type Agent as HttpsAgent, request as httpsRequest } from "node:https";
+
+export interface HttpResponse {
+  status: number;
+  statusText: string;
+  body: string;
+}
+
+export interface HttpRequestOptions {
+  method: "GET" | "POST";
+  body?: Uint8Array;
+  headers?: Record<string, string | number>;
+  /** false: a connection of its own, closed after the request. */
+  agent: HttpAgent | HttpsAgent | false;
+  signal: AbortSignal;
+  /** A longer answer is an error: whatever sent it is not what we asked. */
+  maxBodyBytes: number;
+}
+
+/** The response, or a rejection that says what went wrong (refused, too large, no answer in time). */
+export function request(url: URL, options: HttpRequestOptions): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const outgoing = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
+      method: options.method,
+      agent: options.agent as HttpAgent,
+      headers: { "User-Agent": "heartbeat", ...options.headers },
+      signal: options.signal,
+    }, (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > options.maxBodyBytes) {
+          outgoing.destroy(new Error(`${url.href} sent more than ${options.maxBodyBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      response.on("end", () => resolve({
+        status: response.statusCode ?? 0,
+        statusText: response.statusMessage ?? "",
+        body: Buffer.concat(chunks).toString("utf8"),
+      }));
+      response.on("error", reject);
+    });
+    outgoing.on("error", (error: Error) =>
+      reject(options.signal.aborted ? new Error(`${url.href} did not answer in time`) : new Error(`${url.href}: ${error.message}`)));
+    outgoing.end(options.body);
+  });
+}
