@@ -20,44 +20,30 @@ export interface AgentOptions {
   clock: Clock;
   /** Aborting it stops the agent after the heartbeat under way. */
   signal: AbortSignal;
+  /** Adjusts each reading before it is sent (drain, ramp-up, minimum busy). */
+  shape?: (load: Load) => Load;
 }
 
 /** Share of the interval a source may take to answer: the rest is left for sending. */
 export const READ_BUDGET = 0.75;
 
-/** Sends heartbeats until `signal` aborts. */
-export async function runAgent(options: AgentOptions): Promise<void> {
-  const beat = heartbeatSender(options);
-  await runEvery(() => beat().then(() => undefined), {
-    intervalMs: options.intervalMs,
-    clock: options.clock,
-    signal: options.signal,
-    onSkipped: (count) =>
-      options.logger.warn(`skipped ${count} heartbeat(s): the previous one overran its interval`),
-  });
+export interface Agent {
+  /** Reads the load and sends one heartbeat; true only if it reached every destination. */
+  beat(): Promise<boolean>;
+  /** Sends `ready=0` (with the last busy count) everywhere, so proxies stop routing here at once. */
+  farewell(): Promise<boolean>;
+  /** Sends heartbeats on schedule until `signal` aborts. */
+  run(): Promise<void>;
 }
 
-/** Sends one heartbeat; resolves true only if it reached every destination. */
-export function sendOnce(options: AgentOptions): Promise<boolean> {
-  return heartbeatSender(options)();
-}
-
-function heartbeatSender(options: AgentOptions): () => Promise<boolean> {
+export function createAgent(options: AgentOptions): Agent {
   const { senders, source, logger, clock } = options;
   const problems = new ProblemLog(logger, { now: () => clock.now() });
   const encoder = new TextEncoder();
   const readTimeoutMs = options.intervalMs * READ_BUDGET;
+  let lastBusy = 0;
 
-  return async () => {
-    let message: string;
-    try {
-      const load = await readWithin(source, readTimeoutMs, clock, options.signal);
-      message = formatHeartbeat({ ...load, port: options.port });
-    } catch (error) {
-      problems.fail("source", `no heartbeat sent: ${source.description}: ${reason(error)}`);
-      return false;
-    }
-    problems.ok("source", `${source.description} answers again; heartbeats resumed`);
+  const send = async (message: string): Promise<boolean> => {
     logger.debug(`heartbeat ${message}`);
     const payload = encoder.encode(message);
     const results = await Promise.all(senders.map(async (sender) => {
@@ -73,6 +59,43 @@ function heartbeatSender(options: AgentOptions): () => Promise<boolean> {
     }));
     return results.every(Boolean);
   };
+
+  const beat = async (): Promise<boolean> => {
+    let message: string;
+    try {
+      const read = await readWithin(source, readTimeoutMs, clock, options.signal);
+      const load = options.shape ? options.shape(read) : read;
+      message = formatHeartbeat({ ...load, port: options.port });
+      lastBusy = load.busy;
+    } catch (error) {
+      problems.fail("source", `no heartbeat sent: ${source.description}: ${reason(error)}`);
+      return false;
+    }
+    problems.ok("source", `${source.description} answers again; heartbeats resumed`);
+    return await send(message);
+  };
+
+  return {
+    beat,
+    farewell: () => send(formatHeartbeat({ ready: 0, busy: lastBusy, port: options.port })),
+    run: () =>
+      runEvery(() => beat().then(() => undefined), {
+        intervalMs: options.intervalMs,
+        clock,
+        signal: options.signal,
+        onSkipped: (count) => logger.warn(`skipped ${count} heartbeat(s): the previous one overran its interval`),
+      }),
+  };
+}
+
+/** Sends heartbeats until `signal` aborts. */
+export function runAgent(options: AgentOptions): Promise<void> {
+  return createAgent(options).run();
+}
+
+/** Sends one heartbeat; resolves true only if it reached every destination. */
+export function sendOnce(options: AgentOptions): Promise<boolean> {
+  return createAgent(options).beat();
 }
 
 /** The source's answer, or a rejection once `timeoutMs` has passed, whether or not it listens. */

@@ -36,6 +36,12 @@ ${Object.entries(SOURCES).map(([name, source]) => `                             
       --max-age SECONDS     for --source file: older than this, the file is no data (default 10)
       --proc-root DIR       where /proc is, for --source tcp (default /proc)
 
+Shaping what is sent:
+      --drain-file PATH     while PATH exists, send ready=0 (so does SIGUSR1, until SIGUSR2);
+                            on SIGTERM a last ready=0 goes out before the agent exits
+      --min-busy N          report busy as at least N (1: no ready/4 cold-start penalty)
+      --ramp-up SECONDS     after start, grow the advertised ready from 0 over this time
+
 When to send:
       --interval SECONDS    time between heartbeats, fractions allowed (default 1)
       --once                send one heartbeat and exit: 0 if it reached every destination

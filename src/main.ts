@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import denoConfig from "../deno.json" with { type: "json" };
 import { type Destination, formatDestination, resolveIPv4 } from "./address.ts";
-import { type AgentOptions, runAgent, sendOnce } from "./agent.ts";
+import type { Load } from "./codec.ts";
+import { type Agent, type AgentOptions, createAgent } from "./agent.ts";
 import { type Invocation, parseCommandLine, USAGE, UsageError } from "./cli.ts";
 import { configFileOf, loadSettings } from "./config/load.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -15,6 +16,7 @@ import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/s
 import { runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
+import { Drain, shapeLoad } from "./shaping.ts";
 import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "./transport/index.ts";
@@ -98,6 +100,7 @@ export async function main(
 interface Prepared {
   settings: Settings;
   logger: Logger;
+  lasting: Lasting;
   options: Omit<AgentOptions, "signal">;
   /** How heartbeats go out, for the startup line. */
   via: string;
@@ -105,8 +108,14 @@ interface Prepared {
   close(): Promise<void>;
 }
 
+/** What outlives a reload: the drain state, and when the agent started (for --ramp-up). */
+interface Lasting {
+  drain: Drain;
+  startedAt: number;
+}
+
 /** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
-async function prepare(settings: Settings, invocation: Invocation, io: MainIO): Promise<Prepared> {
+async function prepare(settings: Settings, invocation: Invocation, io: MainIO, lasting?: Lasting): Promise<Prepared> {
   if (settings.addresses.length === 0) {
     throw new UsageError("no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)");
   }
@@ -119,11 +128,15 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO): 
   const http = settings.addresses.flatMap((address) => address.kind === "http" ? [address.url] : []);
   const intervalMs = settings.intervalSeconds * 1000;
   const base = { settings, logger };
-  const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock };
+  const drain = lasting?.drain ?? new Drain(logger);
+  const startedAt = lasting?.startedAt ?? systemClock.now();
+  const shaping = { minBusy: settings.minBusy, rampUpSeconds: settings.rampUpSeconds, startedAt, now: () => systemClock.now() };
+  const shape = (load: Load) => shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
+  const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape };
 
   if (invocation.dryRun) {
     const senders = [...udp.map(formatDestination), ...http.map((url) => url.href)].map((name) => createPrintSender(name, io.stdout));
-    return { ...base, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
+    return { ...base, lasting: { drain, startedAt }, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
   }
   const transport = udp.length ? await openTransport(settings, adapter) : undefined;
   const httpSenders = http.map((url) => createHttpSender(url, { timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs), now: () => systemClock.now() }));
@@ -137,6 +150,7 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO): 
   ].filter(Boolean).join("; ");
   return {
     ...base,
+    lasting: { drain, startedAt },
     options: { ...agent, senders },
     via,
     close: async () => {
@@ -153,27 +167,32 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
   let active = await prepare(resolved.settings, invocation, io);
   if (invocation.once) {
     try {
-      return await sendOnce({ ...active.options, signal: new AbortController().signal }) ? EXIT_OK : EXIT_FAILURE;
+      return await createAgent({ ...active.options, signal: new AbortController().signal }).beat() ? EXIT_OK : EXIT_FAILURE;
     } finally {
       await active.close();
     }
   }
-  const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP"]);
+  const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"]);
   try {
-    let stopAgent = start(active);
+    let running = start(active);
     for (;;) {
       const signal = await signals.next();
+      if (signal === "SIGUSR1" || signal === "SIGUSR2") {
+        active.lasting.drain.set(signal === "SIGUSR1", signal);
+        continue;
+      }
       if (signal !== "SIGHUP") {
-        active.logger.info(`stopping on ${signal}`);
-        await stopAgent();
+        active.logger.info(`stopping on ${signal}: telling the proxies ready=0`);
+        await running.stop();
+        await running.agent.farewell();
         break;
       }
-      const next = await reload(load, invocation, io, active.logger);
+      const next = await reload(load, invocation, io, active);
       if (next) {
-        await stopAgent();
+        await running.stop();
         await active.close();
         active = next;
-        stopAgent = start(active);
+        running = start(active);
       }
     }
     active.logger.info("stopped");
@@ -184,8 +203,8 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
   }
 }
 
-/** Starts the agent; the function it returns stops it after the heartbeat under way. */
-function start({ settings, logger, options, via }: Prepared): () => Promise<void> {
+/** Starts the agent; `stop` stops it after the heartbeat under way. */
+function start({ settings, logger, options, via }: Prepared): { agent: Agent; stop(): Promise<void> } {
   const { source, senders } = options;
   if (settings.intervalSeconds >= 10) {
     logger.warn(`interval ${settings.intervalSeconds} s: mod_lbmethod_heartbeat ignores servers ` +
@@ -194,16 +213,21 @@ function start({ settings, logger, options, via }: Prepared): () => Promise<void
   const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
   logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
     `${senders.map((sender) => sender.name).join(", ")} every ${settings.intervalSeconds} s (${via})`);
-  const stop = new AbortController();
-  const running = runAgent({ ...options, signal: stop.signal });
-  return async () => {
-    stop.abort();
-    await running;
+  const abort = new AbortController();
+  const agent = createAgent({ ...options, signal: abort.signal });
+  const running = agent.run();
+  return {
+    agent,
+    stop: async () => {
+      abort.abort();
+      await running;
+    },
   };
 }
 
 /** The configuration read again, ready to run; undefined, with the reason logged, if it is broken. */
-async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, logger: Logger): Promise<Prepared | undefined> {
+async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, running: Prepared): Promise<Prepared | undefined> {
+  const { logger } = running;
   logger.info("SIGHUP: reading the configuration again");
   const resolved = load();
   const keeping = "the running configuration is kept";
@@ -213,7 +237,7 @@ async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, 
     return undefined;
   }
   try {
-    return await prepare(resolved.settings, invocation, io);
+    return await prepare(resolved.settings, invocation, io, running.lasting);
   } catch (error) {
     logger.error(`reload failed: ${(error as Error).message}; ${keeping}`);
     return undefined;

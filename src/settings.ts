@@ -32,6 +32,9 @@ export interface Settings {
   maxAgeSeconds?: number;
   procRoot?: string;
   intervalSeconds: number;
+  drainFile?: string;
+  minBusy?: number;
+  rampUpSeconds?: number;
   runtimeAdapter?: AdapterName;
   logLevel: LogLevel;
   /** The monitor's: where heartbeats come in, where the storage file goes, and limits. */
@@ -134,6 +137,9 @@ export const SETTINGS: readonly Spec[] = [
   { key: "maxAgeSeconds", flag: "max-age", mode: "agent", directive: "HeartbeatMaxAge", env: "HEARTBEAT_MAX_AGE", parse: seconds(0.01, 86400) },
   { key: "procRoot", flag: "proc-root", mode: "agent", directive: "HeartbeatProcRoot", env: "HEARTBEAT_PROC_ROOT", parse: text },
   { key: "intervalSeconds", flag: "interval", mode: "agent", directive: "HeartbeatInterval", env: "HEARTBEAT_INTERVAL", parse: seconds(0.01, 3600) },
+  { key: "drainFile", flag: "drain-file", mode: "agent", directive: "HeartbeatDrainFile", env: "HEARTBEAT_DRAIN_FILE", parse: text },
+  { key: "minBusy", flag: "min-busy", mode: "agent", directive: "HeartbeatMinBusy", env: "HEARTBEAT_MIN_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
+  { key: "rampUpSeconds", flag: "ramp-up", mode: "agent", directive: "HeartbeatRampUp", env: "HEARTBEAT_RAMP_UP", parse: seconds(0.01, 86400) },
   { key: "runtimeAdapter", flag: "runtime-adapter", directive: "HeartbeatRuntimeAdapter", env: "HEARTBEAT_RUNTIME_ADAPTER", parse: oneOf(ADAPTERS) },
   { key: "logLevel", flag: "log-level", directive: "HeartbeatLogLevel", env: "HEARTBEAT_LOG_LEVEL", parse: oneOf(LOG_LEVELS) },
   { key: "listen", flag: "listen", mode: "monitor", directive: "HeartbeatListen", env: "HEARTBEAT_LISTEN", parse: address },

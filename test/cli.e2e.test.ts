@@ -6,7 +6,7 @@
  *   lonely (loopback only)
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { agentCommand, collect, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
@@ -46,7 +46,7 @@ test(`e2e ${runtime}: a wrong --interface is a usage error, exit 2`, { skip }, a
   assert.match(result.stderr, /^heartbeat: --interface '10\.1\.2\.3': no local interface has this address\n/);
 });
 
-test(`e2e ${runtime}: SIGTERM and SIGINT stop it cleanly with exit 0 after sending on schedule`, { skip }, async () => {
+test(`e2e ${runtime}: SIGTERM and SIGINT send ready=0 to every destination, then exit 0`, { skip }, async () => {
   const lab = network();
   const listener = lab.spawn("peer", runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]));
   const heard = collect(listener);
@@ -54,16 +54,18 @@ test(`e2e ${runtime}: SIGTERM and SIGINT stop it cleanly with exit 0 after sendi
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "4", "--busy", "1", "--interval", "0.2"]));
     const output = collect(agent);
-    const count = () => heard().stdout.split("\n").filter((line) => line.includes("ready=4&busy=1")).length;
+    const count = (payload = "ready=4&busy=1") => heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
     const before = count();
     await waitFor(() => count() >= before + 3, 10_000, "three heartbeats");
     // `ip netns exec` execs the agent in place, so its pid is the agent's. process.kill, not
     // agent.kill: Deno's ChildProcess.kill() reports the signal as the cause of exit even when
     // the process handled it and exited 0.
     const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+    const farewells = count("ready=0&busy=1");
     process.kill(agent.pid!, signal);
     assert.equal(await exited, 0, output().stderr);
-    assert.match(output().stderr, new RegExp(`info  stopping on ${signal}\\n.*info  stopped\\n$`));
+    assert.match(output().stderr, new RegExp(`info  stopping on ${signal}: telling the proxies ready=0\\n.*info  stopped\\n$`));
+    await waitFor(() => count("ready=0&busy=1") === farewells + 1, 5_000, "the farewell heartbeat");
     assert.doesNotMatch(output().stderr, /warn|error/);
   }
   await stop(listener);
@@ -136,4 +138,43 @@ test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the 
   process.kill(agent.pid!, "SIGTERM");
   assert.equal(await exited, 0, output().stderr);
   await stop(listener);
+});
+
+test(`e2e ${runtime}: drain by SIGUSR1/SIGUSR2 and by file, and SIGTERM, show in the monitor's storage within an interval`, { skip }, async () => {
+  const lab = network();
+  const storage = join(lab.dir, "drain-hb.dat");
+  const drainFile = join(lab.dir, "drain-now");
+  const monitor = lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27996", "--storage", storage]));
+  const monitorLog = collect(monitor);
+  await waitFor(() => monitorLog().stderr.includes("listening on"), 10_000, "the monitor");
+  const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27996", "--ready", "12", "--busy", "3", "--interval", "0.5", "--drain-file", drainFile]));
+  const agentLog = collect(agent);
+  const line = () => {
+    try {
+      return readFileSync(storage, "utf8").split("\n").find((text) => text.startsWith("10.99.3.1 ")) ?? "";
+    } catch {
+      return "";
+    }
+  };
+  const advertises = async (ready: number, what: string) => {
+    const started = Date.now();
+    await waitFor(() => line().startsWith(`10.99.3.1 &ready=${ready}&busy=3&`), 5_000, `${what}: ${line()}\n${agentLog().stderr}`);
+    return Date.now() - started;
+  };
+  await advertises(12, "first heartbeats");
+  process.kill(agent.pid!, "SIGUSR1");
+  // One interval (0.5 s) for the next heartbeat, and up to a second for the monitor's next write.
+  assert.ok(await advertises(0, "SIGUSR1 drains") < 1600);
+  process.kill(agent.pid!, "SIGUSR2");
+  await advertises(12, "SIGUSR2 resumes");
+  writeFileSync(drainFile, "");
+  assert.ok(await advertises(0, "the drain file drains") < 1600);
+  rmSync(drainFile);
+  await advertises(12, "removing it resumes");
+  const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+  process.kill(agent.pid!, "SIGTERM");
+  assert.equal(await exited, 0);
+  assert.ok(await advertises(0, "SIGTERM's farewell") < 1600);
+  assert.match(agentLog().stderr, /SIGUSR1: drain requested\n.*draining: advertising ready=0 \(signal\)/s);
+  await stop(monitor);
 });
