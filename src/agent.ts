@@ -22,6 +22,8 @@ export interface AgentOptions {
   signal: AbortSignal;
   /** Adjusts each reading before it is sent (drain, ramp-up, minimum busy). */
   shape?: (load: Load) => Load;
+  /** Adds to each message before it goes out (a signature). */
+  seal?: (message: string) => string;
 }
 
 /** Share of the interval a source may take to answer: the rest is left for sending. */
@@ -45,7 +47,7 @@ export function createAgent(options: AgentOptions): Agent {
 
   const send = async (message: string): Promise<boolean> => {
     logger.debug(`heartbeat ${message}`);
-    const payload = encoder.encode(message);
+    const payload = encoder.encode(options.seal ? options.seal(message) : message);
     const results = await Promise.all(senders.map(async (sender) => {
       const key = `send ${sender.name}`;
       try {

@@ -68,6 +68,11 @@ Monitor (heartbeat monitor):
       --print               print one line per heartbeat received
       --interface ADDR      join the group on this interface
 
+Signing (agent and monitor):
+      --key-file FILE       the agent appends "&ts=UNIX&sig=HMAC-SHA256"; the monitor then takes
+                            only heartbeats signed with this key, fresh and not replayed
+      --signature-window S  monitor: how old a signed heartbeat may be (default 30 s)
+
 Other:
       --dry-run             print "DEST PAYLOAD" for each heartbeat instead of sending it
       --runtime-adapter A   UDP implementation: deno, bun or node (default: the runtime's own)

@@ -17,6 +17,7 @@ import { runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { Drain, shapeLoad } from "./shaping.ts";
+import { readKeyFile, SignatureCheck, sign } from "./signing.ts";
 import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "./transport/index.ts";
@@ -132,7 +133,7 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   const startedAt = lasting?.startedAt ?? systemClock.now();
   const shaping = { minBusy: settings.minBusy, rampUpSeconds: settings.rampUpSeconds, startedAt, now: () => systemClock.now() };
   const shape = (load: Load) => shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
-  const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape };
+  const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape, seal: sealer(settings, logger) };
 
   if (invocation.dryRun) {
     const senders = [...udp.map(formatDestination), ...http.map((url) => url.href)].map((name) => createPrintSender(name, io.stdout));
@@ -158,6 +159,22 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
       await transport?.close();
     },
   };
+}
+
+/** Signs messages with --key-file's key, if there is one. */
+function sealer(settings: Settings, logger: Logger): ((message: string) => string) | undefined {
+  if (!settings.keyFile) return undefined;
+  const { key, warning } = keyFrom(settings.keyFile);
+  if (warning) logger.warn(warning);
+  return (message) => sign(message, key, Math.floor(Date.now() / 1000));
+}
+
+function keyFrom(path: string): ReturnType<typeof readKeyFile> {
+  try {
+    return readKeyFile(path);
+  } catch (error) {
+    throw new UsageError(`--key-file: ${(error as Error).message}`);
+  }
 }
 
 /** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */
@@ -246,6 +263,8 @@ async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, 
 
 /** Servers the monitor holds at most, when HeartbeatMaxServers is 0 or not given. */
 export const DEFAULT_MAX_SERVERS = 1000;
+/** How old a signed heartbeat may be, in seconds. */
+const DEFAULT_SIGNATURE_WINDOW = 30;
 
 /** `heartbeat monitor`: runs until SIGINT or SIGTERM. */
 async function monitor(settings: Settings, invocation: Invocation, io: MainIO): Promise<number> {
@@ -257,6 +276,9 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
   const unavailable = adapterUnavailable(adapter);
   if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
   const maxServers = settings.maxServers || DEFAULT_MAX_SERVERS;
+  const key = settings.keyFile ? keyFrom(settings.keyFile) : undefined;
+  if (key?.warning) logger.warn(key.warning);
+  const signatures = key ? new SignatureCheck(key.key, settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW) : undefined;
   const udp = settings.listen
     ? { address: await resolveIPv4(settings.listen.host), port: settings.listen.port, interfaceAddress: settings.interfaceAddress }
     : undefined;
@@ -273,6 +295,7 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
     storage: settings.storage,
     maxServers,
     allow: settings.allow ?? [],
+    signatures,
     print: invocation.print ? io.stdout : undefined,
     logger,
     clock: systemClock,
@@ -280,7 +303,8 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
   });
   running.catch(() => stop.abort());
   logger.info(`heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
-    `${settings.storage ? `storage ${settings.storage}` : "no storage file"}; up to ${maxServers} servers`);
+    `${settings.storage ? `storage ${settings.storage}` : "no storage file"}; up to ${maxServers} servers` +
+    `${signatures ? "; signed heartbeats only" : ""}`);
   try {
     const stopped = running.then(() => undefined);
     for (;;) {

@@ -37,6 +37,9 @@ export interface Settings {
   rampUpSeconds?: number;
   runtimeAdapter?: AdapterName;
   logLevel: LogLevel;
+  /** The agent signs heartbeats with the key in it; the monitor accepts only signed ones. */
+  keyFile?: string;
+  signatureWindowSeconds?: number;
   /** The monitor's: where heartbeats come in, where the storage file goes, and limits. */
   listen?: AddressSetting;
   storage?: string;
@@ -141,6 +144,8 @@ export const SETTINGS: readonly Spec[] = [
   { key: "minBusy", flag: "min-busy", mode: "agent", directive: "HeartbeatMinBusy", env: "HEARTBEAT_MIN_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
   { key: "rampUpSeconds", flag: "ramp-up", mode: "agent", directive: "HeartbeatRampUp", env: "HEARTBEAT_RAMP_UP", parse: seconds(0.01, 86400) },
   { key: "runtimeAdapter", flag: "runtime-adapter", directive: "HeartbeatRuntimeAdapter", env: "HEARTBEAT_RUNTIME_ADAPTER", parse: oneOf(ADAPTERS) },
+  { key: "keyFile", flag: "key-file", directive: "HeartbeatKeyFile", env: "HEARTBEAT_KEY_FILE", parse: text },
+  { key: "signatureWindowSeconds", flag: "signature-window", mode: "monitor", directive: "HeartbeatSignatureWindow", env: "HEARTBEAT_SIGNATURE_WINDOW", parse: wholeNumber(1, 86400) },
   { key: "logLevel", flag: "log-level", directive: "HeartbeatLogLevel", env: "HEARTBEAT_LOG_LEVEL", parse: oneOf(LOG_LEVELS) },
   { key: "listen", flag: "listen", mode: "monitor", directive: "HeartbeatListen", env: "HEARTBEAT_LISTEN", parse: address },
   { key: "storage", flag: "storage", mode: "monitor", directive: "HeartbeatStorage", env: "HEARTBEAT_STORAGE", parse: text },

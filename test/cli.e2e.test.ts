@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { sign } from "../src/signing.ts";
 import { agentCommand, collect, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
+import type { Probe } from "./support/send-probe.ts";
 
 const skip = skipUnlessLab();
 const runtime = currentRuntime();
@@ -176,5 +178,34 @@ test(`e2e ${runtime}: drain by SIGUSR1/SIGUSR2 and by file, and SIGTERM, show in
   assert.equal(await exited, 0);
   assert.ok(await advertises(0, "SIGTERM's farewell") < 1600);
   assert.match(agentLog().stderr, /SIGUSR1: drain requested\n.*draining: advertising ready=0 \(signal\)/s);
+  await stop(monitor);
+});
+
+test(`e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`, { skip }, async () => {
+  const lab = network();
+  const keyFile = join(lab.dir, "key");
+  const otherKey = join(lab.dir, "other-key");
+  writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+  writeFileSync(otherKey, "fedcba9876543210fedcba9876543210\n", { mode: 0o600 });
+  const monitor = lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27995", "--http", "10.99.3.2:8095", "--key-file", keyFile, "--print"]));
+  const output = collect(monitor);
+  await waitFor(() => output().stderr.includes("signed heartbeats only"), 10_000, `the monitor: ${output().stderr}`);
+  const send = (args: string[]) => lab.run("host", agentCommand(runtime, ["-a", "239.0.0.1:27995", "--ready", "5", "--busy", "1", "--once", ...args]));
+  assert.equal((await send(["--key-file", keyFile])).code, 0);
+  await waitFor(() => output().stdout.includes("10.99.3.1 ready=5 busy=1"), 5_000, "the signed heartbeat");
+  assert.equal((await send([])).code, 0);
+  assert.equal((await send(["--key-file", otherKey])).code, 0);
+  const replay: Probe = {
+    adapter: "node",
+    sessions: [{ options: { ttl: 1, loopback: true }, sends: [{ host: "239.0.0.1", port: 27995, payload: sign("v=1&ready=9&busy=9", Buffer.from("0123456789abcdef0123456789abcdef"), Math.floor(Date.now() / 1000) - 120) }] }],
+  };
+  assert.equal((await lab.run("host", runtimeCommand(runtime, "test/support/send-probe.ts", [JSON.stringify(replay)]))).code, 0);
+  await waitFor(() => /rejected.*replayed/.test(output().stderr), 5_000, `rejections: ${output().stderr}`);
+  const metrics = await lab.run("host", ["curl", "-sS", "http://10.99.3.2:8095/metrics"]);
+  for (const reason of ["unsigned", "forged", "replayed"]) {
+    assert.match(metrics.stdout, new RegExp(`^heartbeat_messages_rejected_total\\{reason="${reason}"\\} 1$`, "m"), reason);
+  }
+  assert.doesNotMatch(output().stdout, /ready=9/);
+  assert.ok(!output().stderr.includes("0123456789abcdef"), "the key is never logged");
   await stop(monitor);
 });

@@ -8,6 +8,8 @@
  *   origin2  10.99.0.12  nginx :8080, agent under the other one  --ready 10 --busy 5 --port 8080
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, test } from "node:test";
 import { agentCommand, collect, currentRuntime, Lab, type RuntimeName, skipUnlessLab, waitFor } from "./support/lab.ts";
 import { type Apache, readStorage, startApacheProxy, startNginx, type StorageEntry } from "./support/servers.ts";
@@ -123,4 +125,16 @@ test(`interop: a balancer routes to an origin whose agent only POSTs to mod_hear
   const body = await lab!.run("proxy2", ["curl", "-sS", "--max-time", "5", "http://10.99.0.2/"]);
   assert.equal(body.stdout, "origin3\n");
   assert.doesNotMatch(agent().stderr, /warn|error/, agent().stderr);
+});
+
+test(`interop: Apache's mod_heartmonitor takes signed heartbeats, ignoring ts and sig (${runtime})`, { skip }, async () => {
+  const { proxy } = await network();
+  lab!.addNamespace("origin4");
+  lab!.plug("origin4", "10.99.0.14/24");
+  const keyFile = join(lab!.dir, "key");
+  writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+  const agent = collect(lab!.spawn("origin4", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "17", "--busy", "3", "--port", "8443", "--key-file", keyFile])));
+  await waitFor(() => readStorage(proxy.storage).some((entry) => entry.ip === "10.99.0.14"), 20_000, `the signed agent in the storage file: ${agent().stderr}`);
+  const entry = readStorage(proxy.storage).find((candidate) => candidate.ip === "10.99.0.14")!;
+  assert.deepEqual([entry.ready, entry.busy, entry.port], [17, 3, 8443]);
 });

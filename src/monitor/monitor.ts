@@ -8,11 +8,12 @@ import { MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.t
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
+import type { SignatureCheck, SignatureProblem } from "../signing.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
 import { formatStorage, writeFileAtomic } from "./storage.ts";
 import { type ServerEntry, ServerTable } from "./table.ts";
 
-export type Rejection = RejectReason | "not-allowed" | "full";
+export type Rejection = RejectReason | SignatureProblem | "not-allowed" | "full";
 export type Via = "udp" | "http";
 
 export interface MonitorOptions {
@@ -21,6 +22,10 @@ export interface MonitorOptions {
   allow: Cidr[];
   /** Where to write the storage file; none: keep the table in memory only. */
   storage?: string;
+  /** With a key: heartbeats must be signed, genuine and fresh. */
+  signatures?: SignatureCheck;
+  /** Seconds since 1970, for signatures' timestamps. */
+  unixNow?: () => number;
   /** Told one line per heartbeat accepted, for --print. */
   print?: (line: string) => void;
   logger: Logger;
@@ -45,37 +50,40 @@ export class Monitor {
 
   /** Takes one message from `from`; returns why it was turned away, or undefined. */
   accept(message: Uint8Array | string, from: string, via: Via): { reason: Rejection; detail: string } | undefined {
-    const { allow, clock } = this.#options;
-    let rejection: { reason: Rejection; detail: string } | undefined;
-    if (allow.length > 0 && !allow.some((range) => inCidr(from, range))) {
-      rejection = { reason: "not-allowed", detail: "not in --allow" };
-    } else {
-      const parsed = parseHeartbeat(message);
-      if (!parsed.ok) rejection = parsed;
-      else {
-        const now = clock.now();
-        const recorded = this.table.record(from, parsed.heartbeat, now);
-        if (recorded === "full") {
-          rejection = { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
-        } else {
-          this.accepted[via]++;
-          const { ready, busy, port } = parsed.heartbeat;
-          this.#options.print?.(`${new Date().toISOString()} ${from} ready=${ready} busy=${busy} port=${port ?? 80} (${via})`);
-          if (recorded === "added") {
-            this.#options.logger.info(`new server ${from} (${via})`);
-            this.writeStorage();
-          }
-          return undefined;
-        }
-      }
+    const rejection = this.#take(message, from, via);
+    if (rejection) {
+      this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);
+      this.#problems.fail(`reject ${rejection.reason}`, `rejected a heartbeat from ${from} (${via}): ${rejection.reason}: ${rejection.detail}`);
     }
-    this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);
-    this.#problems.fail(`reject ${rejection.reason}`, `rejected a heartbeat from ${from} (${via}): ${rejection.reason}: ${rejection.detail}`);
     return rejection;
+  }
+
+  #take(message: Uint8Array | string, from: string, via: Via): { reason: Rejection; detail: string } | undefined {
+    const { allow, signatures, clock } = this.#options;
+    if (allow.length > 0 && !allow.some((range) => inCidr(from, range))) return { reason: "not-allowed", detail: "not in --allow" };
+    const parsed = parseHeartbeat(message);
+    if (!parsed.ok) return parsed;
+    const unsound = signatures?.check(latin1(message), from, this.#unixNow());
+    if (unsound) return unsound;
+    const recorded = this.table.record(from, parsed.heartbeat, clock.now());
+    if (recorded === "full") return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
+    this.accepted[via]++;
+    const { ready, busy, port } = parsed.heartbeat;
+    this.#options.print?.(`${new Date().toISOString()} ${from} ready=${ready} busy=${busy} port=${port ?? 80} (${via})`);
+    if (recorded === "added") {
+      this.#options.logger.info(`new server ${from} (${via})`);
+      this.writeStorage();
+    }
+    return undefined;
+  }
+
+  #unixNow(): number {
+    return Math.floor(this.#options.unixNow?.() ?? Date.now() / 1000);
   }
 
   /** Drops silent servers and rewrites the storage file. */
   tick(): void {
+    this.#options.signatures?.forget(this.#unixNow());
     for (const gone of this.table.expire(this.#options.clock.now())) {
       this.#options.logger.info(`server ${gone.ip} silent for 30 s: removed`);
     }
@@ -123,7 +131,7 @@ export class Monitor {
       family("heartbeat_messages_accepted_total", "Heartbeats accepted, by transport.", "counter",
         (Object.keys(this.accepted) as Via[]).map((via) => `heartbeat_messages_accepted_total{via="${via}"} ${this.accepted[via]}`)),
       family("heartbeat_messages_rejected_total", "Messages rejected, by reason.", "counter",
-        (["oversize", "missing-field", "bad-number", "not-allowed", "full"] as Rejection[])
+        (["oversize", "missing-field", "bad-number", "unsigned", "forged", "replayed", "future", "not-allowed", "full"] as Rejection[])
           .map((reason) => `heartbeat_messages_rejected_total{reason="${reason}"} ${this.rejected.get(reason) ?? 0}`)),
     ].join("\n") + "\n";
   }
@@ -196,4 +204,8 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     await new Promise<void>((resolve) => server ? server.close(() => resolve()) : resolve());
   }
   return monitor;
+}
+
+function latin1(message: Uint8Array | string): string {
+  return typeof message === "string" ? message : Buffer.from(message).toString("latin1");
 }
