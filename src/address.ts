@@ -40,18 +40,10 @@ function validPort(text: string): boolean {
   return port >= 1 && port <= 65535;
 }
 
-/**
- * The IPv4 address for a host, looked up once, as mod_heartbeat does when it reads its config.
- * Throws an Error whose message says what failed.
- */
-export async function resolveIPv4(host: string): Promise<string> {
-  if (isIPv4(host)) return host;
-  try {
-    return (await lookup(host, { family: 4 })).address;
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? String(error);
-    throw new Error(`cannot find an IPv4 address for '${host}' (${code})`);
-  }
+/** Every IPv4 address of `host`, sorted, by the system's resolver (hosts file, DNS). */
+export async function lookupAll(host: string): Promise<string[]> {
+  if (isIPv4(host)) return [host];
+  return (await lookup(host, { all: true, family: 4 })).map((entry) => entry.address).sort();
 }
 
 export function isMulticast(ipv4: string): boolean {

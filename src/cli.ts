@@ -19,6 +19,8 @@ Where to send:
                             repeat it to send every heartbeat to several destinations)
   -a, --address URL         or POST each heartbeat to mod_heartmonitor's "SetHandler heartbeat"
                             location or to 'heartbeat monitor --http', e.g. http://proxy/heartbeat
+      --resolve-interval S  look host names in --address up again this often (default 30 s);
+                            every address a name resolves to gets each heartbeat
       --interface ADDR      IPv4 address of the interface multicast leaves by (default: the
                             route to the group); also the source address of the heartbeats
       --ttl N               multicast time-to-live, 0-255 (default 1: this network only, as

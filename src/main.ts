@@ -3,9 +3,10 @@
  * `bun src/main.ts` and the compiled binary.
  */
 import { readFileSync } from "node:fs";
+import { isIPv4 } from "node:net";
 import process from "node:process";
 import denoConfig from "../deno.json" with { type: "json" };
-import { type Destination, formatDestination, resolveIPv4 } from "./address.ts";
+import { type Destination, formatDestination, lookupAll } from "./address.ts";
 import type { Load } from "./codec.ts";
 import { type Agent, type AgentOptions, createAgent } from "./agent.ts";
 import { type Invocation, parseCommandLine, USAGE, UsageError } from "./cli.ts";
@@ -22,6 +23,7 @@ import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "./transport/index.ts";
 import { createHttpSender } from "./transport/http.ts";
+import { createResolvingSender } from "./transport/resolving.ts";
 import { createPrintSender } from "./transport/print.ts";
 import type { AdapterName, Sender, UdpTransport } from "./transport/transport.ts";
 
@@ -126,6 +128,7 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   const unavailable = adapterUnavailable(adapter);
   if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
   const udp = await resolveDestinations(settings.addresses.filter((address) => address.kind === "udp"));
+  const resolveIntervalMs = (settings.resolveIntervalSeconds ?? DEFAULT_RESOLVE_INTERVAL) * 1000;
   const http = settings.addresses.flatMap((address) => address.kind === "http" ? [address.url] : []);
   const intervalMs = settings.intervalSeconds * 1000;
   const base = { settings, logger };
@@ -136,13 +139,16 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape, seal: sealer(settings, logger) };
 
   if (invocation.dryRun) {
-    const senders = [...udp.map(formatDestination), ...http.map((url) => url.href)].map((name) => createPrintSender(name, io.stdout));
+    const senders = [...udp.flatMap(({ port, addresses }) => addresses.map((address) => formatDestination({ host: address, port }))), ...http.map((url) => url.href)]
+      .map((name) => createPrintSender(name, io.stdout));
     return { ...base, lasting: { drain, startedAt }, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
   }
   const transport = udp.length ? await openTransport(settings, adapter) : undefined;
   const httpSenders = http.map((url) => createHttpSender(url, { timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs), now: () => systemClock.now() }));
   const senders: Sender[] = [
-    ...udp.map((destination) => ({ name: formatDestination(destination), send: (payload: Uint8Array) => transport!.send(payload, destination) })),
+    ...udp.map(({ host, port, addresses }) => isIPv4(host)
+      ? { name: formatDestination({ host, port }), send: (payload: Uint8Array) => transport!.send(payload, { host, port }) }
+      : createResolvingSender(host, port, transport!, { addresses, resolveIntervalMs, now: () => systemClock.now(), logger })),
     ...httpSenders,
   ];
   const via = [
@@ -280,7 +286,7 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
   if (key?.warning) logger.warn(key.warning);
   const signatures = key ? new SignatureCheck(key.key, settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW) : undefined;
   const udp = settings.listen
-    ? { address: await resolveIPv4(settings.listen.host), port: settings.listen.port, interfaceAddress: settings.interfaceAddress }
+    ? { address: (await resolveDestinations([settings.listen], "--listen"))[0].addresses[0], port: settings.listen.port, interfaceAddress: settings.interfaceAddress }
     : undefined;
   const where = [
     udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
@@ -371,12 +377,16 @@ function signalQueue(names: NodeJS.Signals[]): { next(): Promise<NodeJS.Signals>
   };
 }
 
-async function resolveDestinations(addresses: AddressSetting[]): Promise<Destination[]> {
-  return await Promise.all(addresses.map(async ({ text, host, port }) => {
+/** How often host names in --address are looked up again, in seconds. */
+const DEFAULT_RESOLVE_INTERVAL = 30;
+
+/** Each destination with the addresses its host stands for now; a name that resolves to nothing is a usage error. */
+async function resolveDestinations(destinations: AddressSetting[], flag = "--address"): Promise<(Destination & { addresses: string[] })[]> {
+  return await Promise.all(destinations.map(async ({ text, host, port }) => {
     try {
-      return { host: await resolveIPv4(host), port };
+      return { host, port, addresses: await lookupAll(host) };
     } catch (error) {
-      throw new UsageError(`--address '${text}': ${(error as Error).message}`);
+      throw new UsageError(`${flag} '${text}': cannot find an IPv4 address for '${host}' (${(error as { code?: string }).code ?? (error as Error).message})`);
     }
   }));
 }

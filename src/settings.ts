@@ -32,6 +32,7 @@ export interface Settings {
   maxAgeSeconds?: number;
   procRoot?: string;
   intervalSeconds: number;
+  resolveIntervalSeconds?: number;
   drainFile?: string;
   minBusy?: number;
   rampUpSeconds?: number;
@@ -140,6 +141,7 @@ export const SETTINGS: readonly Spec[] = [
   { key: "maxAgeSeconds", flag: "max-age", mode: "agent", directive: "HeartbeatMaxAge", env: "HEARTBEAT_MAX_AGE", parse: seconds(0.01, 86400) },
   { key: "procRoot", flag: "proc-root", mode: "agent", directive: "HeartbeatProcRoot", env: "HEARTBEAT_PROC_ROOT", parse: text },
   { key: "intervalSeconds", flag: "interval", mode: "agent", directive: "HeartbeatInterval", env: "HEARTBEAT_INTERVAL", parse: seconds(0.01, 3600) },
+  { key: "resolveIntervalSeconds", flag: "resolve-interval", mode: "agent", directive: "HeartbeatResolveInterval", env: "HEARTBEAT_RESOLVE_INTERVAL", parse: seconds(1, 86400) },
   { key: "drainFile", flag: "drain-file", mode: "agent", directive: "HeartbeatDrainFile", env: "HEARTBEAT_DRAIN_FILE", parse: text },
   { key: "minBusy", flag: "min-busy", mode: "agent", directive: "HeartbeatMinBusy", env: "HEARTBEAT_MIN_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
   { key: "rampUpSeconds", flag: "ramp-up", mode: "agent", directive: "HeartbeatRampUp", env: "HEARTBEAT_RAMP_UP", parse: seconds(0.01, 86400) },

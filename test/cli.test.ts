@@ -154,7 +154,7 @@ test("cli: usage text names every flag", () => {
   for (const flag of ["--address", "--interface", "--ttl", "--port", "--interval", "--source", "--ready",
     "--busy", "--capacity", "--max-age", "--proc-root", "--once", "--dry-run", "--log-level", "--config",
     "--test-config", "--print-config", "--listen", "--storage", "--http", "--allow", "--max-servers", "--print",
-    "monitor", "servers FILE", "--drain-file", "--min-busy", "--ramp-up", "--key-file", "--signature-window", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
+    "monitor", "servers FILE", "--drain-file", "--min-busy", "--ramp-up", "--key-file", "--signature-window", "--resolve-interval", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
     assert.ok(USAGE.includes(flag), flag);
   }
 });

@@ -4,7 +4,7 @@
  * interfaces, so nothing a test sends can leave the machine.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,6 +56,7 @@ export class Lab {
   /** A scratch folder that the lab's servers may use, removed with the lab. */
   readonly dir = mkdtempSync(join(tmpdir(), "heartbeat-lab-"));
   readonly #namespaces: string[] = [];
+  readonly #etc: string[] = [];
   readonly #children = new Set<ChildProcess>();
 
   ns(name: string): string {
@@ -68,6 +69,19 @@ export class Lab {
     ip("netns", "add", ns);
     this.#namespaces.push(ns);
     this.sh(name, "ip link set lo up");
+  }
+
+  /**
+   * Gives namespace `name` its own /etc/hosts (`ip netns exec` mounts /etc/netns/NS/hosts over
+   * it). Rewriting it later changes what processes already running there resolve.
+   */
+  hosts(name: string, lines: string[]): void {
+    const dir = join("/etc/netns", this.ns(name));
+    if (!this.#etc.includes(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.#etc.push(dir);
+    }
+    writeFileSync(join(dir, "hosts"), ["127.0.0.1 localhost", ...lines, ""].join("\n"));
   }
 
   /** Runs a shell command inside namespace `name`, synchronously; throws if it fails. */
@@ -130,6 +144,7 @@ export class Lab {
         ip("netns", "del", ns);
       } catch { /* already gone */ }
     }
+    for (const dir of this.#etc) rmSync(dir, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,52 @@
+/**
+ * A destination given by host name: every IPv4 address the name resolves to gets each
+ * heartbeat (a Kubernetes headless service of proxies works), and the name is looked up again
+ * every so often. A failed lookup keeps the addresses known so far.
+ */
+import { lookupAll } from "../address.ts";
+import { type Logger, ProblemLog } from "../log.ts";
+import type { Sender, UdpTransport } from "./transport.ts";
+
+export type LookupAll = (host: string) => Promise<string[]>;
+
+export interface ResolvingOptions {
+  /** The addresses found at start. */
+  addresses: string[];
+  resolveIntervalMs: number;
+  now: () => number;
+  logger: Logger;
+  lookup?: LookupAll;
+}
+
+/** Sends to every address of `host`:`port` by `transport`, looking the name up again as it goes. */
+export function createResolvingSender(host: string, port: number, transport: UdpTransport, options: ResolvingOptions): Sender {
+  const name = `${host}:${port}`;
+  const find = options.lookup ?? lookupAll;
+  const problems = new ProblemLog(options.logger, { now: options.now, repeatMs: 10 * 60_000 });
+  let addresses = options.addresses;
+  let resolvedAt = options.now();
+  let resolving: Promise<void> | undefined;
+
+  const refresh = () => {
+    resolvedAt = options.now();
+    resolving = find(host).then((found) => {
+      if (found.length === 0) throw new Error("no IPv4 address");
+      problems.ok("lookup", `${host} resolves again`);
+      if (found.join() !== addresses.join()) options.logger.info(`${name} now means ${found.join(", ")} (was ${addresses.join(", ")})`);
+      addresses = found;
+    }, (error) => {
+      problems.fail("lookup", `cannot look up ${host} (${(error as { code?: string }).code ?? (error as Error).message}); still sending to ${addresses.join(", ")}`);
+    }).finally(() => resolving = undefined);
+  };
+
+  return {
+    name,
+    async send(payload) {
+      // The lookup runs beside the heartbeats, never in their way: this one goes to the addresses known now.
+      if (!resolving && options.now() - resolvedAt >= options.resolveIntervalMs) refresh();
+      const results = await Promise.allSettled(addresses.map((address) => transport.send(payload, { host: address, port })));
+      const failed = results.flatMap((result, i) => result.status === "rejected" ? [`${addresses[i]}: ${(result.reason as Error).message}`] : []);
+      if (failed.length) throw new Error(failed.join("; "));
+    },
+  };
+}
