@@ -1,18 +1,20 @@
 /**
- * Destination addresses, `HOST:PORT`, read as mod_heartbeat's HeartbeatAddress reads them
- * (apr_parse_addr_port), with its messages for the same mistakes.
+ * Destination addresses, `HOST:PORT` or `[IPv6%zone]:PORT`, read as mod_heartbeat's
+ * HeartbeatAddress reads them (apr_parse_addr_port), with its messages for the same mistakes.
  */
-import { isIPv4 } from "node:net";
+import { isIP, isIPv4, isIPv6 } from "node:net";
 import { lookup } from "node:dns/promises";
 
 export interface Destination {
-  /** An IPv4 address: a multicast group or a unicast host. */
+  /** An IPv4 or IPv6 address: a multicast group or a unicast host. */
   host: string;
   port: number;
+  /** For IPv6: the interface (name or scope number) a link-local address is on, `eth0`. */
+  zone?: string;
 }
 
 export type AddressParse =
-  | { ok: true; host: string; port: number }
+  | { ok: true; host: string; port: number; zone?: string }
   | { ok: false; error: string };
 
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
@@ -29,7 +31,13 @@ export function parseAddress(text: string): AddressParse {
   }
   const [, host, port] = hostAndPort;
   if (host.startsWith("[")) {
-    return { ok: false, error: "Unable to parse address. IPv6 is not supported: use IPv4, as mod_heartbeat does." };
+    // [IPv6] or [IPv6%zone], as in URLs: ff02::1234%eth0 names the link to use.
+    const inner = /^\[([0-9A-Fa-f:.]+)(?:%([A-Za-z0-9_.-]+))?\]$/.exec(host);
+    if (!inner || !isIPv6(inner[1]) || !validPort(port)) return unparseable;
+    return { ok: true, host: inner[1], port: Number(port), ...(inner[2] ? { zone: inner[2] } : {}) };
+  }
+  if (isIPv6(host) || (host.includes(":") && isIPv6(host.replace(/%.*$/, "")))) {
+    return { ok: false, error: "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999" };
   }
   if (host === "" || !validPort(port) || !(isIPv4(host) || HOST_NAME.test(host))) return unparseable;
   return { ok: true, host, port: Number(port) };
@@ -40,17 +48,27 @@ function validPort(text: string): boolean {
   return port >= 1 && port <= 65535;
 }
 
-/** Every IPv4 address of `host`, sorted, by the system's resolver (hosts file, DNS). */
+/** Every address of `host`, IPv4 (A) and IPv6 (AAAA), sorted, by the system's resolver (hosts file, DNS). */
 export async function lookupAll(host: string): Promise<string[]> {
-  if (isIPv4(host)) return [host];
-  return (await lookup(host, { all: true, family: 4 })).map((entry) => entry.address).sort();
+  if (isIP(host)) return [host];
+  return (await lookup(host, { all: true })).map((entry) => entry.address).sort();
 }
 
-export function isMulticast(ipv4: string): boolean {
-  const first = Number(ipv4.split(".")[0]);
+export function familyOf(host: string): 4 | 6 {
+  return isIPv6(host) ? 6 : 4;
+}
+
+/** The address as sockets take it: `ff02::1234%eth0` for a zoned IPv6 address. */
+export function socketHost(destination: Destination): string {
+  return destination.zone ? `${destination.host}%${destination.zone}` : destination.host;
+}
+
+export function isMulticast(ip: string): boolean {
+  if (isIPv6(ip)) return /^ff/i.test(ip);
+  const first = Number(ip.split(".")[0]);
   return first >= 224 && first <= 239;
 }
 
 export function formatDestination(destination: Destination): string {
-  return `${destination.host}:${destination.port}`;
+  return isIPv6(destination.host) ? `[${socketHost(destination)}]:${destination.port}` : `${destination.host}:${destination.port}`;
 }

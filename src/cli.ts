@@ -15,8 +15,9 @@ It sends "v=1&ready=N&busy=M" by UDP every second, as Apache's mod_heartbeat doe
 proxies running mod_heartmonitor and mod_lbmethod_heartbeat (ProxyPass ... lbmethod=heartbeat).
 
 Where to send:
-  -a, --address HOST:PORT   multicast group or host to send to, e.g. 239.0.0.1:27999 (required;
-                            repeat it to send every heartbeat to several destinations)
+  -a, --address HOST:PORT   multicast group or host to send to, e.g. 239.0.0.1:27999, or IPv6
+                            [ff02::1234%eth0]:27999 (required; repeat it to send every
+                            heartbeat to several destinations)
   -a, --address URL         or POST each heartbeat to mod_heartmonitor's "SetHandler heartbeat"
                             location or to 'heartbeat monitor --http', e.g. http://proxy/heartbeat
       --resolve-interval S  look host names in --address up again this often (default 30 s);

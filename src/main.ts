@@ -3,10 +3,10 @@
  * `bun src/main.ts` and the compiled binary.
  */
 import { readFileSync } from "node:fs";
-import { isIPv4 } from "node:net";
+import { isIP } from "node:net";
 import process from "node:process";
 import denoConfig from "../deno.json" with { type: "json" };
-import { type Destination, formatDestination, lookupAll } from "./address.ts";
+import { type Destination, familyOf, formatDestination, lookupAll } from "./address.ts";
 import type { Load } from "./codec.ts";
 import { type Agent, type AgentOptions, createAgent } from "./agent.ts";
 import { type Invocation, parseCommandLine, USAGE, UsageError } from "./cli.ts";
@@ -139,20 +139,27 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape, seal: sealer(settings, logger) };
 
   if (invocation.dryRun) {
-    const senders = [...udp.flatMap(({ port, addresses }) => addresses.map((address) => formatDestination({ host: address, port }))), ...http.map((url) => url.href)]
+    const senders = [...udp.flatMap(({ port, zone, addresses }) => addresses.map((address) => formatDestination({ host: address, port, zone }))), ...http.map((url) => url.href)]
       .map((name) => createPrintSender(name, io.stdout));
     return { ...base, lasting: { drain, startedAt }, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
   }
-  const transport = udp.length ? await openTransport(settings, adapter) : undefined;
+  const transports = transportPool((family) => openTransport(settings, adapter, family));
+  // Open at start the sockets the addresses known now need, so that mistakes show at once.
+  await Promise.all([...new Set(udp.flatMap(({ addresses }) => addresses.map(familyOf)))].map(transports.get));
   const httpSenders = http.map((url) => createHttpSender(url, { timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs), now: () => systemClock.now() }));
   const senders: Sender[] = [
-    ...udp.map(({ host, port, addresses }) => isIPv4(host)
-      ? { name: formatDestination({ host, port }), send: (payload: Uint8Array) => transport!.send(payload, { host, port }) }
-      : createResolvingSender(host, port, transport!, { addresses, resolveIntervalMs, now: () => systemClock.now(), logger })),
+    ...udp.map((destination) => isIP(destination.host)
+      ? { name: formatDestination(destination), send: async (payload: Uint8Array) => (await transports.get(familyOf(destination.host))).send(payload, destination) }
+      : createResolvingSender(destination.host, destination.port, transports.get, {
+        addresses: destination.addresses,
+        resolveIntervalMs,
+        now: () => systemClock.now(),
+        logger,
+      })),
     ...httpSenders,
   ];
   const via = [
-    transport ? `udp: ${transport.adapter} adapter, ttl ${settings.ttl}${settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""}` : undefined,
+    udp.length ? `udp: ${adapter} adapter, ttl ${settings.ttl}${settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""}` : undefined,
     httpSenders.length ? "http: POST" : undefined,
   ].filter(Boolean).join("; ");
   return {
@@ -162,7 +169,7 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
     via,
     close: async () => {
       httpSenders.forEach((sender) => sender.close());
-      await transport?.close();
+      await transports.close();
     },
   };
 }
@@ -286,7 +293,12 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
   if (key?.warning) logger.warn(key.warning);
   const signatures = key ? new SignatureCheck(key.key, settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW) : undefined;
   const udp = settings.listen
-    ? { address: (await resolveDestinations([settings.listen], "--listen"))[0].addresses[0], port: settings.listen.port, interfaceAddress: settings.interfaceAddress }
+    ? {
+      address: (await resolveDestinations([settings.listen], "--listen"))[0].addresses[0],
+      port: settings.listen.port,
+      interfaceAddress: settings.interfaceAddress,
+      zone: settings.listen.zone,
+    }
     : undefined;
   const where = [
     udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
@@ -382,19 +394,38 @@ const DEFAULT_RESOLVE_INTERVAL = 30;
 
 /** Each destination with the addresses its host stands for now; a name that resolves to nothing is a usage error. */
 async function resolveDestinations(destinations: AddressSetting[], flag = "--address"): Promise<(Destination & { addresses: string[] })[]> {
-  return await Promise.all(destinations.map(async ({ text, host, port }) => {
+  return await Promise.all(destinations.map(async ({ text, host, port, zone }) => {
     try {
-      return { host, port, addresses: await lookupAll(host) };
+      return { host, port, zone, addresses: await lookupAll(host) };
     } catch (error) {
-      throw new UsageError(`${flag} '${text}': cannot find an IPv4 address for '${host}' (${(error as { code?: string }).code ?? (error as Error).message})`);
+      throw new UsageError(`${flag} '${text}': cannot find an address for '${host}' (${(error as { code?: string }).code ?? (error as Error).message})`);
     }
   }));
 }
 
-async function openTransport(settings: Settings, adapter: AdapterName): Promise<UdpTransport> {
+/** One UDP socket per address family, each opened when first needed; a failed open is tried again next time. */
+function transportPool(open: (family: 4 | 6) => Promise<UdpTransport>) {
+  const opened = new Map<4 | 6, Promise<UdpTransport>>();
+  return {
+    get: (family: 4 | 6): Promise<UdpTransport> => {
+      let transport = opened.get(family);
+      if (!transport) {
+        transport = open(family);
+        opened.set(family, transport);
+        transport.catch(() => opened.delete(family));
+      }
+      return transport;
+    },
+    close: async () => {
+      for (const transport of opened.values()) await (await transport.catch(() => undefined))?.close();
+    },
+  };
+}
+
+async function openTransport(settings: Settings, adapter: AdapterName, family: 4 | 6): Promise<UdpTransport> {
   const { openUdpTransport } = await loadAdapter(adapter);
   try {
-    return await openUdpTransport({ ttl: settings.ttl, loopback: true, interfaceAddress: settings.interfaceAddress });
+    return await openUdpTransport({ family, ttl: settings.ttl, loopback: true, interfaceAddress: settings.interfaceAddress });
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (settings.interfaceAddress && (code === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))) {

@@ -15,6 +15,7 @@ export interface AddressSetting {
   text: string;
   host: string;
   port: number;
+  zone?: string;
 }
 
 /** Where the agent sends: a UDP HOST:PORT, or a URL to POST to. */
@@ -94,7 +95,7 @@ function oneOf<T extends string>(choices: readonly T[]) {
 function address(text: string): AddressSetting {
   const parsed = parseAddress(text);
   if (!parsed.ok) throw new SettingError(parsed.error);
-  return { text, host: parsed.host, port: parsed.port };
+  return { text, host: parsed.host, port: parsed.port, ...(parsed.zone ? { zone: parsed.zone } : {}) };
 }
 
 function destination(text: string): DestinationSetting {

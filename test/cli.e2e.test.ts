@@ -21,7 +21,7 @@ function network(): Lab {
   if (lab) return lab;
   lab = new Lab();
   for (const name of ["host", "peer", "lonely"]) lab.addNamespace(name);
-  lab.link({ ns: "host", dev: "eth0", cidr: "10.99.3.1/24" }, { ns: "peer", dev: "eth0", cidr: "10.99.3.2/24" });
+  lab.link({ ns: "host", dev: "eth0", cidr: "10.99.3.1/24", cidr6: "fd00:99:3::1/64" }, { ns: "peer", dev: "eth0", cidr: "10.99.3.2/24", cidr6: "fd00:99:3::2/64" });
   lab.sh("host", "ip route add 224.0.0.0/4 dev eth0");
   lab.sh("peer", "ip route add 224.0.0.0/4 dev eth0");
   return lab;
@@ -208,4 +208,27 @@ test(`e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and r
   assert.doesNotMatch(output().stdout, /ready=9/);
   assert.ok(!output().stderr.includes("0123456789abcdef"), "the key is never logged");
   await stop(monitor);
+});
+
+test(`e2e ${runtime}: IPv6 multicast and unicast heartbeats reach the monitor`, { skip }, async () => {
+  const lab = network();
+  const storage = { group: join(lab.dir, "v6-group.dat"), unicast: join(lab.dir, "v6-unicast.dat") };
+  const monitors = [
+    lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "[ff02::1234%eth0]:27993", "--storage", storage.group])),
+    lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "[fd00:99:3::2]:27994", "--storage", storage.unicast])),
+  ];
+  const logs = monitors.map((monitor) => collect(monitor));
+  for (const log of logs) await waitFor(() => log().stderr.includes("listening on"), 10_000, `a monitor: ${log().stderr}`);
+  const sent = await lab.run("host", agentCommand(runtime, ["-a", "[ff02::1234%eth0]:27993", "-a", "[fd00:99:3::2]:27994", "--ready", "2", "--busy", "1", "--port", "8080", "--once"]));
+  assert.deepEqual([sent.code, sent.stderr], [0, ""]);
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  await waitFor(() => /^fe80:[0-9a-f:]+ &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.group)), 5_000, `multicast: ${read(storage.group)} ${logs[0]().stderr}`);
+  await waitFor(() => /^fd00:99:3::1 &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.unicast)), 5_000, `unicast: ${read(storage.unicast)} ${logs[1]().stderr}`);
+  await Promise.all(monitors.map((monitor) => stop(monitor)));
 });

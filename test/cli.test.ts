@@ -7,7 +7,7 @@ import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
 import { recordingLog } from "./support/fakes.ts";
 
 test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
-  const cases: [string, string | { host: string; port: number }][] = [
+  const cases: [string, string | { host: string; port: number; zone?: string }][] = [
     ["239.0.0.1:27999", { host: "239.0.0.1", port: 27999 }],
     ["10.0.0.5:1", { host: "10.0.0.5", port: 1 }],
     ["proxy.example.com:27999", { host: "proxy.example.com", port: 27999 }],
@@ -23,7 +23,14 @@ test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
     ["99999", "Unable to parse address."],
     ["bad host:80", "Unable to parse address."],
     ["a..b:80", "Unable to parse address."],
-    ["[ff02::1]:27999", "Unable to parse address. IPv6 is not supported: use IPv4, as mod_heartbeat does."],
+    ["[ff02::1234%eth0]:27999", { host: "ff02::1234", port: 27999, zone: "eth0" }],
+    ["[fd00:99::2]:1", { host: "fd00:99::2", port: 1 }],
+    ["[::ffff:10.0.0.1]:80", { host: "::ffff:10.0.0.1", port: 80 }],
+    ["ff02::1:27999", "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999"],
+    ["[ff02::1]", "No port provided in address"],
+    ["[nonsense]:80", "Unable to parse address."],
+    ["[ff02::1%bad zone]:80", "Unable to parse address."],
+    ["[ff02::1]:0", "Unable to parse address."],
   ];
   for (const [text, expected] of cases) {
     const parsed = parseAddress(text);
@@ -169,7 +176,7 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
     [["-a", "239.0.0.1:27999", "--source", "nginx"], /^heartbeat: --source nginx needs --capacity N/],
     [["--ready", "1"], /^heartbeat: no destination: give --address HOST:PORT \(or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS\)$/],
     [["-a", "239.0.0.1:27999", "--source", "static:x", "--ready", "1"], /takes no argument/],
-    [["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"], /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an IPv4 address/],
+    [["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"], /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an address/],
   ];
   for (const [argv, message] of cases) {
     err.lines.length = 0;

@@ -13,15 +13,15 @@ function udpRecorder(failing: string[] = []) {
     send: (_payload, to: Destination) => failing.includes(to.host) ? Promise.reject(new Error("no route")) : (sent.push(`${to.host}:${to.port}`), Promise.resolve()),
     close: () => Promise.resolve(),
   };
-  return { transport, sent };
+  return { transport, sent, transportFor: () => Promise.resolve(transport) };
 }
 
 const payload = new TextEncoder().encode("v=1&ready=1&busy=1");
 const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
 
 test("resolving: every address of the name gets each heartbeat", async () => {
-  const { transport, sent } = udpRecorder();
-  const sender = createResolvingSender("proxies.test", 27999, transport, {
+  const { transportFor, sent } = udpRecorder();
+  const sender = createResolvingSender("proxies.test", 27999, transportFor, {
     addresses: ["10.0.0.1", "10.0.0.2"], resolveIntervalMs: 30_000, now: () => 0, logger: createLogger({ level: "error", write: () => {} }),
     lookup: () => Promise.reject(new Error("not called")),
   });
@@ -31,12 +31,12 @@ test("resolving: every address of the name gets each heartbeat", async () => {
 });
 
 test("resolving: the name is looked up again after the interval, beside the sends, and changes are logged", async () => {
-  const { transport, sent } = udpRecorder();
+  const { transportFor, sent } = udpRecorder();
   const log = recordingLog();
   let now = 0;
   const lookups: number[] = [];
   const answers = [["10.0.0.2", "10.0.0.3"]];
-  const sender = createResolvingSender("proxies.test", 1, transport, {
+  const sender = createResolvingSender("proxies.test", 1, transportFor, {
     addresses: ["10.0.0.1"], resolveIntervalMs: 30_000, now: () => now, logger: createLogger({ level: "info", write: log.write }),
     lookup: () => (lookups.push(now), Promise.resolve(answers.shift() ?? ["10.0.0.2", "10.0.0.3"])),
   });
@@ -54,11 +54,11 @@ test("resolving: the name is looked up again after the interval, beside the send
 });
 
 test("resolving: a failed lookup keeps the last known addresses and is logged once", async () => {
-  const { transport, sent } = udpRecorder();
+  const { transportFor, sent } = udpRecorder();
   const log = recordingLog();
   let now = 0;
   let fail = true;
-  const sender = createResolvingSender("proxies.test", 1, transport, {
+  const sender = createResolvingSender("proxies.test", 1, transportFor, {
     addresses: ["10.0.0.1"], resolveIntervalMs: 1000, now: () => now, logger: createLogger({ level: "info", write: log.write }),
     lookup: () => fail ? Promise.reject(Object.assign(new Error("not found"), { code: "ENOTFOUND" })) : Promise.resolve(["10.0.0.1"]),
   });
@@ -79,10 +79,21 @@ test("resolving: a failed lookup keeps the last known addresses and is logged on
 });
 
 test("resolving: a send that fails to some addresses says which, and still reaches the others", async () => {
-  const { transport, sent } = udpRecorder(["10.0.0.2"]);
-  const sender = createResolvingSender("proxies.test", 1, transport, {
+  const { transportFor, sent } = udpRecorder(["10.0.0.2"]);
+  const sender = createResolvingSender("proxies.test", 1, transportFor, {
     addresses: ["10.0.0.1", "10.0.0.2"], resolveIntervalMs: 30_000, now: () => 0, logger: createLogger({ level: "error", write: () => {} }),
   });
   await assert.rejects(sender.send(payload), /^Error: 10\.0\.0\.2: no route$/);
   assert.deepEqual(sent, ["10.0.0.1:1"]);
+});
+
+test("resolving: IPv4 and IPv6 addresses of a name each go by their own family's socket", async () => {
+  const v4 = udpRecorder();
+  const v6 = udpRecorder();
+  const families: number[] = [];
+  const sender = createResolvingSender("proxies.test", 5, (family) => (families.push(family), Promise.resolve(family === 6 ? v6.transport : v4.transport)), {
+    addresses: ["10.0.0.1", "fd00::1"], resolveIntervalMs: 30_000, now: () => 0, logger: createLogger({ level: "error", write: () => {} }),
+  });
+  await sender.send(payload);
+  assert.deepEqual([v4.sent, v6.sent, families], [["10.0.0.1:5"], ["fd00::1:5"], [4, 6]]);
 });

@@ -17,6 +17,7 @@ const skip = skipUnlessLab(["tcpdump"]);
 const runtime = currentRuntime();
 const ADAPTERS: AdapterName[] = [runtime, "node"];
 const GROUP = "239.0.0.1";
+const GROUP6 = "ff02::1234";
 const PORT = 27999;
 
 let lab: Lab | undefined;
@@ -24,7 +25,7 @@ function network(): Lab {
   if (lab) return lab;
   lab = new Lab();
   for (const name of ["sender", "linkA", "linkB", "lonely"]) lab.addNamespace(name);
-  lab.link({ ns: "sender", dev: "eth0", cidr: "10.99.1.1/24" }, { ns: "linkA", dev: "eth0", cidr: "10.99.1.2/24" });
+  lab.link({ ns: "sender", dev: "eth0", cidr: "10.99.1.1/24", cidr6: "fd00:99:1::1/64" }, { ns: "linkA", dev: "eth0", cidr: "10.99.1.2/24", cidr6: "fd00:99:1::2/64" });
   lab.link({ ns: "sender", dev: "eth1", cidr: "10.99.2.1/24" }, { ns: "linkB", dev: "eth0", cidr: "10.99.2.2/24" });
   for (const name of ["sender", "linkA", "linkB"]) lab.sh(name, "ip route add 224.0.0.0/4 dev eth0");
   return lab;
@@ -45,7 +46,7 @@ interface Observed {
   /** Payloads received by listeners, per namespace, as `FROM PAYLOAD`. */
   heard: { linkA: string[]; sender: string[] };
   /** What the adapter's own listeners in linkA received, as `FROM LENGTH TEXT`. */
-  received: { group: string[]; unicast: string[] };
+  received: { group: string[]; unicast: string[]; group6: string[]; unicast6: string[] };
 }
 
 const payload = (adapter: string, what: string) => `v=1&ready=1&busy=0&probe=${adapter}-${what}`;
@@ -60,15 +61,17 @@ function observe(adapter: AdapterName): Promise<Observed> {
 async function exercise(adapter: AdapterName): Promise<Observed> {
   const lab = network();
   const captures = (["linkA", "linkB"] as const).map((ns) => {
-    const child = lab.spawn(ns, ["tcpdump", "-l", "-n", "-v", "-A", "-i", "eth0", "udp", "port", String(PORT)]);
+    const child = lab.spawn(ns, ["tcpdump", "-l", "-n", "-v", "-A", "-i", "eth0", "udp", "and", "portrange", `${PORT - 5}-${PORT}`]);
     return { ns, child, output: collect(child) };
   });
   const listeners = (["linkA", "sender"] as const).map((ns) => {
     const child = lab.spawn(ns, runtimeCommand(runtime, "test/support/listen-probe.ts", [String(PORT), GROUP]));
     return { ns, child, output: collect(child) };
   });
-  const adapterListeners = ([[GROUP, String(PORT - 2)], ["10.99.1.2", String(PORT - 3)]] as const).map(([address, port]) => {
-    const child = lab.spawn("linkA", runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [adapter, address, port]));
+  const adapterListeners = ([
+    [GROUP, String(PORT - 2)], ["10.99.1.2", String(PORT - 3)], [GROUP6, String(PORT - 4), "eth0"], ["fd00:99:1::2", String(PORT - 5)],
+  ] as const).map(([address, port, zone]) => {
+    const child = lab.spawn("linkA", runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [adapter, address, port, ...(zone ? [zone] : [])]));
     return { ns: `linkA ${address}`, child, output: collect(child) };
   });
   await Promise.all([
@@ -93,6 +96,11 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
           { ...send("10.99.1.2", "to-unicast-listener"), port: PORT - 3 },
         ],
       },
+      {
+        options: { family: 6, ttl: 1, loopback: true },
+        sends: [{ ...send(GROUP6, "v6-group"), zone: "eth0", port: PORT - 4 }, { ...send("fd00:99:1::2", "v6-unicast"), port: PORT - 5 }],
+      },
+      { options: { family: 6, ttl: 4, loopback: true }, sends: [{ ...send(GROUP6, "v6-hops"), zone: "eth0", port: PORT - 4 }] },
     ],
   };
   const lonelyProbe: Probe = {
@@ -108,9 +116,9 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
   await Promise.all([...captures, ...listeners, ...adapterListeners].map((c) => stop(c.child)));
 
   const packets = (text: string): Packet[] =>
-    text.split(/^(?=\d\d:\d\d:\d\d\.\d+ IP )/m).filter((block) => block.includes(" IP ")).map((block) => ({
-      ttl: Number(/\bttl (\d+)/.exec(block)?.[1]),
-      source: /(\d+\.\d+\.\d+\.\d+)\.\d+ > /.exec(block)?.[1] ?? "",
+    text.split(/^(?=\d\d:\d\d:\d\d\.\d+ IP6? )/m).filter((block) => / IP6? /.test(block)).map((block) => ({
+      ttl: Number(/\b(?:ttl|hlim) (\d+)/.exec(block)?.[1]),
+      source: /([0-9a-f.:]+)\.\d+ > /.exec(block)?.[1] ?? "",
       text: block,
     }));
   const received = (stdout: string) =>
@@ -131,6 +139,8 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
     received: {
       group: received(adapterListeners[0].output().stdout),
       unicast: received(adapterListeners[1].output().stdout),
+      group6: received(adapterListeners[2].output().stdout),
+      unicast6: received(adapterListeners[3].output().stdout),
     },
   };
 }
@@ -143,7 +153,7 @@ for (const adapter of ADAPTERS) {
   const name = `transport contract, ${runtime}/${adapter}:`;
 
   test(`${name} every send on a working network resolves`, { skip }, async () => {
-    assert.deepEqual((await observe(adapter)).probe.sends, [["ok", "ok"], ["ok"], ["ok"], ["ok", "ok", "ok"]]);
+    assert.deepEqual((await observe(adapter)).probe.sends.slice(0, 5), [["ok", "ok"], ["ok"], ["ok"], ["ok", "ok", "ok"], ["ok", "ok"]]);
   });
 
   test(`${name} multicast reaches a listener on the link, with TTL 1 by default`, { skip }, async () => {
@@ -202,5 +212,34 @@ for (const adapter of ADAPTERS) {
     const { received } = await observe(adapter);
     const big = sent("x".repeat(1200));
     assert.ok(received.group.some((line) => line.startsWith(`10.99.1.1 ${big.length} `)), received.group.map((line) => line.slice(0, 40)).join("\n"));
+  });
+}
+
+for (const adapter of ADAPTERS) {
+  const name = `transport contract, ${runtime}/${adapter} IPv6:`;
+
+  test(`${name} multicast to [ff02::1234%eth0] leaves by eth0 with hop limit 1, and a listener joined there gets it`, { skip }, async () => {
+    const { wire, received } = await observe(adapter);
+    const message = payload(adapter, "v6-group");
+    assert.deepEqual(onWire(wire.linkA, message).map((packet) => [packet.source.startsWith("fe80:"), packet.ttl]), [[true, 1]]);
+    assert.ok(received.group6.some((line) => line.endsWith(` ${message.length} ${message}`)), received.group6.join("\n"));
+  });
+
+  test(`${name} unicast reaches an IPv6 listener, with the sender's address`, { skip }, async () => {
+    const { received } = await observe(adapter);
+    const message = payload(adapter, "v6-unicast");
+    assert.deepEqual(received.unicast6, [`fd00:99:1::1 ${message.length} ${message}`]);
+  });
+
+  test(`${name} the hop limit asked for is on the wire, or refused where the runtime cannot set it`, { skip }, async () => {
+    const { wire, probe } = await observe(adapter);
+    if (runtime === "deno") {
+      // Deno can set no IPv6 hop limit, natively or through node:dgram: refusing beats sending with 1.
+      assert.deepEqual(probe.sends[5], ["open failed: Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun"]);
+      assert.deepEqual(onWire(wire.linkA, payload(adapter, "v6-hops")), []);
+    } else {
+      assert.deepEqual(probe.sends[5], ["ok"]);
+      assert.deepEqual(onWire(wire.linkA, payload(adapter, "v6-hops")).map((packet) => packet.ttl), [4]);
+    }
   });
 }

@@ -49,7 +49,9 @@ export class Monitor {
   }
 
   /** Takes one message from `from`; returns why it was turned away, or undefined. */
-  accept(message: Uint8Array | string, from: string, via: Via): { reason: Rejection; detail: string } | undefined {
+  accept(message: Uint8Array | string, sender: string, via: Via): { reason: Rejection; detail: string } | undefined {
+    // A link-local sender comes with its zone (`fe80::1%eth0`) from some runtimes and not others: one host, one entry.
+    const from = sender.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "");
     const rejection = this.#take(message, from, via);
     if (rejection) {
       this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);
@@ -155,7 +157,7 @@ export class Monitor {
         if (size <= MAX_MESSAGE_BYTES + 1) chunks.push(chunk);
       });
       request.on("end", () => {
-        const from = (request.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+        const from = request.socket.remoteAddress ?? "";
         const body = Buffer.concat(chunks);
         const rejection = this.accept(size > MAX_MESSAGE_BYTES ? new Uint8Array(size) : body, from, "http");
         if (rejection) reply(rejection.reason === "oversize" ? 413 : rejection.reason === "not-allowed" ? 403 : 400, `${rejection.reason}: ${rejection.detail}\n`);

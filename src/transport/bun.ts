@@ -1,5 +1,5 @@
 /** The Bun adapter: Bun.udpSocket, which sets every multicast option directly. */
-import { isMulticast } from "../address.ts";
+import { familyOf, isMulticast, socketHost } from "../address.ts";
 import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
 
 /** The part of Bun's API this adapter uses, so that it type-checks on any runtime. */
@@ -29,8 +29,9 @@ function bunApi(): BunUdpApi {
 }
 
 export const openUdpTransport: OpenUdpTransport = async (options) => {
+  const v6 = options.family === 6;
   const socket = await bunApi().udpSocket({
-    hostname: options.interfaceAddress ?? "0.0.0.0",
+    hostname: v6 ? "::" : options.interfaceAddress ?? "0.0.0.0",
     port: 0,
     // Asynchronous socket errors are reported by send's result; this keeps them from throwing.
     socket: { error() {} },
@@ -38,7 +39,7 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
   try {
     socket.setMulticastTTL(options.ttl);
     socket.setMulticastLoopback(options.loopback);
-    if (options.interfaceAddress && !socket.setMulticastInterface(options.interfaceAddress)) {
+    if (options.interfaceAddress && !v6 && !socket.setMulticastInterface(options.interfaceAddress)) {
       throw new Error(`cannot send multicast by the interface of ${options.interfaceAddress}`);
     }
   } catch (error) {
@@ -49,7 +50,7 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
     adapter: "bun",
     send(payload, to) {
       // false means the datagram was not queued (e.g. the socket buffer is full).
-      if (!socket.send(payload, to.port, to.host)) {
+      if (!socket.send(payload, to.port, socketHost(to))) {
         return Promise.reject(new Error("the datagram was not sent (socket busy)"));
       }
       return Promise.resolve();
@@ -62,15 +63,18 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
 };
 
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
+  const v6 = familyOf(options.address) === 6;
+  const group = isMulticast(options.address);
   const socket = await bunApi().udpSocket({
-    hostname: options.address,
+    hostname: v6 && group ? "::" : options.address,
     port: options.port,
     socket: {
       error() {},
       data: (_socket, data, _port, from) => onDatagram({ data, from }),
     },
   });
-  if (isMulticast(options.address) && !socket.addMembership(options.address, options.interfaceAddress)) {
+  const joinOn = v6 ? (options.zone ? `::%${options.zone}` : undefined) : options.interfaceAddress;
+  if (group && !socket.addMembership(options.address, joinOn)) {
     socket.close();
     throw new Error(`cannot join multicast group ${options.address}`);
   }

@@ -8,7 +8,8 @@
  * than the system default of 1 the socket joins the first group it sends to; being bound to an
  * ephemeral port, it receives none of the group's heartbeats.
  */
-import { isMulticast } from "../address.ts";
+import { readFileSync } from "node:fs";
+import { familyOf, isMulticast, socketHost } from "../address.ts";
 import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
 
 /** The part of Deno's API this adapter uses, so that it type-checks on any runtime. */
@@ -16,6 +17,7 @@ interface DenoDatagramConn {
   send(data: Uint8Array, to: { transport: "udp"; hostname: string; port: number }): Promise<number>;
   receive(buffer?: Uint8Array): Promise<[Uint8Array, { hostname: string; port: number }]>;
   joinMulticastV4(group: string, networkInterface: string): Promise<{ setTTL(ttl: number): Promise<void> }>;
+  joinMulticastV6(group: string, networkInterface: number): Promise<unknown>;
   close(): void;
 }
 interface DenoUdpApi {
@@ -37,7 +39,11 @@ function denoApi(): Required<DenoUdpApi> {
 const SYSTEM_MULTICAST_TTL = 1;
 
 export const openUdpTransport: OpenUdpTransport = async (options) => {
-  const hostname = options.interfaceAddress ?? "0.0.0.0";
+  const v6 = options.family === 6;
+  if (v6 && options.ttl !== SYSTEM_MULTICAST_TTL) {
+    throw new Error("Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun");
+  }
+  const hostname = v6 ? "::" : options.interfaceAddress ?? "0.0.0.0";
   const conn = denoApi().listenDatagram({ transport: "udp", hostname, port: 0, loopback: options.loopback });
   let ttlSet: Promise<void> | undefined = options.ttl === SYSTEM_MULTICAST_TTL ? Promise.resolve() : undefined;
   return {
@@ -48,7 +54,7 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
         ttlSet.catch(() => ttlSet = undefined);
       }
       if (isMulticast(to.host)) await ttlSet;
-      await conn.send(payload, { transport: "udp", hostname: to.host, port: to.port });
+      await conn.send(payload, { transport: "udp", hostname: socketHost(to), port: to.port });
     },
     close() {
       conn.close();
@@ -60,16 +66,30 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
 /** Large enough for any UDP datagram, so that an oversize one is seen whole and rejected. */
 const MAX_DATAGRAM = 65536;
 
+/** The index of a network interface (Linux), which Deno's IPv6 join takes; 0: the default. */
+function interfaceIndex(name: string | undefined): number {
+  if (!name) return 0;
+  if (/^\d+$/.test(name)) return Number(name);
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8"));
+  } catch {
+    throw new Error(`no network interface '${name}'`);
+  }
+}
+
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
+  const v6 = familyOf(options.address) === 6;
+  const group = isMulticast(options.address);
   const conn = denoApi().listenDatagram({
     transport: "udp",
-    hostname: options.address,
+    hostname: v6 && group ? "::" : options.address,
     port: options.port,
     loopback: true,
     reuseAddress: true,
   });
   try {
-    if (isMulticast(options.address)) await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
+    if (group && v6) await conn.joinMulticastV6(options.address, interfaceIndex(options.zone));
+    else if (group) await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
   } catch (error) {
     conn.close();
     throw error;

@@ -1,13 +1,19 @@
 /** The node:dgram adapter: Node itself, and the fallback on Deno and Bun, which provide it too. */
 import { createSocket } from "node:dgram";
-import { isMulticast } from "../address.ts";
+import { familyOf, isMulticast, socketHost } from "../address.ts";
+import { detectRuntime } from "../runtime.ts";
 import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
 
 export const openUdpTransport: OpenUdpTransport = async (options) => {
-  const socket = createSocket({ type: "udp4" });
+  const v6 = options.family === 6;
+  if (v6 && options.ttl !== 1 && detectRuntime() === "deno") {
+    // Deno's node:dgram accepts the call and sends with hop limit 1 all the same (seen on the wire).
+    throw new Error("Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun");
+  }
+  const socket = createSocket({ type: v6 ? "udp6" : "udp4" });
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
-    socket.bind({ address: options.interfaceAddress, port: 0 }, () => {
+    socket.bind({ address: v6 ? "::" : options.interfaceAddress, port: 0 }, () => {
       socket.off("error", reject);
       resolve();
     });
@@ -17,7 +23,7 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
   try {
     socket.setMulticastTTL(options.ttl);
     socket.setMulticastLoopback(options.loopback);
-    if (options.interfaceAddress) socket.setMulticastInterface(options.interfaceAddress);
+    if (options.interfaceAddress && !v6) socket.setMulticastInterface(options.interfaceAddress);
   } catch (error) {
     socket.close();
     throw error;
@@ -26,25 +32,28 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
     adapter: "node",
     send: (payload, to) =>
       new Promise((resolve, reject) =>
-        socket.send(payload, to.port, to.host, (error) => error ? reject(error) : resolve())
+        socket.send(payload, to.port, socketHost(to), (error) => error ? reject(error) : resolve())
       ),
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
 };
 
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
-  const socket = createSocket({ type: "udp4", reuseAddr: true });
+  const v6 = familyOf(options.address) === 6;
+  const group = isMulticast(options.address);
+  const socket = createSocket({ type: v6 ? "udp6" : "udp4", reuseAddr: true });
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
-    socket.bind({ address: options.address, port: options.port }, () => {
+    // An IPv6 group is joined on its link; the socket listens on the port for every address.
+    socket.bind({ address: v6 && group ? "::" : options.address, port: options.port }, () => {
       socket.off("error", reject);
       resolve();
     });
   });
   socket.on("error", () => {});
   try {
-    if (isMulticast(options.address)) {
-      socket.addMembership(options.address, options.interfaceAddress);
+    if (group) {
+      socket.addMembership(options.address, v6 ? (options.zone ? `::%${options.zone}` : undefined) : options.interfaceAddress);
       socket.setMulticastLoopback(true);
     }
   } catch (error) {

@@ -1,9 +1,9 @@
 /**
- * A destination given by host name: every IPv4 address the name resolves to gets each
+ * A destination given by host name: every address (A and AAAA) the name resolves to gets each
  * heartbeat (a Kubernetes headless service of proxies works), and the name is looked up again
  * every so often. A failed lookup keeps the addresses known so far.
  */
-import { lookupAll } from "../address.ts";
+import { familyOf, lookupAll } from "../address.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import type { Sender, UdpTransport } from "./transport.ts";
 
@@ -18,8 +18,16 @@ export interface ResolvingOptions {
   lookup?: LookupAll;
 }
 
-/** Sends to every address of `host`:`port` by `transport`, looking the name up again as it goes. */
-export function createResolvingSender(host: string, port: number, transport: UdpTransport, options: ResolvingOptions): Sender {
+/**
+ * Sends to every address of `host`:`port`, by the transport for its address family, looking the
+ * name up again as it goes.
+ */
+export function createResolvingSender(
+  host: string,
+  port: number,
+  transportFor: (family: 4 | 6) => Promise<UdpTransport>,
+  options: ResolvingOptions,
+): Sender {
   const name = `${host}:${port}`;
   const find = options.lookup ?? lookupAll;
   const problems = new ProblemLog(options.logger, { now: options.now, repeatMs: 10 * 60_000 });
@@ -30,7 +38,7 @@ export function createResolvingSender(host: string, port: number, transport: Udp
   const refresh = () => {
     resolvedAt = options.now();
     resolving = find(host).then((found) => {
-      if (found.length === 0) throw new Error("no IPv4 address");
+      if (found.length === 0) throw new Error("no address");
       problems.ok("lookup", `${host} resolves again`);
       if (found.join() !== addresses.join()) options.logger.info(`${name} now means ${found.join(", ")} (was ${addresses.join(", ")})`);
       addresses = found;
@@ -44,7 +52,9 @@ export function createResolvingSender(host: string, port: number, transport: Udp
     async send(payload) {
       // The lookup runs beside the heartbeats, never in their way: this one goes to the addresses known now.
       if (!resolving && options.now() - resolvedAt >= options.resolveIntervalMs) refresh();
-      const results = await Promise.allSettled(addresses.map((address) => transport.send(payload, { host: address, port })));
+      const results = await Promise.allSettled(addresses.map(async (address) =>
+        (await transportFor(familyOf(address))).send(payload, { host: address, port })
+      ));
       const failed = results.flatMap((result, i) => result.status === "rejected" ? [`${addresses[i]}: ${(result.reason as Error).message}`] : []);
       if (failed.length) throw new Error(failed.join("; "));
     },

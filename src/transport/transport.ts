@@ -5,13 +5,16 @@ export const ADAPTERS = ["deno", "bun", "node"] as const;
 export type AdapterName = typeof ADAPTERS[number];
 
 export interface UdpTransportOptions {
-  /** IP_MULTICAST_TTL: how many routers a multicast heartbeat may cross (1: this link only). */
+  /** IPv4 or IPv6: one socket sends to one family. Default 4. */
+  family?: 4 | 6;
+  /** IP_MULTICAST_TTL (IPv6: the hop limit): how many routers a multicast heartbeat may cross (1: this link only). */
   ttl: number;
   /** IP_MULTICAST_LOOP: deliver multicast to listeners on this host too, as mod_heartbeat does. */
   loopback: boolean;
   /**
-   * The local IPv4 address whose interface multicast leaves by. The socket is bound to it too,
-   * so it is also the source address of every heartbeat.
+   * IPv4: the local address whose interface multicast leaves by. The socket is bound to it too,
+   * so it is also the source address of every heartbeat. (IPv6 names the link in the
+   * destination: `[ff02::1234%eth0]`.)
    */
   interfaceAddress?: string;
 }
@@ -35,11 +38,13 @@ export interface Sender {
 
 export interface UdpListenOptions {
   /** A multicast group to join (the socket is bound to it, as mod_heartmonitor does), or a
-   * local unicast address to bind. */
+   * local unicast address to bind; IPv4 or IPv6. */
   address: string;
   port: number;
-  /** For a group: the local IPv4 address of the interface to join it on (default: by route). */
+  /** IPv4 group: the local address of the interface to join it on (default: by route). */
   interfaceAddress?: string;
+  /** IPv6 group: the interface to join it on, `eth0`. */
+  zone?: string;
 }
 
 export interface Datagram {

@@ -1,14 +1,14 @@
 /**
  * Listens with one UDP adapter, for the transport contract suite. Usage:
- * adapter-listen-probe.ts ADAPTER ADDRESS PORT; prints {"listening":true}, then one JSON line
+ * adapter-listen-probe.ts ADAPTER ADDRESS PORT [ZONE]; prints {"listening":true}, then one JSON line
  * per datagram: {from, length, text}.
  */
 import { loadAdapter } from "../../src/transport/index.ts";
 import type { AdapterName } from "../../src/transport/transport.ts";
 
-const [adapter, address, port] = process.argv.slice(2);
+const [adapter, address, port, zone] = process.argv.slice(2);
 const { openUdpListener } = await loadAdapter(adapter as AdapterName);
-const listener = await openUdpListener({ address, port: Number(port) }, ({ data, from }) => {
+const listener = await openUdpListener({ address, port: Number(port), zone }, ({ data, from }) => {
   console.log(JSON.stringify({ from, length: data.length, text: new TextDecoder().decode(data) }));
 });
 console.log(JSON.stringify({ listening: true }));

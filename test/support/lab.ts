@@ -68,7 +68,8 @@ export class Lab {
     const ns = this.ns(name);
     ip("netns", "add", ns);
     this.#namespaces.push(ns);
-    this.sh(name, "ip link set lo up");
+    // No duplicate address detection: IPv6 addresses are usable at once, not seconds later.
+    this.sh(name, "ip link set lo up; sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
   }
 
   /**
@@ -89,10 +90,12 @@ export class Lab {
     return execFileSync("ip", ["netns", "exec", this.ns(name), "sh", "-ec", command], { encoding: "utf8" });
   }
 
-  /** A veth link between two namespaces, each end named and addressed as given. */
-  link(a: { ns: string; dev: string; cidr: string }, b: { ns: string; dev: string; cidr: string }): void {
+  /** A veth link between two namespaces, each end named and given the addresses listed. */
+  link(a: { ns: string; dev: string; cidr: string; cidr6?: string }, b: { ns: string; dev: string; cidr: string; cidr6?: string }): void {
     this.sh(a.ns, `ip link add ${a.dev} type veth peer name ${b.dev} netns ${this.ns(b.ns)}`);
-    for (const end of [a, b]) this.sh(end.ns, `ip addr add ${end.cidr} dev ${end.dev}; ip link set ${end.dev} up`);
+    for (const end of [a, b]) {
+      this.sh(end.ns, `ip addr add ${end.cidr} dev ${end.dev}; ${end.cidr6 ? `ip -6 addr add ${end.cidr6} dev ${end.dev} nodad; ` : ""}ip link set ${end.dev} up`);
+    }
   }
 
   /** A switch: namespace `name` holding bridge br0, which floods multicast to every port. */

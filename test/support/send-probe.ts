@@ -8,12 +8,12 @@ import type { AdapterName, UdpTransportOptions } from "../../src/transport/trans
 
 export interface Probe {
   adapter: AdapterName;
-  sessions: { options: UdpTransportOptions; sends: { host: string; port: number; payload: string }[] }[];
+  sessions: { options: UdpTransportOptions; sends: { host: string; port: number; zone?: string; payload: string }[] }[];
 }
 
 export interface ProbeResult {
   adapter: string;
-  /** Per session, per send: "ok" or the error message. */
+  /** Per session, per send: "ok" or the error message; a session whose open failed: ["open failed: …"]. */
   sends: string[][];
 }
 
@@ -21,7 +21,13 @@ const probe: Probe = JSON.parse(process.argv[2]);
 const { openUdpTransport: open } = await loadAdapter(probe.adapter);
 const result: ProbeResult = { adapter: probe.adapter, sends: [] };
 for (const session of probe.sessions) {
-  const transport = await open(session.options);
+  let transport;
+  try {
+    transport = await open(session.options);
+  } catch (error) {
+    result.sends.push([`open failed: ${(error as Error).message}`]);
+    continue;
+  }
   const outcomes: string[] = [];
   for (const send of session.sends) {
     try {
