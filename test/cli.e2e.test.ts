@@ -6,11 +6,12 @@
  *   lonely (loopback only)
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { sign } from "../src/signing.ts";
-import { agentCommand, collect, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
+import { agentCommand, collect, commandAvailable, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
 import type { Probe } from "./support/send-probe.ts";
 
 const skip = skipUnlessLab();
@@ -231,4 +232,23 @@ test(`e2e ${runtime}: IPv6 multicast and unicast heartbeats reach the monitor`, 
   await waitFor(() => /^fe80:[0-9a-f:]+ &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.group)), 5_000, `multicast: ${read(storage.group)} ${logs[0]().stderr}`);
   await waitFor(() => /^fd00:99:3::1 &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.unicast)), 5_000, `unicast: ${read(storage.unicast)} ${logs[1]().stderr}`);
   await Promise.all(monitors.map((monitor) => stop(monitor)));
+});
+
+test(`e2e ${runtime}: heartbeats POSTed over https, to a server with a certificate the runtime is told to trust`, { skip: skip || (commandAvailable("openssl") ? false : "openssl is not installed") }, async () => {
+  const lab = network();
+  const cert = join(lab.dir, "cert.pem");
+  const key = join(lab.dir, "key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+    "-subj", "/CN=10.99.3.2", "-addext", "subjectAltName=IP:10.99.3.2"], { stdio: "ignore" });
+  const receiver = lab.spawn("peer", runtimeCommand(runtime, "test/support/https-receiver.ts", ["10.99.3.2", "8443", cert, key]));
+  const received = collect(receiver);
+  await waitFor(() => received().stdout.includes("listening"), 10_000, `the https receiver: ${received().stderr}`);
+  // Both runtimes' node:https trust the authorities in NODE_EXTRA_CA_CERTS (Deno ignores DENO_CERT there).
+  const sent = await lab.run("host", agentCommand(runtime, ["-a", "https://10.99.3.2:8443/heartbeat", "--ready", "5", "--busy", "2", "--once"]), { env: { NODE_EXTRA_CA_CERTS: cert } });
+  assert.deepEqual([sent.code, sent.stderr], [0, ""]);
+  assert.match(received().stdout, /"body":"v=1&ready=5&busy=2"/);
+  const untrusted = await lab.run("host", agentCommand(runtime, ["-a", "https://10.99.3.2:8443/heartbeat", "--ready", "5", "--once"]));
+  assert.equal(untrusted.code, 1);
+  assert.match(untrusted.stderr, /warn  send https:\/\/10\.99\.3\.2:8443\/heartbeat failed: .*(certificate|self.signed|UnknownIssuer|CERT)/i);
+  await stop(receiver);
 });

@@ -17,7 +17,7 @@ const BIN = join(REPO, "node_modules", ".bin");
 function labUnavailable(needs: string[] = []): string | undefined {
   if (process.getuid?.() !== 0) return "network namespaces need root";
   for (const command of ["ip", ...needs]) {
-    if (!commandExists(command)) return `${command} is not installed (apt-get install it, or run .ci/run)`;
+    if (!commandAvailable(command)) return `${command} is not installed (apt-get install it, or run .ci/run)`;
   }
   return undefined;
 }
@@ -38,7 +38,7 @@ export function requiredOrSkipped(reason: string | undefined): string | false {
   return reason ?? false;
 }
 
-function commandExists(command: string): boolean {
+export function commandAvailable(command: string): boolean {
   return ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"].some((dir) => existsSync(join(dir, command)));
 }
 
