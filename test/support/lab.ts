@@ -49,6 +49,12 @@ export interface RunResult {
 }
 
 let labs = 0;
+const open = new Set<Lab>();
+// A runner that skips `after` hooks (filtered runs do) must not leave namespaces behind.
+// Deno's test runner ends with `unload` rather than process's `exit`.
+const closeAll = () => open.forEach((lab) => lab.closeNow());
+process.on("exit", closeAll);
+(globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.("unload", closeAll);
 
 export class Lab {
   /** Namespace names start with this: unique per process and lab. */
@@ -58,6 +64,10 @@ export class Lab {
   readonly #namespaces: string[] = [];
   readonly #etc: string[] = [];
   readonly #children = new Set<ChildProcess>();
+
+  constructor() {
+    open.add(this);
+  }
 
   ns(name: string): string {
     return `${this.prefix}-${name}`;
@@ -139,7 +149,14 @@ export class Lab {
 
   async close(): Promise<void> {
     await Promise.all([...this.#children].map((child) => stop(child)));
-    for (const ns of this.#namespaces.reverse()) {
+    this.closeNow();
+  }
+
+  /** Kills what still runs and deletes the namespaces, synchronously (for process exit). */
+  closeNow(): void {
+    open.delete(this);
+    for (const child of this.#children) child.kill("SIGKILL");
+    for (const ns of this.#namespaces.splice(0).reverse()) {
       try {
         // Processes left in the namespace (daemons' children) would keep it alive.
         execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean)
