@@ -1,6 +1,8 @@
 /**
- * The whole test suite on both runtimes: type checks, `deno test`, `bun test`, then one closing
- * line `N passed, N failed` summing both. Run it as `npm test` (or `bun scripts/test.ts`).
+ * The whole test suite on both runtimes: type checks, `deno test`, `bun test`, and on linux-x64
+ * a third pass of the end-to-end and interop tests with the compiled binary as the agent; then
+ * one closing line `N passed, N failed` summing them. Run it as `npm test` (or
+ * `bun scripts/test.ts`).
  *
  * As root, each test runner runs in a network namespace of its own (unshare -n) with only a
  * loopback: tests that need a network build private ones, and nothing can reach the machine's
@@ -10,7 +12,7 @@
  * its own and Bun does not, so only flat tests give both runtimes the same count.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -66,13 +68,21 @@ async function main(): Promise<number> {
   const typesOk = checks.every((check) => check.code === 0);
 
   const totals: Outcome = { passed: 0, failed: 0, skipped: 0 };
-  const runners = [
+  const runners: { name: string; argv: string[]; read: (output: string) => Outcome | undefined; env?: Record<string, string> }[] = [
     { name: "deno", argv: [join(BIN, "deno"), "test", "-A"], read: denoOutcome },
     { name: "bun", argv: [join(BIN, "bun"), "test", "--timeout", "120000"], read: bunOutcome },
   ];
+  const binary = join(REPO, "dist", "heartbeat-linux-x64");
+  if (`${process.platform}-${process.arch}` === "linux-x64") {
+    console.log("\n== build the linux-x64 binary");
+    const built = await run([join(BIN, "bun"), "scripts/build.ts", "--target", "linux-x64", "--no-archives"]);
+    if (built.code !== 0) totals.failed += 1;
+    const endToEnd = readdirSync(join(REPO, "test")).filter((file) => /^(binary|cli\.e2e|interop\..*)\.test\.ts$/.test(file)).map((file) => `./test/${file}`);
+    runners.push({ name: "binary", argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd], read: bunOutcome, env: { HEARTBEAT_BINARY: binary } });
+  }
   for (const runner of runners) {
     console.log(`\n== ${runner.name} test`);
-    const { code, output } = await run(isolated(runner.argv), { NO_COLOR: "1" });
+    const { code, output } = await run(isolated(runner.argv), { NO_COLOR: "1", ...runner.env });
     const outcome = runner.read(plain(output)) ?? { passed: 0, failed: 0, skipped: 0 };
     // A runner that crashed or printed no summary counts as a failure, never as a pass.
     if (code !== 0 && outcome.failed === 0) outcome.failed = 1;

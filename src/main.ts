@@ -58,7 +58,8 @@ export async function main(
         io.stdout(USAGE.trimEnd());
         return EXIT_OK;
       case "version":
-        io.stdout(`heartbeat ${VERSION} (${runtimeVersion()}, ${process.platform}-${process.arch})`);
+        // A compiled binary names the target it was built for (scripts/build.ts bakes it in).
+        io.stdout(`heartbeat ${VERSION} (${runtimeVersion()}, ${process.env.HEARTBEAT_BUILD_TARGET ?? `${process.platform}-${process.arch}`})`);
         return EXIT_OK;
       case "servers":
         return showServers(command.file, io);

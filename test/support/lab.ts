@@ -221,7 +221,11 @@ export function runtimeCommand(runtime: RuntimeName, script: string, args: strin
   return runtime === "deno" ? [join(BIN, "deno"), "run", "-A", script, ...args] : [join(BIN, "bun"), script, ...args];
 }
 
-/** The agent's command line under `runtime`, as a user runs it from the repository. */
+/**
+ * The agent's command line under `runtime`, as a user runs it from the repository; or, when
+ * HEARTBEAT_BINARY names a compiled binary (scripts/test.ts sets it for its third pass), that.
+ */
 export function agentCommand(runtime: RuntimeName, args: string[]): string[] {
-  return runtimeCommand(runtime, "src/main.ts", args);
+  const binary = process.env.HEARTBEAT_BINARY;
+  return binary ? [binary, ...args] : runtimeCommand(runtime, "src/main.ts", args);
 }
