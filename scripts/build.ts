@@ -37,11 +37,14 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
   return { ok: result.status === 0, output: `${result.stdout ?? ""}${result.stderr ?? ""}${result.error?.message ?? ""}` };
 }
 
+/** The bun that compiles: the one running this script, else the project's (under Deno). */
+const BUN = "Bun" in globalThis ? process.execPath : join(BIN, "bun");
+
 function buildBun(name: string): string {
   const target = TARGETS[name];
   const outfile = join(DIST, `heartbeat-${name}${target.windows ? ".exe" : ""}`);
   // The target is baked in, for --version; the version comes from deno.json through the bundle.
-  const built = run(join(BIN, "bun"), [
+  const built = run(BUN, [
     "build", "--compile", `--target=${target.bun}`, `--define`, `process.env.HEARTBEAT_BUILD_TARGET=${JSON.stringify(JSON.stringify(name))}`,
     "src/main.ts", "--outfile", outfile,
   ]);
@@ -60,7 +63,11 @@ function buildDeno(name: string): string | undefined {
   const reason = process.env.DENORT_BIN
     ? `with DENORT_BIN=${process.env.DENORT_BIN}`
     : "it needs denort from Deno's download server, which cannot be reached here; set DENORT_BIN to a local denort for this target";
-  const said = built.output.split("\n").find((line) => /error/i.test(line))?.trim() ?? built.output.trim().split("\n")[0];
+  // Deno's error names the step; its "Caused by" chain ends with why.
+  const url = /request for url \(([^)]+)\)/.exec(built.output)?.[1];
+  const chain = built.output.split("Caused by:")[1]?.split("Stack backtrace")[0] ?? "";
+  const causes = chain.split("\n").filter((line) => /^\s+\d+: /.test(line)).map((line) => line.replace(/^\s+\d+: /, ""));
+  const said = [url && `downloading ${url}`, causes[causes.length - 1] ?? built.output.trim().split("\n")[0]].filter(Boolean).join(": ");
   console.log(`deno compile ${name}: skipped: ${reason}\n  (${said})`);
   return undefined;
 }
