@@ -5,6 +5,7 @@
  */
 import { isIPv4 } from "node:net";
 import { parseAddress } from "./address.ts";
+import { decimal } from "./codec.ts";
 import type { ConfigRead } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -71,7 +72,7 @@ interface Spec {
 
 function wholeNumber(min: number, max: number) {
   return (text: string) => {
-    const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+    const value = decimal(text);
     if (!(value >= min && value <= max)) throw new SettingError(`give a whole number from ${min} to ${max}`);
     return value;
   };

@@ -22,6 +22,7 @@ export function inCidr(ip: string, range: Cidr): boolean {
   return isIPv4(ip) && ((ipv4Number(ip) & range.mask) >>> 0) === range.network;
 }
 
-function ipv4Number(ip: string): number {
+/** An IPv4 address as the 32-bit number it stands for. */
+export function ipv4Number(ip: string): number {
   return ip.split(".").reduce((value, part) => value * 256 + Number(part), 0);
 }

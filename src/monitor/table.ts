@@ -1,5 +1,6 @@
 /** The servers heard from, one entry per sender IP, as mod_heartmonitor keeps them. */
 import type { Heartbeat } from "../codec.ts";
+import { ipv4Number } from "./cidr.ts";
 
 /** mod_heartmonitor drops servers silent for this long (SEEN_TIMEOUT). */
 export const SEEN_TIMEOUT_MS = 30_000;
@@ -53,7 +54,7 @@ export class ServerTable {
   }
 }
 
+/** IPv4 in numeric order, then IPv6 as text. */
 function compareIPv4(a: string, b: string): number {
-  const value = (ip: string) => ip.split(".").reduce((sum, part) => sum * 256 + Number(part), 0);
-  return value(a) - value(b) || a.localeCompare(b);
+  return ipv4Number(a) - ipv4Number(b) || a.localeCompare(b);
 }

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Load } from "../codec.ts";
+import { decimal, type Load } from "../codec.ts";
 import { requireCapacity, SourceConfigError, type SourceDefinition, spareCapacity } from "./source.ts";
 
 export interface TcpSocket {
@@ -44,7 +44,7 @@ export function tcpLoad(sockets: TcpSocket[], ports: Set<number> | undefined, ca
 }
 
 function parsePorts(argument: string): Set<number> {
-  const ports = argument.split(",").map((text) => /^\d+$/.test(text.trim()) ? Number(text) : NaN);
+  const ports = argument.split(",").map((text) => decimal(text.trim()));
   if (ports.length === 0 || ports.some((port) => !(port >= 1 && port <= 65535))) {
     throw new SourceConfigError(`--source tcp:PORTS: '${argument}' is not a list of ports like 80,443`);
   }
