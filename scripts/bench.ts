@@ -8,6 +8,10 @@
  *   first packet  ms from starting the process to its first heartbeat arriving at a listener
  *   peak RSS      VmHWM of the process after its heartbeats (MB)
  *   CPU/beat      user+system CPU per heartbeat, over 200 heartbeats at 20 a second (ms)
+ *
+ * With --accuracy SECONDS, instead: the compiled agent and Apache's own mod_heartbeat send
+ * once a second side by side for that long; for each, the p50 and p99 of how far each interval
+ * is from 1 s, and the drift of the last heartbeat from first + N × 1 s.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -59,16 +63,20 @@ function median(values: number[]): number {
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
 const wallMs = () => performance.timeOrigin + performance.now();
 
-/** A listener in the namespace printing each heartbeat's arrival time. */
-function listener(): { arrivals: number[]; child: ChildProcess; ready: Promise<void> } {
+/** A listener in the namespace printing each heartbeat's arrival time (on other ports: `PORT TIME`). */
+function listener(ports = [27999]): { arrivals: number[]; byPort: Map<number, number[]>; child: ChildProcess; ready: Promise<void> } {
   const script = join(tmpdir(), `hbbench-listen-${process.pid}.ts`);
   writeFileSync(script, `import { createSocket } from "node:dgram";
-const socket = createSocket({ type: "udp4", reuseAddr: true });
-socket.on("message", () => console.log(performance.timeOrigin + performance.now()));
-socket.bind(27999, () => { socket.addMembership("239.0.0.1", "127.0.0.1"); console.log("ready"); });
+let ready = 0;
+for (const port of ${JSON.stringify(ports)}) {
+  const socket = createSocket({ type: "udp4", reuseAddr: true });
+  socket.on("message", () => console.log(port === 27999 ? performance.timeOrigin + performance.now() : port + " " + (performance.timeOrigin + performance.now())));
+  socket.bind(port, () => { socket.addMembership("239.0.0.1", "127.0.0.1"); if (++ready === ${ports.length}) console.log("ready"); });
+}
 `);
   const child = spawn("ip", ["netns", "exec", NS, join(BIN, "bun"), script], { stdio: ["ignore", "pipe", "inherit"] });
   const arrivals: number[] = [];
+  const byPort = new Map<number, number[]>();
   let resolveReady: () => void;
   const ready = new Promise<void>((resolve) => resolveReady = resolve);
   let buffer = "";
@@ -76,9 +84,15 @@ socket.bind(27999, () => { socket.addMembership("239.0.0.1", "127.0.0.1"); conso
     buffer += chunk;
     const lines = buffer.split("\n");
     buffer = lines.pop()!;
-    for (const line of lines) line === "ready" ? resolveReady() : arrivals.push(Number(line));
+    for (const line of lines) {
+      if (line === "ready") resolveReady();
+      else if (line.includes(" ")) {
+        const [port, time] = line.split(" ").map(Number);
+        byPort.set(port, [...(byPort.get(port) ?? []), time]);
+      } else arrivals.push(Number(line));
+    }
   });
-  return { arrivals, child, ready };
+  return { arrivals, byPort, child, ready };
 }
 
 function procStat(pid: number): { cpuMs: number; peakRssMb: number } {
@@ -112,8 +126,55 @@ async function measure(argv: string[], listen: ReturnType<typeof listener>) {
   return { firstPacketMs, peakRssMb: after.peakRssMb, cpuPerBeatMs: (after.cpuMs - before.cpuMs) / BEATS };
 }
 
+/** Apache with only mod_heartbeat (and what it needs), sending to 239.0.0.1:`port` each second. */
+function startModHeartbeat(port: number): ChildProcess {
+  const root = join(tmpdir(), `hbbench-apache-${process.pid}`);
+  sh(`mkdir -p ${root}/logs && chown www-data ${root}/logs && chmod 755 ${root}`);
+  writeFileSync(join(root, "httpd.conf"), `ServerRoot ${root}
+ServerName bench
+Listen 127.0.0.1:8099
+PidFile ${root}/httpd.pid
+DefaultRuntimeDir ${root}
+Mutex file:${root} default
+ErrorLog ${root}/logs/error.log
+User www-data
+Group www-data
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+LoadModule heartbeat_module /usr/lib/apache2/modules/mod_heartbeat.so
+HeartbeatAddress 239.0.0.1:${port}
+`);
+  return spawn("ip", ["netns", "exec", NS, "apache2", "-f", join(root, "httpd.conf"), "-DFOREGROUND"], { stdio: "ignore" });
+}
+
+/** p50, p99 of |interval − 1 s| and the drift of the last arrival from first + N × 1 s, in ms. */
+function accuracy(arrivals: number[]): { n: number; p50: number; p99: number; drift: number } {
+  const errors = arrivals.slice(1).map((time, i) => Math.abs(time - arrivals[i] - 1000)).sort((a, b) => a - b);
+  const at = (q: number) => errors[Math.min(errors.length - 1, Math.floor(q * errors.length))];
+  return { n: arrivals.length, p50: at(0.5), p99: at(0.99), drift: arrivals[arrivals.length - 1] - (arrivals[0] + (arrivals.length - 1) * 1000) };
+}
+
+async function measureAccuracy(seconds: number, binary: string): Promise<void> {
+  const listen = listener([27997, 27998]);
+  await listen.ready;
+  const apache = startModHeartbeat(27997);
+  const agent = spawn("ip", ["netns", "exec", NS, binary, "-a", "239.0.0.1:27998", "--source", "static", "--ready", "10", "-q"], { stdio: "ignore" });
+  console.log(`$ ip netns exec ${NS} ${binary} -a 239.0.0.1:27998 --source static --ready 10 -q`);
+  console.log(`$ ip netns exec ${NS} apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:27997)    for ${seconds} s`);
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  agent.kill("SIGKILL");
+  apache.kill("SIGTERM");
+  listen.child.kill("SIGKILL");
+  console.log(`\nsender              heartbeats  p50 |interval-1s| ms  p99 ms  drift of the last ms`);
+  for (const [name, port] of [["compiled agent", 27998], ["mod_heartbeat", 27997]] as const) {
+    const { n, p50, p99, drift } = accuracy(listen.byPort.get(port) ?? []);
+    console.log(`${name.padEnd(18)}  ${String(n).padStart(10)}  ${p50.toFixed(2).padStart(19)}  ${p99.toFixed(2).padStart(6)}  ${drift.toFixed(1).padStart(20)}`);
+  }
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { runs: { type: "string", default: "5" } } });
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { runs: { type: "string", default: "5" }, accuracy: { type: "string" } } });
   const runs = Number(values.runs);
   if (process.getuid?.() !== 0) {
     console.error("bench: run as root: it makes a private network namespace for the heartbeats");
@@ -131,6 +192,10 @@ async function main(): Promise<number> {
   sh(`ip netns add ${NS}`);
   try {
     sh(`ip netns exec ${NS} sh -ec 'ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo'`);
+    if (values.accuracy) {
+      await measureAccuracy(Number(values.accuracy), binary);
+      return 0;
+    }
     const listen = listener();
     await listen.ready;
     const agentArgs = ["-a", "239.0.0.1:27999", "--source", "static", "--ready", "10", "--interval", String(INTERVAL), "-q"];
