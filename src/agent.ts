@@ -90,16 +90,6 @@ export function createAgent(options: AgentOptions): Agent {
   };
 }
 
-/** Sends heartbeats until `signal` aborts. */
-export function runAgent(options: AgentOptions): Promise<void> {
-  return createAgent(options).run();
-}
-
-/** Sends one heartbeat; resolves true only if it reached every destination. */
-export function sendOnce(options: AgentOptions): Promise<boolean> {
-  return createAgent(options).beat();
-}
-
 /** The source's answer, or a rejection once `timeoutMs` has passed, whether or not it listens. */
 async function readWithin(
   source: Source,

@@ -123,7 +123,7 @@ export function decimal(text: string): number {
 }
 
 /** Bytes as characters one for one, so that binary junk cannot fail decoding. */
-function latin1(bytes: Uint8Array): string {
+export function latin1(bytes: Uint8Array): string {
   let text = "";
   for (const byte of bytes) text += String.fromCharCode(byte);
   return text;

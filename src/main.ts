@@ -14,6 +14,7 @@ import { configFileOf, loadSettings } from "./config/load.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { runMonitor } from "./monitor/monitor.ts";
 import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/storage.ts";
+import { formatColumns } from "./columns.ts";
 import { runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
@@ -125,16 +126,13 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   }
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
   const source = await createSource(settings.source, settings);
-  const adapter = settings.runtimeAdapter ?? defaultAdapter();
-  const unavailable = adapterUnavailable(adapter);
-  if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
+  const adapter = chooseAdapter(settings);
   const udp = await resolveDestinations(settings.addresses.filter((address) => address.kind === "udp"));
   const resolveIntervalMs = (settings.resolveIntervalSeconds ?? DEFAULT_RESOLVE_INTERVAL) * 1000;
   const http = settings.addresses.flatMap((address) => address.kind === "http" ? [address.url] : []);
   const intervalMs = settings.intervalSeconds * 1000;
-  const base = { settings, logger };
-  const drain = lasting?.drain ?? new Drain(logger);
-  const startedAt = lasting?.startedAt ?? systemClock.now();
+  const { drain, startedAt } = lasting ??= { drain: new Drain(logger), startedAt: systemClock.now() };
+  const base = { settings, logger, lasting };
   const shaping = { minBusy: settings.minBusy, rampUpSeconds: settings.rampUpSeconds, startedAt, now: () => systemClock.now() };
   const shape = (load: Load) => shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
   const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape, seal: sealer(settings, logger) };
@@ -142,7 +140,7 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   if (invocation.dryRun) {
     const senders = [...udp.flatMap(({ port, zone, addresses }) => addresses.map((address) => formatDestination({ host: address, port, zone }))), ...http.map((url) => url.href)]
       .map((name) => createPrintSender(name, io.stdout));
-    return { ...base, lasting: { drain, startedAt }, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
+    return { ...base, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
   }
   const transports = transportPool((family) => openTransport(settings, adapter, family));
   // Open at start the sockets the addresses known now need, so that mistakes show at once.
@@ -165,7 +163,6 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
   ].filter(Boolean).join("; ");
   return {
     ...base,
-    lasting: { drain, startedAt },
     options: { ...agent, senders },
     via,
     close: async () => {
@@ -178,17 +175,28 @@ async function prepare(settings: Settings, invocation: Invocation, io: MainIO, l
 /** Signs messages with --key-file's key, if there is one. */
 function sealer(settings: Settings, logger: Logger): ((message: string) => string) | undefined {
   if (!settings.keyFile) return undefined;
-  const { key, warning } = keyFrom(settings.keyFile);
-  if (warning) logger.warn(warning);
+  const key = keyFrom(settings.keyFile, logger);
   return (message) => sign(message, key, Math.floor(Date.now() / 1000));
 }
 
-function keyFrom(path: string): ReturnType<typeof readKeyFile> {
+/** The key in --key-file; a key file others can read is logged as a warning. */
+function keyFrom(path: string, logger: Logger): Buffer {
+  let read: ReturnType<typeof readKeyFile>;
   try {
-    return readKeyFile(path);
+    read = readKeyFile(path);
   } catch (error) {
     throw new UsageError(`--key-file: ${(error as Error).message}`);
   }
+  if (read.warning) logger.warn(read.warning);
+  return read.key;
+}
+
+/** --runtime-adapter, or the runtime's own; a usage error where it cannot run. */
+function chooseAdapter(settings: Settings): AdapterName {
+  const adapter = settings.runtimeAdapter ?? defaultAdapter();
+  const unavailable = adapterUnavailable(adapter);
+  if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
+  return adapter;
 }
 
 /** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */
@@ -286,13 +294,11 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
     throw new UsageError("heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both");
   }
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const adapter = settings.runtimeAdapter ?? defaultAdapter();
-  const unavailable = adapterUnavailable(adapter);
-  if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
+  const adapter = chooseAdapter(settings);
   const maxServers = settings.maxServers || DEFAULT_MAX_SERVERS;
-  const key = settings.keyFile ? keyFrom(settings.keyFile) : undefined;
-  if (key?.warning) logger.warn(key.warning);
-  const signatures = key ? new SignatureCheck(key.key, settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW) : undefined;
+  const signatures = settings.keyFile
+    ? new SignatureCheck(keyFrom(settings.keyFile, logger), settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW)
+    : undefined;
   const udp = settings.listen
     ? {
       address: (await resolveDestinations([settings.listen], "--listen"))[0].addresses[0],
@@ -366,8 +372,7 @@ function showServers(file: string, io: MainIO): number {
     `${server.weight}${server.busy === 0 && server.ready !== 0 && server.lastseen < BALANCER_MAX_LASTSEEN ? " (ready/4)" : ""}`,
     `${(server.share * 100).toFixed(1)}%`,
   ])];
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  for (const row of rows) io.stdout(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd());
+  io.stdout(formatColumns(rows));
   if (shares.length === 0) io.stdout(`(no servers in ${file})`);
   return EXIT_OK;
 }

@@ -6,6 +6,7 @@
 import { isIPv4 } from "node:net";
 import { parseAddress } from "./address.ts";
 import { decimal } from "./codec.ts";
+import { formatColumns } from "./columns.ts";
 import type { ConfigRead } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -299,7 +300,5 @@ export function describeSettings(resolved: Resolved): string {
       : typeof value === "object" ? (value as { text: string }).text : String(value);
     return [[spec.directive, shown, resolved.origins[spec.key] ?? ""]];
   });
-  const header = ["directive", "value", "from"];
-  const widths = [0, 1].map((column) => Math.max(...[header, ...rows].map((row) => row[column].length)));
-  return [header, ...rows].map((row) => `${row[0].padEnd(widths[0])}  ${row[1].padEnd(widths[1])}  ${row[2]}`.trimEnd()).join("\n");
+  return formatColumns([["directive", "value", "from"], ...rows]);
 }

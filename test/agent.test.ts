@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type AgentOptions, READ_BUDGET, runAgent, sendOnce } from "../src/agent.ts";
+import { type AgentOptions, createAgent, READ_BUDGET } from "../src/agent.ts";
 import type { Load } from "../src/codec.ts";
 import { createLogger, ProblemLog } from "../src/log.ts";
 import { createSource } from "../src/sources/index.ts";
@@ -20,7 +20,7 @@ async function runTicks(
   const log = recordingLog();
   const stop = new AbortController();
   let n = 0;
-  await runAgent({
+  await createAgent({
     senders: (options.destinations ?? [GROUP]).map((name) => recorder.sender(name)),
     port: options.port,
     source: {
@@ -35,7 +35,7 @@ async function runTicks(
     logger: createLogger({ level: "debug", write: log.write, now: () => new Date(clock.now()) }),
     clock,
     signal: stop.signal,
-  });
+  }).run();
   return { sent: recorder.sent, lines: log.lines, clock };
 }
 
@@ -88,14 +88,14 @@ test("agent: a destination that fails is logged once and the others still get he
   const log = recordingLog();
   const stop = new AbortController();
   let reads = 0;
-  await runAgent({
+  await createAgent({
     senders: [recorder.sender(GROUP), recorder.sender(PEER)],
     source: { description: "s", read: () => (++reads === 200 && stop.abort(), Promise.resolve({ ready: 1, busy: 1 })) },
     intervalMs: 1000,
     logger: createLogger({ level: "info", write: log.write }),
     clock,
     signal: stop.signal,
-  });
+  }).run();
   assert.equal(recorder.sent.filter((s) => s.to === PEER).length, 200);
   assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
     "warn  send 239.0.0.1:27999 failed: network is unreachable (ENETUNREACH)",
@@ -105,7 +105,7 @@ test("agent: a destination that fails is logged once and the others still get he
   ]);
 });
 
-test("agent: sendOnce is true only when every destination got the heartbeat", async () => {
+test("agent: one beat is true only when every destination got the heartbeat", async () => {
   const recorder = new Recorder();
   const options: AgentOptions = {
     senders: [recorder.sender(GROUP), recorder.sender(PEER)],
@@ -115,10 +115,10 @@ test("agent: sendOnce is true only when every destination got the heartbeat", as
     clock: new FakeClock(),
     signal: new AbortController().signal,
   };
-  assert.equal(await sendOnce(options), true);
+  assert.equal(await createAgent(options).beat(), true);
   recorder.failing.set(PEER, new Error("no route"));
-  assert.equal(await sendOnce(options), false);
-  assert.equal(await sendOnce({ ...options, source: { description: "down", read: () => Promise.reject(new Error("down")) } }), false);
+  assert.equal(await createAgent(options).beat(), false);
+  assert.equal(await createAgent({ ...options, source: { description: "down", read: () => Promise.reject(new Error("down")) } }).beat(), false);
 });
 
 test("log: lines carry time and level, and levels below the threshold are dropped", () => {

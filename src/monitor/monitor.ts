@@ -4,14 +4,14 @@
  * mod_lbmethod_heartbeat reads.
  */
 import { type IncomingMessage, type ServerResponse } from "node:http";
-import { MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.ts";
+import { latin1, MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
 import type { SignatureCheck, SignatureProblem } from "../signing.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
 import { formatStorage, writeFileAtomic } from "./storage.ts";
-import { type ServerEntry, ServerTable } from "./table.ts";
+import { DEFAULT_PORT, type ServerEntry, ServerTable } from "./table.ts";
 
 export type Rejection = RejectReason | SignatureProblem | "not-allowed" | "full";
 export type Via = "udp" | "http";
@@ -65,13 +65,13 @@ export class Monitor {
     if (allow.length > 0 && !allow.some((range) => inCidr(from, range))) return { reason: "not-allowed", detail: "not in --allow" };
     const parsed = parseHeartbeat(message);
     if (!parsed.ok) return parsed;
-    const unsound = signatures?.check(latin1(message), from, this.#unixNow());
+    const unsound = signatures?.check(typeof message === "string" ? message : latin1(message), from, this.#unixNow());
     if (unsound) return unsound;
     const recorded = this.table.record(from, parsed.heartbeat, clock.now());
     if (recorded === "full") return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
     this.accepted[via]++;
     const { ready, busy, port } = parsed.heartbeat;
-    this.#options.print?.(`${new Date().toISOString()} ${from} ready=${ready} busy=${busy} port=${port ?? 80} (${via})`);
+    this.#options.print?.(`${new Date().toISOString()} ${from} ready=${ready} busy=${busy} port=${port ?? DEFAULT_PORT} (${via})`);
     if (recorded === "added") {
       this.#options.logger.info(`new server ${from} (${via})`);
       this.writeStorage();
@@ -206,8 +206,4 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     await new Promise<void>((resolve) => server ? server.close(() => resolve()) : resolve());
   }
   return monitor;
-}
-
-function latin1(message: Uint8Array | string): string {
-  return typeof message === "string" ? message : Buffer.from(message).toString("latin1");
 }

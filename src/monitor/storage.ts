@@ -4,7 +4,7 @@
  */
 import { chmodSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { parseFields } from "../codec.ts";
-import type { ServerEntry } from "./table.ts";
+import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
 
 export function formatStorage(entries: ServerEntry[], now: number): string {
   return entries.map((entry) => {
@@ -51,7 +51,7 @@ export function parseStorage(text: string): StoredServer[] {
       ready: number("ready", 0),
       busy: number("busy", 0),
       lastseen: number("lastseen", -1),
-      port: number("port", 80),
+      port: number("port", DEFAULT_PORT),
     };
   });
 }

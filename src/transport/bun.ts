@@ -1,6 +1,6 @@
 /** The Bun adapter: Bun.udpSocket, which sets every multicast option directly. */
-import { familyOf, isMulticast, socketHost } from "../address.ts";
-import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
+import { socketHost } from "../address.ts";
+import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
 
 /** The part of Bun's API this adapter uses, so that it type-checks on any runtime. */
 interface BunUdpSocket {
@@ -63,18 +63,16 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
 };
 
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
-  const v6 = familyOf(options.address) === 6;
-  const group = isMulticast(options.address);
+  const { group, bindAddress, joinInterface } = listenBinding(options);
   const socket = await bunApi().udpSocket({
-    hostname: v6 && group ? "::" : options.address,
+    hostname: bindAddress,
     port: options.port,
     socket: {
       error() {},
       data: (_socket, data, _port, from) => onDatagram({ data, from }),
     },
   });
-  const joinOn = v6 ? (options.zone ? `::%${options.zone}` : undefined) : options.interfaceAddress;
-  if (group && !socket.addMembership(options.address, joinOn)) {
+  if (group && !socket.addMembership(options.address, joinInterface)) {
     socket.close();
     throw new Error(`cannot join multicast group ${options.address}`);
   }

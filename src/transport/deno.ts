@@ -9,8 +9,8 @@
  * ephemeral port, it receives none of the group's heartbeats.
  */
 import { readFileSync } from "node:fs";
-import { familyOf, isMulticast, socketHost } from "../address.ts";
-import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
+import { isMulticast, socketHost } from "../address.ts";
+import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
 
 /** The part of Deno's API this adapter uses, so that it type-checks on any runtime. */
 interface DenoDatagramConn {
@@ -78,11 +78,10 @@ function interfaceIndex(name: string | undefined): number {
 }
 
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
-  const v6 = familyOf(options.address) === 6;
-  const group = isMulticast(options.address);
+  const { v6, group, bindAddress } = listenBinding(options);
   const conn = denoApi().listenDatagram({
     transport: "udp",
-    hostname: v6 && group ? "::" : options.address,
+    hostname: bindAddress,
     port: options.port,
     loopback: true,
     reuseAddress: true,

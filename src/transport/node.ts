@@ -1,8 +1,8 @@
 /** The node:dgram adapter: Node itself, and the fallback on Deno and Bun, which provide it too. */
 import { createSocket } from "node:dgram";
-import { familyOf, isMulticast, socketHost } from "../address.ts";
+import { socketHost } from "../address.ts";
 import { detectRuntime } from "../runtime.ts";
-import type { OpenUdpListener, OpenUdpTransport } from "./transport.ts";
+import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
 
 export const openUdpTransport: OpenUdpTransport = async (options) => {
   const v6 = options.family === 6;
@@ -39,13 +39,11 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
 };
 
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
-  const v6 = familyOf(options.address) === 6;
-  const group = isMulticast(options.address);
+  const { v6, group, bindAddress, joinInterface } = listenBinding(options);
   const socket = createSocket({ type: v6 ? "udp6" : "udp4", reuseAddr: true });
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
-    // An IPv6 group is joined on its link; the socket listens on the port for every address.
-    socket.bind({ address: v6 && group ? "::" : options.address, port: options.port }, () => {
+    socket.bind({ address: bindAddress, port: options.port }, () => {
       socket.off("error", reject);
       resolve();
     });
@@ -53,7 +51,7 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   socket.on("error", () => {});
   try {
     if (group) {
-      socket.addMembership(options.address, v6 ? (options.zone ? `::%${options.zone}` : undefined) : options.interfaceAddress);
+      socket.addMembership(options.address, joinInterface);
       socket.setMulticastLoopback(true);
     }
   } catch (error) {

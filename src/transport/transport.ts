@@ -1,5 +1,5 @@
 /** The contract each runtime's UDP adapter implements, as `openUdpTransport` and `openUdpListener`. */
-import type { Destination } from "../address.ts";
+import { type Destination, familyOf, isMulticast } from "../address.ts";
 
 export const ADAPTERS = ["deno", "bun", "node"] as const;
 export type AdapterName = typeof ADAPTERS[number];
@@ -45,6 +45,26 @@ export interface UdpListenOptions {
   interfaceAddress?: string;
   /** IPv6 group: the interface to join it on, `eth0`. */
   zone?: string;
+}
+
+/** How a listener for `options` binds and joins, the same on every runtime. */
+export function listenBinding(options: UdpListenOptions): {
+  v6: boolean;
+  /** Whether the address is a multicast group to join. */
+  group: boolean;
+  /** An IPv6 group is joined on its link, so the socket takes the port on every address. */
+  bindAddress: string;
+  /** Where sockets' addMembership joins: the IPv4 interface address, or `::%zone`. */
+  joinInterface?: string;
+} {
+  const v6 = familyOf(options.address) === 6;
+  const group = isMulticast(options.address);
+  return {
+    v6,
+    group,
+    bindAddress: v6 && group ? "::" : options.address,
+    joinInterface: v6 ? (options.zone ? `::%${options.zone}` : undefined) : options.interfaceAddress,
+  };
 }
 
 export interface Datagram {
