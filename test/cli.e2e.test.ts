@@ -252,3 +252,11 @@ test(`e2e ${runtime}: heartbeats POSTed over https, to a server with a certifica
   assert.match(untrusted.stderr, /warn  send https:\/\/10\.99\.3\.2:8443\/heartbeat failed: .*(certificate|self.signed|UnknownIssuer|CERT)/i);
   await stop(receiver);
 });
+
+test(`e2e ${runtime}: a host name that cannot be looked up is a usage error, exit 2`, { skip }, async () => {
+  // In the namespace with no network, the lookup fails without a packet leaving the machine.
+  const result = await network().run("lonely", agentCommand(runtime, ["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"]));
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an address/);
+  assert.ok(!result.stderr.includes("    at "), "no stack trace");
+});
