@@ -3,7 +3,6 @@
  * HeartbeatAddress reads them (apr_parse_addr_port), with its messages for the same mistakes.
  */
 import { isIP, isIPv4, isIPv6 } from "node:net";
-import { lookup } from "node:dns/promises";
 
 export interface Destination {
   /** An IPv4 or IPv6 address: a multicast group or a unicast host. */
@@ -51,6 +50,7 @@ function validPort(text: string): boolean {
 /** Every address of `host`, IPv4 (A) and IPv6 (AAAA), sorted, by the system's resolver (hosts file, DNS). */
 export async function lookupAll(host: string): Promise<string[]> {
   if (isIP(host)) return [host];
+  const { lookup } = await import("node:dns/promises");
   return (await lookup(host, { all: true })).map((entry) => entry.address).sort();
 }
 

@@ -1,6 +1,20 @@
-/** One HTTP request over node:http or node:https, as every runtime here provides them. */
-import { type Agent as HttpAgent, request as httpRequest } from "node:http";
-import { type Agent as HttpsAgent, request as httpsRequest } from "node:https";
+/**
+ * One HTTP request over node:http or node:https, as every runtime here provides them. Both load
+ * on first use: in a compiled binary they would otherwise add about 10 MB to every agent,
+ * including the many that never speak HTTP.
+ */
+import type { Agent as HttpAgent } from "node:http";
+import type { Agent as HttpsAgent } from "node:https";
+
+function httpModule(url: URL): Promise<typeof import("node:http") | typeof import("node:https")> {
+  return url.protocol === "https:" ? import("node:https") : import("node:http");
+}
+
+/** A connection pool of one kept-alive connection to `url`'s host. */
+export async function keepAliveAgent(url: URL): Promise<HttpAgent | HttpsAgent> {
+  const { Agent } = await httpModule(url);
+  return new Agent({ keepAlive: true, maxSockets: 1 });
+}
 
 export interface HttpResponse {
   status: number;
@@ -20,9 +34,10 @@ export interface HttpRequestOptions {
 }
 
 /** The response, or a rejection that says what went wrong (refused, too large, no answer in time). */
-export function request(url: URL, options: HttpRequestOptions): Promise<HttpResponse> {
+export async function request(url: URL, options: HttpRequestOptions): Promise<HttpResponse> {
+  const { request: send } = await httpModule(url);
   return new Promise((resolve, reject) => {
-    const outgoing = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
+    const outgoing = send(url, {
       method: options.method,
       agent: options.agent as HttpAgent,
       headers: { "User-Agent": "heartbeat", ...options.headers },

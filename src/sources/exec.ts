@@ -1,5 +1,4 @@
 /** `exec:COMMAND`: a command run each interval that prints `ready=N&busy=M` or JSON. */
-import { spawn } from "node:child_process";
 import { parseLoadText } from "./load-text.ts";
 import { SourceConfigError, type SourceDefinition } from "./source.ts";
 
@@ -9,7 +8,8 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
  * The command's standard output, run by `sh -c` in a process group of its own so that, at the
  * deadline, it is killed with everything it started. Rejects on a non-zero exit.
  */
-export function runCommand(command: string, signal: AbortSignal): Promise<string> {
+export async function runCommand(command: string, signal: AbortSignal): Promise<string> {
+  const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
     const child = spawn("sh", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

@@ -2,9 +2,7 @@
  * Heartbeats POSTed over HTTP, to mod_heartmonitor's `SetHandler heartbeat` location or to
  * `heartbeat monitor --http`: for networks where multicast does not reach the proxy.
  */
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
-import { request } from "../http.ts";
+import { keepAliveAgent, request } from "../http.ts";
 import type { Sender } from "./transport.ts";
 
 /** After failures, wait 1, 2, 4 … seconds, at most this long, before trying a destination again. */
@@ -20,7 +18,7 @@ export interface HttpSender extends Sender {
  * a while (1 s, doubling to 30 s), so a proxy that is down is not hammered every interval.
  */
 export function createHttpSender(url: URL, options: { timeoutMs: number; now: () => number }): HttpSender {
-  const agent = url.protocol === "https:" ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
+  const agent = keepAliveAgent(url);
   let failures = 0;
   let retryAt = 0;
   return {
@@ -35,7 +33,7 @@ export function createHttpSender(url: URL, options: { timeoutMs: number; now: ()
           method: "POST",
           body: payload,
           headers: { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": payload.length },
-          agent,
+          agent: await agent,
           signal: AbortSignal.timeout(options.timeoutMs),
           maxBodyBytes: 4096,
         });
@@ -52,7 +50,7 @@ export function createHttpSender(url: URL, options: { timeoutMs: number; now: ()
       }
     },
     close() {
-      agent.destroy();
+      void agent.then((pool) => pool.destroy());
     },
   };
 }

@@ -1,5 +1,4 @@
 /** The node:dgram adapter: Node itself, and the fallback on Deno and Bun, which provide it too. */
-import { createSocket } from "node:dgram";
 import { socketHost } from "../address.ts";
 import { detectRuntime } from "../runtime.ts";
 import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
@@ -10,6 +9,7 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
     // Deno's node:dgram accepts the call and sends with hop limit 1 all the same (seen on the wire).
     throw new Error("Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun");
   }
+  const { createSocket } = await import("node:dgram");
   const socket = createSocket({ type: v6 ? "udp6" : "udp4" });
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
@@ -40,6 +40,7 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
 
 export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   const { v6, group, bindAddress, joinInterface } = listenBinding(options);
+  const { createSocket } = await import("node:dgram");
   const socket = createSocket({ type: v6 ? "udp6" : "udp4", reuseAddr: true });
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
