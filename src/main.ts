@@ -15,7 +15,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { runMonitor } from "./monitor/monitor.ts";
 import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/storage.ts";
 import { formatColumns } from "./columns.ts";
-import { runtimeVersion } from "./runtime.ts";
+import { allowOptimizingJit, runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { Drain, shapeLoad } from "./shaping.ts";
@@ -313,6 +313,7 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
   ].filter(Boolean).join(", ");
   const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP"]);
   const stop = new AbortController();
+  allowOptimizingJit();
   const running = runMonitor({
     udp,
     http: settings.http,

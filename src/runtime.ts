@@ -13,3 +13,12 @@ export function runtimeVersion(runtime: RuntimeName = detectRuntime()): string {
   const versions = process.versions as Record<string, string | undefined>;
   return `${runtime} ${versions[runtime] ?? "unknown"}`;
 }
+
+/**
+ * Lets Bun's optimizing JIT tiers work as usual. The compiled binary starts with them held back
+ * (scripts/build.ts): an agent's one heartbeat a second gains nothing from them but costs about
+ * 6 MB of memory, while a monitor taking thousands of heartbeats a second needs them.
+ */
+export function allowOptimizingJit(global: object = globalThis): void {
+  (global as { Bun?: { unsafe?: { setJITPolicy?(scale: number): void } } }).Bun?.unsafe?.setJITPolicy?.(1);
+}

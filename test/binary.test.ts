@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
@@ -26,6 +26,16 @@ test("binary: runs alone with an empty environment, and knows its version and ta
   const wrong = spawnSync("env", ["-i", alone, "-a", "239.0.0.1"], { cwd: scratch, encoding: "utf8" });
   assert.equal(wrong.status, 2);
   assert.match(wrong.stderr, /^heartbeat: --address '239\.0\.0\.1': No port provided in address\n/);
+});
+
+test("binary: ignores a .env and a bunfig.toml in the directory it is started in", { skip }, () => {
+  const folder = join(scratch, "elsewhere");
+  mkdirSync(folder);
+  writeFileSync(join(folder, ".env"), "HEARTBEAT_BUSY=7\n");
+  writeFileSync(join(folder, "preload.ts"), "console.log('preloaded');\n");
+  writeFileSync(join(folder, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+  const once = spawnSync("env", ["-i", binary!, "-a", "239.0.0.1:27999", "--ready", "3", "--dry-run", "--once"], { cwd: folder, encoding: "utf8" });
+  assert.deepEqual([once.status, once.stdout, once.stderr], [0, "239.0.0.1:27999 v=1&ready=3&busy=0\n", ""]);
 });
 
 test("binary: runs in a root file system of itself and the libraries ldd names (what a distroless image holds)", { skip: skip || (process.getuid?.() === 0 ? false : "chroot needs root") }, () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { detectRuntime } from "../src/runtime.ts";
+import { allowOptimizingJit, detectRuntime } from "../src/runtime.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "../src/transport/index.ts";
 import { ADAPTERS } from "../src/transport/transport.ts";
 
@@ -27,4 +27,12 @@ test("runtime: every adapter module loads on every runtime and exports the contr
     assert.equal(typeof module.openUdpTransport, "function", adapter);
     assert.equal(typeof module.openUdpListener, "function", adapter);
   }
+});
+
+test("runtime: the monitor lifts the compiled binary's JIT policy on Bun, and is a no-op elsewhere", () => {
+  const scales: number[] = [];
+  allowOptimizingJit({ Bun: { unsafe: { setJITPolicy: (scale: number) => scales.push(scale) } } });
+  assert.deepEqual(scales, [1]);
+  allowOptimizingJit({ Deno: {} });
+  allowOptimizingJit({});
 });
