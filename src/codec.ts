@@ -124,13 +124,13 @@ export function decimal(text: string): number {
 
 /** Bytes as characters one for one, so that binary junk cannot fail decoding. */
 export function latin1(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) text += String.fromCharCode(byte);
-  return text;
+  // Buffer's latin1 is ISO-8859-1; TextDecoder's "latin1" is windows-1252, which maps 0x80-0x9f elsewhere.
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
 
 /** `%XX` escapes decoded as Apache's ap_unescape_url does: `+` stays `+`, bad escapes stay. */
 function unescapeUrl(text: string): string {
+  if (!text.includes("%")) return text; // nearly always, and a monitor parses thousands a second
   return text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) =>
     String.fromCharCode(parseInt(hex, 16)));
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formatHeartbeat, MAX_MESSAGE_BYTES, parseHeartbeat } from "../src/codec.ts";
+import { formatHeartbeat, latin1, MAX_MESSAGE_BYTES, parseHeartbeat } from "../src/codec.ts";
 
 test("codec: formats the message mod_heartbeat sends", () => {
   assert.equal(formatHeartbeat({ ready: 75, busy: 0 }), "v=1&ready=75&busy=0");
@@ -101,4 +101,11 @@ test("codec: a message of exactly the size limit is accepted", () => {
   assert.equal(message.length, MAX_MESSAGE_BYTES);
   assert.ok(parseHeartbeat(message).ok);
   assert.ok(parseHeartbeat(new TextEncoder().encode(message)).ok);
+});
+
+test("codec: latin1 maps every byte to the character of the same number, 0x80-0x9f included", () => {
+  const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const text = latin1(bytes.subarray(1));
+  assert.equal(text.length, 255);
+  assert.deepEqual([...text].map((character) => character.charCodeAt(0)), [...bytes.subarray(1)]);
 });
