@@ -1,48 +1,86 @@
 /**
- * Benchmark: what running the agent costs, side by side with what else a user could run.
- * `bun scripts/bench.ts [--runs N]` as root (it makes a private network namespace, where the
- * heartbeats go to 239.0.0.1 on loopback and nowhere else), after `bun scripts/build.ts
- * --target linux-x64 --no-archives`. Prints each command it measures and a table of medians.
+ * Benchmark: what running heartbeat costs, side by side with what else a user could run.
+ * Run as root (everything happens in a private network namespace, where heartbeats go to
+ * 239.0.0.1 on loopback and nowhere else), after `bun scripts/build.ts --target linux-x64
+ * --no-archives`. Prints each command it measures, then a table of medians.
  *
- * Measured for each sender, with the static source:
- *   first packet  ms from starting the process to its first heartbeat arriving at a listener
- *   peak RSS      VmHWM of the process after its heartbeats (MB)
- *   CPU/beat      user+system CPU per heartbeat, over 200 heartbeats at 20 a second (ms)
- *
- * With --accuracy SECONDS, instead: the compiled agent and Apache's own mod_heartbeat send
- * once a second side by side for that long; for each, the p50 and p99 of how far each interval
- * is from 1 s, and the drift of the last heartbeat from first + N × 1 s.
+ *   bun scripts/bench.ts [--runs N]      startup, memory and CPU, with the static source and with
+ *                                        the apache source against a real Apache:
+ *     first packet  ms from starting the process to its first heartbeat arriving at a listener
+ *     peak RSS      VmHWM of the process after its heartbeats (MB)
+ *     CPU/beat      CPU time of all its threads per heartbeat, over 200 heartbeats at 20 a second
+ *   bun scripts/bench.ts --accuracy S    the compiled agent and Apache's own mod_heartbeat send
+ *                                        once a second side by side for S seconds: the p50 and
+ *                                        p99 of how far each interval is from 1 s, and the drift
+ *                                        of the last heartbeat from first + N × 1 s
+ *   bun scripts/bench.ts --ingest [--runs N]
+ *                                        monitors taking a blast of heartbeats from 100 senders
+ *                                        (the blaster on CPU 0, the monitor on CPU 1): loss at
+ *                                        each rate, and the highest rate with under 1 % lost,
+ *                                        next to Apache's own mod_heartmonitor
+ *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { Lab, REPO } from "../test/support/lab.ts";
+import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
 
-const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(REPO, "node_modules", ".bin");
-const NS = `hbbench${process.pid}`;
+const DIST = join(REPO, "dist");
+const BINARY = join(DIST, "heartbeat-linux-x64");
 const BEATS = 200;
 const INTERVAL = 0.05;
+const NS = "bench";
 
-/** The physical floor: a C sender sleeping to absolute deadlines, no runtime at all. */
+/**
+ * The physical floor: a C sender sleeping to absolute deadlines, no runtime at all. With a
+ * status port, it reads Apache's scoreboard each time, as the apache source does.
+ */
 const REFERENCE_C = `#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+static char body[1 << 16];
+static int scoreboard(int port, int *ready, int *busy) {
+  int sock = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (connect(sock, (struct sockaddr *)&to, sizeof to) < 0) { close(sock); return -1; }
+  const char *get = "GET /server-status?auto HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n";
+  write(sock, get, strlen(get));
+  size_t n = 0; ssize_t got;
+  while (n < sizeof body - 1 && (got = read(sock, body + n, sizeof body - 1 - n)) > 0) n += got;
+  body[n] = 0;
+  close(sock);
+  char *board = strstr(body, "Scoreboard: ");
+  if (!board) return -1;
+  *ready = *busy = 0;
+  for (board += 12; *board && *board != '\\n' && *board != '\\r'; board++) {
+    if (*board == '_') (*ready)++;
+    else if (!strchr(".SI", *board)) (*busy)++;
+  }
+  return 0;
+}
 int main(int argc, char **argv) {
   double interval = atof(argv[1]);
+  int status_port = argc > 2 ? atoi(argv[2]) : 0;
   int sock = socket(AF_INET, SOCK_DGRAM, 0);
   struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(27999) };
   inet_pton(AF_INET, "239.0.0.1", &to.sin_addr);
-  const char *message = "v=1&ready=10&busy=0";
+  char message[64];
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
   long step = (long)(interval * 1e9);
   for (;;) {
-    sendto(sock, message, strlen(message), 0, (struct sockaddr *)&to, sizeof to);
+    int ready = 10, busy = 0;
+    if (!status_port || scoreboard(status_port, &ready, &busy) == 0) {
+      int length = snprintf(message, sizeof message, "v=1&ready=%d&busy=%d", ready, busy);
+      sendto(sock, message, length, 0, (struct sockaddr *)&to, sizeof to);
+    }
     next.tv_nsec += step;
     while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
@@ -50,8 +88,51 @@ int main(int argc, char **argv) {
 }
 `;
 
-function sh(command: string): string {
-  return execFileSync("sh", ["-ec", command], { encoding: "utf8" });
+/**
+ * A blaster: RATE heartbeats a second for SECONDS, round robin from SENDERS source addresses
+ * 10.99.1.1… (on lo), paced to 1 ms deadlines. Prints how many it sent.
+ */
+const BLASTER_C = `#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+int main(int argc, char **argv) {
+  long rate = atol(argv[1]), seconds = atol(argv[2]), senders = atol(argv[3]);
+  int socks[256];
+  for (int i = 0; i < senders; i++) {
+    socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in from = { .sin_family = AF_INET };
+    char address[32];
+    snprintf(address, sizeof address, "10.99.1.%d", i + 1);
+    inet_pton(AF_INET, address, &from.sin_addr);
+    if (bind(socks[i], (struct sockaddr *)&from, sizeof from) < 0) { perror(address); return 1; }
+  }
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(27999) };
+  inet_pton(AF_INET, "239.0.0.1", &to.sin_addr);
+  const char *message = "v=1&ready=10&busy=3&port=80";
+  size_t length = strlen(message);
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  long sent = 0, due = 0, total = rate * seconds;
+  for (long tick = 1; sent < total; tick++) {
+    due = rate * tick / 1000;
+    if (due > total) due = total;
+    while (sent < due) sendto(socks[sent % senders], message, length, 0, (struct sockaddr *)&to, sizeof to), sent++;
+    next.tv_nsec += 1000000L;
+    while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+  }
+  printf("%ld\\n", sent);
+  return 0;
+}
+`;
+
+function compileC(lab: Lab, name: string, source: string): string {
+  const path = join(lab.dir, name);
+  writeFileSync(`${path}.c`, source);
+  execFileSync("cc", ["-O2", "-o", path, `${path}.c`]);
+  return path;
 }
 
 function median(values: number[]): number {
@@ -60,92 +141,136 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
+function table(header: string[], rows: string[][]): void {
+  const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column].length)));
+  for (const row of [header, ...rows]) console.log(row.map((cell, column) => column ? cell.padStart(widths[column]) : cell.padEnd(widths[column])).join("  "));
+}
+
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
 const wallMs = () => performance.timeOrigin + performance.now();
 
-/** A listener in the namespace printing each heartbeat's arrival time (on other ports: `PORT TIME`). */
-function listener(ports = [27999]): { arrivals: number[]; byPort: Map<number, number[]>; child: ChildProcess; ready: Promise<void> } {
-  const script = join(tmpdir(), `hbbench-listen-${process.pid}.ts`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await sleep(5);
+  }
+}
+
+/** A listener in the namespace noting each heartbeat's arrival time, by port. */
+async function listener(lab: Lab, ports: number[]): Promise<Map<number, number[]>> {
+  const script = join(lab.dir, "listen.ts");
   writeFileSync(script, `import { createSocket } from "node:dgram";
 let ready = 0;
 for (const port of ${JSON.stringify(ports)}) {
   const socket = createSocket({ type: "udp4", reuseAddr: true });
-  socket.on("message", () => console.log(port === 27999 ? performance.timeOrigin + performance.now() : port + " " + (performance.timeOrigin + performance.now())));
+  socket.on("message", () => console.log(port + " " + (performance.timeOrigin + performance.now())));
   socket.bind(port, () => { socket.addMembership("239.0.0.1", "127.0.0.1"); if (++ready === ${ports.length}) console.log("ready"); });
 }
 `);
-  const child = spawn("ip", ["netns", "exec", NS, join(BIN, "bun"), script], { stdio: ["ignore", "pipe", "inherit"] });
-  const arrivals: number[] = [];
-  const byPort = new Map<number, number[]>();
-  let resolveReady: () => void;
-  const ready = new Promise<void>((resolve) => resolveReady = resolve);
+  const child = lab.spawn(NS, [join(BIN, "bun"), script]);
+  const arrivals = new Map<number, number[]>(ports.map((port) => [port, []]));
+  let ready = false;
   let buffer = "";
   child.stdout!.on("data", (chunk) => {
     buffer += chunk;
     const lines = buffer.split("\n");
     buffer = lines.pop()!;
     for (const line of lines) {
-      if (line === "ready") resolveReady();
-      else if (line.includes(" ")) {
+      if (line === "ready") ready = true;
+      else {
         const [port, time] = line.split(" ").map(Number);
-        byPort.set(port, [...(byPort.get(port) ?? []), time]);
-      } else arrivals.push(Number(line));
+        arrivals.get(port)!.push(time);
+      }
     }
   });
-  return { arrivals, byPort, child, ready };
+  await waitUntil(() => ready, 20_000);
+  return arrivals;
 }
 
-function procStat(pid: number): { cpuMs: number; peakRssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime
-  const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1];
-  return { cpuMs: (ticks * 1000) / hz, peakRssMb: Number(hwm) / 1024 };
+/** CPU time of every thread of `pid` so far, in ms, to the nanosecond (not the 10 ms tick). */
+function cpuMs(pid: number): number {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return tasks.reduce((sum, task) => {
+    try {
+      return sum + Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+    } catch {
+      return sum; // a thread that ended meanwhile
+    }
+  }, 0);
 }
 
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+function peakRssMb(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
-async function measure(argv: string[], listen: ReturnType<typeof listener>) {
-  listen.arrivals.length = 0;
+/** The pid of the process `ip netns exec` became. */
+async function execed(pid: number, command: string): Promise<number> {
+  await waitUntil(() => !readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("ip\0"), 5_000).catch(() => {
+    throw new Error(`${command} did not start`);
+  });
+  return pid;
+}
+
+async function measure(lab: Lab, argv: string[], arrivals: number[]) {
+  arrivals.length = 0;
   const started = wallMs();
-  const child = spawn("ip", ["netns", "exec", NS, ...argv], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
-  await waitUntil(() => listen.arrivals.length >= 1, 20_000);
-  const firstPacketMs = listen.arrivals[0] - started;
-  await waitUntil(() => listen.arrivals.length >= 20, 20_000);
-  const before = procStat(child.pid!);
-  await waitUntil(() => listen.arrivals.length >= 20 + BEATS, 60_000);
-  const after = procStat(child.pid!);
+  const child = lab.spawn(NS, argv);
+  await waitUntil(() => arrivals.length >= 1, 20_000);
+  const firstPacketMs = arrivals[0] - started;
+  const pid = await execed(child.pid!, argv[0]);
+  await waitUntil(() => arrivals.length >= 20, 20_000);
+  const before = cpuMs(pid);
+  await waitUntil(() => arrivals.length >= 20 + BEATS, 60_000);
+  const cpuPerBeatMs = (cpuMs(pid) - before) / BEATS;
+  const rss = peakRssMb(pid);
   child.kill("SIGKILL");
   await new Promise((resolve) => child.once("exit", resolve));
-  return { firstPacketMs, peakRssMb: after.peakRssMb, cpuPerBeatMs: (after.cpuMs - before.cpuMs) / BEATS };
+  return { firstPacketMs, peakRssMb: rss, cpuPerBeatMs };
 }
 
-/** Apache with only mod_heartbeat (and what it needs), sending to 239.0.0.1:`port` each second. */
-function startModHeartbeat(port: number): ChildProcess {
-  const root = join(tmpdir(), `hbbench-apache-${process.pid}`);
-  sh(`mkdir -p ${root}/logs && chown www-data ${root}/logs && chmod 755 ${root}`);
-  writeFileSync(join(root, "httpd.conf"), `ServerRoot ${root}
-ServerName bench
-Listen 127.0.0.1:8099
-PidFile ${root}/httpd.pid
-DefaultRuntimeDir ${root}
-Mutex file:${root} default
-ErrorLog ${root}/logs/error.log
-User www-data
-Group www-data
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule status_module /usr/lib/apache2/modules/mod_status.so
-LoadModule heartbeat_module /usr/lib/apache2/modules/mod_heartbeat.so
-HeartbeatAddress 239.0.0.1:${port}
-`);
-  return spawn("ip", ["netns", "exec", NS, "apache2", "-f", join(root, "httpd.conf"), "-DFOREGROUND"], { stdio: "ignore" });
+async function startup(lab: Lab, runs: number): Promise<void> {
+  const reference = compileC(lab, "reference", REFERENCE_C);
+  // Apache with mod_status on port 80, for the apache source; its own heartbeats go elsewhere.
+  startApacheOrigin(lab, NS, { heartbeatAddress: "239.0.0.1:27990" });
+  await waitUntil(() => {
+    try {
+      lab.sh(NS, "curl -sf http://127.0.0.1/server-status?auto | grep -q Scoreboard");
+      return true;
+    } catch {
+      return false;
+    }
+  }, 20_000);
+  const arrivals = (await listener(lab, [27999])).get(27999)!;
+  const agent = (source: string[]) => ["-a", "239.0.0.1:27999", ...source, "--interval", String(INTERVAL), "-q"];
+  for (const [label, source, referenceArgs] of [
+    ["static source", ["--source", "static", "--ready", "10"], [String(INTERVAL)]],
+    ["apache source, against Apache's mod_status", ["--source", "apache"], [String(INTERVAL), "80"]],
+  ] as const) {
+    const senders: [string, string[]][] = [
+      ["compiled binary", [BINARY, ...agent([...source])]],
+      ["bun src/main.ts", [join(BIN, "bun"), "src/main.ts", ...agent([...source])]],
+      ["deno run src/main.ts", [join(BIN, "deno"), "run", "-A", "src/main.ts", ...agent([...source])]],
+      ["C reference sender", [reference, ...referenceArgs]],
+    ];
+    const rows: string[][] = [];
+    for (const [name, argv] of senders) {
+      console.log(`$ ip netns exec ${lab.ns(NS)} ${argv.join(" ")}    (${runs} runs)`);
+      const results = [];
+      for (let run = 0; run < runs; run++) results.push(await measure(lab, argv, arrivals));
+      rows.push([
+        name,
+        median(results.map((r) => r.firstPacketMs)).toFixed(1),
+        median(results.map((r) => r.peakRssMb)).toFixed(1),
+        median(results.map((r) => r.cpuPerBeatMs)).toFixed(3),
+      ]);
+    }
+    console.log(`\n${label}: medians of ${runs} runs; CPU over ${BEATS} heartbeats at ${1 / INTERVAL}/s\n`);
+    table(["sender", "first packet ms", "peak RSS MB", "CPU/beat ms"], rows);
+    console.log();
+  }
 }
 
 /** p50, p99 of |interval − 1 s| and the drift of the last arrival from first + N × 1 s, in ms. */
@@ -155,76 +280,125 @@ function accuracy(arrivals: number[]): { n: number; p50: number; p99: number; dr
   return { n: arrivals.length, p50: at(0.5), p99: at(0.99), drift: arrivals[arrivals.length - 1] - (arrivals[0] + (arrivals.length - 1) * 1000) };
 }
 
-async function measureAccuracy(seconds: number, binary: string): Promise<void> {
-  const listen = listener([27997, 27998]);
-  await listen.ready;
-  const apache = startModHeartbeat(27997);
-  const agent = spawn("ip", ["netns", "exec", NS, binary, "-a", "239.0.0.1:27998", "--source", "static", "--ready", "10", "-q"], { stdio: "ignore" });
-  console.log(`$ ip netns exec ${NS} ${binary} -a 239.0.0.1:27998 --source static --ready 10 -q`);
-  console.log(`$ ip netns exec ${NS} apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:27997)    for ${seconds} s`);
-  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  agent.kill("SIGKILL");
-  apache.kill("SIGTERM");
-  listen.child.kill("SIGKILL");
-  console.log(`\nsender              heartbeats  p50 |interval-1s| ms  p99 ms  drift of the last ms`);
-  for (const [name, port] of [["compiled agent", 27998], ["mod_heartbeat", 27997]] as const) {
-    const { n, p50, p99, drift } = accuracy(listen.byPort.get(port) ?? []);
-    console.log(`${name.padEnd(18)}  ${String(n).padStart(10)}  ${p50.toFixed(2).padStart(19)}  ${p99.toFixed(2).padStart(6)}  ${drift.toFixed(1).padStart(20)}`);
+async function measureAccuracy(lab: Lab, seconds: number): Promise<void> {
+  const arrivals = await listener(lab, [27997, 27998]);
+  startApacheOrigin(lab, NS, { heartbeatAddress: "239.0.0.1:27997" });
+  const argv = [BINARY, "-a", "239.0.0.1:27998", "--source", "static", "--ready", "10", "-q"];
+  lab.spawn(NS, argv);
+  console.log(`$ ip netns exec ${lab.ns(NS)} ${argv.join(" ")}`);
+  console.log(`$ ip netns exec ${lab.ns(NS)} apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:27997)    for ${seconds} s`);
+  await sleep(seconds * 1000);
+  const rows = ([["compiled agent", 27998], ["mod_heartbeat", 27997]] as const).map(([name, port]) => {
+    const { n, p50, p99, drift } = accuracy(arrivals.get(port)!);
+    return [name, String(n), p50.toFixed(2), p99.toFixed(2), drift.toFixed(1)];
+  });
+  console.log();
+  table(["sender", "heartbeats", "p50 |interval-1s| ms", "p99 ms", "drift of the last ms"], rows);
+}
+
+/** The namespace's UDP counters: what reached a socket, and what a full socket buffer dropped. */
+function udpCounters(lab: Lab): { delivered: number; dropped: number } {
+  const lines = lab.sh(NS, "cat /proc/net/snmp").split("\n").filter((line) => line.startsWith("Udp:"));
+  const [names, values] = lines.map((line) => line.split(/\s+/).slice(1));
+  const value = (name: string) => Number(values[names.indexOf(name)]);
+  return { delivered: value("InDatagrams"), dropped: value("RcvbufErrors") };
+}
+
+const INGEST_RATES = [25_000, 50_000, 100_000, 150_000, 200_000, 250_000];
+const INGEST_SECONDS = 4;
+const INGEST_SENDERS = 100;
+
+async function ingest(lab: Lab, runs: number): Promise<void> {
+  const blaster = compileC(lab, "blaster", BLASTER_C);
+  lab.sh(NS, Array.from({ length: INGEST_SENDERS }, (_, i) => `ip addr add 10.99.1.${i + 1}/32 dev lo`).join("; "));
+  /** The share of a blast at `rate` that reached the monitor's socket, and the rate the blaster managed. */
+  const blast = async (rate: number, seconds: number) => {
+    const before = udpCounters(lab);
+    const started = performance.now();
+    const sent = Number(lab.sh(NS, `taskset -c 0 ${blaster} ${rate} ${seconds} ${INGEST_SENDERS}`));
+    const achieved = sent / ((performance.now() - started) / 1000);
+    await sleep(1000); // what is queued is read
+    return { lost: 1 - (udpCounters(lab).delivered - before.delivered) / sent, achieved };
+  };
+  const storage = join(lab.dir, "monitor.dat");
+  const monitorArgs = ["monitor", "--listen", "239.0.0.1:27999", "--storage", storage, "-q"];
+  const monitors: [string, () => void][] = [
+    ["compiled binary", () => lab.spawn(NS, [BINARY, ...monitorArgs])],
+    ["bun src/main.ts", () => lab.spawn(NS, [join(BIN, "bun"), "src/main.ts", ...monitorArgs])],
+    ["deno run src/main.ts", () => lab.spawn(NS, [join(BIN, "deno"), "run", "-A", "src/main.ts", ...monitorArgs])],
+    ["Apache mod_heartmonitor", () =>
+      startApacheProxy(lab, NS, { address: "127.0.0.1", members: ["http://127.0.0.1:8080"], heartmonitor: { listen: "239.0.0.1:27999" } })],
+  ];
+  const rows: string[][] = [];
+  for (const [name, start] of monitors) {
+    console.log(`$ ${name}: ${name.startsWith("Apache") ? "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0" : monitorArgs.join(" ")}    (${runs} runs)`);
+    start();
+    await waitUntil(() => lab.sh(NS, "cat /proc/net/udp").includes(`:${(27999).toString(16).toUpperCase()} `), 20_000);
+    // Everything in the namespace on CPU 1; the blaster gets CPU 0 to itself.
+    for (const pid of execFileSync("ip", ["netns", "pids", lab.ns(NS)], { encoding: "utf8" }).split("\n").filter(Boolean)) {
+      execFileSync("taskset", ["-a", "-c", "-p", "1", pid], { stdio: "ignore" });
+    }
+    await blast(50_000, 2); // warm-up, not counted: a JIT compiles the hot path in the first second
+    const cells: string[] = [];
+    let best = 0;
+    for (const rate of INGEST_RATES) {
+      const results = [];
+      for (let run = 0; run < runs; run++) results.push(await blast(rate, INGEST_SECONDS));
+      const lost = median(results.map((r) => r.lost));
+      const achieved = median(results.map((r) => r.achieved));
+      cells.push(`${(lost * 100).toFixed(1)} %${achieved < rate * 0.97 ? ` (at ${Math.round(achieved / 1000)}k/s)` : ""}`);
+      if (lost < 0.01) best = Math.max(best, Math.min(rate, achieved));
+    }
+    rows.push([name, ...cells, `${Math.round(best / 1000)}k`]);
+    execFileSync("ip", ["netns", "pids", lab.ns(NS)], { encoding: "utf8" }).split("\n").filter(Boolean)
+      .forEach((pid) => process.kill(Number(pid), "SIGKILL"));
+    await sleep(500);
   }
+  console.log(`\nmedian share lost of ${runs} blasts at each rate (heartbeats/s for ${INGEST_SECONDS} s from ${INGEST_SENDERS} senders;` +
+    ` "at": the rate the blaster reached); best: the highest rate with < 1 % lost\n`);
+  table(["monitor", ...INGEST_RATES.map((rate) => `${rate / 1000}k/s`), "best"], rows);
+}
+
+function sizes(): void {
+  const mb = (path: string) => existsSync(path) ? (statSync(path).size / 1e6).toFixed(1) : "-";
+  const binaries = readdirSync(DIST).filter((name) => /^heartbeat-[^.]+(\.exe)?$/.test(name)).sort();
+  console.log(`$ ls -l ${DIST}\n`);
+  table(["target", "binary MB", "archive MB"], binaries.map((name) => {
+    const base = name.replace(/\.exe$/, "");
+    return [base.replace(/^heartbeat-/, ""), mb(join(DIST, name)), mb(join(DIST, `${base}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`))];
+  }));
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { runs: { type: "string", default: "5" }, accuracy: { type: "string" } } });
-  const runs = Number(values.runs);
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { runs: { type: "string", default: "5" }, accuracy: { type: "string" }, ingest: { type: "boolean" }, sizes: { type: "boolean" } },
+  });
+  if (values.sizes) {
+    sizes();
+    return 0;
+  }
   if (process.getuid?.() !== 0) {
     console.error("bench: run as root: it makes a private network namespace for the heartbeats");
     return 2;
   }
-  const binary = join(REPO, "dist", "heartbeat-linux-x64");
-  if (!existsSync(binary)) {
+  if (!existsSync(BINARY)) {
     console.error("bench: build the binary first: bun scripts/build.ts --target linux-x64 --no-archives");
     return 2;
   }
-  const reference = join(tmpdir(), `hbbench-reference-${process.pid}`);
-  writeFileSync(`${reference}.c`, REFERENCE_C);
-  execFileSync("cc", ["-O2", "-o", reference, `${reference}.c`]);
-
-  sh(`ip netns add ${NS}`);
+  // A binary written moments ago is mapped from the page cache in larger pieces, which shows as
+  // up to 5 MB more RSS than the same binary read back from disk: start from a cold cache.
+  execFileSync("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"]);
+  const lab = new Lab();
   try {
-    sh(`ip netns exec ${NS} sh -ec 'ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo'`);
-    if (values.accuracy) {
-      await measureAccuracy(Number(values.accuracy), binary);
-      return 0;
-    }
-    const listen = listener();
-    await listen.ready;
-    const agentArgs = ["-a", "239.0.0.1:27999", "--source", "static", "--ready", "10", "--interval", String(INTERVAL), "-q"];
-    const senders: [string, string[]][] = [
-      ["compiled binary", [binary, ...agentArgs]],
-      ["bun src/main.ts", [join(BIN, "bun"), "src/main.ts", ...agentArgs]],
-      ["deno run src/main.ts", [join(BIN, "deno"), "run", "-A", "src/main.ts", ...agentArgs]],
-      ["C reference sender", [reference, String(INTERVAL)]],
-    ];
-    const rows: string[][] = [];
-    for (const [name, argv] of senders) {
-      console.log(`$ ip netns exec ${NS} ${argv.join(" ")}    (${runs} runs)`);
-      const results = [];
-      for (let run = 0; run < runs; run++) results.push(await measure(argv, listen));
-      rows.push([
-        name,
-        median(results.map((r) => r.firstPacketMs)).toFixed(1),
-        median(results.map((r) => r.peakRssMb)).toFixed(1),
-        median(results.map((r) => r.cpuPerBeatMs)).toFixed(3),
-      ]);
-    }
-    listen.child.kill("SIGKILL");
-    const header = ["sender (static source)", "first packet ms", "peak RSS MB", "CPU/beat ms"];
-    const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column].length)));
-    console.log(`\nmedians of ${runs} runs; CPU over ${BEATS} heartbeats at ${1 / INTERVAL}/s\n`);
-    for (const row of [header, ...rows]) console.log(row.map((cell, column) => column ? cell.padStart(widths[column]) : cell.padEnd(widths[column])).join("  "));
+    lab.addNamespace(NS);
+    lab.sh(NS, "ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo");
+    if (values.accuracy) await measureAccuracy(lab, Number(values.accuracy));
+    else if (values.ingest) await ingest(lab, Number(values.runs));
+    else await startup(lab, Number(values.runs));
     return 0;
   } finally {
-    sh(`ip netns pids ${NS} | xargs -r kill -9; ip netns del ${NS}`);
+    await lab.close();
   }
 }
 
