@@ -51,7 +51,7 @@ export class Monitor {
   /** Takes one message from `from`; returns why it was turned away, or undefined. */
   accept(message: Uint8Array | string, sender: string, via: Via): { reason: Rejection; detail: string } | undefined {
     // A link-local sender comes with its zone (`fe80::1%eth0`) from some runtimes and not others: one host, one entry.
-    const from = sender.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "");
+    const from = sender.includes(":") ? sender.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "") : sender;
     const rejection = this.#take(message, from, via);
     if (rejection) {
       this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);

@@ -15,6 +15,7 @@ interface BunUdpApi {
   udpSocket(options: {
     hostname: string;
     port: number;
+    binaryType?: "buffer" | "uint8array";
     socket: {
       error(socket: unknown, error: Error): void;
       data?(socket: unknown, data: Uint8Array, port: number, address: string): void;
@@ -67,6 +68,8 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   const socket = await bunApi().udpSocket({
     hostname: bindAddress,
     port: options.port,
+    // A plain Uint8Array costs less to make than a Buffer: at 200k datagrams a second, it shows.
+    binaryType: "uint8array",
     socket: {
       error() {},
       data: (_socket, data, _port, from) => onDatagram({ data, from }),
