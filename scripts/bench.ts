@@ -17,7 +17,8 @@
  *                                        monitors taking a blast of heartbeats from 100 senders
  *                                        (the blaster on CPU 0, the monitor on CPU 1): loss at
  *                                        each rate, and the highest rate with under 1 % lost,
- *                                        next to Apache's own mod_heartmonitor
+ *                                        next to Apache's own mod_heartmonitor and to a bare
+ *                                        Bun receiver (the floor)
  *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/
  */
 import { execFileSync } from "node:child_process";
@@ -322,7 +323,14 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   };
   const storage = join(lab.dir, "monitor.dat");
   const monitorArgs = ["monitor", "--listen", "239.0.0.1:27999", "--storage", storage, "-q"];
+  // The floor: Bun's receiver doing nothing with what it gets, as the monitor's adapter opens it.
+  const bare = join(lab.dir, "bare-receiver.ts");
+  writeFileSync(bare, `const socket = await Bun.udpSocket({ hostname: "0.0.0.0", port: 27999, binaryType: "uint8array", socket: { data() {} } });
+socket.addMembership("239.0.0.1", "127.0.0.1");
+setInterval(() => {}, 1000);
+`);
   const monitors: [string, () => void][] = [
+    ["bare Bun receiver", () => lab.spawn(NS, [join(BIN, "bun"), bare])],
     ["compiled binary", () => lab.spawn(NS, [BINARY, ...monitorArgs])],
     ["bun src/main.ts", () => lab.spawn(NS, [join(BIN, "bun"), "src/main.ts", ...monitorArgs])],
     ["deno run src/main.ts", () => lab.spawn(NS, [join(BIN, "deno"), "run", "-A", "src/main.ts", ...monitorArgs])],
@@ -331,7 +339,8 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   ];
   const rows: string[][] = [];
   for (const [name, start] of monitors) {
-    console.log(`$ ${name}: ${name.startsWith("Apache") ? "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0" : monitorArgs.join(" ")}    (${runs} runs)`);
+    const what = name.startsWith("Apache") ? "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0" : name.startsWith("bare") ? "Bun.udpSocket, counting nothing" : monitorArgs.join(" ");
+    console.log(`$ ${name}: ${what}    (${runs} runs)`);
     start();
     await waitUntil(() => lab.sh(NS, "cat /proc/net/udp").includes(`:${(27999).toString(16).toUpperCase()} `), 20_000);
     // Everything in the namespace on CPU 1; the blaster gets CPU 0 to itself.
@@ -389,6 +398,8 @@ async function main(): Promise<number> {
   // A binary written moments ago is mapped from the page cache in larger pieces, which shows as
   // up to 5 MB more RSS than the same binary read back from disk: start from a cold cache.
   execFileSync("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"]);
+  // Interrupted, it still deletes its namespace and what runs there (the lab does so at exit).
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
   const lab = new Lab();
   try {
     lab.addNamespace(NS);
