@@ -25,7 +25,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Lab, REPO } from "../test/support/lab.ts";
+import { Lab, REPO, waitFor } from "../test/support/lab.ts";
 import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
 
 const BIN = join(REPO, "node_modules", ".bin");
@@ -152,13 +152,8 @@ const wallMs = () => performance.timeOrigin + performance.now();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await sleep(5);
-  }
-}
+/** How often to look for an arrival: the CPU window opens and closes within this of its heartbeat. */
+const POLL_MS = 5;
 
 /** A listener in the namespace noting each heartbeat's arrival time, by port. */
 async function listener(lab: Lab, ports: number[]): Promise<Map<number, number[]>> {
@@ -187,7 +182,7 @@ for (const port of ${JSON.stringify(ports)}) {
       }
     }
   });
-  await waitUntil(() => ready, 20_000);
+  await waitFor(() => ready, 20_000, "the listener", POLL_MS);
   return arrivals;
 }
 
@@ -209,9 +204,7 @@ function peakRssMb(pid: number): number {
 
 /** The pid of the process `ip netns exec` became. */
 async function execed(pid: number, command: string): Promise<number> {
-  await waitUntil(() => !readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("ip\0"), 5_000).catch(() => {
-    throw new Error(`${command} did not start`);
-  });
+  await waitFor(() => !readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("ip\0"), 5_000, `${command} to start`, POLL_MS);
   return pid;
 }
 
@@ -219,12 +212,12 @@ async function measure(lab: Lab, argv: string[], arrivals: number[]) {
   arrivals.length = 0;
   const started = wallMs();
   const child = lab.spawn(NS, argv);
-  await waitUntil(() => arrivals.length >= 1, 20_000);
+  await waitFor(() => arrivals.length >= 1, 20_000, "the first heartbeat", POLL_MS);
   const firstPacketMs = arrivals[0] - started;
   const pid = await execed(child.pid!, argv[0]);
-  await waitUntil(() => arrivals.length >= 20, 20_000);
+  await waitFor(() => arrivals.length >= 20, 20_000, "20 heartbeats", POLL_MS);
   const before = cpuMs(pid);
-  await waitUntil(() => arrivals.length >= 20 + BEATS, 60_000);
+  await waitFor(() => arrivals.length >= 20 + BEATS, 60_000, `${20 + BEATS} heartbeats`, POLL_MS);
   const cpuPerBeatMs = (cpuMs(pid) - before) / BEATS;
   const rss = peakRssMb(pid);
   child.kill("SIGKILL");
@@ -236,14 +229,14 @@ async function startup(lab: Lab, runs: number): Promise<void> {
   const reference = compileC(lab, "reference", REFERENCE_C);
   // Apache with mod_status on port 80, for the apache source; its own heartbeats go elsewhere.
   startApacheOrigin(lab, NS, { heartbeatAddress: "239.0.0.1:27990" });
-  await waitUntil(() => {
+  await waitFor(() => {
     try {
       lab.sh(NS, "curl -sf http://127.0.0.1/server-status?auto | grep -q Scoreboard");
       return true;
     } catch {
       return false;
     }
-  }, 20_000);
+  }, 20_000, "Apache's /server-status", POLL_MS);
   const arrivals = (await listener(lab, [27999])).get(27999)!;
   const agent = (source: string[]) => ["-a", "239.0.0.1:27999", ...source, "--interval", String(INTERVAL), "-q"];
   for (const [label, source, referenceArgs] of [
@@ -297,12 +290,11 @@ async function measureAccuracy(lab: Lab, seconds: number): Promise<void> {
   table(["sender", "heartbeats", "p50 |interval-1s| ms", "p99 ms", "drift of the last ms"], rows);
 }
 
-/** The namespace's UDP counters: what reached a socket, and what a full socket buffer dropped. */
-function udpCounters(lab: Lab): { delivered: number; dropped: number } {
+/** The namespace's count of datagrams that reached a socket (InDatagrams). */
+function udpDelivered(lab: Lab): number {
   const lines = lab.sh(NS, "cat /proc/net/snmp").split("\n").filter((line) => line.startsWith("Udp:"));
   const [names, values] = lines.map((line) => line.split(/\s+/).slice(1));
-  const value = (name: string) => Number(values[names.indexOf(name)]);
-  return { delivered: value("InDatagrams"), dropped: value("RcvbufErrors") };
+  return Number(values[names.indexOf("InDatagrams")]);
 }
 
 const INGEST_RATES = [25_000, 50_000, 100_000, 150_000, 200_000, 250_000];
@@ -314,12 +306,12 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   lab.sh(NS, Array.from({ length: INGEST_SENDERS }, (_, i) => `ip addr add 10.99.1.${i + 1}/32 dev lo`).join("; "));
   /** The share of a blast at `rate` that reached the monitor's socket, and the rate the blaster managed. */
   const blast = async (rate: number, seconds: number) => {
-    const before = udpCounters(lab);
+    const before = udpDelivered(lab);
     const started = performance.now();
     const sent = Number(lab.sh(NS, `taskset -c 0 ${blaster} ${rate} ${seconds} ${INGEST_SENDERS}`));
     const achieved = sent / ((performance.now() - started) / 1000);
     await sleep(1000); // what is queued is read
-    return { lost: 1 - (udpCounters(lab).delivered - before.delivered) / sent, achieved };
+    return { lost: 1 - (udpDelivered(lab) - before) / sent, achieved };
   };
   const storage = join(lab.dir, "monitor.dat");
   const monitorArgs = ["monitor", "--listen", "239.0.0.1:27999", "--storage", storage, "-q"];
@@ -329,24 +321,22 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
 socket.addMembership("239.0.0.1", "127.0.0.1");
 setInterval(() => {}, 1000);
 `);
-  const monitors: [string, () => void][] = [
-    ["bare Bun receiver", () => lab.spawn(NS, [join(BIN, "bun"), bare])],
-    ["compiled binary", () => lab.spawn(NS, [BINARY, ...monitorArgs])],
-    ["bun src/main.ts", () => lab.spawn(NS, [join(BIN, "bun"), "src/main.ts", ...monitorArgs])],
-    ["deno run src/main.ts", () => lab.spawn(NS, [join(BIN, "deno"), "run", "-A", "src/main.ts", ...monitorArgs])],
-    ["Apache mod_heartmonitor", () =>
+  const ours = monitorArgs.join(" ");
+  const monitors: [string, string, () => void][] = [
+    ["bare Bun receiver", "Bun.udpSocket, counting nothing", () => lab.spawn(NS, [join(BIN, "bun"), bare])],
+    ["compiled binary", ours, () => lab.spawn(NS, [BINARY, ...monitorArgs])],
+    ["bun src/main.ts", ours, () => lab.spawn(NS, [join(BIN, "bun"), "src/main.ts", ...monitorArgs])],
+    ["deno run src/main.ts", ours, () => lab.spawn(NS, [join(BIN, "deno"), "run", "-A", "src/main.ts", ...monitorArgs])],
+    ["Apache mod_heartmonitor", "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0", () =>
       startApacheProxy(lab, NS, { address: "127.0.0.1", members: ["http://127.0.0.1:8080"], heartmonitor: { listen: "239.0.0.1:27999" } })],
   ];
   const rows: string[][] = [];
-  for (const [name, start] of monitors) {
-    const what = name.startsWith("Apache") ? "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0" : name.startsWith("bare") ? "Bun.udpSocket, counting nothing" : monitorArgs.join(" ");
+  for (const [name, what, start] of monitors) {
     console.log(`$ ${name}: ${what}    (${runs} runs)`);
     start();
-    await waitUntil(() => lab.sh(NS, "cat /proc/net/udp").includes(`:${(27999).toString(16).toUpperCase()} `), 20_000);
+    await waitFor(() => lab.sh(NS, "cat /proc/net/udp").includes(`:${(27999).toString(16).toUpperCase()} `), 20_000, `${name} to listen`, POLL_MS);
     // Everything in the namespace on CPU 1; the blaster gets CPU 0 to itself.
-    for (const pid of execFileSync("ip", ["netns", "pids", lab.ns(NS)], { encoding: "utf8" }).split("\n").filter(Boolean)) {
-      execFileSync("taskset", ["-a", "-c", "-p", "1", pid], { stdio: "ignore" });
-    }
+    for (const pid of lab.pids(NS)) execFileSync("taskset", ["-a", "-c", "-p", "1", String(pid)], { stdio: "ignore" });
     await blast(50_000, 2); // warm-up, not counted: a JIT compiles the hot path in the first second
     const cells: string[] = [];
     let best = 0;
@@ -359,8 +349,7 @@ setInterval(() => {}, 1000);
       if (lost < 0.01) best = Math.max(best, Math.min(rate, achieved));
     }
     rows.push([name, ...cells, `${Math.round(best / 1000)}k`]);
-    execFileSync("ip", ["netns", "pids", lab.ns(NS)], { encoding: "utf8" }).split("\n").filter(Boolean)
-      .forEach((pid) => process.kill(Number(pid), "SIGKILL"));
+    lab.pids(NS).forEach((pid) => process.kill(pid, "SIGKILL"));
     await sleep(500);
   }
   console.log(`\nmedian share lost of ${runs} blasts at each rate (heartbeats/s for ${INGEST_SECONDS} s from ${INGEST_SENDERS} senders;` +

@@ -122,6 +122,11 @@ export class Lab {
     this.sh(host, `ip addr add ${cidr} dev eth0; ip link set eth0 up; ip route add 224.0.0.0/4 dev eth0`);
   }
 
+  /** Every process running in namespace `name`, children of daemons included. */
+  pids(name: string): number[] {
+    return namespacePids(this.ns(name));
+  }
+
   /** Starts `argv` inside namespace `name`; it is killed when the lab closes. */
   spawn(name: string, argv: string[], options: { cwd?: string; env?: Record<string, string> } = {}): ChildProcess {
     const child = spawn("ip", ["netns", "exec", this.ns(name), ...argv], {
@@ -159,14 +164,17 @@ export class Lab {
     for (const ns of this.#namespaces.splice(0).reverse()) {
       try {
         // Processes left in the namespace (daemons' children) would keep it alive.
-        execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean)
-          .forEach((pid) => process.kill(Number(pid), "SIGKILL"));
+        namespacePids(ns).forEach((pid) => process.kill(pid, "SIGKILL"));
         ip("netns", "del", ns);
       } catch { /* already gone */ }
     }
     for (const dir of this.#etc) rmSync(dir, { recursive: true, force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function namespacePids(ns: string): number[] {
+  return execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
 }
 
 function ip(...args: string[]): void {
@@ -195,12 +203,12 @@ export function stop(child: ChildProcess, graceMs = 3000): Promise<number | null
   });
 }
 
-/** Resolves once `predicate` holds for what the child has printed, or rejects after `timeoutMs`. */
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** Resolves once `check` holds, looking every `pollMs`, or rejects after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string, pollMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 
