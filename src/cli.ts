@@ -40,7 +40,8 @@ ${Object.entries(SOURCES).map(([name, source]) => `                             
       --proc-root DIR       where /proc is, for --source tcp (default /proc)
 
 Shaping what is sent:
-      --drain-file PATH     while PATH exists, send ready=0 (so does SIGUSR1, until SIGUSR2);
+      --drain-file PATH     while PATH exists, send ready=0 (so does SIGTTOU, until SIGTTIN;
+                            SIGUSR1/SIGUSR2 too on Bun and the binary, not on Deno);
                             on SIGTERM a last ready=0 goes out before the agent exits
       --min-busy N          report busy as at least N (1: no ready/4 cold-start penalty)
       --ramp-up SECONDS     after start, grow the advertised ready from 0 over this time

@@ -19,6 +19,7 @@ import { allowOptimizingJit, runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { Drain, shapeLoad } from "./shaping.ts";
+import { drainSignals, processSignals, type SignalName } from "./signals.ts";
 import { readKeyFile, SignatureCheck, sign } from "./signing.ts";
 import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
@@ -211,13 +212,14 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
       await active.close();
     }
   }
-  const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"]);
+  const { drain, undrain } = drainSignals();
+  const signals = processSignals(["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain], active.logger);
   try {
     let running = start(active);
     for (;;) {
       const signal = await signals.next();
-      if (signal === "SIGUSR1" || signal === "SIGUSR2") {
-        active.lasting.drain.set(signal === "SIGUSR1", signal);
+      if (drain.includes(signal) || undrain.includes(signal)) {
+        active.lasting.drain.set(drain.includes(signal), signal);
         continue;
       }
       if (signal !== "SIGHUP") {
@@ -288,6 +290,9 @@ export const DEFAULT_MAX_SERVERS = 1000;
 /** How old a signed heartbeat may be, in seconds. */
 const DEFAULT_SIGNATURE_WINDOW = 30;
 
+/** Signals the monitor has no use for: logged, so that a stray one does not stop it. */
+const UNUSED_BY_MONITOR: SignalName[] = ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN"];
+
 /** `heartbeat monitor`: runs until SIGINT or SIGTERM. */
 async function monitor(settings: Settings, invocation: Invocation, io: MainIO): Promise<number> {
   if (!settings.listen && !settings.http) {
@@ -311,7 +316,7 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
     udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
     settings.http ? `http ${settings.http.text}` : undefined,
   ].filter(Boolean).join(", ");
-  const signals = signalQueue(["SIGINT", "SIGTERM", "SIGHUP"]);
+  const signals = processSignals(["SIGINT", "SIGTERM", "SIGHUP", ...UNUSED_BY_MONITOR], logger);
   const stop = new AbortController();
   allowOptimizingJit();
   const running = runMonitor({
@@ -337,6 +342,10 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
       const signal = await Promise.race([signals.next(), stopped]);
       if (signal === "SIGHUP") {
         logger.warn("SIGHUP: the monitor does not reload its configuration; restart it to apply changes");
+        continue;
+      }
+      if (signal && UNUSED_BY_MONITOR.includes(signal)) {
+        logger.warn(`${signal}: the monitor does not drain; ignored`);
         continue;
       }
       if (signal) logger.info(`stopping on ${signal}`);
@@ -376,24 +385,6 @@ function showServers(file: string, io: MainIO): number {
   io.stdout(formatColumns(rows));
   if (shares.length === 0) io.stdout(`(no servers in ${file})`);
   return EXIT_OK;
-}
-
-/** Signals in the order they arrive, one at a time. */
-function signalQueue(names: NodeJS.Signals[]): { next(): Promise<NodeJS.Signals>; close(): void } {
-  const arrived: NodeJS.Signals[] = [];
-  let waiting: ((signal: NodeJS.Signals) => void) | undefined;
-  const handler = (signal: NodeJS.Signals) => {
-    if (waiting) {
-      const resolve = waiting;
-      waiting = undefined;
-      resolve(signal);
-    } else arrived.push(signal);
-  };
-  for (const name of names) process.on(name, handler);
-  return {
-    next: () => arrived.length ? Promise.resolve(arrived.shift()!) : new Promise((resolve) => waiting = resolve),
-    close: () => names.forEach((name) => process.off(name, handler)),
-  };
 }
 
 /** How often host names in --address are looked up again, in seconds. */

@@ -7,7 +7,7 @@ import type { Load } from "./codec.ts";
 import type { Logger } from "./log.ts";
 
 /**
- * Draining, by signal (SIGUSR1 on, SIGUSR2 off) or while a drain file exists. It outlives
+ * Draining, by signal (signals.ts: drainSignals) or while a drain file exists. It outlives
  * reloads; the file is the current configuration's.
  */
 export class Drain {

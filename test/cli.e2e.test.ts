@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { drainSignals } from "../src/signals.ts";
 import { sign } from "../src/signing.ts";
 import { agentCommand, collect, commandAvailable, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
 import type { Probe } from "./support/send-probe.ts";
@@ -143,7 +144,7 @@ test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the 
   await stop(listener);
 });
 
-test(`e2e ${runtime}: drain by SIGUSR1/SIGUSR2 and by file, and SIGTERM, show in the monitor's storage within an interval`, { skip }, async () => {
+test(`e2e ${runtime}: drain by signal and by file, and SIGTERM, show in the monitor's storage within an interval`, { skip }, async () => {
   const lab = network();
   const storage = join(lab.dir, "drain-hb.dat");
   const drainFile = join(lab.dir, "drain-now");
@@ -165,11 +166,14 @@ test(`e2e ${runtime}: drain by SIGUSR1/SIGUSR2 and by file, and SIGTERM, show in
     return Date.now() - started;
   };
   await advertises(12, "first heartbeats");
-  process.kill(agent.pid!, "SIGUSR1");
-  // One interval (0.5 s) for the next heartbeat, and up to a second for the monitor's next write.
-  assert.ok(await advertises(0, "SIGUSR1 drains") < 1600);
-  process.kill(agent.pid!, "SIGUSR2");
-  await advertises(12, "SIGUSR2 resumes");
+  const { drain, undrain } = drainSignals(runtime);
+  for (const [on, off] of drain.map((signal, i) => [signal, undrain[i]] as const)) {
+    process.kill(agent.pid!, on);
+    // One interval (0.5 s) for the next heartbeat, and up to a second for the monitor's next write.
+    assert.ok(await advertises(0, `${on} drains`) < 1600);
+    process.kill(agent.pid!, off);
+    await advertises(12, `${off} resumes`);
+  }
   writeFileSync(drainFile, "");
   assert.ok(await advertises(0, "the drain file drains") < 1600);
   rmSync(drainFile);
@@ -178,8 +182,33 @@ test(`e2e ${runtime}: drain by SIGUSR1/SIGUSR2 and by file, and SIGTERM, show in
   process.kill(agent.pid!, "SIGTERM");
   assert.equal(await exited, 0);
   assert.ok(await advertises(0, "SIGTERM's farewell") < 1600);
-  assert.match(agentLog().stderr, /SIGUSR1: drain requested\n.*draining: advertising ready=0 \(signal\)/s);
+  assert.match(agentLog().stderr, new RegExp(`${drain[0]}: drain requested\\n.*draining: advertising ready=0 \\(signal\\)`, "s"));
   await stop(monitor);
+});
+
+test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent nor monitor`, { skip }, async () => {
+  const lab = network();
+  const monitor = lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27993"]));
+  const monitorLog = collect(monitor);
+  const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27993", "--ready", "2", "--interval", "0.2"]));
+  const agentLog = collect(agent);
+  await waitFor(() => monitorLog().stderr.includes("listening on") && agentLog().stderr.includes("sending"), 10_000, "agent and monitor");
+  // Deno installs its SIGUSR1 inspector trigger 500 ms after start: wait past it.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  for (const signal of ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN", "SIGHUP"] as const) {
+    process.kill(agent.pid!, signal);
+    process.kill(monitor.pid!, signal);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  for (const ns of ["host", "peer"]) assert.equal(lab.sh(ns, "ss -Htln"), "", `a TCP port is open in ${ns}`);
+  assert.doesNotMatch(agentLog().stderr + monitorLog().stderr, /Debugger|inspect/i);
+  assert.match(monitorLog().stderr, /SIGUSR2: the monitor does not drain; ignored/);
+  // process.kill, not stop(): Deno's ChildProcess reports a handled SIGTERM as the cause of exit.
+  for (const [child, log] of [[agent, agentLog], [monitor, monitorLog]] as const) {
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    process.kill(child.pid!, "SIGTERM");
+    assert.equal(await exited, 0, log().stderr);
+  }
 });
 
 test(`e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`, { skip }, async () => {
