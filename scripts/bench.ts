@@ -27,6 +27,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Lab, REPO, waitFor } from "../test/support/lab.ts";
 import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
+import { VERSION } from "../src/version.ts";
 
 const BIN = join(REPO, "node_modules", ".bin");
 const DIST = join(REPO, "dist");
@@ -361,9 +362,10 @@ function sizes(): void {
   const mb = (path: string) => existsSync(path) ? (statSync(path).size / 1e6).toFixed(1) : "-";
   const binaries = readdirSync(DIST).filter((name) => /^heartbeat-[^.]+(\.exe)?$/.test(name)).sort();
   console.log(`$ ls -l ${DIST}\n`);
-  table(["target", "binary MB", "archive MB"], binaries.map((name) => {
-    const base = name.replace(/\.exe$/, "");
-    return [base.replace(/^heartbeat-/, ""), mb(join(DIST, name)), mb(join(DIST, `${base}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`))];
+  table(["target", "binary MB", "archive MB", "image MB"], binaries.map((name) => {
+    const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
+    const release = join(DIST, `heartbeat-${VERSION}-${target}`);
+    return [target, mb(join(DIST, name)), mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`), mb(`${release}.image.tar`)];
   }));
 }
 

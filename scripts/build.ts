@@ -1,30 +1,42 @@
 /**
- * Standalone binaries and release archives: `bun scripts/build.ts [--target NAME …]` (or
- * `deno run -A scripts/build.ts`).
+ * Standalone binaries, release archives and container images:
+ * `bun scripts/build.ts [--target NAME …] [--no-archives] [--image]` (or `npm run build --`).
  *
- *   dist/heartbeat-<os>-<arch>[.exe]   bun build --compile, every target
- *   dist/deno/heartbeat-<os>-<arch>    deno compile, the targets Deno has, when denort can be had
- *   dist/*.tar.xz, dist/*.zip          one archive per binary (zip for Windows)
- *   dist/SHA256SUMS                    sha256sum -c checks them all
+ *   dist/heartbeat-<target>[.exe]                   bun build --compile, runnable as it is
+ *   dist/heartbeat-<version>-<target>.tar.xz        the release archive (.zip for Windows): one
+ *                                                   folder heartbeat-<version>-<target>/ with the
+ *                                                   binary as heartbeat[.exe], LICENSE, NOTICE,
+ *                                                   README.md, CHANGELOG.md and contrib/
+ *   dist/heartbeat-<version>-<target>-deno.tar.xz   the same from deno compile, where it works
+ *   dist/SHA256SUMS                                 `sha256sum -c SHA256SUMS` checks every archive
+ *   dist/heartbeat-<version>-<target>.image.tar     with --image (Linux glibc targets): an OCI image
+ *                                                   for `podman load` or `docker load`
+ *
+ * The image is built FROM scratch by the Dockerfile at the repository's root, from a folder
+ * staged here: the binary, exactly the libraries ldd names, the licences, and a passwd entry for
+ * the non-root user 65532. podman is used where it is installed, docker otherwise
+ * (CONTAINER_ENGINE chooses). IMAGE_SOURCE names the repository for the image's
+ * org.opencontainers.image.source label (default: git's origin).
  *
  * deno compile fetches `denort` from Deno's download server unless DENORT_BIN names a local
  * copy; where neither works, it says so and the Bun builds still succeed.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const DIST = join(REPO, "dist");
 const BIN = join(REPO, "node_modules", ".bin");
+export const VERSION: string = JSON.parse(readFileSync(join(REPO, "deno.json"), "utf8")).version;
 
-/** Our target name → Bun's, and Deno's where Deno has it. */
-export const TARGETS: Record<string, { bun: string; deno?: string; windows?: boolean }> = {
-  "linux-x64": { bun: "bun-linux-x64", deno: "x86_64-unknown-linux-gnu" },
-  "linux-arm64": { bun: "bun-linux-arm64", deno: "aarch64-unknown-linux-gnu" },
+/** Our target name → Bun's, Deno's where Deno has it, and the image platform for glibc Linux. */
+export const TARGETS: Record<string, { bun: string; deno?: string; windows?: boolean; platform?: string }> = {
+  "linux-x64": { bun: "bun-linux-x64", deno: "x86_64-unknown-linux-gnu", platform: "linux/amd64" },
+  "linux-arm64": { bun: "bun-linux-arm64", deno: "aarch64-unknown-linux-gnu", platform: "linux/arm64" },
   "linux-x64-musl": { bun: "bun-linux-x64-musl" },
   "linux-arm64-musl": { bun: "bun-linux-arm64-musl" },
   "darwin-x64": { bun: "bun-darwin-x64", deno: "x86_64-apple-darwin" },
@@ -32,9 +44,25 @@ export const TARGETS: Record<string, { bun: string; deno?: string; windows?: boo
   "windows-x64": { bun: "bun-windows-x64", deno: "x86_64-pc-windows-msvc", windows: true },
 };
 
+/** What goes into every archive beside the binary. */
+const DOCUMENTS = ["LICENSE", "NOTICE", "README.md", "CHANGELOG.md", "contrib"];
+
+/** The user the image runs as: distroless's "nonroot". */
+const IMAGE_USER = 65532;
+
 function run(command: string, args: string[], env: Record<string, string> = {}): { ok: boolean; output: string } {
   const result = spawnSync(command, args, { cwd: REPO, env: { ...process.env, ...env }, encoding: "utf8" });
   return { ok: result.status === 0, output: `${result.stdout ?? ""}${result.stderr ?? ""}${result.error?.message ?? ""}` };
+}
+
+/** The commit (short, `-dirty` for a modified tree) and the date (SOURCE_DATE_EPOCH, else today). */
+export function buildStamp(): { commit: string; date: string } {
+  const head = run("git", ["rev-parse", "--short=7", "HEAD"]);
+  const clean = run("git", ["diff", "--quiet", "HEAD", "--"]).ok;
+  const commit = head.ok ? `${head.output.trim()}${clean ? "" : "-dirty"}` : "unknown";
+  const epoch = Number(process.env.SOURCE_DATE_EPOCH);
+  const date = new Date(Number.isFinite(epoch) && epoch > 0 ? epoch * 1000 : Date.now()).toISOString().slice(0, 10);
+  return { commit, date };
 }
 
 /** JavaScriptCore's tier-up thresholds × this: high enough that the agent's code never tiers up. */
@@ -43,12 +71,15 @@ const JIT_POLICY = 1_000_000;
 /** The bun that compiles: the one running this script, else the project's (under Deno). */
 const BUN = "Bun" in globalThis ? process.execPath : join(BIN, "bun");
 
-function buildBun(name: string): string {
+function buildBun(name: string, stamp: { commit: string; date: string }): string {
   const target = TARGETS[name];
   const outfile = join(DIST, `heartbeat-${name}${target.windows ? ".exe" : ""}`);
-  // The target is baked in, for --version; the version comes from deno.json through the bundle.
+  // Commit, date and target are baked in for --version (src/version.ts); the version comes
+  // from deno.json through the bundle.
+  const defines = Object.entries({ TARGET: name, COMMIT: stamp.commit, DATE: stamp.date })
+    .flatMap(([key, value]) => ["--define", `process.env.HEARTBEAT_BUILD_${key}=${JSON.stringify(value)}`]);
   const built = run(BUN, [
-    "build", "--compile", `--target=${target.bun}`, `--define`, `process.env.HEARTBEAT_BUILD_TARGET=${JSON.stringify(JSON.stringify(name))}`,
+    "build", "--compile", `--target=${target.bun}`, ...defines,
     // Bytecode halves the time to the first heartbeat (23 → 13 ms here, scripts/bench.ts).
     "--bytecode", "--format=esm",
     // Holds back JIT tier-up, for 6 MB less memory; the monitor lifts it (allowOptimizingJit).
@@ -70,6 +101,7 @@ function buildDeno(name: string): string | undefined {
   const output = join(DIST, "deno", `heartbeat-${name}${TARGETS[name].windows ? ".exe" : ""}`);
   const built = run(join(BIN, "deno"), ["compile", "-A", "--unstable-net", "--target", target, "--output", output, "src/main.ts"], { NO_COLOR: "1" });
   if (built.ok) return output;
+  if (readdirSync(join(DIST, "deno")).length === 0) rmSync(join(DIST, "deno"), { recursive: true });
   const reason = process.env.DENORT_BIN
     ? `with DENORT_BIN=${process.env.DENORT_BIN}`
     : "it needs denort from Deno's download server, which cannot be reached here; set DENORT_BIN to a local denort for this target";
@@ -82,30 +114,117 @@ function buildDeno(name: string): string | undefined {
   return undefined;
 }
 
-function archive(binary: string, windows: boolean): string {
-  const name = basename(binary).replace(/\.exe$/, "");
-  const folder = join(binary, "..");
-  const out = join(folder, `${name}.${windows ? "zip" : "tar.xz"}`);
+/** `<dist>/<folder>.tar.xz` (or .zip) holding `<folder>/` with the binary as heartbeat[.exe] and the documents. */
+export function archive(binary: string, folder: string, windows: boolean, dist = DIST): string {
+  const staging = join(dist, folder);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging);
+  copyFileSync(binary, join(staging, windows ? "heartbeat.exe" : "heartbeat"));
+  for (const document of DOCUMENTS) cpSync(join(REPO, document), join(staging, document), { recursive: true });
+  const out = join(dist, `${folder}.${windows ? "zip" : "tar.xz"}`);
   rmSync(out, { force: true });
-  if (windows) execFileSync("zip", ["-q", "-j", "-9", out, binary]);
-  else execFileSync("tar", ["-cJf", out, "-C", folder, basename(binary)], { env: { ...process.env, XZ_OPT: "-9" } });
+  if (windows) execFileSync("zip", ["-q", "-r", "-9", out, folder], { cwd: dist });
+  else execFileSync("tar", ["-cJf", out, "-C", dist, "--owner=0", "--group=0", folder], { env: { ...process.env, XZ_OPT: "-9" } });
+  rmSync(staging, { recursive: true });
   return out;
 }
 
-function sha256sums(folder: string): void {
-  const files = readdirSync(folder).filter((file) => /\.(tar\.xz|zip)$/.test(file)).sort();
-  if (files.length === 0) return;
-  const lines = files.map((file) => `${createHash("sha256").update(readFileSync(join(folder, file))).digest("hex")}  ${file}`);
-  writeFileSync(join(folder, "SHA256SUMS"), `${lines.join("\n")}\n`);
+/** `<dist>/SHA256SUMS` for every archive and image in `dist`, as sha256sum writes it. */
+export function sha256sums(dist = DIST): string {
+  const files = readdirSync(dist).filter((file) => /\.(tar\.xz|zip|image\.tar)$/.test(file)).sort();
+  const lines = files.map((file) => `${createHash("sha256").update(readFileSync(join(dist, file))).digest("hex")}  ${file}`);
+  const out = join(dist, "SHA256SUMS");
+  writeFileSync(out, lines.length ? `${lines.join("\n")}\n` : "");
+  return out;
 }
 
+/** The libraries a dynamically linked binary loads, as ldd names them (the loader included). */
+function sharedLibraries(binary: string): string[] {
+  return execFileSync("ldd", [binary], { encoding: "utf8" }).split("\n")
+    .map((line) => /(\/\S+)/.exec(line.includes("=>") ? line.split("=>")[1] : line)?.[1])
+    .filter((path): path is string => !!path);
+}
+
+/**
+ * The image's root file system: the binary as /heartbeat, the libraries ldd names, the
+ * licences, and passwd/group entries for the non-root user. Undefined, with the reason, where
+ * this machine cannot stage `name` (ldd reads only binaries of its own architecture).
+ */
+export function stageImage(binary: string, name: string): { root: string } | { skipped: string } {
+  if (!TARGETS[name].platform) return { skipped: "images are built for the glibc Linux targets (linux-x64, linux-arm64)" };
+  if (name !== `${process.platform}-${process.arch}`) return { skipped: `ldd on this ${process.platform}-${process.arch} machine cannot list a ${name} binary's libraries` };
+  const root = join(DIST, `image-${name}`);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root);
+  copyFileSync(binary, join(root, "heartbeat"));
+  for (const library of sharedLibraries(binary)) {
+    mkdirSync(join(root, dirname(library)), { recursive: true });
+    copyFileSync(library, join(root, library));
+  }
+  const doc = join(root, "usr", "share", "doc", "heartbeat");
+  mkdirSync(doc, { recursive: true });
+  for (const document of ["LICENSE", "NOTICE"]) copyFileSync(join(REPO, document), join(doc, document));
+  mkdirSync(join(root, "etc"));
+  writeFileSync(join(root, "etc", "passwd"), `root:x:0:0:root:/:/sbin/nologin\nnonroot:x:${IMAGE_USER}:${IMAGE_USER}:nonroot:/:/sbin/nologin\n`);
+  writeFileSync(join(root, "etc", "group"), `root:x:0:\nnonroot:x:${IMAGE_USER}:\n`);
+  // Bun needs a /proc at run time: the container runtime mounts one there.
+  mkdirSync(join(root, "proc"));
+  return { root };
+}
+
+/** podman or docker: CONTAINER_ENGINE, else whichever is installed, podman first. */
+function containerEngine(): string | undefined {
+  if (process.env.CONTAINER_ENGINE) return process.env.CONTAINER_ENGINE;
+  return ["podman", "docker"].find((engine) => run(engine, ["--version"]).ok);
+}
+
+/** Builds the image from the staged root with the Dockerfile and saves it; its tag and file. */
+function buildImage(root: string, name: string, stamp: { commit: string; date: string }): { tag: string; file: string } | { skipped: string } {
+  const engine = containerEngine();
+  if (!engine) return { skipped: `neither podman nor docker is installed; the staged root is ${root}: build it with 'docker build -f Dockerfile ${root}'` };
+  const tag = `localhost/heartbeat:${VERSION}-${name}`;
+  const origin = run("git", ["remote", "get-url", "origin"]);
+  const args = {
+    VERSION,
+    REVISION: stamp.commit,
+    CREATED: `${stamp.date}T00:00:00Z`,
+    // Where the source is: IMAGE_SOURCE (the release workflow sets it), else git's origin.
+    SOURCE: process.env.IMAGE_SOURCE ?? (origin.ok ? origin.output.trim() : "unknown"),
+  };
+  const built = run(engine, [
+    "build", ...(engine.endsWith("podman") ? ["--network", "none"] : []), "--platform", TARGETS[name].platform!, "-f", join(REPO, "Dockerfile"), "-t", tag,
+    ...Object.entries(args).flatMap(([key, value]) => ["--build-arg", `${key}=${value}`]),
+    root,
+  ]);
+  if (!built.ok) throw new Error(`${engine} build for ${name} failed:\n${built.output}`);
+  const file = join(DIST, `heartbeat-${VERSION}-${name}.image.tar`);
+  rmSync(file, { force: true });
+  const saved = run(engine, ["save", ...(engine.endsWith("podman") ? ["--format", "docker-archive"] : []), "-o", file, tag]);
+  if (!saved.ok) throw new Error(`${engine} save ${tag} failed:\n${saved.output}`);
+  return { tag, file };
+}
+
+const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+const USAGE = `Usage: bun scripts/build.ts [--target NAME ...] [--no-archives] [--image]
+  --target NAME   build only this target (repeatable); default: all of them
+  --no-archives   binaries only: no archives, no SHA256SUMS
+  --image         also a container image for the Linux glibc targets this machine can stage
+Targets: ${Object.keys(TARGETS).join(", ")}`;
+
 export function main(argv: string[]): number {
-  const { values } = parseArgs({
-    args: argv,
-    options: { target: { type: "string", multiple: true }, "no-archives": { type: "boolean" }, help: { type: "boolean", short: "h" } },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { target: { type: "string", multiple: true }, "no-archives": { type: "boolean" }, image: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    }));
+  } catch (error) {
+    console.error(`build: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
   if (values.help) {
-    console.log(`Usage: bun scripts/build.ts [--target NAME ...] [--no-archives]\nTargets: ${Object.keys(TARGETS).join(", ")} (default: all)`);
+    console.log(USAGE);
     return 0;
   }
   const names = values.target ?? Object.keys(TARGETS);
@@ -114,18 +233,26 @@ export function main(argv: string[]): number {
     console.error(`build: unknown target ${unknown.join(", ")}; the targets are ${Object.keys(TARGETS).join(", ")}`);
     return 2;
   }
+  const missing = DOCUMENTS.filter((document) => !existsSync(join(REPO, document)));
+  if (missing.length) throw new Error(`build: missing ${missing.join(", ")} in ${REPO}`);
   mkdirSync(DIST, { recursive: true });
-  const packed = (binary: string, name: string) => values["no-archives"] ? binary : `${binary} → ${archive(binary, TARGETS[name].windows === true)}`;
+  const stamp = buildStamp();
+  console.log(`heartbeat ${VERSION} (${stamp.commit}, ${stamp.date})`);
+  const size = (file: string) => megabytes(statSync(file).size);
   for (const name of names) {
-    console.log(`bun  ${name}: ${packed(buildBun(name), name)}`);
+    const windows = TARGETS[name].windows === true;
+    const binary = buildBun(name, stamp);
+    const packed = (file: string, folder: string) => values["no-archives"] ? "" : ` → ${archive(file, folder, windows)} (${size(join(DIST, `${folder}.${windows ? "zip" : "tar.xz"}`))})`;
+    console.log(`bun  ${name}: ${binary} (${size(binary)})${packed(binary, `heartbeat-${VERSION}-${name}`)}`);
     const denoBinary = buildDeno(name);
-    if (denoBinary) console.log(`deno ${name}: ${packed(denoBinary, name)}`);
+    if (denoBinary) console.log(`deno ${name}: ${denoBinary} (${size(denoBinary)})${packed(denoBinary, `heartbeat-${VERSION}-${name}-deno`)}`);
+    if (values.image) {
+      const staged = stageImage(binary, name);
+      const image = "root" in staged ? buildImage(staged.root, name, stamp) : staged;
+      console.log("skipped" in image ? `image ${name}: skipped: ${image.skipped}` : `image ${name}: ${image.tag} → ${image.file} (${size(image.file)})`);
+    }
   }
-  if (!values["no-archives"]) {
-    sha256sums(DIST);
-    if (existsSync(join(DIST, "deno"))) sha256sums(join(DIST, "deno"));
-    console.log(`checksums: ${join(DIST, "SHA256SUMS")}`);
-  }
+  if (!values["no-archives"]) console.log(`checksums: ${sha256sums()}`);
   return 0;
 }
 

@@ -12,12 +12,13 @@
  * its own and Bun does not, so only flat tests give both runtimes the same count.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(REPO, "node_modules", ".bin");
+const VERSION: string = JSON.parse(readFileSync(join(REPO, "deno.json"), "utf8")).version;
 
 interface Outcome {
   passed: number;
@@ -74,11 +75,18 @@ async function main(): Promise<number> {
   ];
   const binary = join(REPO, "dist", "heartbeat-linux-x64");
   if (`${process.platform}-${process.arch}` === "linux-x64") {
-    console.log("\n== build the linux-x64 binary");
-    const built = await run([join(BIN, "bun"), "scripts/build.ts", "--target", "linux-x64", "--no-archives"]);
+    // The container image too, where podman can build it (CI installs it): image.test.ts runs it.
+    const image = existsSync("/usr/bin/podman") ? join(REPO, "dist", `heartbeat-${VERSION}-linux-x64.image.tar`) : undefined;
+    console.log(`\n== build the linux-x64 binary${image ? " and image" : ""}`);
+    const built = await run([join(BIN, "bun"), "scripts/build.ts", "--target", "linux-x64", "--no-archives", ...(image ? ["--image"] : [])]);
     if (built.code !== 0) totals.failed += 1;
-    const endToEnd = readdirSync(join(REPO, "test")).filter((file) => /^(binary|cli\.e2e|interop\..*)\.test\.ts$/.test(file)).map((file) => `./test/${file}`);
-    runners.push({ name: "binary", argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd], read: bunOutcome, env: { HEARTBEAT_BINARY: binary } });
+    const endToEnd = readdirSync(join(REPO, "test")).filter((file) => /^(binary|cli\.e2e|image|interop\..*)\.test\.ts$/.test(file)).map((file) => `./test/${file}`);
+    runners.push({
+      name: "binary",
+      argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd],
+      read: bunOutcome,
+      env: { HEARTBEAT_BINARY: binary, ...(image ? { HEARTBEAT_IMAGE: image } : {}) },
+    });
   }
   for (const runner of runners) {
     console.log(`\n== ${runner.name} test`);

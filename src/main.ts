@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import process from "node:process";
-import denoConfig from "../deno.json" with { type: "json" };
 import { type Destination, familyOf, formatDestination, lookupAll } from "./address.ts";
 import type { Load } from "./codec.ts";
 import { type Agent, type AgentOptions, createAgent } from "./agent.ts";
@@ -17,6 +16,7 @@ import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/s
 import { formatColumns } from "./columns.ts";
 import { allowOptimizingJit, runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
+import { VERSION, versionLine } from "./version.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { Drain, shapeLoad } from "./shaping.ts";
 import { drainSignals, processSignals, type SignalName } from "./signals.ts";
@@ -28,8 +28,6 @@ import { createHttpSender } from "./transport/http.ts";
 import { createResolvingSender } from "./transport/resolving.ts";
 import { createPrintSender } from "./transport/print.ts";
 import type { AdapterName, Sender, UdpTransport } from "./transport/transport.ts";
-
-export const VERSION: string = denoConfig.version;
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -60,8 +58,7 @@ export async function main(
         io.stdout(USAGE.trimEnd());
         return EXIT_OK;
       case "version":
-        // A compiled binary names the target it was built for (scripts/build.ts bakes it in).
-        io.stdout(`heartbeat ${VERSION} (${runtimeVersion()}, ${process.env.HEARTBEAT_BUILD_TARGET ?? `${process.platform}-${process.arch}`})`);
+        io.stdout(versionLine());
         return EXIT_OK;
       case "servers":
         return showServers(command.file, io);

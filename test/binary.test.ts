@@ -20,7 +20,8 @@ test("binary: runs alone with an empty environment, and knows its version and ta
   copyFileSync(binary!, alone);
   const version = spawnSync("env", ["-i", alone, "--version"], { cwd: scratch, encoding: "utf8" });
   assert.equal(version.status, 0, version.stderr);
-  assert.match(version.stdout, /^heartbeat \d+\.\d+\.\d+ \(bun [\d.]+, linux-x64\)\n$/);
+  // The commit and date scripts/build.ts baked in: "from source" would mean they were not.
+  assert.match(version.stdout, /^heartbeat \d+\.\d+\.\d+ \([0-9a-f]{7}(-dirty)?, \d{4}-\d\d-\d\d, bun [\d.]+, linux-x64\)\n$/);
   const once = spawnSync("env", ["-i", alone, "-a", "239.0.0.1:27999", "--ready", "3", "--dry-run", "--once"], { cwd: scratch, encoding: "utf8" });
   assert.deepEqual([once.status, once.stdout, once.stderr], [0, "239.0.0.1:27999 v=1&ready=3&busy=0\n", ""]);
   const wrong = spawnSync("env", ["-i", alone, "-a", "239.0.0.1"], { cwd: scratch, encoding: "utf8" });

@@ -192,7 +192,7 @@ test("main: --help and --version print to stdout and exit 0", async () => {
   assert.equal(await main(["--help"], { stdout: out.write, stderr: out.write }), EXIT_OK);
   assert.equal(out.lines[0], USAGE.trimEnd());
   assert.equal(await main(["-V"], { stdout: out.write, stderr: out.write }), EXIT_OK);
-  assert.match(out.lines[1], /^heartbeat \d+\.\d+\.\d+ \((deno|bun|node) [\w.-]+, \w+-\w+\)$/);
+  assert.match(out.lines[1], /^heartbeat \d+\.\d+\.\d+ \(from source, (deno|bun|node) [\w.-]+, \w+-\w+\)$/);
 });
 
 test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends nothing", async () => {
