@@ -144,8 +144,16 @@ function median(values: number[]): number {
 }
 
 function table(header: string[], rows: string[][]): void {
-  const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column].length)));
-  for (const row of [header, ...rows]) console.log(row.map((cell, column) => column ? cell.padStart(widths[column]) : cell.padEnd(widths[column])).join("  "));
+  const widths = header.map((_, column) =>
+    Math.max(...[header, ...rows].map((row) => row[column].length))
+  );
+  for (const row of [header, ...rows]) {
+    console.log(
+      row.map((cell, column) =>
+        column ? cell.padStart(widths[column]) : cell.padEnd(widths[column])
+      ).join("  "),
+    );
+  }
 }
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
@@ -159,14 +167,17 @@ const POLL_MS = 5;
 /** A listener in the namespace noting each heartbeat's arrival time, by port. */
 async function listener(lab: Lab, ports: number[]): Promise<Map<number, number[]>> {
   const script = join(lab.dir, "listen.ts");
-  writeFileSync(script, `import { createSocket } from "node:dgram";
+  writeFileSync(
+    script,
+    `import { createSocket } from "node:dgram";
 let ready = 0;
 for (const port of ${JSON.stringify(ports)}) {
   const socket = createSocket({ type: "udp4", reuseAddr: true });
   socket.on("message", () => console.log(port + " " + (performance.timeOrigin + performance.now())));
   socket.bind(port, () => { socket.addMembership("239.0.0.1", "127.0.0.1"); if (++ready === ${ports.length}) console.log("ready"); });
 }
-`);
+`,
+  );
   const child = lab.spawn(NS, [join(BIN, "bun"), script]);
   const arrivals = new Map<number, number[]>(ports.map((port) => [port, []]));
   let ready = false;
@@ -192,7 +203,8 @@ function cpuMs(pid: number): number {
   const tasks = readdirSync(`/proc/${pid}/task`);
   return tasks.reduce((sum, task) => {
     try {
-      return sum + Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+      return sum +
+        Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]) / 1e6;
     } catch {
       return sum; // a thread that ended meanwhile
     }
@@ -205,7 +217,12 @@ function peakRssMb(pid: number): number {
 
 /** The pid of the process `ip netns exec` became. */
 async function execed(pid: number, command: string): Promise<number> {
-  await waitFor(() => !readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("ip\0"), 5_000, `${command} to start`, POLL_MS);
+  await waitFor(
+    () => !readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("ip\0"),
+    5_000,
+    `${command} to start`,
+    POLL_MS,
+  );
   return pid;
 }
 
@@ -230,24 +247,42 @@ async function startup(lab: Lab, runs: number): Promise<void> {
   const reference = compileC(lab, "reference", REFERENCE_C);
   // Apache with mod_status on port 80, for the apache source; its own heartbeats go elsewhere.
   startApacheOrigin(lab, NS, { heartbeatAddress: "239.0.0.1:27990" });
-  await waitFor(() => {
-    try {
-      lab.sh(NS, "curl -sf http://127.0.0.1/server-status?auto | grep -q Scoreboard");
-      return true;
-    } catch {
-      return false;
-    }
-  }, 20_000, "Apache's /server-status", POLL_MS);
+  await waitFor(
+    () => {
+      try {
+        lab.sh(NS, "curl -sf http://127.0.0.1/server-status?auto | grep -q Scoreboard");
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    20_000,
+    "Apache's /server-status",
+    POLL_MS,
+  );
   const arrivals = (await listener(lab, [27999])).get(27999)!;
-  const agent = (source: string[]) => ["-a", "239.0.0.1:27999", ...source, "--interval", String(INTERVAL), "-q"];
-  for (const [label, source, referenceArgs] of [
-    ["static source", ["--source", "static", "--ready", "10"], [String(INTERVAL)]],
-    ["apache source, against Apache's mod_status", ["--source", "apache"], [String(INTERVAL), "80"]],
-  ] as const) {
+  const agent = (
+    source: string[],
+  ) => ["-a", "239.0.0.1:27999", ...source, "--interval", String(INTERVAL), "-q"];
+  for (
+    const [label, source, referenceArgs] of [
+      ["static source", ["--source", "static", "--ready", "10"], [String(INTERVAL)]],
+      ["apache source, against Apache's mod_status", ["--source", "apache"], [
+        String(INTERVAL),
+        "80",
+      ]],
+    ] as const
+  ) {
     const senders: [string, string[]][] = [
       ["compiled binary", [BINARY, ...agent([...source])]],
       ["bun src/main.ts", [join(BIN, "bun"), "src/main.ts", ...agent([...source])]],
-      ["deno run src/main.ts", [join(BIN, "deno"), "run", "-A", "src/main.ts", ...agent([...source])]],
+      ["deno run src/main.ts", [
+        join(BIN, "deno"),
+        "run",
+        "-A",
+        "src/main.ts",
+        ...agent([...source]),
+      ]],
       ["C reference sender", [reference, ...referenceArgs]],
     ];
     const rows: string[][] = [];
@@ -262,7 +297,9 @@ async function startup(lab: Lab, runs: number): Promise<void> {
         median(results.map((r) => r.cpuPerBeatMs)).toFixed(3),
       ]);
     }
-    console.log(`\n${label}: medians of ${runs} runs; CPU over ${BEATS} heartbeats at ${1 / INTERVAL}/s\n`);
+    console.log(
+      `\n${label}: medians of ${runs} runs; CPU over ${BEATS} heartbeats at ${1 / INTERVAL}/s\n`,
+    );
     table(["sender", "first packet ms", "peak RSS MB", "CPU/beat ms"], rows);
     console.log();
   }
@@ -270,9 +307,17 @@ async function startup(lab: Lab, runs: number): Promise<void> {
 
 /** p50, p99 of |interval − 1 s| and the drift of the last arrival from first + N × 1 s, in ms. */
 function accuracy(arrivals: number[]): { n: number; p50: number; p99: number; drift: number } {
-  const errors = arrivals.slice(1).map((time, i) => Math.abs(time - arrivals[i] - 1000)).sort((a, b) => a - b);
+  const errors = arrivals.slice(1).map((time, i) => Math.abs(time - arrivals[i] - 1000)).sort((
+    a,
+    b,
+  ) => a - b);
   const at = (q: number) => errors[Math.min(errors.length - 1, Math.floor(q * errors.length))];
-  return { n: arrivals.length, p50: at(0.5), p99: at(0.99), drift: arrivals[arrivals.length - 1] - (arrivals[0] + (arrivals.length - 1) * 1000) };
+  return {
+    n: arrivals.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    drift: arrivals[arrivals.length - 1] - (arrivals[0] + (arrivals.length - 1) * 1000),
+  };
 }
 
 async function measureAccuracy(lab: Lab, seconds: number): Promise<void> {
@@ -281,19 +326,27 @@ async function measureAccuracy(lab: Lab, seconds: number): Promise<void> {
   const argv = [BINARY, "-a", "239.0.0.1:27998", "--source", "static", "--ready", "10", "-q"];
   lab.spawn(NS, argv);
   console.log(`$ ip netns exec ${lab.ns(NS)} ${argv.join(" ")}`);
-  console.log(`$ ip netns exec ${lab.ns(NS)} apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:27997)    for ${seconds} s`);
+  console.log(
+    `$ ip netns exec ${
+      lab.ns(NS)
+    } apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:27997)    for ${seconds} s`,
+  );
   await sleep(seconds * 1000);
-  const rows = ([["compiled agent", 27998], ["mod_heartbeat", 27997]] as const).map(([name, port]) => {
-    const { n, p50, p99, drift } = accuracy(arrivals.get(port)!);
-    return [name, String(n), p50.toFixed(2), p99.toFixed(2), drift.toFixed(1)];
-  });
+  const rows = ([["compiled agent", 27998], ["mod_heartbeat", 27997]] as const).map(
+    ([name, port]) => {
+      const { n, p50, p99, drift } = accuracy(arrivals.get(port)!);
+      return [name, String(n), p50.toFixed(2), p99.toFixed(2), drift.toFixed(1)];
+    },
+  );
   console.log();
   table(["sender", "heartbeats", "p50 |interval-1s| ms", "p99 ms", "drift of the last ms"], rows);
 }
 
 /** The namespace's count of datagrams that reached a socket (InDatagrams). */
 function udpDelivered(lab: Lab): number {
-  const lines = lab.sh(NS, "cat /proc/net/snmp").split("\n").filter((line) => line.startsWith("Udp:"));
+  const lines = lab.sh(NS, "cat /proc/net/snmp").split("\n").filter((line) =>
+    line.startsWith("Udp:")
+  );
   const [names, values] = lines.map((line) => line.split(/\s+/).slice(1));
   return Number(values[names.indexOf("InDatagrams")]);
 }
@@ -304,7 +357,12 @@ const INGEST_SENDERS = 100;
 
 async function ingest(lab: Lab, runs: number): Promise<void> {
   const blaster = compileC(lab, "blaster", BLASTER_C);
-  lab.sh(NS, Array.from({ length: INGEST_SENDERS }, (_, i) => `ip addr add 10.99.1.${i + 1}/32 dev lo`).join("; "));
+  lab.sh(
+    NS,
+    Array.from({ length: INGEST_SENDERS }, (_, i) => `ip addr add 10.99.1.${i + 1}/32 dev lo`).join(
+      "; ",
+    ),
+  );
   /** The share of a blast at `rate` that reached the monitor's socket, and the rate the blaster managed. */
   const blast = async (rate: number, seconds: number) => {
     const before = udpDelivered(lab);
@@ -318,26 +376,56 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   const monitorArgs = ["monitor", "--listen", "239.0.0.1:27999", "--storage", storage, "-q"];
   // The floor: Bun's receiver doing nothing with what it gets, as the monitor's adapter opens it.
   const bare = join(lab.dir, "bare-receiver.ts");
-  writeFileSync(bare, `const socket = await Bun.udpSocket({ hostname: "0.0.0.0", port: 27999, binaryType: "uint8array", socket: { data() {} } });
+  writeFileSync(
+    bare,
+    `const socket = await Bun.udpSocket({ hostname: "0.0.0.0", port: 27999, binaryType: "uint8array", socket: { data() {} } });
 socket.addMembership("239.0.0.1", "127.0.0.1");
 setInterval(() => {}, 1000);
-`);
+`,
+  );
   const ours = monitorArgs.join(" ");
   const monitors: [string, string, () => void][] = [
-    ["bare Bun receiver", "Bun.udpSocket, counting nothing", () => lab.spawn(NS, [join(BIN, "bun"), bare])],
+    [
+      "bare Bun receiver",
+      "Bun.udpSocket, counting nothing",
+      () => lab.spawn(NS, [join(BIN, "bun"), bare]),
+    ],
     ["compiled binary", ours, () => lab.spawn(NS, [BINARY, ...monitorArgs])],
-    ["bun src/main.ts", ours, () => lab.spawn(NS, [join(BIN, "bun"), "src/main.ts", ...monitorArgs])],
-    ["deno run src/main.ts", ours, () => lab.spawn(NS, [join(BIN, "deno"), "run", "-A", "src/main.ts", ...monitorArgs])],
-    ["Apache mod_heartmonitor", "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0", () =>
-      startApacheProxy(lab, NS, { address: "127.0.0.1", members: ["http://127.0.0.1:8080"], heartmonitor: { listen: "239.0.0.1:27999" } })],
+    [
+      "bun src/main.ts",
+      ours,
+      () => lab.spawn(NS, [join(BIN, "bun"), "src/main.ts", ...monitorArgs]),
+    ],
+    [
+      "deno run src/main.ts",
+      ours,
+      () => lab.spawn(NS, [join(BIN, "deno"), "run", "-A", "src/main.ts", ...monitorArgs]),
+    ],
+    [
+      "Apache mod_heartmonitor",
+      "HeartbeatListen 239.0.0.1:27999, HeartbeatMaxServers 0",
+      () =>
+        startApacheProxy(lab, NS, {
+          address: "127.0.0.1",
+          members: ["http://127.0.0.1:8080"],
+          heartmonitor: { listen: "239.0.0.1:27999" },
+        }),
+    ],
   ];
   const rows: string[][] = [];
   for (const [name, what, start] of monitors) {
     console.log(`$ ${name}: ${what}    (${runs} runs)`);
     start();
-    await waitFor(() => lab.sh(NS, "cat /proc/net/udp").includes(`:${(27999).toString(16).toUpperCase()} `), 20_000, `${name} to listen`, POLL_MS);
+    await waitFor(
+      () => lab.sh(NS, "cat /proc/net/udp").includes(`:${(27999).toString(16).toUpperCase()} `),
+      20_000,
+      `${name} to listen`,
+      POLL_MS,
+    );
     // Everything in the namespace on CPU 1; the blaster gets CPU 0 to itself.
-    for (const pid of lab.pids(NS)) execFileSync("taskset", ["-a", "-c", "-p", "1", String(pid)], { stdio: "ignore" });
+    for (const pid of lab.pids(NS)) {
+      execFileSync("taskset", ["-a", "-c", "-p", "1", String(pid)], { stdio: "ignore" });
+    }
     await blast(50_000, 2); // warm-up, not counted: a JIT compiles the hot path in the first second
     const cells: string[] = [];
     let best = 0;
@@ -346,33 +434,53 @@ setInterval(() => {}, 1000);
       for (let run = 0; run < runs; run++) results.push(await blast(rate, INGEST_SECONDS));
       const lost = median(results.map((r) => r.lost));
       const achieved = median(results.map((r) => r.achieved));
-      cells.push(`${(lost * 100).toFixed(1)} %${achieved < rate * 0.97 ? ` (at ${Math.round(achieved / 1000)}k/s)` : ""}`);
+      cells.push(
+        `${(lost * 100).toFixed(1)} %${
+          achieved < rate * 0.97 ? ` (at ${Math.round(achieved / 1000)}k/s)` : ""
+        }`,
+      );
       if (lost < 0.01) best = Math.max(best, Math.min(rate, achieved));
     }
     rows.push([name, ...cells, `${Math.round(best / 1000)}k`]);
     lab.pids(NS).forEach((pid) => process.kill(pid, "SIGKILL"));
     await sleep(500);
   }
-  console.log(`\nmedian share lost of ${runs} blasts at each rate (heartbeats/s for ${INGEST_SECONDS} s from ${INGEST_SENDERS} senders;` +
-    ` "at": the rate the blaster reached); best: the highest rate with < 1 % lost\n`);
+  console.log(
+    `\nmedian share lost of ${runs} blasts at each rate (heartbeats/s for ${INGEST_SECONDS} s from ${INGEST_SENDERS} senders;` +
+      ` "at": the rate the blaster reached); best: the highest rate with < 1 % lost\n`,
+  );
   table(["monitor", ...INGEST_RATES.map((rate) => `${rate / 1000}k/s`), "best"], rows);
 }
 
 function sizes(): void {
   const mb = (path: string) => existsSync(path) ? (statSync(path).size / 1e6).toFixed(1) : "-";
-  const binaries = readdirSync(DIST).filter((name) => /^heartbeat-[^.]+(\.exe)?$/.test(name)).sort();
+  const binaries = readdirSync(DIST).filter((name) => /^heartbeat-[^.]+(\.exe)?$/.test(name))
+    .sort();
   console.log(`$ ls -l ${DIST}\n`);
-  table(["target", "binary MB", "archive MB", "image MB"], binaries.map((name) => {
-    const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
-    const release = join(DIST, `heartbeat-${VERSION}-${target}`);
-    return [target, mb(join(DIST, name)), mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`), mb(`${release}.image.tar`)];
-  }));
+  table(
+    ["target", "binary MB", "archive MB", "image MB"],
+    binaries.map((name) => {
+      const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
+      const release = join(DIST, `heartbeat-${VERSION}-${target}`);
+      return [
+        target,
+        mb(join(DIST, name)),
+        mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`),
+        mb(`${release}.image.tar`),
+      ];
+    }),
+  );
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { runs: { type: "string", default: "5" }, accuracy: { type: "string" }, ingest: { type: "boolean" }, sizes: { type: "boolean" } },
+    options: {
+      runs: { type: "string", default: "5" },
+      accuracy: { type: "string" },
+      ingest: { type: "boolean" },
+      sizes: { type: "boolean" },
+    },
   });
   if (values.sizes) {
     sizes();
@@ -383,7 +491,9 @@ async function main(): Promise<number> {
     return 2;
   }
   if (!existsSync(BINARY)) {
-    console.error("bench: build the binary first: bun scripts/build.ts --target linux-x64 --no-archives");
+    console.error(
+      "bench: build the binary first: bun scripts/build.ts --target linux-x64 --no-archives",
+    );
     return 2;
   }
   // A binary written moments ago is mapped from the page cache in larger pieces, which shows as

@@ -23,7 +23,17 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -34,9 +44,16 @@ const BIN = join(REPO, "node_modules", ".bin");
 export const VERSION: string = JSON.parse(readFileSync(join(REPO, "deno.json"), "utf8")).version;
 
 /** Our target name → Bun's, Deno's where Deno has it, and the image platform for glibc Linux. */
-export const TARGETS: Record<string, { bun: string; deno?: string; windows?: boolean; platform?: string }> = {
+export const TARGETS: Record<
+  string,
+  { bun: string; deno?: string; windows?: boolean; platform?: string }
+> = {
   "linux-x64": { bun: "bun-linux-x64", deno: "x86_64-unknown-linux-gnu", platform: "linux/amd64" },
-  "linux-arm64": { bun: "bun-linux-arm64", deno: "aarch64-unknown-linux-gnu", platform: "linux/arm64" },
+  "linux-arm64": {
+    bun: "bun-linux-arm64",
+    deno: "aarch64-unknown-linux-gnu",
+    platform: "linux/arm64",
+  },
   "linux-x64-musl": { bun: "bun-linux-x64-musl" },
   "linux-arm64-musl": { bun: "bun-linux-arm64-musl" },
   "darwin-x64": { bun: "bun-darwin-x64", deno: "x86_64-apple-darwin" },
@@ -50,9 +67,20 @@ const DOCUMENTS = ["LICENSE", "NOTICE", "README.md", "CHANGELOG.md", "contrib"];
 /** The user the image runs as: distroless's "nonroot". */
 const IMAGE_USER = 65532;
 
-function run(command: string, args: string[], env: Record<string, string> = {}): { ok: boolean; output: string } {
-  const result = spawnSync(command, args, { cwd: REPO, env: { ...process.env, ...env }, encoding: "utf8" });
-  return { ok: result.status === 0, output: `${result.stdout ?? ""}${result.stderr ?? ""}${result.error?.message ?? ""}` };
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { ok: boolean; output: string } {
+  const result = spawnSync(command, args, {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+  });
+  return {
+    ok: result.status === 0,
+    output: `${result.stdout ?? ""}${result.stderr ?? ""}${result.error?.message ?? ""}`,
+  };
 }
 
 /** The commit (short, `-dirty` for a modified tree) and the date (SOURCE_DATE_EPOCH, else today). */
@@ -61,7 +89,8 @@ export function buildStamp(): { commit: string; date: string } {
   const clean = run("git", ["diff", "--quiet", "HEAD", "--"]).ok;
   const commit = head.ok ? `${head.output.trim()}${clean ? "" : "-dirty"}` : "unknown";
   const epoch = Number(process.env.SOURCE_DATE_EPOCH);
-  const date = new Date(Number.isFinite(epoch) && epoch > 0 ? epoch * 1000 : Date.now()).toISOString().slice(0, 10);
+  const date = new Date(Number.isFinite(epoch) && epoch > 0 ? epoch * 1000 : Date.now())
+    .toISOString().slice(0, 10);
   return { commit, date };
 }
 
@@ -77,17 +106,26 @@ function buildBun(name: string, stamp: { commit: string; date: string }): string
   // Commit, date and target are baked in for --version (src/version.ts); the version comes
   // from deno.json through the bundle.
   const defines = Object.entries({ TARGET: name, COMMIT: stamp.commit, DATE: stamp.date })
-    .flatMap(([key, value]) => ["--define", `process.env.HEARTBEAT_BUILD_${key}=${JSON.stringify(value)}`]);
+    .flatMap((
+      [key, value],
+    ) => ["--define", `process.env.HEARTBEAT_BUILD_${key}=${JSON.stringify(value)}`]);
   const built = run(BUN, [
-    "build", "--compile", `--target=${target.bun}`, ...defines,
+    "build",
+    "--compile",
+    `--target=${target.bun}`,
+    ...defines,
     // Bytecode halves the time to the first heartbeat (23 → 13 ms here, scripts/bench.ts).
-    "--bytecode", "--format=esm",
+    "--bytecode",
+    "--format=esm",
     // Holds back JIT tier-up, for 6 MB less memory; the monitor lifts it (allowOptimizingJit).
     `--compile-jit-policy=${JIT_POLICY}`,
     // A binary takes its settings from its flags, environment and config file, not from a
     // .env or bunfig.toml that happens to be in the directory it was started in.
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-    "src/main.ts", "--outfile", outfile,
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    "src/main.ts",
+    "--outfile",
+    outfile,
   ]);
   if (!built.ok) throw new Error(`bun build --compile for ${name} failed:\n${built.output}`);
   return outfile;
@@ -99,7 +137,16 @@ function buildDeno(name: string): string | undefined {
   if (!target) return undefined;
   mkdirSync(join(DIST, "deno"), { recursive: true });
   const output = join(DIST, "deno", `heartbeat-${name}${TARGETS[name].windows ? ".exe" : ""}`);
-  const built = run(join(BIN, "deno"), ["compile", "-A", "--unstable-net", "--target", target, "--output", output, "src/main.ts"], { NO_COLOR: "1" });
+  const built = run(join(BIN, "deno"), [
+    "compile",
+    "-A",
+    "--unstable-net",
+    "--target",
+    target,
+    "--output",
+    output,
+    "src/main.ts",
+  ], { NO_COLOR: "1" });
   if (built.ok) return output;
   if (readdirSync(join(DIST, "deno")).length === 0) rmSync(join(DIST, "deno"), { recursive: true });
   const reason = process.env.DENORT_BIN
@@ -108,8 +155,13 @@ function buildDeno(name: string): string | undefined {
   // Deno's error names the step; its "Caused by" chain ends with why.
   const url = /request for url \(([^)]+)\)/.exec(built.output)?.[1];
   const chain = built.output.split("Caused by:")[1]?.split("Stack backtrace")[0] ?? "";
-  const causes = chain.split("\n").filter((line) => /^\s+\d+: /.test(line)).map((line) => line.replace(/^\s+\d+: /, ""));
-  const said = [url && `downloading ${url}`, causes[causes.length - 1] ?? built.output.trim().split("\n")[0]].filter(Boolean).join(": ");
+  const causes = chain.split("\n").filter((line) => /^\s+\d+: /.test(line)).map((line) =>
+    line.replace(/^\s+\d+: /, "")
+  );
+  const said = [
+    url && `downloading ${url}`,
+    causes[causes.length - 1] ?? built.output.trim().split("\n")[0],
+  ].filter(Boolean).join(": ");
   console.log(`deno compile ${name}: skipped: ${reason}\n  (${said})`);
   return undefined;
 }
@@ -120,11 +172,15 @@ export function archive(binary: string, folder: string, windows: boolean, dist =
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging);
   copyFileSync(binary, join(staging, windows ? "heartbeat.exe" : "heartbeat"));
-  for (const document of DOCUMENTS) cpSync(join(REPO, document), join(staging, document), { recursive: true });
+  for (const document of DOCUMENTS) {
+    cpSync(join(REPO, document), join(staging, document), { recursive: true });
+  }
   const out = join(dist, `${folder}.${windows ? "zip" : "tar.xz"}`);
   rmSync(out, { force: true });
   if (windows) execFileSync("zip", ["-q", "-r", "-9", out, folder], { cwd: dist });
-  else execFileSync("tar", ["-cJf", out, "-C", dist, "--owner=0", "--group=0", folder], { env: { ...process.env, XZ_OPT: "-9" } });
+  else {execFileSync("tar", ["-cJf", out, "-C", dist, "--owner=0", "--group=0", folder], {
+      env: { ...process.env, XZ_OPT: "-9" },
+    });}
   rmSync(staging, { recursive: true });
   return out;
 }
@@ -132,7 +188,9 @@ export function archive(binary: string, folder: string, windows: boolean, dist =
 /** `<dist>/SHA256SUMS` for every archive and image in `dist`, as sha256sum writes it. */
 export function sha256sums(dist = DIST): string {
   const files = readdirSync(dist).filter((file) => /\.(tar\.xz|zip|image\.tar)$/.test(file)).sort();
-  const lines = files.map((file) => `${createHash("sha256").update(readFileSync(join(dist, file))).digest("hex")}  ${file}`);
+  const lines = files.map((file) =>
+    `${createHash("sha256").update(readFileSync(join(dist, file))).digest("hex")}  ${file}`
+  );
   const out = join(dist, "SHA256SUMS");
   writeFileSync(out, lines.length ? `${lines.join("\n")}\n` : "");
   return out;
@@ -151,8 +209,15 @@ function sharedLibraries(binary: string): string[] {
  * this machine cannot stage `name` (ldd reads only binaries of its own architecture).
  */
 export function stageImage(binary: string, name: string): { root: string } | { skipped: string } {
-  if (!TARGETS[name].platform) return { skipped: "images are built for the glibc Linux targets (linux-x64, linux-arm64)" };
-  if (name !== `${process.platform}-${process.arch}`) return { skipped: `ldd on this ${process.platform}-${process.arch} machine cannot list a ${name} binary's libraries` };
+  if (!TARGETS[name].platform) {
+    return { skipped: "images are built for the glibc Linux targets (linux-x64, linux-arm64)" };
+  }
+  if (name !== `${process.platform}-${process.arch}`) {
+    return {
+      skipped:
+        `ldd on this ${process.platform}-${process.arch} machine cannot list a ${name} binary's libraries`,
+    };
+  }
   const root = join(DIST, `image-${name}`);
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root);
@@ -163,9 +228,14 @@ export function stageImage(binary: string, name: string): { root: string } | { s
   }
   const doc = join(root, "usr", "share", "doc", "heartbeat");
   mkdirSync(doc, { recursive: true });
-  for (const document of ["LICENSE", "NOTICE"]) copyFileSync(join(REPO, document), join(doc, document));
+  for (const document of ["LICENSE", "NOTICE"]) {
+    copyFileSync(join(REPO, document), join(doc, document));
+  }
   mkdirSync(join(root, "etc"));
-  writeFileSync(join(root, "etc", "passwd"), `root:x:0:0:root:/:/sbin/nologin\nnonroot:x:${IMAGE_USER}:${IMAGE_USER}:nonroot:/:/sbin/nologin\n`);
+  writeFileSync(
+    join(root, "etc", "passwd"),
+    `root:x:0:0:root:/:/sbin/nologin\nnonroot:x:${IMAGE_USER}:${IMAGE_USER}:nonroot:/:/sbin/nologin\n`,
+  );
   writeFileSync(join(root, "etc", "group"), `root:x:0:\nnonroot:x:${IMAGE_USER}:\n`);
   // Bun needs a /proc at run time: the container runtime mounts one there.
   mkdirSync(join(root, "proc"));
@@ -179,9 +249,18 @@ function containerEngine(): string | undefined {
 }
 
 /** Builds the image from the staged root with the Dockerfile and saves it; its tag and file. */
-function buildImage(root: string, name: string, stamp: { commit: string; date: string }): { tag: string; file: string } | { skipped: string } {
+function buildImage(
+  root: string,
+  name: string,
+  stamp: { commit: string; date: string },
+): { tag: string; file: string } | { skipped: string } {
   const engine = containerEngine();
-  if (!engine) return { skipped: `neither podman nor docker is installed; the staged root is ${root}: build it with 'docker build -f Dockerfile ${root}'` };
+  if (!engine) {
+    return {
+      skipped:
+        `neither podman nor docker is installed; the staged root is ${root}: build it with 'docker build -f Dockerfile ${root}'`,
+    };
+  }
   const tag = `localhost/heartbeat:${VERSION}-${name}`;
   const origin = run("git", ["remote", "get-url", "origin"]);
   const args = {
@@ -192,14 +271,27 @@ function buildImage(root: string, name: string, stamp: { commit: string; date: s
     SOURCE: process.env.IMAGE_SOURCE ?? (origin.ok ? origin.output.trim() : "unknown"),
   };
   const built = run(engine, [
-    "build", ...(engine.endsWith("podman") ? ["--network", "none"] : []), "--platform", TARGETS[name].platform!, "-f", join(REPO, "Dockerfile"), "-t", tag,
+    "build",
+    ...(engine.endsWith("podman") ? ["--network", "none"] : []),
+    "--platform",
+    TARGETS[name].platform!,
+    "-f",
+    join(REPO, "Dockerfile"),
+    "-t",
+    tag,
     ...Object.entries(args).flatMap(([key, value]) => ["--build-arg", `${key}=${value}`]),
     root,
   ]);
   if (!built.ok) throw new Error(`${engine} build for ${name} failed:\n${built.output}`);
   const file = join(DIST, `heartbeat-${VERSION}-${name}.image.tar`);
   rmSync(file, { force: true });
-  const saved = run(engine, ["save", ...(engine.endsWith("podman") ? ["--format", "docker-archive"] : []), "-o", file, tag]);
+  const saved = run(engine, [
+    "save",
+    ...(engine.endsWith("podman") ? ["--format", "docker-archive"] : []),
+    "-o",
+    file,
+    tag,
+  ]);
   if (!saved.ok) throw new Error(`${engine} save ${tag} failed:\n${saved.output}`);
   return { tag, file };
 }
@@ -217,7 +309,12 @@ export function main(argv: string[]): number {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { target: { type: "string", multiple: true }, "no-archives": { type: "boolean" }, image: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      options: {
+        target: { type: "string", multiple: true },
+        "no-archives": { type: "boolean" },
+        image: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
     }));
   } catch (error) {
     console.error(`build: ${(error as Error).message}\n${USAGE}`);
@@ -230,7 +327,11 @@ export function main(argv: string[]): number {
   const names = values.target ?? Object.keys(TARGETS);
   const unknown = names.filter((name) => !(name in TARGETS));
   if (unknown.length) {
-    console.error(`build: unknown target ${unknown.join(", ")}; the targets are ${Object.keys(TARGETS).join(", ")}`);
+    console.error(
+      `build: unknown target ${unknown.join(", ")}; the targets are ${
+        Object.keys(TARGETS).join(", ")
+      }`,
+    );
     return 2;
   }
   const missing = DOCUMENTS.filter((document) => !existsSync(join(REPO, document)));
@@ -242,14 +343,31 @@ export function main(argv: string[]): number {
   for (const name of names) {
     const windows = TARGETS[name].windows === true;
     const binary = buildBun(name, stamp);
-    const packed = (file: string, folder: string) => values["no-archives"] ? "" : ` → ${archive(file, folder, windows)} (${size(join(DIST, `${folder}.${windows ? "zip" : "tar.xz"}`))})`;
-    console.log(`bun  ${name}: ${binary} (${size(binary)})${packed(binary, `heartbeat-${VERSION}-${name}`)}`);
+    const packed = (file: string, folder: string) =>
+      values["no-archives"]
+        ? ""
+        : ` → ${archive(file, folder, windows)} (${
+          size(join(DIST, `${folder}.${windows ? "zip" : "tar.xz"}`))
+        })`;
+    console.log(
+      `bun  ${name}: ${binary} (${size(binary)})${packed(binary, `heartbeat-${VERSION}-${name}`)}`,
+    );
     const denoBinary = buildDeno(name);
-    if (denoBinary) console.log(`deno ${name}: ${denoBinary} (${size(denoBinary)})${packed(denoBinary, `heartbeat-${VERSION}-${name}-deno`)}`);
+    if (denoBinary) {
+      console.log(
+        `deno ${name}: ${denoBinary} (${size(denoBinary)})${
+          packed(denoBinary, `heartbeat-${VERSION}-${name}-deno`)
+        }`,
+      );
+    }
     if (values.image) {
       const staged = stageImage(binary, name);
       const image = "root" in staged ? buildImage(staged.root, name, stamp) : staged;
-      console.log("skipped" in image ? `image ${name}: skipped: ${image.skipped}` : `image ${name}: ${image.tag} → ${image.file} (${size(image.file)})`);
+      console.log(
+        "skipped" in image
+          ? `image ${name}: skipped: ${image.skipped}`
+          : `image ${name}: ${image.tag} → ${image.file} (${size(image.file)})`,
+      );
     }
   }
   if (!values["no-archives"]) console.log(`checksums: ${sha256sums()}`);

@@ -27,9 +27,16 @@ interface Outcome {
 }
 
 /** Runs a command from the repo root, echoing its output; resolves to exit code and output. */
-function run(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
+function run(
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
     child.stderr.on("data", (chunk) => (output += chunk, process.stderr.write(chunk)));
@@ -47,12 +54,15 @@ function isolated(argv: string[]): string[] {
 // deno test: "ok | 31 passed | 0 failed | 2 ignored (1s)"
 function denoOutcome(output: string): Outcome | undefined {
   const line = /(\d+) passed[^|\n]*\| (\d+) failed(?: \| (\d+) ignored)?/.exec(output);
-  return line ? { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) } : undefined;
+  return line
+    ? { passed: Number(line[1]), failed: Number(line[2]), skipped: Number(line[3] ?? 0) }
+    : undefined;
 }
 
 // bun test: " 31 pass\n 2 skip\n 0 fail"
 function bunOutcome(output: string): Outcome | undefined {
-  const count = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(output)?.[1] ?? NaN);
+  const count = (word: string) =>
+    Number(new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(output)?.[1] ?? NaN);
   const outcome = { passed: count("pass"), failed: count("fail"), skipped: count("skip") || 0 };
   return Number.isNaN(outcome.passed) || Number.isNaN(outcome.failed) ? undefined : outcome;
 }
@@ -62,25 +72,48 @@ async function main(): Promise<number> {
     console.error("heartbeat tests: Deno and Bun come from npm: run `npm ci` first.");
     return 2;
   }
-  const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "");
+  // ANSI colour codes, which the runners print even with NO_COLOR in places.
+  const plain = (text: string) =>
+    text.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "");
 
-  console.log("== type check (tsc, deno check)");
-  const checks = [await run([join(BIN, "tsc"), "-p", "."]), await run([join(BIN, "deno"), "check", "src", "test", "scripts"])];
-  const typesOk = checks.every((check) => check.code === 0);
+  console.log("== type check (tsc, deno check), format (deno fmt --check), lint (deno lint)");
+  const checks = [
+    await run([join(BIN, "tsc"), "-p", "."]),
+    await run([join(BIN, "deno"), "check", "src", "test", "scripts"]),
+    await run([join(BIN, "deno"), "fmt", "--check"], { NO_COLOR: "1" }),
+    await run([join(BIN, "deno"), "lint"], { NO_COLOR: "1" }),
+  ];
+  const checksOk = checks.every((check) => check.code === 0);
 
   const totals: Outcome = { passed: 0, failed: 0, skipped: 0 };
-  const runners: { name: string; argv: string[]; read: (output: string) => Outcome | undefined; env?: Record<string, string> }[] = [
+  const runners: {
+    name: string;
+    argv: string[];
+    read: (output: string) => Outcome | undefined;
+    env?: Record<string, string>;
+  }[] = [
     { name: "deno", argv: [join(BIN, "deno"), "test", "-A"], read: denoOutcome },
     { name: "bun", argv: [join(BIN, "bun"), "test", "--timeout", "120000"], read: bunOutcome },
   ];
   const binary = join(REPO, "dist", "heartbeat-linux-x64");
   if (`${process.platform}-${process.arch}` === "linux-x64") {
     // The container image too, where podman can build it (CI installs it): image.test.ts runs it.
-    const image = existsSync("/usr/bin/podman") ? join(REPO, "dist", `heartbeat-${VERSION}-linux-x64.image.tar`) : undefined;
+    const image = existsSync("/usr/bin/podman")
+      ? join(REPO, "dist", `heartbeat-${VERSION}-linux-x64.image.tar`)
+      : undefined;
     console.log(`\n== build the linux-x64 binary${image ? " and image" : ""}`);
-    const built = await run([join(BIN, "bun"), "scripts/build.ts", "--target", "linux-x64", "--no-archives", ...(image ? ["--image"] : [])]);
+    const built = await run([
+      join(BIN, "bun"),
+      "scripts/build.ts",
+      "--target",
+      "linux-x64",
+      "--no-archives",
+      ...(image ? ["--image"] : []),
+    ]);
     if (built.code !== 0) totals.failed += 1;
-    const endToEnd = readdirSync(join(REPO, "test")).filter((file) => /^(binary|cli\.e2e|image|interop\..*)\.test\.ts$/.test(file)).map((file) => `./test/${file}`);
+    const endToEnd = readdirSync(join(REPO, "test")).filter((file) =>
+      /^(binary|cli\.e2e|image|interop\..*)\.test\.ts$/.test(file)
+    ).map((file) => `./test/${file}`);
     runners.push({
       name: "binary",
       argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd],
@@ -94,13 +127,15 @@ async function main(): Promise<number> {
     const outcome = runner.read(plain(output)) ?? { passed: 0, failed: 0, skipped: 0 };
     // A runner that crashed or printed no summary counts as a failure, never as a pass.
     if (code !== 0 && outcome.failed === 0) outcome.failed = 1;
-    console.log(`${runner.name}: ${outcome.passed} passed, ${outcome.failed} failed, ${outcome.skipped} skipped`);
+    console.log(
+      `${runner.name}: ${outcome.passed} passed, ${outcome.failed} failed, ${outcome.skipped} skipped`,
+    );
     totals.passed += outcome.passed;
     totals.failed += outcome.failed;
     totals.skipped += outcome.skipped;
   }
-  if (!typesOk) {
-    console.log("type check failed");
+  if (!checksOk) {
+    console.log("type check, format or lint failed: see above (`npx deno fmt` formats)");
     totals.failed += 1;
   }
   console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);

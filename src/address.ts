@@ -16,7 +16,8 @@ export type AddressParse =
   | { ok: true; host: string; port: number; zone?: string }
   | { ok: false; error: string };
 
-const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
 
 export function parseAddress(text: string): AddressParse {
   const unparseable = { ok: false, error: "Unable to parse address." } as const;
@@ -25,7 +26,8 @@ export function parseAddress(text: string): AddressParse {
   }
   const hostAndPort = /^(.*):([0-9]+)$/.exec(text);
   if (!hostAndPort) {
-    return text === "" || text.startsWith(":") ? unparseable
+    return text === "" || text.startsWith(":")
+      ? unparseable
       : { ok: false, error: "No port provided in address" };
   }
   const [, host, port] = hostAndPort;
@@ -33,12 +35,22 @@ export function parseAddress(text: string): AddressParse {
     // [IPv6] or [IPv6%zone], as in URLs: ff02::1234%eth0 names the link to use.
     const inner = /^\[([0-9A-Fa-f:.]+)(?:%([A-Za-z0-9_.-]+))?\]$/.exec(host);
     if (!inner || !isIPv6(inner[1]) || !validPort(port)) return unparseable;
-    return { ok: true, host: inner[1], port: Number(port), ...(inner[2] ? { zone: inner[2] } : {}) };
+    return {
+      ok: true,
+      host: inner[1],
+      port: Number(port),
+      ...(inner[2] ? { zone: inner[2] } : {}),
+    };
   }
   if (isIPv6(host) || (host.includes(":") && isIPv6(host.replace(/%.*$/, "")))) {
-    return { ok: false, error: "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999" };
+    return {
+      ok: false,
+      error: "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999",
+    };
   }
-  if (host === "" || !validPort(port) || !(isIPv4(host) || HOST_NAME.test(host))) return unparseable;
+  if (host === "" || !validPort(port) || !(isIPv4(host) || HOST_NAME.test(host))) {
+    return unparseable;
+  }
   return { ok: true, host, port: Number(port) };
 }
 
@@ -70,5 +82,7 @@ export function isMulticast(ip: string): boolean {
 }
 
 export function formatDestination(destination: Destination): string {
-  return isIPv6(destination.host) ? `[${socketHost(destination)}]:${destination.port}` : `${destination.host}:${destination.port}`;
+  return isIPv6(destination.host)
+    ? `[${socketHost(destination)}]:${destination.port}`
+    : `${destination.host}:${destination.port}`;
 }

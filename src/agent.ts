@@ -85,7 +85,8 @@ export function createAgent(options: AgentOptions): Agent {
         intervalMs: options.intervalMs,
         clock,
         signal: options.signal,
-        onSkipped: (count) => logger.warn(`skipped ${count} heartbeat(s): the previous one overran its interval`),
+        onSkipped: (count) =>
+          logger.warn(`skipped ${count} heartbeat(s): the previous one overran its interval`),
       }),
   };
 }

@@ -3,7 +3,8 @@ import { parseArgs } from "node:util";
 import { type Mode, SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
 
-export const USAGE = `heartbeat: tells Apache load balancers how much spare capacity this server has.
+export const USAGE =
+  `heartbeat: tells Apache load balancers how much spare capacity this server has.
 
 Usage:
   heartbeat --address HOST:PORT [options]          send heartbeats (the agent)
@@ -31,7 +32,11 @@ Where to send:
 
 What to send:
       --source NAME[:ARG]   where ready/busy come from (default: auto). Sources:
-${Object.entries(SOURCES).map(([name, source]) => `                              ${name}: ${source.summary}`).join("\n")}
+${
+    Object.entries(SOURCES).map(([name, source]) =>
+      `                              ${name}: ${source.summary}`
+    ).join("\n")
+  }
       --ready N             idle worker slots, for --source static
       --busy N              slots serving a request, for --source static (default 0)
       --capacity N          connections the server can serve at once, for nginx and tcp:
@@ -118,7 +123,11 @@ const COMMAND_MODES: Record<string, Mode> = { once: "agent", "dry-run": "agent",
 const OPTIONS: Record<string, OptionSpec> = {
   ...Object.fromEntries(SETTINGS.map((spec) => [
     spec.flag,
-    { type: "string", ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) },
+    {
+      type: "string",
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple ? { multiple: true } : {}),
+    },
   ])),
   ...COMMAND_OPTIONS,
 };
@@ -148,7 +157,12 @@ export function parseCommandLine(argv: string[]): Command {
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true }));
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: true,
+    }));
   } catch (error) {
     throw new UsageError(parseArgsMessage(error));
   }
@@ -156,30 +170,47 @@ export function parseCommandLine(argv: string[]): Command {
   if (values.version) return { kind: "version" };
   const [command, ...rest] = positionals;
   if (command === "servers") {
-    if (rest.length !== 1) throw new UsageError("'heartbeat servers FILE' takes one storage file, e.g. /var/log/apache2/hb.dat");
+    if (rest.length !== 1) {
+      throw new UsageError(
+        "'heartbeat servers FILE' takes one storage file, e.g. /var/log/apache2/hb.dat",
+      );
+    }
     return { kind: "servers", file: rest[0] };
   }
   if (command !== undefined && command !== "monitor") {
-    throw new UsageError(`unexpected argument '${command}': the commands are 'monitor' and 'servers FILE'; every setting is a --flag`);
+    throw new UsageError(
+      `unexpected argument '${command}': the commands are 'monitor' and 'servers FILE'; every setting is a --flag`,
+    );
   }
-  if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}': every setting is a --flag`);
+  if (rest.length) {
+    throw new UsageError(`unexpected argument '${rest[0]}': every setting is a --flag`);
+  }
   const mode: Mode = command === "monitor" ? "monitor" : "agent";
-  const modeOf = (flag: string) => COMMAND_MODES[flag] ?? SETTINGS.find((spec) => spec.flag === flag)?.mode;
+  const modeOf = (flag: string) =>
+    COMMAND_MODES[flag] ?? SETTINGS.find((spec) => spec.flag === flag)?.mode;
   for (const flag of Object.keys(values)) {
     const belongs = modeOf(flag);
     if (belongs && belongs !== mode) {
-      throw new UsageError(belongs === "monitor"
-        ? `--${flag} is for 'heartbeat monitor'`
-        : `--${flag} is for the agent, not 'heartbeat monitor'`);
+      throw new UsageError(
+        belongs === "monitor"
+          ? `--${flag} is for 'heartbeat monitor'`
+          : `--${flag} is for the agent, not 'heartbeat monitor'`,
+      );
     }
   }
-  if (values.verbose && values.quiet) throw new UsageError("--verbose and --quiet cannot be used together");
+  if (values.verbose && values.quiet) {
+    throw new UsageError("--verbose and --quiet cannot be used together");
+  }
   const flags: Invocation["flags"] = {};
   for (const spec of SETTINGS) {
-    if (spec.flag && values[spec.flag] !== undefined) flags[spec.flag] = values[spec.flag] as string | string[];
+    if (spec.flag && values[spec.flag] !== undefined) {
+      flags[spec.flag] = values[spec.flag] as string | string[];
+    }
   }
   if (values.verbose || values.quiet) {
-    if (flags["log-level"] !== undefined) throw new UsageError("--log-level cannot be used with --verbose or --quiet");
+    if (flags["log-level"] !== undefined) {
+      throw new UsageError("--log-level cannot be used with --verbose or --quiet");
+    }
     flags["log-level"] = values.verbose ? "debug" : "error";
   }
   return {

@@ -35,7 +35,11 @@ export type ParseResult =
 export type RejectReason = "oversize" | "missing-field" | "bad-number";
 
 /** Why a count cannot go on the wire, or undefined when it can; `shown` is what was given. */
-export function invalidCount(name: string, value: unknown, shown = String(value)): string | undefined {
+export function invalidCount(
+  name: string,
+  value: unknown,
+  shown = String(value),
+): string | undefined {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_COUNT) {
     return `${name} must be a whole number from 0 to ${MAX_COUNT}, got ${shown}`;
   }
@@ -91,7 +95,8 @@ export function parseHeartbeat(message: string | Uint8Array): ParseResult {
   const readyCount = decimal(ready);
   const busyCount = decimal(busy);
   const port = fields.has("port") ? decimal(fields.get("port")!) : undefined;
-  const problem = invalidCount("ready", readyCount, `'${ready}'`) ?? invalidCount("busy", busyCount, `'${busy}'`) ??
+  const problem = invalidCount("ready", readyCount, `'${ready}'`) ??
+    invalidCount("busy", busyCount, `'${busy}'`) ??
     (fields.has("port") ? invalidPort(port, `'${fields.get("port")}'`) : undefined);
   if (problem) return { ok: false, reason: "bad-number", detail: problem };
   return {
@@ -131,6 +136,8 @@ export function latin1(bytes: Uint8Array): string {
 /** `%XX` escapes decoded as Apache's ap_unescape_url does: `+` stays `+`, bad escapes stay. */
 function unescapeUrl(text: string): string {
   if (!text.includes("%")) return text; // nearly always, and a monitor parses thousands a second
-  return text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) =>
-    String.fromCharCode(parseInt(hex, 16)));
+  return text.replace(
+    /%([0-9a-fA-F]{2})/g,
+    (_, hex: string) => String.fromCharCode(parseInt(hex, 16)),
+  );
 }

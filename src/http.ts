@@ -53,15 +53,23 @@ export async function request(url: URL, options: HttpRequestOptions): Promise<Ht
         }
         chunks.push(chunk);
       });
-      response.on("end", () => resolve({
-        status: response.statusCode ?? 0,
-        statusText: response.statusMessage ?? "",
-        body: Buffer.concat(chunks).toString("utf8"),
-      }));
+      response.on("end", () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          statusText: response.statusMessage ?? "",
+          body: Buffer.concat(chunks).toString("utf8"),
+        }));
       response.on("error", reject);
     });
-    outgoing.on("error", (error: Error) =>
-      reject(options.signal.aborted ? new Error(`${url.href} did not answer in time`) : new Error(`${url.href}: ${error.message}`)));
+    outgoing.on(
+      "error",
+      (error: Error) =>
+        reject(
+          options.signal.aborted
+            ? new Error(`${url.href} did not answer in time`)
+            : new Error(`${url.href}: ${error.message}`),
+        ),
+    );
     outgoing.end(options.body);
   });
 }

@@ -12,7 +12,7 @@ import { type Invocation, parseCommandLine, USAGE, UsageError } from "./cli.ts";
 import { configFileOf, loadSettings } from "./config/load.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { runMonitor } from "./monitor/monitor.ts";
-import { balancerShares, BALANCER_MAX_LASTSEEN, parseStorage } from "./monitor/storage.ts";
+import { BALANCER_MAX_LASTSEEN, balancerShares, parseStorage } from "./monitor/storage.ts";
 import { formatColumns } from "./columns.ts";
 import { allowOptimizingJit, runtimeVersion } from "./runtime.ts";
 import { systemClock } from "./scheduler.ts";
@@ -20,7 +20,7 @@ import { VERSION, versionLine } from "./version.ts";
 import { type AddressSetting, describeSettings, type Resolved, type Settings } from "./settings.ts";
 import { Drain, shapeLoad } from "./shaping.ts";
 import { drainSignals, processSignals, type SignalName } from "./signals.ts";
-import { readKeyFile, SignatureCheck, sign } from "./signing.ts";
+import { readKeyFile, sign, SignatureCheck } from "./signing.ts";
 import { createSource } from "./sources/index.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter, loadAdapter } from "./transport/index.ts";
@@ -118,45 +118,100 @@ interface Lasting {
 }
 
 /** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
-async function prepare(settings: Settings, invocation: Invocation, io: MainIO, lasting?: Lasting): Promise<Prepared> {
+async function prepare(
+  settings: Settings,
+  invocation: Invocation,
+  io: MainIO,
+  lasting?: Lasting,
+): Promise<Prepared> {
   if (settings.addresses.length === 0) {
-    throw new UsageError("no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)");
+    throw new UsageError(
+      "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
+    );
   }
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
   const source = await createSource(settings.source, settings);
   const adapter = chooseAdapter(settings);
-  const udp = await resolveDestinations(settings.addresses.filter((address) => address.kind === "udp"));
+  const udp = await resolveDestinations(
+    settings.addresses.filter((address) => address.kind === "udp"),
+  );
   const resolveIntervalMs = (settings.resolveIntervalSeconds ?? DEFAULT_RESOLVE_INTERVAL) * 1000;
-  const http = settings.addresses.flatMap((address) => address.kind === "http" ? [address.url] : []);
+  const http = settings.addresses.flatMap((address) =>
+    address.kind === "http" ? [address.url] : []
+  );
   const intervalMs = settings.intervalSeconds * 1000;
-  const { drain, startedAt } = lasting ??= { drain: new Drain(logger), startedAt: systemClock.now() };
+  const { drain, startedAt } = lasting ??= {
+    drain: new Drain(logger),
+    startedAt: systemClock.now(),
+  };
   const base = { settings, logger, lasting };
-  const shaping = { minBusy: settings.minBusy, rampUpSeconds: settings.rampUpSeconds, startedAt, now: () => systemClock.now() };
-  const shape = (load: Load) => shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
-  const agent = { source, port: settings.port, intervalMs, logger, clock: systemClock, shape, seal: sealer(settings, logger) };
+  const shaping = {
+    minBusy: settings.minBusy,
+    rampUpSeconds: settings.rampUpSeconds,
+    startedAt,
+    now: () => systemClock.now(),
+  };
+  const shape = (load: Load) =>
+    shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
+  const agent = {
+    source,
+    port: settings.port,
+    intervalMs,
+    logger,
+    clock: systemClock,
+    shape,
+    seal: sealer(settings, logger),
+  };
 
   if (invocation.dryRun) {
-    const senders = [...udp.flatMap(({ port, zone, addresses }) => addresses.map((address) => formatDestination({ host: address, port, zone }))), ...http.map((url) => url.href)]
+    const senders = [
+      ...udp.flatMap(({ port, zone, addresses }) =>
+        addresses.map((address) => formatDestination({ host: address, port, zone }))
+      ),
+      ...http.map((url) => url.href),
+    ]
       .map((name) => createPrintSender(name, io.stdout));
-    return { ...base, options: { ...agent, senders }, via: "dry run: printing, not sending", close: () => Promise.resolve() };
+    return {
+      ...base,
+      options: { ...agent, senders },
+      via: "dry run: printing, not sending",
+      close: () => Promise.resolve(),
+    };
   }
   const transports = transportPool((family) => openTransport(settings, adapter, family));
   // Open at start the sockets the addresses known now need, so that mistakes show at once.
-  await Promise.all([...new Set(udp.flatMap(({ addresses }) => addresses.map(familyOf)))].map(transports.get));
-  const httpSenders = http.map((url) => createHttpSender(url, { timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs), now: () => systemClock.now() }));
+  await Promise.all(
+    [...new Set(udp.flatMap(({ addresses }) => addresses.map(familyOf)))].map(transports.get),
+  );
+  const httpSenders = http.map((url) =>
+    createHttpSender(url, {
+      timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs),
+      now: () => systemClock.now(),
+    })
+  );
   const senders: Sender[] = [
-    ...udp.map((destination) => isIP(destination.host)
-      ? { name: formatDestination(destination), send: async (payload: Uint8Array) => (await transports.get(familyOf(destination.host))).send(payload, destination) }
-      : createResolvingSender(destination.host, destination.port, transports.get, {
-        addresses: destination.addresses,
-        resolveIntervalMs,
-        now: () => systemClock.now(),
-        logger,
-      })),
+    ...udp.map((destination) =>
+      isIP(destination.host)
+        ? {
+          name: formatDestination(destination),
+          send: async (payload: Uint8Array) =>
+            (await transports.get(familyOf(destination.host))).send(payload, destination),
+        }
+        : createResolvingSender(destination.host, destination.port, transports.get, {
+          addresses: destination.addresses,
+          resolveIntervalMs,
+          now: () => systemClock.now(),
+          logger,
+        })
+    ),
     ...httpSenders,
   ];
   const via = [
-    udp.length ? `udp: ${adapter} adapter, ttl ${settings.ttl}${settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""}` : undefined,
+    udp.length
+      ? `udp: ${adapter} adapter, ttl ${settings.ttl}${
+        settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""
+      }`
+      : undefined,
     httpSenders.length ? "http: POST" : undefined,
   ].filter(Boolean).join("; ");
   return {
@@ -200,17 +255,27 @@ function chooseAdapter(settings: Settings): AdapterName {
 /** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */
 const HTTP_TIMEOUT_MS = 2000;
 
-async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load: () => Resolved): Promise<number> {
+async function run(
+  resolved: Resolved,
+  invocation: Invocation,
+  io: MainIO,
+  load: () => Resolved,
+): Promise<number> {
   let active = await prepare(resolved.settings, invocation, io);
   if (invocation.once) {
     try {
-      return await createAgent({ ...active.options, signal: new AbortController().signal }).beat() ? EXIT_OK : EXIT_FAILURE;
+      return await createAgent({ ...active.options, signal: new AbortController().signal }).beat()
+        ? EXIT_OK
+        : EXIT_FAILURE;
     } finally {
       await active.close();
     }
   }
   const { drain, undrain } = drainSignals();
-  const signals = processSignals(["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain], active.logger);
+  const signals = processSignals(
+    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
+    active.logger,
+  );
   try {
     let running = start(active);
     for (;;) {
@@ -242,15 +307,23 @@ async function run(resolved: Resolved, invocation: Invocation, io: MainIO, load:
 }
 
 /** Starts the agent; `stop` stops it after the heartbeat under way. */
-function start({ settings, logger, options, via }: Prepared): { agent: Agent; stop(): Promise<void> } {
+function start(
+  { settings, logger, options, via }: Prepared,
+): { agent: Agent; stop(): Promise<void> } {
   const { source, senders } = options;
   if (settings.intervalSeconds >= 10) {
-    logger.warn(`interval ${settings.intervalSeconds} s: mod_lbmethod_heartbeat ignores servers ` +
-      "silent for 10 s, so this server will drop out of the balancer between heartbeats");
+    logger.warn(
+      `interval ${settings.intervalSeconds} s: mod_lbmethod_heartbeat ignores servers ` +
+        "silent for 10 s, so this server will drop out of the balancer between heartbeats",
+    );
   }
   const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
-  logger.info(`heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
-    `${senders.map((sender) => sender.name).join(", ")} every ${settings.intervalSeconds} s (${via})`);
+  logger.info(
+    `heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
+      `${
+        senders.map((sender) => sender.name).join(", ")
+      } every ${settings.intervalSeconds} s (${via})`,
+  );
   const abort = new AbortController();
   const agent = createAgent({ ...options, signal: abort.signal });
   const running = agent.run();
@@ -264,7 +337,12 @@ function start({ settings, logger, options, via }: Prepared): { agent: Agent; st
 }
 
 /** The configuration read again, ready to run; undefined, with the reason logged, if it is broken. */
-async function reload(load: () => Resolved, invocation: Invocation, io: MainIO, running: Prepared): Promise<Prepared | undefined> {
+async function reload(
+  load: () => Resolved,
+  invocation: Invocation,
+  io: MainIO,
+  running: Prepared,
+): Promise<Prepared | undefined> {
   const { logger } = running;
   logger.info("SIGHUP: reading the configuration again");
   const resolved = load();
@@ -293,13 +371,18 @@ const UNUSED_BY_MONITOR: SignalName[] = ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTT
 /** `heartbeat monitor`: runs until SIGINT or SIGTERM. */
 async function monitor(settings: Settings, invocation: Invocation, io: MainIO): Promise<number> {
   if (!settings.listen && !settings.http) {
-    throw new UsageError("heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both");
+    throw new UsageError(
+      "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
+    );
   }
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
   const adapter = chooseAdapter(settings);
   const maxServers = settings.maxServers || DEFAULT_MAX_SERVERS;
   const signatures = settings.keyFile
-    ? new SignatureCheck(keyFrom(settings.keyFile, logger), settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW)
+    ? new SignatureCheck(
+      keyFrom(settings.keyFile, logger),
+      settings.signatureWindowSeconds ?? DEFAULT_SIGNATURE_WINDOW,
+    )
     : undefined;
   const udp = settings.listen
     ? {
@@ -330,15 +413,21 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
     signal: stop.signal,
   });
   running.catch(() => stop.abort());
-  logger.info(`heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
-    `${settings.storage ? `storage ${settings.storage}` : "no storage file"}; up to ${maxServers} servers` +
-    `${signatures ? "; signed heartbeats only" : ""}`);
+  logger.info(
+    `heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
+      `${
+        settings.storage ? `storage ${settings.storage}` : "no storage file"
+      }; up to ${maxServers} servers` +
+      `${signatures ? "; signed heartbeats only" : ""}`,
+  );
   try {
     const stopped = running.then(() => undefined);
     for (;;) {
       const signal = await Promise.race([signals.next(), stopped]);
       if (signal === "SIGHUP") {
-        logger.warn("SIGHUP: the monitor does not reload its configuration; restart it to apply changes");
+        logger.warn(
+          "SIGHUP: the monitor does not reload its configuration; restart it to apply changes",
+        );
         continue;
       }
       if (signal && UNUSED_BY_MONITOR.includes(signal)) {
@@ -354,7 +443,11 @@ async function monitor(settings: Settings, invocation: Invocation, io: MainIO): 
     return EXIT_OK;
   } catch (error) {
     const code = (error as { code?: string }).code;
-    throw new RuntimeFailure(`cannot listen on ${where}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`);
+    throw new RuntimeFailure(
+      `cannot listen on ${where}: ${
+        code === "EADDRINUSE" ? "the address is in use" : (error as Error).message
+      }`,
+    );
   } finally {
     signals.close();
   }
@@ -370,15 +463,24 @@ function showServers(file: string, io: MainIO): number {
     return EXIT_FAILURE;
   }
   const shares = balancerShares(parseStorage(text));
-  const rows = [["server", "port", "ready", "busy", "age", "weight", "share"], ...shares.map((server) => [
-    server.ip,
-    String(server.port),
-    String(server.ready),
-    String(server.busy),
-    server.lastseen < 0 ? "?" : `${server.lastseen} s${server.lastseen >= BALANCER_MAX_LASTSEEN ? " (too old)" : ""}`,
-    `${server.weight}${server.busy === 0 && server.ready !== 0 && server.lastseen < BALANCER_MAX_LASTSEEN ? " (ready/4)" : ""}`,
-    `${(server.share * 100).toFixed(1)}%`,
-  ])];
+  const rows = [
+    ["server", "port", "ready", "busy", "age", "weight", "share"],
+    ...shares.map((server) => [
+      server.ip,
+      String(server.port),
+      String(server.ready),
+      String(server.busy),
+      server.lastseen < 0
+        ? "?"
+        : `${server.lastseen} s${server.lastseen >= BALANCER_MAX_LASTSEEN ? " (too old)" : ""}`,
+      `${server.weight}${
+        server.busy === 0 && server.ready !== 0 && server.lastseen < BALANCER_MAX_LASTSEEN
+          ? " (ready/4)"
+          : ""
+      }`,
+      `${(server.share * 100).toFixed(1)}%`,
+    ]),
+  ];
   io.stdout(formatColumns(rows));
   if (shares.length === 0) io.stdout(`(no servers in ${file})`);
   return EXIT_OK;
@@ -388,12 +490,19 @@ function showServers(file: string, io: MainIO): number {
 const DEFAULT_RESOLVE_INTERVAL = 30;
 
 /** Each destination with the addresses its host stands for now; a name that resolves to nothing is a usage error. */
-async function resolveDestinations(destinations: AddressSetting[], flag = "--address"): Promise<(Destination & { addresses: string[] })[]> {
+async function resolveDestinations(
+  destinations: AddressSetting[],
+  flag = "--address",
+): Promise<(Destination & { addresses: string[] })[]> {
   return await Promise.all(destinations.map(async ({ text, host, port, zone }) => {
     try {
       return { host, port, zone, addresses: await lookupAll(host) };
     } catch (error) {
-      throw new UsageError(`${flag} '${text}': cannot find an address for '${host}' (${(error as { code?: string }).code ?? (error as Error).message})`);
+      throw new UsageError(
+        `${flag} '${text}': cannot find an address for '${host}' (${
+          (error as { code?: string }).code ?? (error as Error).message
+        })`,
+      );
     }
   }));
 }
@@ -412,21 +521,39 @@ function transportPool(open: (family: 4 | 6) => Promise<UdpTransport>) {
       return transport;
     },
     close: async () => {
-      for (const transport of opened.values()) await (await transport.catch(() => undefined))?.close();
+      for (const transport of opened.values()) {
+        await (await transport.catch(() => undefined))?.close();
+      }
     },
   };
 }
 
-async function openTransport(settings: Settings, adapter: AdapterName, family: 4 | 6): Promise<UdpTransport> {
+async function openTransport(
+  settings: Settings,
+  adapter: AdapterName,
+  family: 4 | 6,
+): Promise<UdpTransport> {
   const { openUdpTransport } = await loadAdapter(adapter);
   try {
-    return await openUdpTransport({ family, ttl: settings.ttl, loopback: true, interfaceAddress: settings.interfaceAddress });
+    return await openUdpTransport({
+      family,
+      ttl: settings.ttl,
+      loopback: true,
+      interfaceAddress: settings.interfaceAddress,
+    });
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (settings.interfaceAddress && (code === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))) {
-      throw new UsageError(`--interface '${settings.interfaceAddress}': no local interface has this address`);
+    if (
+      settings.interfaceAddress &&
+      (code === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))
+    ) {
+      throw new UsageError(
+        `--interface '${settings.interfaceAddress}': no local interface has this address`,
+      );
     }
-    throw new RuntimeFailure(`cannot open a UDP socket (${adapter} adapter): ${(error as Error).message}`);
+    throw new RuntimeFailure(
+      `cannot open a UDP socket (${adapter} adapter): ${(error as Error).message}`,
+    );
   }
 }
 
@@ -438,7 +565,9 @@ async function runFromCommandLine(): Promise<never> {
   try {
     status = await main(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`heartbeat: internal error, please report it: ${(error as Error)?.stack ?? error}\n`);
+    process.stderr.write(
+      `heartbeat: internal error, please report it: ${(error as Error)?.stack ?? error}\n`,
+    );
     status = EXIT_FAILURE;
   }
   process.exit(status);

@@ -20,5 +20,6 @@ export function runtimeVersion(runtime: RuntimeName = detectRuntime()): string {
  * 6 MB of memory, while a monitor taking thousands of heartbeats a second needs them.
  */
 export function allowOptimizingJit(global: object = globalThis): void {
-  (global as { Bun?: { unsafe?: { setJITPolicy?(scale: number): void } } }).Bun?.unsafe?.setJITPolicy?.(1);
+  (global as { Bun?: { unsafe?: { setJITPolicy?(scale: number): void } } }).Bun?.unsafe
+    ?.setJITPolicy?.(1);
 }

@@ -10,7 +10,7 @@ import { formatColumns } from "./columns.ts";
 import type { ConfigRead } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
-import { ADAPTERS, type AdapterName } from "./transport/transport.ts";
+import { type AdapterName, ADAPTERS } from "./transport/transport.ts";
 
 export interface AddressSetting {
   /** As written, for messages. */
@@ -21,7 +21,11 @@ export interface AddressSetting {
 }
 
 /** Where the agent sends: a UDP HOST:PORT, or a URL to POST to. */
-export type DestinationSetting = ({ kind: "udp" } & AddressSetting) | { kind: "http"; text: string; url: URL };
+export type DestinationSetting = ({ kind: "udp" } & AddressSetting) | {
+  kind: "http";
+  text: string;
+  url: URL;
+};
 
 export interface Settings {
   addresses: DestinationSetting[];
@@ -74,7 +78,9 @@ interface Spec {
 function wholeNumber(min: number, max: number) {
   return (text: string) => {
     const value = decimal(text);
-    if (!(value >= min && value <= max)) throw new SettingError(`give a whole number from ${min} to ${max}`);
+    if (!(value >= min && value <= max)) {
+      throw new SettingError(`give a whole number from ${min} to ${max}`);
+    }
     return value;
   };
 }
@@ -82,14 +88,18 @@ function wholeNumber(min: number, max: number) {
 function seconds(min: number, max: number) {
   return (text: string) => {
     const value = /^[0-9]*\.?[0-9]+$/.test(text) ? Number(text) : NaN;
-    if (!(value >= min && value <= max)) throw new SettingError(`give seconds from ${min} to ${max}, e.g. 1 or 0.5`);
+    if (!(value >= min && value <= max)) {
+      throw new SettingError(`give seconds from ${min} to ${max}, e.g. 1 or 0.5`);
+    }
     return value;
   };
 }
 
 function oneOf<T extends string>(choices: readonly T[]) {
   return (text: string) => {
-    if (!(choices as readonly string[]).includes(text)) throw new SettingError(`choose one of ${choices.join(", ")}`);
+    if (!(choices as readonly string[]).includes(text)) {
+      throw new SettingError(`choose one of ${choices.join(", ")}`);
+    }
     return text as T;
   };
 }
@@ -97,7 +107,12 @@ function oneOf<T extends string>(choices: readonly T[]) {
 function address(text: string): AddressSetting {
   const parsed = parseAddress(text);
   if (!parsed.ok) throw new SettingError(parsed.error);
-  return { text, host: parsed.host, port: parsed.port, ...(parsed.zone ? { zone: parsed.zone } : {}) };
+  return {
+    text,
+    host: parsed.host,
+    port: parsed.port,
+    ...(parsed.zone ? { zone: parsed.zone } : {}),
+  };
 }
 
 function destination(text: string): DestinationSetting {
@@ -126,38 +141,199 @@ function cidr(text: string): Cidr {
 }
 
 export const SETTINGS: readonly Spec[] = [
-  { key: "addresses", flag: "address", short: "a", mode: "agent", directive: "HeartbeatAddress", env: "HEARTBEAT_ADDRESS", multiple: true, parse: destination },
+  {
+    key: "addresses",
+    flag: "address",
+    short: "a",
+    mode: "agent",
+    directive: "HeartbeatAddress",
+    env: "HEARTBEAT_ADDRESS",
+    multiple: true,
+    parse: destination,
+  },
   {
     // The agent's multicast leaves by it; the monitor joins its group on it.
-    key: "interfaceAddress", flag: "interface", directive: "HeartbeatInterface", env: "HEARTBEAT_INTERFACE",
+    key: "interfaceAddress",
+    flag: "interface",
+    directive: "HeartbeatInterface",
+    env: "HEARTBEAT_INTERFACE",
     parse: (value) => {
       if (!isIPv4(value)) throw new SettingError("give the IPv4 address of a local interface");
       return value;
     },
   },
-  { key: "ttl", flag: "ttl", mode: "agent", directive: "HeartbeatTTL", env: "HEARTBEAT_TTL", parse: wholeNumber(0, 255) },
-  { key: "port", flag: "port", mode: "agent", directive: "HeartbeatPort", env: "HEARTBEAT_PORT", parse: wholeNumber(1, 65535) },
-  { key: "source", flag: "source", mode: "agent", directive: "HeartbeatSource", env: "HEARTBEAT_SOURCE", parse: text },
-  { key: "ready", flag: "ready", mode: "agent", directive: "HeartbeatReady", env: "HEARTBEAT_READY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "busy", flag: "busy", mode: "agent", directive: "HeartbeatBusy", env: "HEARTBEAT_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "capacity", flag: "capacity", mode: "agent", directive: "HeartbeatCapacity", env: "HEARTBEAT_CAPACITY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "maxAgeSeconds", flag: "max-age", mode: "agent", directive: "HeartbeatMaxAge", env: "HEARTBEAT_MAX_AGE", parse: seconds(0.01, 86400) },
-  { key: "procRoot", flag: "proc-root", mode: "agent", directive: "HeartbeatProcRoot", env: "HEARTBEAT_PROC_ROOT", parse: text },
-  { key: "intervalSeconds", flag: "interval", mode: "agent", directive: "HeartbeatInterval", env: "HEARTBEAT_INTERVAL", parse: seconds(0.01, 3600) },
-  { key: "resolveIntervalSeconds", flag: "resolve-interval", mode: "agent", directive: "HeartbeatResolveInterval", env: "HEARTBEAT_RESOLVE_INTERVAL", parse: seconds(1, 86400) },
-  { key: "drainFile", flag: "drain-file", mode: "agent", directive: "HeartbeatDrainFile", env: "HEARTBEAT_DRAIN_FILE", parse: text },
-  { key: "minBusy", flag: "min-busy", mode: "agent", directive: "HeartbeatMinBusy", env: "HEARTBEAT_MIN_BUSY", parse: wholeNumber(0, 0xffff_ffff) },
-  { key: "rampUpSeconds", flag: "ramp-up", mode: "agent", directive: "HeartbeatRampUp", env: "HEARTBEAT_RAMP_UP", parse: seconds(0.01, 86400) },
-  { key: "runtimeAdapter", flag: "runtime-adapter", directive: "HeartbeatRuntimeAdapter", env: "HEARTBEAT_RUNTIME_ADAPTER", parse: oneOf(ADAPTERS) },
-  { key: "keyFile", flag: "key-file", directive: "HeartbeatKeyFile", env: "HEARTBEAT_KEY_FILE", parse: text },
-  { key: "signatureWindowSeconds", flag: "signature-window", mode: "monitor", directive: "HeartbeatSignatureWindow", env: "HEARTBEAT_SIGNATURE_WINDOW", parse: wholeNumber(1, 86400) },
-  { key: "logLevel", flag: "log-level", directive: "HeartbeatLogLevel", env: "HEARTBEAT_LOG_LEVEL", parse: oneOf(LOG_LEVELS) },
-  { key: "listen", flag: "listen", mode: "monitor", directive: "HeartbeatListen", env: "HEARTBEAT_LISTEN", parse: address },
-  { key: "storage", flag: "storage", mode: "monitor", directive: "HeartbeatStorage", env: "HEARTBEAT_STORAGE", parse: text },
-  { key: "http", flag: "http", mode: "monitor", directive: "HeartbeatHTTPListen", env: "HEARTBEAT_HTTP", parse: address },
-  { key: "allow", flag: "allow", mode: "monitor", directive: "HeartbeatAllow", env: "HEARTBEAT_ALLOW", multiple: true, parse: cidr },
   {
-    key: "maxServers", flag: "max-servers", mode: "monitor", directive: "HeartbeatMaxServers", env: "HEARTBEAT_MAX_SERVERS",
+    key: "ttl",
+    flag: "ttl",
+    mode: "agent",
+    directive: "HeartbeatTTL",
+    env: "HEARTBEAT_TTL",
+    parse: wholeNumber(0, 255),
+  },
+  {
+    key: "port",
+    flag: "port",
+    mode: "agent",
+    directive: "HeartbeatPort",
+    env: "HEARTBEAT_PORT",
+    parse: wholeNumber(1, 65535),
+  },
+  {
+    key: "source",
+    flag: "source",
+    mode: "agent",
+    directive: "HeartbeatSource",
+    env: "HEARTBEAT_SOURCE",
+    parse: text,
+  },
+  {
+    key: "ready",
+    flag: "ready",
+    mode: "agent",
+    directive: "HeartbeatReady",
+    env: "HEARTBEAT_READY",
+    parse: wholeNumber(0, 0xffff_ffff),
+  },
+  {
+    key: "busy",
+    flag: "busy",
+    mode: "agent",
+    directive: "HeartbeatBusy",
+    env: "HEARTBEAT_BUSY",
+    parse: wholeNumber(0, 0xffff_ffff),
+  },
+  {
+    key: "capacity",
+    flag: "capacity",
+    mode: "agent",
+    directive: "HeartbeatCapacity",
+    env: "HEARTBEAT_CAPACITY",
+    parse: wholeNumber(0, 0xffff_ffff),
+  },
+  {
+    key: "maxAgeSeconds",
+    flag: "max-age",
+    mode: "agent",
+    directive: "HeartbeatMaxAge",
+    env: "HEARTBEAT_MAX_AGE",
+    parse: seconds(0.01, 86400),
+  },
+  {
+    key: "procRoot",
+    flag: "proc-root",
+    mode: "agent",
+    directive: "HeartbeatProcRoot",
+    env: "HEARTBEAT_PROC_ROOT",
+    parse: text,
+  },
+  {
+    key: "intervalSeconds",
+    flag: "interval",
+    mode: "agent",
+    directive: "HeartbeatInterval",
+    env: "HEARTBEAT_INTERVAL",
+    parse: seconds(0.01, 3600),
+  },
+  {
+    key: "resolveIntervalSeconds",
+    flag: "resolve-interval",
+    mode: "agent",
+    directive: "HeartbeatResolveInterval",
+    env: "HEARTBEAT_RESOLVE_INTERVAL",
+    parse: seconds(1, 86400),
+  },
+  {
+    key: "drainFile",
+    flag: "drain-file",
+    mode: "agent",
+    directive: "HeartbeatDrainFile",
+    env: "HEARTBEAT_DRAIN_FILE",
+    parse: text,
+  },
+  {
+    key: "minBusy",
+    flag: "min-busy",
+    mode: "agent",
+    directive: "HeartbeatMinBusy",
+    env: "HEARTBEAT_MIN_BUSY",
+    parse: wholeNumber(0, 0xffff_ffff),
+  },
+  {
+    key: "rampUpSeconds",
+    flag: "ramp-up",
+    mode: "agent",
+    directive: "HeartbeatRampUp",
+    env: "HEARTBEAT_RAMP_UP",
+    parse: seconds(0.01, 86400),
+  },
+  {
+    key: "runtimeAdapter",
+    flag: "runtime-adapter",
+    directive: "HeartbeatRuntimeAdapter",
+    env: "HEARTBEAT_RUNTIME_ADAPTER",
+    parse: oneOf(ADAPTERS),
+  },
+  {
+    key: "keyFile",
+    flag: "key-file",
+    directive: "HeartbeatKeyFile",
+    env: "HEARTBEAT_KEY_FILE",
+    parse: text,
+  },
+  {
+    key: "signatureWindowSeconds",
+    flag: "signature-window",
+    mode: "monitor",
+    directive: "HeartbeatSignatureWindow",
+    env: "HEARTBEAT_SIGNATURE_WINDOW",
+    parse: wholeNumber(1, 86400),
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    directive: "HeartbeatLogLevel",
+    env: "HEARTBEAT_LOG_LEVEL",
+    parse: oneOf(LOG_LEVELS),
+  },
+  {
+    key: "listen",
+    flag: "listen",
+    mode: "monitor",
+    directive: "HeartbeatListen",
+    env: "HEARTBEAT_LISTEN",
+    parse: address,
+  },
+  {
+    key: "storage",
+    flag: "storage",
+    mode: "monitor",
+    directive: "HeartbeatStorage",
+    env: "HEARTBEAT_STORAGE",
+    parse: text,
+  },
+  {
+    key: "http",
+    flag: "http",
+    mode: "monitor",
+    directive: "HeartbeatHTTPListen",
+    env: "HEARTBEAT_HTTP",
+    parse: address,
+  },
+  {
+    key: "allow",
+    flag: "allow",
+    mode: "monitor",
+    directive: "HeartbeatAllow",
+    env: "HEARTBEAT_ALLOW",
+    multiple: true,
+    parse: cidr,
+  },
+  {
+    key: "maxServers",
+    flag: "max-servers",
+    mode: "monitor",
+    directive: "HeartbeatMaxServers",
+    env: "HEARTBEAT_MAX_SERVERS",
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
       // mod_heartmonitor's rule: 0 means the storage file; a shared-memory table needs more than 10.
@@ -176,7 +352,9 @@ const DEFAULTS: Pick<Settings, "addresses" | "ttl" | "source" | "intervalSeconds
 };
 
 /** Lower-cased names of the directives this agent reads. */
-export const KNOWN_DIRECTIVES: ReadonlySet<string> = new Set(SETTINGS.map((spec) => spec.directive.toLowerCase()));
+export const KNOWN_DIRECTIVES: ReadonlySet<string> = new Set(
+  SETTINGS.map((spec) => spec.directive.toLowerCase()),
+);
 
 export interface Layers {
   /** Flag values by long name, as parseArgs gives them. */
@@ -216,11 +394,19 @@ export function resolveSettings(layers: Layers): Resolved {
   }
   if (layers.config) {
     for (const directive of layers.config.directives) {
-      if (/^heartbeat/i.test(directive.name) && !KNOWN_DIRECTIVES.has(directive.name.toLowerCase())) {
-        problems.push(`${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled`);
+      if (
+        /^heartbeat/i.test(directive.name) && !KNOWN_DIRECTIVES.has(directive.name.toLowerCase())
+      ) {
+        problems.push(
+          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled`,
+        );
       }
     }
-    problems.push(...layers.config.problems.map((problem) => `${problem.file}:${problem.line}: ${problem.message}`));
+    problems.push(
+      ...layers.config.problems.map((problem) =>
+        `${problem.file}:${problem.line}: ${problem.message}`
+      ),
+    );
   }
   for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) origins[key] ??= "default";
   return {
@@ -240,23 +426,39 @@ function fromFlag(spec: Spec, flags: Layers["flags"], problems: string[]): Candi
   const raw = flags[spec.flag];
   if (raw === undefined) return undefined;
   const texts = Array.isArray(raw) ? raw : [raw];
-  return collect(spec, texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })), `--${spec.flag}`, problems);
+  return collect(
+    spec,
+    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })),
+    `--${spec.flag}`,
+    problems,
+  );
 }
 
 function fromEnv(spec: Spec, env: Layers["env"], problems: string[]): Candidate | undefined {
   const raw = env[spec.env];
   if (raw === undefined || raw === "") return undefined;
   const texts = spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : [raw];
-  return collect(spec, texts.map((text) => ({ text, where: `${spec.env} '${text}'` })), spec.env, problems);
+  return collect(
+    spec,
+    texts.map((text) => ({ text, where: `${spec.env} '${text}'` })),
+    spec.env,
+    problems,
+  );
 }
 
 function fromConfig(spec: Spec, config: ConfigRead, problems: string[]): Candidate | undefined {
-  const lines = config.directives.filter((directive) => directive.name.toLowerCase() === spec.directive.toLowerCase());
+  const lines = config.directives.filter((directive) =>
+    directive.name.toLowerCase() === spec.directive.toLowerCase()
+  );
   if (lines.length === 0) return undefined;
   const usable = lines.filter((directive) => {
     const where = `${directive.file}:${directive.line}: ${spec.directive}`;
     if (directive.sections.length) {
-      problems.push(`${where} cannot occur within <${directive.sections[directive.sections.length - 1]}> section`);
+      problems.push(
+        `${where} cannot occur within <${
+          directive.sections[directive.sections.length - 1]
+        }> section`,
+      );
     } else if (directive.args.length !== 1) {
       problems.push(`${where} takes one argument`);
     } else if (directive.undefinedVariables.length) {
@@ -268,21 +470,31 @@ function fromConfig(spec: Spec, config: ConfigRead, problems: string[]): Candida
   const used = spec.multiple ? usable : usable.slice(-1);
   return collect(
     spec,
-    used.map((directive) => ({ text: directive.args[0], where: `${directive.file}:${directive.line}: ${spec.directive}:` })),
+    used.map((directive) => ({
+      text: directive.args[0],
+      where: `${directive.file}:${directive.line}: ${spec.directive}:`,
+    })),
     used.map((directive) => `${directive.file}:${directive.line}`).join(", "),
     problems,
   );
 }
 
 /** Parses each text; a problem is `WHERE: reason` (or `WHERE reason` after a colon). */
-function collect(spec: Spec, texts: { text: string; where: string }[], origin: string, problems: string[]): Candidate | undefined {
+function collect(
+  spec: Spec,
+  texts: { text: string; where: string }[],
+  origin: string,
+  problems: string[],
+): Candidate | undefined {
   const values: unknown[] = [];
   for (const { text, where } of texts) {
     try {
       values.push(spec.parse(text));
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
-      problems.push(where.endsWith(":") ? `${where} ${error.message}` : `${where}: ${error.message}`);
+      problems.push(
+        where.endsWith(":") ? `${where} ${error.message}` : `${where}: ${error.message}`,
+      );
     }
   }
   if (values.length === 0) return undefined;
@@ -297,7 +509,9 @@ export function describeSettings(resolved: Resolved): string {
     // Addresses and ranges keep the text they were given.
     const shown = Array.isArray(value)
       ? value.map((item) => (item as { text: string }).text).join(" ")
-      : typeof value === "object" ? (value as { text: string }).text : String(value);
+      : typeof value === "object"
+      ? (value as { text: string }).text
+      : String(value);
     return [[spec.directive, shown, resolved.origins[spec.key] ?? ""]];
   });
   return formatColumns([["directive", "value", "from"], ...rows]);

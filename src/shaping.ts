@@ -30,9 +30,11 @@ export class Drain {
     const now = this.#bySignal || byFile;
     if (now !== this.#was) {
       this.#was = now;
-      this.#logger.info(now
-        ? `draining: advertising ready=0 (${this.#bySignal ? "signal" : `${file} exists`})`
-        : "drain over: advertising the real ready count again");
+      this.#logger.info(
+        now
+          ? `draining: advertising ready=0 (${this.#bySignal ? "signal" : `${file} exists`})`
+          : "drain over: advertising the real ready count again",
+      );
     }
     return now;
   }
@@ -52,6 +54,8 @@ export function shapeLoad(load: Load, shaping: Shaping): Load {
   const busy = Math.max(load.busy, shaping.minBusy ?? 0);
   if (shaping.draining()) return { ready: 0, busy };
   const rampMs = (shaping.rampUpSeconds ?? 0) * 1000;
-  const share = rampMs > 0 ? Math.min(1, Math.max(0, shaping.now() - shaping.startedAt) / rampMs) : 1;
+  const share = rampMs > 0
+    ? Math.min(1, Math.max(0, shaping.now() - shaping.startedAt) / rampMs)
+    : 1;
   return { ready: Math.floor(load.ready * share), busy };
 }

@@ -115,7 +115,10 @@ function ignoreInspectorSignal(logger: Logger): () => void {
   const ignore = () => {
     const previous = signal(sigusr1, SIG_IGN);
     // Deno's handler replaced: it installs it only once, so watching can stop.
-    if ((previous !== SIG_IGN && previous !== SIG_DFL) || Date.now() - startedAt > INSPECTOR_HANDLER_DEADLINE_MS) {
+    if (
+      (previous !== SIG_IGN && previous !== SIG_DFL) ||
+      Date.now() - startedAt > INSPECTOR_HANDLER_DEADLINE_MS
+    ) {
       stop();
     }
   };

@@ -19,14 +19,23 @@ export function readKeyFile(path: string): { key: Buffer; warning?: string } {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new Error(`cannot read the key file ${path}: ${(error as { code?: string }).code ?? (error as Error).message}`);
+    throw new Error(
+      `cannot read the key file ${path}: ${
+        (error as { code?: string }).code ?? (error as Error).message
+      }`,
+    );
   }
   const key = Buffer.from(text.trim(), "utf8");
   if (key.length < MIN_KEY_BYTES) {
-    throw new Error(`the key in ${path} is shorter than ${MIN_KEY_BYTES} bytes; make one with: head -c 32 /dev/urandom | base64 > ${path}`);
+    throw new Error(
+      `the key in ${path} is shorter than ${MIN_KEY_BYTES} bytes; make one with: head -c 32 /dev/urandom | base64 > ${path}`,
+    );
   }
   const mode = statSync(path).mode & 0o077;
-  return { key, warning: mode ? `${path} can be read by other users: chmod 600 ${path}` : undefined };
+  return {
+    key,
+    warning: mode ? `${path} can be read by other users: chmod 600 ${path}` : undefined,
+  };
 }
 
 /** The message with `&ts=` and `&sig=` appended. */
@@ -53,7 +62,11 @@ export class SignatureCheck {
   }
 
   /** Undefined when `text` from `from` is signed, genuine and fresh; else why not. */
-  check(text: string, from: string, nowSeconds: number): { reason: SignatureProblem; detail: string } | undefined {
+  check(
+    text: string,
+    from: string,
+    nowSeconds: number,
+  ): { reason: SignatureProblem; detail: string } | undefined {
     const at = text.lastIndexOf("&sig=");
     const ts = /&ts=(\d{1,12})(?:&|$)/.exec(text.slice(0, Math.max(0, at)))?.[1];
     if (at < 0 || ts === undefined) return { reason: "unsigned", detail: "no ts and sig" };
@@ -64,14 +77,25 @@ export class SignatureCheck {
     }
     const seconds = Number(ts);
     if (seconds > nowSeconds + this.#windowSeconds) {
-      return { reason: "future", detail: `ts is ${seconds - nowSeconds} s ahead: are the clocks in step?` };
+      return {
+        reason: "future",
+        detail: `ts is ${seconds - nowSeconds} s ahead: are the clocks in step?`,
+      };
     }
     if (seconds < nowSeconds - this.#windowSeconds) {
-      return { reason: "replayed", detail: `ts is ${nowSeconds - seconds} s old, more than the ${this.#windowSeconds} s window` };
+      return {
+        reason: "replayed",
+        detail: `ts is ${
+          nowSeconds - seconds
+        } s old, more than the ${this.#windowSeconds} s window`,
+      };
     }
     const last = this.#lastAccepted.get(from);
     if (last !== undefined && seconds < last) {
-      return { reason: "replayed", detail: `ts ${seconds} is older than the last one accepted, ${last}` };
+      return {
+        reason: "replayed",
+        detail: `ts ${seconds} is older than the last one accepted, ${last}`,
+      };
     }
     this.#lastAccepted.set(from, seconds);
     return undefined;

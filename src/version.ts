@@ -28,7 +28,10 @@ export function bakedBuild(): Build {
 }
 
 /** The `--version` line. */
-export function versionLine(build: Build = bakedBuild(), runtime: string = runtimeVersion()): string {
+export function versionLine(
+  build: Build = bakedBuild(),
+  runtime: string = runtimeVersion(),
+): string {
   const made = build.date ? [build.commit ?? "unknown commit", build.date] : ["from source"];
   const target = build.target ?? `${process.platform}-${process.arch}`;
   return `heartbeat ${VERSION} (${[...made, runtime, target].join(", ")})`;

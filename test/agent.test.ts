@@ -40,31 +40,58 @@ async function runTicks(
 }
 
 test("agent: one heartbeat per interval to every destination, with port", async () => {
-  const { sent } = await runTicks(3, () => Promise.resolve({ ready: 5, busy: 2 }), { destinations: [GROUP, PEER], port: 8080 });
-  assert.deepEqual(sent, [0, 1000, 2000].flatMap((at) => [
-    { to: "239.0.0.1:27999", payload: "v=1&ready=5&busy=2&port=8080", at },
-    { to: "10.99.0.2:27999", payload: "v=1&ready=5&busy=2&port=8080", at },
-  ]));
+  const { sent } = await runTicks(3, () => Promise.resolve({ ready: 5, busy: 2 }), {
+    destinations: [GROUP, PEER],
+    port: 8080,
+  });
+  assert.deepEqual(
+    sent,
+    [0, 1000, 2000].flatMap((at) => [
+      { to: "239.0.0.1:27999", payload: "v=1&ready=5&busy=2&port=8080", at },
+      { to: "10.99.0.2:27999", payload: "v=1&ready=5&busy=2&port=8080", at },
+    ]),
+  );
 });
 
 test("agent: a failing source means no heartbeat, logged once when it starts and once when it ends", async () => {
-  const { sent, lines } = await runTicks(6, (n) =>
-    n >= 1 && n <= 3 ? Promise.reject(new Error("connection refused")) : Promise.resolve({ ready: n, busy: 1 }));
-  assert.deepEqual(sent.map((s) => s.payload), ["v=1&ready=0&busy=1", "v=1&ready=4&busy=1", "v=1&ready=5&busy=1"]);
+  const { sent, lines } = await runTicks(
+    6,
+    (n) =>
+      n >= 1 && n <= 3
+        ? Promise.reject(new Error("connection refused"))
+        : Promise.resolve({ ready: n, busy: 1 }),
+  );
+  assert.deepEqual(sent.map((s) => s.payload), [
+    "v=1&ready=0&busy=1",
+    "v=1&ready=4&busy=1",
+    "v=1&ready=5&busy=1",
+  ]);
   const warnings = lines.filter((line) => line.includes(" warn "));
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0], /warn  no heartbeat sent: test source: connection refused$/);
-  assert.equal(lines.filter((line) => /info  test source answers again; heartbeats resumed \(after 3 failures in 3 s\)/.test(line)).length, 1);
+  assert.match(warnings[0], /warn {2}no heartbeat sent: test source: connection refused$/);
+  assert.equal(
+    lines.filter((line) =>
+      /info {2}test source answers again; heartbeats resumed \(after 3 failures in 3 s\)/.test(line)
+    ).length,
+    1,
+  );
 });
 
 test("agent: nonsensical numbers from a source are never sent", async () => {
   const answers: Load[] = [
-    { ready: -1, busy: 0 }, { ready: 1.5, busy: 0 }, { ready: NaN, busy: 0 }, { ready: 1, busy: 2 ** 40 },
-    { ready: "3" as unknown as number, busy: 0 }, { ready: 3, busy: 1 },
+    { ready: -1, busy: 0 },
+    { ready: 1.5, busy: 0 },
+    { ready: NaN, busy: 0 },
+    { ready: 1, busy: 2 ** 40 },
+    { ready: "3" as unknown as number, busy: 0 },
+    { ready: 3, busy: 1 },
   ];
   const { sent, lines } = await runTicks(answers.length, (n) => Promise.resolve(answers[n]));
   assert.deepEqual(sent.map((s) => s.payload), ["v=1&ready=3&busy=1"]);
-  assert.match(lines.find((line) => line.includes(" warn "))!, /ready must be a whole number from 0 to 4294967295, got -1/);
+  assert.match(
+    lines.find((line) => line.includes(" warn "))!,
+    /ready must be a whole number from 0 to 4294967295, got -1/,
+  );
 });
 
 test("agent: a source that hangs costs one heartbeat, not the schedule", async () => {
@@ -76,7 +103,9 @@ test("agent: a source that hangs costs one heartbeat, not the schedule", async (
     return new Promise(() => {}); // never settles, and ignores the signal
   }, { clock });
   assert.deepEqual(sent.map((s) => [s.at, s.payload]), [
-    [0, "v=1&ready=0&busy=1"], [2000, "v=1&ready=2&busy=1"], [3000, "v=1&ready=3&busy=1"],
+    [0, "v=1&ready=0&busy=1"],
+    [2000, "v=1&ready=2&busy=1"],
+    [3000, "v=1&ready=3&busy=1"],
   ]);
   assert.equal(abortedAt, 1000 + 1000 * READ_BUDGET, "the source is told its deadline passed");
 });
@@ -84,13 +113,19 @@ test("agent: a source that hangs costs one heartbeat, not the schedule", async (
 test("agent: a destination that fails is logged once and the others still get heartbeats", async () => {
   const clock = new FakeClock();
   const recorder = new Recorder(clock);
-  recorder.failing.set(GROUP, Object.assign(new Error("network is unreachable"), { code: "ENETUNREACH" }));
+  recorder.failing.set(
+    GROUP,
+    Object.assign(new Error("network is unreachable"), { code: "ENETUNREACH" }),
+  );
   const log = recordingLog();
   const stop = new AbortController();
   let reads = 0;
   await createAgent({
     senders: [recorder.sender(GROUP), recorder.sender(PEER)],
-    source: { description: "s", read: () => (++reads === 200 && stop.abort(), Promise.resolve({ ready: 1, busy: 1 })) },
+    source: {
+      description: "s",
+      read: () => (++reads === 200 && stop.abort(), Promise.resolve({ ready: 1, busy: 1 })),
+    },
     intervalMs: 1000,
     logger: createLogger({ level: "info", write: log.write }),
     clock,
@@ -118,7 +153,13 @@ test("agent: one beat is true only when every destination got the heartbeat", as
   assert.equal(await createAgent(options).beat(), true);
   recorder.failing.set(PEER, new Error("no route"));
   assert.equal(await createAgent(options).beat(), false);
-  assert.equal(await createAgent({ ...options, source: { description: "down", read: () => Promise.reject(new Error("down")) } }).beat(), false);
+  assert.equal(
+    await createAgent({
+      ...options,
+      source: { description: "down", read: () => Promise.reject(new Error("down")) },
+    }).beat(),
+    false,
+  );
 });
 
 test("log: lines carry time and level, and levels below the threshold are dropped", () => {
@@ -128,13 +169,19 @@ test("log: lines carry time and level, and levels below the threshold are droppe
   logger.info("i");
   logger.warn("w");
   logger.error("e");
-  assert.deepEqual(log.lines, ["1970-01-01T00:00:00.000Z warn  w", "1970-01-01T00:00:00.000Z error e"]);
+  assert.deepEqual(log.lines, [
+    "1970-01-01T00:00:00.000Z warn  w",
+    "1970-01-01T00:00:00.000Z error e",
+  ]);
 });
 
 test("log: ProblemLog keeps separate problems apart", () => {
   const log = recordingLog();
   let now = 0;
-  const problems = new ProblemLog(createLogger({ level: "info", write: log.write, now: () => new Date(0) }), { now: () => now });
+  const problems = new ProblemLog(
+    createLogger({ level: "info", write: log.write, now: () => new Date(0) }),
+    { now: () => now },
+  );
   problems.fail("a", "a broke");
   problems.fail("b", "b broke");
   problems.fail("a", "a broke");
@@ -144,6 +191,9 @@ test("log: ProblemLog keeps separate problems apart", () => {
   problems.ok("a", "a fine");
   problems.fail("a", "a broke again");
   assert.deepEqual(log.lines.map((line) => line.slice(25)), [
-    "warn  a broke", "warn  b broke", "info  a fine (after 2 failures in 5 s)", "warn  a broke again",
+    "warn  a broke",
+    "warn  b broke",
+    "info  a fine (after 2 failures in 5 s)",
+    "warn  a broke again",
   ]);
 });

@@ -12,7 +12,17 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { drainSignals } from "../src/signals.ts";
 import { sign } from "../src/signing.ts";
-import { agentCommand, collect, commandAvailable, currentRuntime, Lab, runtimeCommand, skipUnlessLab, stop, waitFor } from "./support/lab.ts";
+import {
+  agentCommand,
+  collect,
+  commandAvailable,
+  currentRuntime,
+  Lab,
+  runtimeCommand,
+  skipUnlessLab,
+  stop,
+  waitFor,
+} from "./support/lab.ts";
 import type { Probe } from "./support/send-probe.ts";
 
 const skip = skipUnlessLab();
@@ -23,7 +33,12 @@ function network(): Lab {
   if (lab) return lab;
   lab = new Lab();
   for (const name of ["host", "peer", "lonely"]) lab.addNamespace(name);
-  lab.link({ ns: "host", dev: "eth0", cidr: "10.99.3.1/24", cidr6: "fd00:99:3::1/64" }, { ns: "peer", dev: "eth0", cidr: "10.99.3.2/24", cidr6: "fd00:99:3::2/64" });
+  lab.link({ ns: "host", dev: "eth0", cidr: "10.99.3.1/24", cidr6: "fd00:99:3::1/64" }, {
+    ns: "peer",
+    dev: "eth0",
+    cidr: "10.99.3.2/24",
+    cidr6: "fd00:99:3::2/64",
+  });
   lab.sh("host", "ip route add 224.0.0.0/4 dev eth0");
   lab.sh("peer", "ip route add 224.0.0.0/4 dev eth0");
   return lab;
@@ -31,95 +46,195 @@ function network(): Lab {
 after(() => lab?.close());
 
 test(`e2e ${runtime}: --once exits 0 when the heartbeat was sent`, { skip }, async () => {
-  const result = await network().run("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]));
+  const result = await network().run(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]),
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr, "");
 });
 
-test(`e2e ${runtime}: --once exits 1 with one warning when there is no route`, { skip }, async () => {
-  const result = await network().run("lonely", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]));
-  assert.equal(result.code, 1);
-  const lines = result.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, result.stderr);
-  assert.match(lines[0], /^\d{4}-\d\d-\d\dT\S+Z warn  send 239\.0\.0\.1:27999 failed: .*(unreachable|UNKNOWN)/i);
-});
+test(
+  `e2e ${runtime}: --once exits 1 with one warning when there is no route`,
+  { skip },
+  async () => {
+    const result = await network().run(
+      "lonely",
+      agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]),
+    );
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(
+      lines[0],
+      /^\d{4}-\d\d-\d\dT\S+Z warn {2}send 239\.0\.0\.1:27999 failed: .*(unreachable|UNKNOWN)/i,
+    );
+  },
+);
 
 test(`e2e ${runtime}: a wrong --interface is a usage error, exit 2`, { skip }, async () => {
-  const result = await network().run("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--interface", "10.1.2.3", "--once"]));
+  const result = await network().run(
+    "host",
+    agentCommand(runtime, [
+      "-a",
+      "239.0.0.1:27999",
+      "--ready",
+      "3",
+      "--interface",
+      "10.1.2.3",
+      "--once",
+    ]),
+  );
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /^heartbeat: --interface '10\.1\.2\.3': no local interface has this address\n/);
+  assert.match(
+    result.stderr,
+    /^heartbeat: --interface '10\.1\.2\.3': no local interface has this address\n/,
+  );
 });
 
-test(`e2e ${runtime}: SIGTERM and SIGINT send ready=0 to every destination, then exit 0`, { skip }, async () => {
-  const lab = network();
-  const listener = lab.spawn("peer", runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]));
-  const heard = collect(listener);
-  await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "4", "--busy", "1", "--interval", "0.2"]));
-    const output = collect(agent);
-    const count = (payload = "ready=4&busy=1") => heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
-    const before = count();
-    await waitFor(() => count() >= before + 3, 10_000, "three heartbeats");
-    // `ip netns exec` execs the agent in place, so its pid is the agent's. process.kill, not
-    // agent.kill: Deno's ChildProcess.kill() reports the signal as the cause of exit even when
-    // the process handled it and exited 0.
-    const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
-    const farewells = count("ready=0&busy=1");
-    process.kill(agent.pid!, signal);
-    assert.equal(await exited, 0, output().stderr);
-    assert.match(output().stderr, new RegExp(`info  stopping on ${signal}: telling the proxies ready=0\\n.*info  stopped\\n$`));
-    await waitFor(() => count("ready=0&busy=1") === farewells + 1, 5_000, "the farewell heartbeat");
-    assert.doesNotMatch(output().stderr, /warn|error/);
-  }
-  await stop(listener);
-});
+test(
+  `e2e ${runtime}: SIGTERM and SIGINT send ready=0 to every destination, then exit 0`,
+  { skip },
+  async () => {
+    const lab = network();
+    const listener = lab.spawn(
+      "peer",
+      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]),
+    );
+    const heard = collect(listener);
+    await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const agent = lab.spawn(
+        "host",
+        agentCommand(runtime, [
+          "-a",
+          "239.0.0.1:27999",
+          "--ready",
+          "4",
+          "--busy",
+          "1",
+          "--interval",
+          "0.2",
+        ]),
+      );
+      const output = collect(agent);
+      const count = (payload = "ready=4&busy=1") =>
+        heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
+      const before = count();
+      await waitFor(() => count() >= before + 3, 10_000, "three heartbeats");
+      // `ip netns exec` execs the agent in place, so its pid is the agent's. process.kill, not
+      // agent.kill: Deno's ChildProcess.kill() reports the signal as the cause of exit even when
+      // the process handled it and exited 0.
+      const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+      const farewells = count("ready=0&busy=1");
+      process.kill(agent.pid!, signal);
+      assert.equal(await exited, 0, output().stderr);
+      assert.match(
+        output().stderr,
+        new RegExp(
+          `info  stopping on ${signal}: telling the proxies ready=0\\n.*info  stopped\\n$`,
+        ),
+      );
+      await waitFor(
+        () => count("ready=0&busy=1") === farewells + 1,
+        5_000,
+        "the farewell heartbeat",
+      );
+      assert.doesNotMatch(output().stderr, /warn|error/);
+    }
+    await stop(listener);
+  },
+);
 
-test(`e2e ${runtime}: with no source to be found, auto exits 2 and lists the choices`, { skip }, async () => {
-  const result = await network().run("lonely", agentCommand(runtime, ["-a", "239.0.0.1:27999"]));
-  assert.equal(result.code, 2);
-  assert.match(result.stderr, /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/);
-});
+test(
+  `e2e ${runtime}: with no source to be found, auto exits 2 and lists the choices`,
+  { skip },
+  async () => {
+    const result = await network().run("lonely", agentCommand(runtime, ["-a", "239.0.0.1:27999"]));
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
+    );
+  },
+);
 
-test(`e2e ${runtime}: -t says Syntax OK, or lists each error as FILE:LINE and exits 2`, { skip }, async () => {
-  const lab = network();
-  const good = join(lab.dir, "good.conf");
-  const bad = join(lab.dir, "bad.conf");
-  writeFileSync(good, "<IfModule mod_heartbeat.c>\n  HeartbeatAddress 239.0.0.1:27999\n</IfModule>\n");
-  writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
-  const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
-  assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
-  const broken = await lab.run("lonely", agentCommand(runtime, ["--test-config", "--config", bad]));
-  assert.equal(broken.code, 2);
-  assert.equal(broken.stderr, [
-    `${bad}:1: HeartbeatAddress: No port provided in address`,
-    `${bad}:2: HeartbeatTTL: give a whole number from 0 to 255`,
-    `${bad}:3: <IfModule> was not closed.`,
-    "",
-  ].join("\n"));
-});
+test(
+  `e2e ${runtime}: -t says Syntax OK, or lists each error as FILE:LINE and exits 2`,
+  { skip },
+  async () => {
+    const lab = network();
+    const good = join(lab.dir, "good.conf");
+    const bad = join(lab.dir, "bad.conf");
+    writeFileSync(
+      good,
+      "<IfModule mod_heartbeat.c>\n  HeartbeatAddress 239.0.0.1:27999\n</IfModule>\n",
+    );
+    writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
+    const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
+    assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
+    const broken = await lab.run(
+      "lonely",
+      agentCommand(runtime, ["--test-config", "--config", bad]),
+    );
+    assert.equal(broken.code, 2);
+    assert.equal(
+      broken.stderr,
+      [
+        `${bad}:1: HeartbeatAddress: No port provided in address`,
+        `${bad}:2: HeartbeatTTL: give a whole number from 0 to 255`,
+        `${bad}:3: <IfModule> was not closed.`,
+        "",
+      ].join("\n"),
+    );
+  },
+);
 
-test(`e2e ${runtime}: --print-config shows each setting and where it came from`, { skip }, async () => {
-  const lab = network();
-  const conf = join(lab.dir, "print.conf");
-  writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\n");
-  const result = await lab.run("lonely", agentCommand(runtime, ["-f", conf, "--print-config", "--ready", "4"]), { env: { HEARTBEAT_PORT: "8080" } });
-  assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, new RegExp(`^HeartbeatAddress +239\\.0\\.0\\.1:27999 +${conf.replace(/[.]/g, "\\.")}:1$`, "m"));
-  assert.match(result.stdout, /^HeartbeatPort +8080 +HEARTBEAT_PORT$/m);
-  assert.match(result.stdout, /^HeartbeatReady +4 +--ready$/m);
-  assert.match(result.stdout, /^HeartbeatInterval +1 +default$/m);
-});
+test(
+  `e2e ${runtime}: --print-config shows each setting and where it came from`,
+  { skip },
+  async () => {
+    const lab = network();
+    const conf = join(lab.dir, "print.conf");
+    writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\n");
+    const result = await lab.run(
+      "lonely",
+      agentCommand(runtime, ["-f", conf, "--print-config", "--ready", "4"]),
+      { env: { HEARTBEAT_PORT: "8080" } },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `^HeartbeatAddress +239\\.0\\.0\\.1:27999 +${conf.replace(/[.]/g, "\\.")}:1$`,
+        "m",
+      ),
+    );
+    assert.match(result.stdout, /^HeartbeatPort +8080 +HEARTBEAT_PORT$/m);
+    assert.match(result.stdout, /^HeartbeatReady +4 +--ready$/m);
+    assert.match(result.stdout, /^HeartbeatInterval +1 +default$/m);
+  },
+);
 
-test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the running one kept`, { skip }, async () => {
+test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the running one kept`, {
+  skip,
+}, async () => {
   const lab = network();
   const conf = join(lab.dir, "reload.conf");
   const config = (ready: string, address = "239.0.0.1:27998") =>
-    writeFileSync(conf, `HeartbeatAddress ${address}\nHeartbeatSource static\nHeartbeatReady ${ready}\nHeartbeatInterval 0.2\n`);
-  const listener = lab.spawn("peer", runtimeCommand(runtime, "test/support/listen-probe.ts", ["27998", "239.0.0.1"]));
+    writeFileSync(
+      conf,
+      `HeartbeatAddress ${address}\nHeartbeatSource static\nHeartbeatReady ${ready}\nHeartbeatInterval 0.2\n`,
+    );
+  const listener = lab.spawn(
+    "peer",
+    runtimeCommand(runtime, "test/support/listen-probe.ts", ["27998", "239.0.0.1"]),
+  );
   const heard = collect(listener);
   await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
-  const count = (ready: number) => heard().stdout.split("\n").filter((line) => line.includes(`"v=1&ready=${ready}&busy=0"`)).length;
+  const count = (ready: number) =>
+    heard().stdout.split("\n").filter((line) => line.includes(`"v=1&ready=${ready}&busy=0"`))
+      .length;
 
   config("5");
   const agent = lab.spawn("host", agentCommand(runtime, ["-f", conf]));
@@ -132,11 +247,22 @@ test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the 
 
   config("7", "239.0.0.1");
   process.kill(agent.pid!, "SIGHUP");
-  await waitFor(() => output().stderr.includes("reload failed"), 10_000, "the failed reload to be logged");
+  await waitFor(
+    () => output().stderr.includes("reload failed"),
+    10_000,
+    "the failed reload to be logged",
+  );
   const before = count(9);
   await waitFor(() => count(9) >= before + 2, 10_000, "heartbeats with ready=9 to go on");
   assert.equal(count(7), 0);
-  assert.match(output().stderr, new RegExp(`error reload: ${conf.replace(/[.]/g, "\\.")}:1: HeartbeatAddress: No port provided in address\n.*error reload failed: the running configuration is kept\n`));
+  assert.match(
+    output().stderr,
+    new RegExp(
+      `error reload: ${
+        conf.replace(/[.]/g, "\\.")
+      }:1: HeartbeatAddress: No port provided in address\n.*error reload failed: the running configuration is kept\n`,
+    ),
+  );
 
   const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
   process.kill(agent.pid!, "SIGTERM");
@@ -144,55 +270,100 @@ test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the 
   await stop(listener);
 });
 
-test(`e2e ${runtime}: drain by signal and by file, and SIGTERM, show in the monitor's storage within an interval`, { skip }, async () => {
-  const lab = network();
-  const storage = join(lab.dir, "drain-hb.dat");
-  const drainFile = join(lab.dir, "drain-now");
-  const monitor = lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27996", "--storage", storage]));
-  const monitorLog = collect(monitor);
-  await waitFor(() => monitorLog().stderr.includes("listening on"), 10_000, "the monitor");
-  const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27996", "--ready", "12", "--busy", "3", "--interval", "0.5", "--drain-file", drainFile]));
-  const agentLog = collect(agent);
-  const line = () => {
-    try {
-      return readFileSync(storage, "utf8").split("\n").find((text) => text.startsWith("10.99.3.1 ")) ?? "";
-    } catch {
-      return "";
+test(
+  `e2e ${runtime}: drain by signal and by file, and SIGTERM, show in the monitor's storage within an interval`,
+  { skip },
+  async () => {
+    const lab = network();
+    const storage = join(lab.dir, "drain-hb.dat");
+    const drainFile = join(lab.dir, "drain-now");
+    const monitor = lab.spawn(
+      "peer",
+      agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27996", "--storage", storage]),
+    );
+    const monitorLog = collect(monitor);
+    await waitFor(() => monitorLog().stderr.includes("listening on"), 10_000, "the monitor");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27996",
+        "--ready",
+        "12",
+        "--busy",
+        "3",
+        "--interval",
+        "0.5",
+        "--drain-file",
+        drainFile,
+      ]),
+    );
+    const agentLog = collect(agent);
+    const line = () => {
+      try {
+        return readFileSync(storage, "utf8").split("\n").find((text) =>
+          text.startsWith("10.99.3.1 ")
+        ) ?? "";
+      } catch {
+        return "";
+      }
+    };
+    const advertises = async (ready: number, what: string) => {
+      const started = Date.now();
+      await waitFor(
+        () => line().startsWith(`10.99.3.1 &ready=${ready}&busy=3&`),
+        5_000,
+        `${what}: ${line()}\n${agentLog().stderr}`,
+      );
+      return Date.now() - started;
+    };
+    await advertises(12, "first heartbeats");
+    const { drain, undrain } = drainSignals(runtime);
+    for (const [on, off] of drain.map((signal, i) => [signal, undrain[i]] as const)) {
+      process.kill(agent.pid!, on);
+      // One interval (0.5 s) for the next heartbeat, and up to a second for the monitor's next write.
+      assert.ok(await advertises(0, `${on} drains`) < 1600);
+      process.kill(agent.pid!, off);
+      await advertises(12, `${off} resumes`);
     }
-  };
-  const advertises = async (ready: number, what: string) => {
-    const started = Date.now();
-    await waitFor(() => line().startsWith(`10.99.3.1 &ready=${ready}&busy=3&`), 5_000, `${what}: ${line()}\n${agentLog().stderr}`);
-    return Date.now() - started;
-  };
-  await advertises(12, "first heartbeats");
-  const { drain, undrain } = drainSignals(runtime);
-  for (const [on, off] of drain.map((signal, i) => [signal, undrain[i]] as const)) {
-    process.kill(agent.pid!, on);
-    // One interval (0.5 s) for the next heartbeat, and up to a second for the monitor's next write.
-    assert.ok(await advertises(0, `${on} drains`) < 1600);
-    process.kill(agent.pid!, off);
-    await advertises(12, `${off} resumes`);
-  }
-  writeFileSync(drainFile, "");
-  assert.ok(await advertises(0, "the drain file drains") < 1600);
-  rmSync(drainFile);
-  await advertises(12, "removing it resumes");
-  const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
-  process.kill(agent.pid!, "SIGTERM");
-  assert.equal(await exited, 0);
-  assert.ok(await advertises(0, "SIGTERM's farewell") < 1600);
-  assert.match(agentLog().stderr, new RegExp(`${drain[0]}: drain requested\\n.*draining: advertising ready=0 \\(signal\\)`, "s"));
-  await stop(monitor);
-});
+    writeFileSync(drainFile, "");
+    assert.ok(await advertises(0, "the drain file drains") < 1600);
+    rmSync(drainFile);
+    await advertises(12, "removing it resumes");
+    const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+    process.kill(agent.pid!, "SIGTERM");
+    assert.equal(await exited, 0);
+    assert.ok(await advertises(0, "SIGTERM's farewell") < 1600);
+    assert.match(
+      agentLog().stderr,
+      new RegExp(
+        `${drain[0]}: drain requested\\n.*draining: advertising ready=0 \\(signal\\)`,
+        "s",
+      ),
+    );
+    await stop(monitor);
+  },
+);
 
-test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent nor monitor`, { skip }, async () => {
+test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent nor monitor`, {
+  skip,
+}, async () => {
   const lab = network();
-  const monitor = lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27993"]));
+  const monitor = lab.spawn(
+    "peer",
+    agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27993"]),
+  );
   const monitorLog = collect(monitor);
-  const agent = lab.spawn("host", agentCommand(runtime, ["-a", "239.0.0.1:27993", "--ready", "2", "--interval", "0.2"]));
+  const agent = lab.spawn(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27993", "--ready", "2", "--interval", "0.2"]),
+  );
   const agentLog = collect(agent);
-  await waitFor(() => monitorLog().stderr.includes("listening on") && agentLog().stderr.includes("sending"), 10_000, "agent and monitor");
+  await waitFor(
+    () => monitorLog().stderr.includes("listening on") && agentLog().stderr.includes("sending"),
+    10_000,
+    "agent and monitor",
+  );
   // Deno installs its SIGUSR1 inspector trigger 500 ms after start: wait past it.
   await new Promise((resolve) => setTimeout(resolve, 1500));
   for (const signal of ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN", "SIGHUP"] as const) {
@@ -200,7 +371,9 @@ test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent 
     process.kill(monitor.pid!, signal);
   }
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  for (const ns of ["host", "peer"]) assert.equal(lab.sh(ns, "ss -Htln"), "", `a TCP port is open in ${ns}`);
+  for (const ns of ["host", "peer"]) {
+    assert.equal(lab.sh(ns, "ss -Htln"), "", `a TCP port is open in ${ns}`);
+  }
   assert.doesNotMatch(agentLog().stderr + monitorLog().stderr, /Debugger|inspect/i);
   assert.match(monitorLog().stderr, /SIGUSR2: the monitor does not drain; ignored/);
   // process.kill, not stop(): Deno's ChildProcess reports a handled SIGTERM as the cause of exit.
@@ -211,81 +384,251 @@ test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent 
   }
 });
 
-test(`e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`, { skip }, async () => {
-  const lab = network();
-  const keyFile = join(lab.dir, "key");
-  const otherKey = join(lab.dir, "other-key");
-  writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
-  writeFileSync(otherKey, "fedcba9876543210fedcba9876543210\n", { mode: 0o600 });
-  const monitor = lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27995", "--http", "10.99.3.2:8095", "--key-file", keyFile, "--print"]));
-  const output = collect(monitor);
-  await waitFor(() => output().stderr.includes("signed heartbeats only"), 10_000, `the monitor: ${output().stderr}`);
-  const send = (args: string[]) => lab.run("host", agentCommand(runtime, ["-a", "239.0.0.1:27995", "--ready", "5", "--busy", "1", "--once", ...args]));
-  assert.equal((await send(["--key-file", keyFile])).code, 0);
-  await waitFor(() => output().stdout.includes("10.99.3.1 ready=5 busy=1"), 5_000, "the signed heartbeat");
-  assert.equal((await send([])).code, 0);
-  assert.equal((await send(["--key-file", otherKey])).code, 0);
-  const replay: Probe = {
-    adapter: "node",
-    sessions: [{ options: { ttl: 1, loopback: true }, sends: [{ host: "239.0.0.1", port: 27995, payload: sign("v=1&ready=9&busy=9", Buffer.from("0123456789abcdef0123456789abcdef"), Math.floor(Date.now() / 1000) - 120) }] }],
-  };
-  assert.equal((await lab.run("host", runtimeCommand(runtime, "test/support/send-probe.ts", [JSON.stringify(replay)]))).code, 0);
-  await waitFor(() => /rejected.*replayed/.test(output().stderr), 5_000, `rejections: ${output().stderr}`);
-  const metrics = await lab.run("host", ["curl", "-sS", "http://10.99.3.2:8095/metrics"]);
-  for (const reason of ["unsigned", "forged", "replayed"]) {
-    assert.match(metrics.stdout, new RegExp(`^heartbeat_messages_rejected_total\\{reason="${reason}"\\} 1$`, "m"), reason);
-  }
-  assert.doesNotMatch(output().stdout, /ready=9/);
-  assert.ok(!output().stderr.includes("0123456789abcdef"), "the key is never logged");
-  await stop(monitor);
-});
-
-test(`e2e ${runtime}: IPv6 multicast and unicast heartbeats reach the monitor`, { skip }, async () => {
-  const lab = network();
-  const storage = { group: join(lab.dir, "v6-group.dat"), unicast: join(lab.dir, "v6-unicast.dat") };
-  const monitors = [
-    lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "[ff02::1234%eth0]:27993", "--storage", storage.group])),
-    lab.spawn("peer", agentCommand(runtime, ["monitor", "--listen", "[fd00:99:3::2]:27994", "--storage", storage.unicast])),
-  ];
-  const logs = monitors.map((monitor) => collect(monitor));
-  for (const log of logs) await waitFor(() => log().stderr.includes("listening on"), 10_000, `a monitor: ${log().stderr}`);
-  const sent = await lab.run("host", agentCommand(runtime, ["-a", "[ff02::1234%eth0]:27993", "-a", "[fd00:99:3::2]:27994", "--ready", "2", "--busy", "1", "--port", "8080", "--once"]));
-  assert.deepEqual([sent.code, sent.stderr], [0, ""]);
-  const read = (file: string) => {
-    try {
-      return readFileSync(file, "utf8");
-    } catch {
-      return "";
+test(
+  `e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`,
+  { skip },
+  async () => {
+    const lab = network();
+    const keyFile = join(lab.dir, "key");
+    const otherKey = join(lab.dir, "other-key");
+    writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+    writeFileSync(otherKey, "fedcba9876543210fedcba9876543210\n", { mode: 0o600 });
+    const monitor = lab.spawn(
+      "peer",
+      agentCommand(runtime, [
+        "monitor",
+        "--listen",
+        "239.0.0.1:27995",
+        "--http",
+        "10.99.3.2:8095",
+        "--key-file",
+        keyFile,
+        "--print",
+      ]),
+    );
+    const output = collect(monitor);
+    await waitFor(
+      () => output().stderr.includes("signed heartbeats only"),
+      10_000,
+      `the monitor: ${output().stderr}`,
+    );
+    const send = (args: string[]) =>
+      lab.run(
+        "host",
+        agentCommand(runtime, [
+          "-a",
+          "239.0.0.1:27995",
+          "--ready",
+          "5",
+          "--busy",
+          "1",
+          "--once",
+          ...args,
+        ]),
+      );
+    assert.equal((await send(["--key-file", keyFile])).code, 0);
+    await waitFor(
+      () => output().stdout.includes("10.99.3.1 ready=5 busy=1"),
+      5_000,
+      "the signed heartbeat",
+    );
+    assert.equal((await send([])).code, 0);
+    assert.equal((await send(["--key-file", otherKey])).code, 0);
+    const replay: Probe = {
+      adapter: "node",
+      sessions: [{
+        options: { ttl: 1, loopback: true },
+        sends: [{
+          host: "239.0.0.1",
+          port: 27995,
+          payload: sign(
+            "v=1&ready=9&busy=9",
+            Buffer.from("0123456789abcdef0123456789abcdef"),
+            Math.floor(Date.now() / 1000) - 120,
+          ),
+        }],
+      }],
+    };
+    assert.equal(
+      (await lab.run(
+        "host",
+        runtimeCommand(runtime, "test/support/send-probe.ts", [JSON.stringify(replay)]),
+      )).code,
+      0,
+    );
+    await waitFor(
+      () => /rejected.*replayed/.test(output().stderr),
+      5_000,
+      `rejections: ${output().stderr}`,
+    );
+    const metrics = await lab.run("host", ["curl", "-sS", "http://10.99.3.2:8095/metrics"]);
+    for (const reason of ["unsigned", "forged", "replayed"]) {
+      assert.match(
+        metrics.stdout,
+        new RegExp(`^heartbeat_messages_rejected_total\\{reason="${reason}"\\} 1$`, "m"),
+        reason,
+      );
     }
-  };
-  await waitFor(() => /^fe80:[0-9a-f:]+ &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.group)), 5_000, `multicast: ${read(storage.group)} ${logs[0]().stderr}`);
-  await waitFor(() => /^fd00:99:3::1 &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.unicast)), 5_000, `unicast: ${read(storage.unicast)} ${logs[1]().stderr}`);
-  await Promise.all(monitors.map((monitor) => stop(monitor)));
-});
+    assert.doesNotMatch(output().stdout, /ready=9/);
+    assert.ok(!output().stderr.includes("0123456789abcdef"), "the key is never logged");
+    await stop(monitor);
+  },
+);
 
-test(`e2e ${runtime}: heartbeats POSTed over https, to a server with a certificate the runtime is told to trust`, { skip: skip || (commandAvailable("openssl") ? false : "openssl is not installed") }, async () => {
-  const lab = network();
-  const cert = join(lab.dir, "cert.pem");
-  const key = join(lab.dir, "key.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-    "-subj", "/CN=10.99.3.2", "-addext", "subjectAltName=IP:10.99.3.2"], { stdio: "ignore" });
-  const receiver = lab.spawn("peer", runtimeCommand(runtime, "test/support/https-receiver.ts", ["10.99.3.2", "8443", cert, key]));
-  const received = collect(receiver);
-  await waitFor(() => received().stdout.includes("listening"), 10_000, `the https receiver: ${received().stderr}`);
-  // Both runtimes' node:https trust the authorities in NODE_EXTRA_CA_CERTS (Deno ignores DENO_CERT there).
-  const sent = await lab.run("host", agentCommand(runtime, ["-a", "https://10.99.3.2:8443/heartbeat", "--ready", "5", "--busy", "2", "--once"]), { env: { NODE_EXTRA_CA_CERTS: cert } });
-  assert.deepEqual([sent.code, sent.stderr], [0, ""]);
-  assert.match(received().stdout, /"body":"v=1&ready=5&busy=2"/);
-  const untrusted = await lab.run("host", agentCommand(runtime, ["-a", "https://10.99.3.2:8443/heartbeat", "--ready", "5", "--once"]));
-  assert.equal(untrusted.code, 1);
-  assert.match(untrusted.stderr, /warn  send https:\/\/10\.99\.3\.2:8443\/heartbeat failed: .*(certificate|self.signed|UnknownIssuer|CERT)/i);
-  await stop(receiver);
-});
+test(
+  `e2e ${runtime}: IPv6 multicast and unicast heartbeats reach the monitor`,
+  { skip },
+  async () => {
+    const lab = network();
+    const storage = {
+      group: join(lab.dir, "v6-group.dat"),
+      unicast: join(lab.dir, "v6-unicast.dat"),
+    };
+    const monitors = [
+      lab.spawn(
+        "peer",
+        agentCommand(runtime, [
+          "monitor",
+          "--listen",
+          "[ff02::1234%eth0]:27993",
+          "--storage",
+          storage.group,
+        ]),
+      ),
+      lab.spawn(
+        "peer",
+        agentCommand(runtime, [
+          "monitor",
+          "--listen",
+          "[fd00:99:3::2]:27994",
+          "--storage",
+          storage.unicast,
+        ]),
+      ),
+    ];
+    const logs = monitors.map((monitor) => collect(monitor));
+    for (const log of logs) {
+      await waitFor(
+        () => log().stderr.includes("listening on"),
+        10_000,
+        `a monitor: ${log().stderr}`,
+      );
+    }
+    const sent = await lab.run(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "[ff02::1234%eth0]:27993",
+        "-a",
+        "[fd00:99:3::2]:27994",
+        "--ready",
+        "2",
+        "--busy",
+        "1",
+        "--port",
+        "8080",
+        "--once",
+      ]),
+    );
+    assert.deepEqual([sent.code, sent.stderr], [0, ""]);
+    const read = (file: string) => {
+      try {
+        return readFileSync(file, "utf8");
+      } catch {
+        return "";
+      }
+    };
+    await waitFor(
+      () => /^fe80:[0-9a-f:]+ &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.group)),
+      5_000,
+      `multicast: ${read(storage.group)} ${logs[0]().stderr}`,
+    );
+    await waitFor(
+      () => /^fd00:99:3::1 &ready=2&busy=1&lastseen=\d+&port=8080$/m.test(read(storage.unicast)),
+      5_000,
+      `unicast: ${read(storage.unicast)} ${logs[1]().stderr}`,
+    );
+    await Promise.all(monitors.map((monitor) => stop(monitor)));
+  },
+);
 
-test(`e2e ${runtime}: a host name that cannot be looked up is a usage error, exit 2`, { skip }, async () => {
-  // In the namespace with no network, the lookup fails without a packet leaving the machine.
-  const result = await network().run("lonely", agentCommand(runtime, ["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"]));
-  assert.equal(result.code, 2);
-  assert.match(result.stderr, /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an address/);
-  assert.ok(!result.stderr.includes("    at "), "no stack trace");
-});
+test(
+  `e2e ${runtime}: heartbeats POSTed over https, to a server with a certificate the runtime is told to trust`,
+  { skip: skip || (commandAvailable("openssl") ? false : "openssl is not installed") },
+  async () => {
+    const lab = network();
+    const cert = join(lab.dir, "cert.pem");
+    const key = join(lab.dir, "key.pem");
+    execFileSync("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=10.99.3.2",
+      "-addext",
+      "subjectAltName=IP:10.99.3.2",
+    ], { stdio: "ignore" });
+    const receiver = lab.spawn(
+      "peer",
+      runtimeCommand(runtime, "test/support/https-receiver.ts", ["10.99.3.2", "8443", cert, key]),
+    );
+    const received = collect(receiver);
+    await waitFor(
+      () => received().stdout.includes("listening"),
+      10_000,
+      `the https receiver: ${received().stderr}`,
+    );
+    // Both runtimes' node:https trust the authorities in NODE_EXTRA_CA_CERTS (Deno ignores DENO_CERT there).
+    const sent = await lab.run(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "https://10.99.3.2:8443/heartbeat",
+        "--ready",
+        "5",
+        "--busy",
+        "2",
+        "--once",
+      ]),
+      { env: { NODE_EXTRA_CA_CERTS: cert } },
+    );
+    assert.deepEqual([sent.code, sent.stderr], [0, ""]);
+    assert.match(received().stdout, /"body":"v=1&ready=5&busy=2"/);
+    const untrusted = await lab.run(
+      "host",
+      agentCommand(runtime, ["-a", "https://10.99.3.2:8443/heartbeat", "--ready", "5", "--once"]),
+    );
+    assert.equal(untrusted.code, 1);
+    assert.match(
+      untrusted.stderr,
+      /warn {2}send https:\/\/10\.99\.3\.2:8443\/heartbeat failed: .*(certificate|self.signed|UnknownIssuer|CERT)/i,
+    );
+    await stop(receiver);
+  },
+);
+
+test(
+  `e2e ${runtime}: a host name that cannot be looked up is a usage error, exit 2`,
+  { skip },
+  async () => {
+    // In the namespace with no network, the lookup fails without a packet leaving the machine.
+    const result = await network().run(
+      "lonely",
+      agentCommand(runtime, ["-a", "no-such-host.invalid:80", "--ready", "1", "--dry-run"]),
+    );
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an address/,
+    );
+    assert.ok(!result.stderr.includes("    at "), "no stack trace");
+  },
+);

@@ -26,7 +26,10 @@ test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
     ["[ff02::1234%eth0]:27999", { host: "ff02::1234", port: 27999, zone: "eth0" }],
     ["[fd00:99::2]:1", { host: "fd00:99::2", port: 1 }],
     ["[::ffff:10.0.0.1]:80", { host: "::ffff:10.0.0.1", port: 80 }],
-    ["ff02::1:27999", "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999"],
+    [
+      "ff02::1:27999",
+      "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999",
+    ],
     ["[ff02::1]", "No port provided in address"],
     ["[nonsense]:80", "Unable to parse address."],
     ["[ff02::1%bad zone]:80", "Unable to parse address."],
@@ -68,10 +71,38 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
 
 test("cli: every flag is read", () => {
   const { settings, invocation } = settingsOf([
-    "--address=239.0.0.1:27999", "-a", "10.0.0.5:5000", "--interface", "10.0.0.2", "--ttl", "0",
-    "--port", "8080", "--source", "static", "--ready", "4294967295", "--busy", "0",
-    "--interval", "0.25", "--once", "--dry-run", "--runtime-adapter", "node", "-v",
-    "--capacity", "256", "--max-age", "2.5", "--proc-root", "/host/proc", "-f", "/etc/hb.conf", "-t", "--print-config",
+    "--address=239.0.0.1:27999",
+    "-a",
+    "10.0.0.5:5000",
+    "--interface",
+    "10.0.0.2",
+    "--ttl",
+    "0",
+    "--port",
+    "8080",
+    "--source",
+    "static",
+    "--ready",
+    "4294967295",
+    "--busy",
+    "0",
+    "--interval",
+    "0.25",
+    "--once",
+    "--dry-run",
+    "--runtime-adapter",
+    "node",
+    "-v",
+    "--capacity",
+    "256",
+    "--max-age",
+    "2.5",
+    "--proc-root",
+    "/host/proc",
+    "-f",
+    "/etc/hb.conf",
+    "-t",
+    "--print-config",
   ]);
   assert.deepEqual(settings.addresses.map((a) => a.text), ["239.0.0.1:27999", "10.0.0.5:5000"]);
   assert.equal(settings.interfaceAddress, "10.0.0.2");
@@ -86,7 +117,13 @@ test("cli: every flag is read", () => {
   assert.equal(settings.maxAgeSeconds, 2.5);
   assert.equal(settings.procRoot, "/host/proc");
   assert.deepEqual(invocation, {
-    flags: invocation.flags, configFile: "/etc/hb.conf", testConfig: true, printConfig: true, once: true, dryRun: true, print: false,
+    flags: invocation.flags,
+    configFile: "/etc/hb.conf",
+    testConfig: true,
+    printConfig: true,
+    once: true,
+    dryRun: true,
+    print: false,
   });
   assert.equal(settingsOf(["-a", "1.2.3.4:5", "-q"]).settings.logLevel, "error");
   assert.equal(settingsOf(["-a", "1.2.3.4:5", "--log-level", "warn"]).settings.logLevel, "warn");
@@ -101,7 +138,10 @@ test("cli: mistakes are errors that say what to fix", () => {
     [["-a", "x:0"], /Unable to parse address/],
     [["-a"], /--address needs a value|-a needs a value/],
     [["-a", "1.2.3.4:5", "--bogus"], /unknown option '--bogus'/],
-    [["-a", "1.2.3.4:5", "extra"], /unexpected argument 'extra': the commands are 'monitor' and 'servers FILE'/],
+    [
+      ["-a", "1.2.3.4:5", "extra"],
+      /unexpected argument 'extra': the commands are 'monitor' and 'servers FILE'/,
+    ],
     [["-a", "1.2.3.4:5", "--ttl", "256"], /--ttl '256': give a whole number from 0 to 255/],
     [["-a", "1.2.3.4:5", "--ttl", "-1"], /--ttl/],
     [["-a", "1.2.3.4:5", "--port", "0"], /--port '0': give a whole number from 1 to 65535/],
@@ -111,11 +151,23 @@ test("cli: mistakes are errors that say what to fix", () => {
     [["-a", "1.2.3.4:5", "--interval", "0"], /--interval '0': give seconds from 0\.01 to 3600/],
     [["-a", "1.2.3.4:5", "--interval", "abc"], /--interval 'abc'/],
     [["-a", "1.2.3.4:5", "--interval", "1e3"], /--interval '1e3'/],
-    [["-a", "1.2.3.4:5", "--interface", "eth0"], /--interface 'eth0': give the IPv4 address of a local interface/],
-    [["-a", "1.2.3.4:5", "--runtime-adapter", "go"], /--runtime-adapter 'go': choose one of deno, bun, node/],
-    [["-a", "1.2.3.4:5", "--log-level", "loud"], /--log-level 'loud': choose one of debug, info, warn, error/],
+    [
+      ["-a", "1.2.3.4:5", "--interface", "eth0"],
+      /--interface 'eth0': give the IPv4 address of a local interface/,
+    ],
+    [
+      ["-a", "1.2.3.4:5", "--runtime-adapter", "go"],
+      /--runtime-adapter 'go': choose one of deno, bun, node/,
+    ],
+    [
+      ["-a", "1.2.3.4:5", "--log-level", "loud"],
+      /--log-level 'loud': choose one of debug, info, warn, error/,
+    ],
     [["-a", "1.2.3.4:5", "-v", "-q"], /--verbose and --quiet cannot be used together/],
-    [["-a", "1.2.3.4:5", "-v", "--log-level", "info"], /--log-level cannot be used with --verbose or --quiet/],
+    [
+      ["-a", "1.2.3.4:5", "-v", "--log-level", "info"],
+      /--log-level cannot be used with --verbose or --quiet/,
+    ],
     [["-a", "1.2.3.4:5", "--capacity", "many"], /--capacity 'many': give a whole number/],
     [["-a", "1.2.3.4:5", "--max-age", "0"], /--max-age '0': give seconds from 0\.01 to 86400/],
   ];
@@ -129,8 +181,25 @@ test("cli: mistakes are errors that say what to fix", () => {
 });
 
 test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags only where they belong", () => {
-  const monitor = parseCommandLine(["monitor", "--listen", "239.0.0.1:27999", "--storage", "/tmp/hb.dat", "--http", "127.0.0.1:8080",
-    "--allow", "10.0.0.0/8", "--allow", "192.168.0.1", "--max-servers", "50", "--print", "--interface", "10.0.0.2", "-v"]);
+  const monitor = parseCommandLine([
+    "monitor",
+    "--listen",
+    "239.0.0.1:27999",
+    "--storage",
+    "/tmp/hb.dat",
+    "--http",
+    "127.0.0.1:8080",
+    "--allow",
+    "10.0.0.0/8",
+    "--allow",
+    "192.168.0.1",
+    "--max-servers",
+    "50",
+    "--print",
+    "--interface",
+    "10.0.0.2",
+    "-v",
+  ]);
   assert.equal(monitor.kind === "run" && monitor.mode, "monitor");
   if (monitor.kind !== "run") return;
   assert.equal(monitor.invocation.print, true);
@@ -141,9 +210,15 @@ test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags 
   assert.equal(settings.http?.text, "127.0.0.1:8080");
   assert.deepEqual(settings.allow?.map((range) => range.text), ["10.0.0.0/8", "192.168.0.1"]);
   assert.equal(settings.maxServers, 50);
-  assert.deepEqual(parseCommandLine(["servers", "/var/log/apache2/hb.dat"]), { kind: "servers", file: "/var/log/apache2/hb.dat" });
+  assert.deepEqual(parseCommandLine(["servers", "/var/log/apache2/hb.dat"]), {
+    kind: "servers",
+    file: "/var/log/apache2/hb.dat",
+  });
   const cases: [string[], RegExp][] = [
-    [["monitor", "--address", "239.0.0.1:1"], /--address is for the agent, not 'heartbeat monitor'$/],
+    [
+      ["monitor", "--address", "239.0.0.1:1"],
+      /--address is for the agent, not 'heartbeat monitor'$/,
+    ],
     [["monitor", "--once"], /--once is for the agent, not 'heartbeat monitor'$/],
     [["--listen", "239.0.0.1:1"], /--listen is for 'heartbeat monitor'$/],
     [["--print"], /--print is for 'heartbeat monitor'$/],
@@ -152,16 +227,60 @@ test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags 
     [["monitor", "extra"], /unexpected argument 'extra'/],
     [["status"], /unexpected argument 'status': the commands are 'monitor' and 'servers FILE'/],
   ];
-  for (const [argv, message] of cases) assert.throws(() => parseCommandLine(argv), message, argv.join(" "));
-  assert.match(resolveSettings({ flags: { "max-servers": "5" }, env: {} }).problems[0], /--max-servers '5': Should be bigger than 10/);
-  assert.match(resolveSettings({ flags: { allow: ["10.0.0.0/40"] }, env: {} }).problems[0], /--allow '10\.0\.0\.0\/40': give an IPv4 address or range/);
+  for (const [argv, message] of cases) {
+    assert.throws(() => parseCommandLine(argv), message, argv.join(" "));
+  }
+  assert.match(
+    resolveSettings({ flags: { "max-servers": "5" }, env: {} }).problems[0],
+    /--max-servers '5': Should be bigger than 10/,
+  );
+  assert.match(
+    resolveSettings({ flags: { allow: ["10.0.0.0/40"] }, env: {} }).problems[0],
+    /--allow '10\.0\.0\.0\/40': give an IPv4 address or range/,
+  );
 });
 
 test("cli: usage text names every flag", () => {
-  for (const flag of ["--address", "--interface", "--ttl", "--port", "--interval", "--source", "--ready",
-    "--busy", "--capacity", "--max-age", "--proc-root", "--once", "--dry-run", "--log-level", "--config",
-    "--test-config", "--print-config", "--listen", "--storage", "--http", "--allow", "--max-servers", "--print",
-    "monitor", "servers FILE", "--drain-file", "--min-busy", "--ramp-up", "--key-file", "--signature-window", "--resolve-interval", "--runtime-adapter", "--verbose", "--quiet", "--help", "--version"]) {
+  for (
+    const flag of [
+      "--address",
+      "--interface",
+      "--ttl",
+      "--port",
+      "--interval",
+      "--source",
+      "--ready",
+      "--busy",
+      "--capacity",
+      "--max-age",
+      "--proc-root",
+      "--once",
+      "--dry-run",
+      "--log-level",
+      "--config",
+      "--test-config",
+      "--print-config",
+      "--listen",
+      "--storage",
+      "--http",
+      "--allow",
+      "--max-servers",
+      "--print",
+      "monitor",
+      "servers FILE",
+      "--drain-file",
+      "--min-busy",
+      "--ramp-up",
+      "--key-file",
+      "--signature-window",
+      "--resolve-interval",
+      "--runtime-adapter",
+      "--verbose",
+      "--quiet",
+      "--help",
+      "--version",
+    ]
+  ) {
     assert.ok(USAGE.includes(flag), flag);
   }
 });
@@ -171,15 +290,31 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
   const err = recordingLog();
   const cases: [string[], RegExp][] = [
     [["-a", "239.0.0.1"], /^heartbeat: --address '239\.0\.0\.1': No port provided in address$/],
-    [["-a", "239.0.0.1:27999", "--source", "static"], /^heartbeat: --source static needs --ready N/],
-    [["-a", "239.0.0.1:27999", "--source", "nope"], /^heartbeat: unknown source 'nope'; the sources are: auto, static, apache/],
-    [["-a", "239.0.0.1:27999", "--source", "nginx"], /^heartbeat: --source nginx needs --capacity N/],
-    [["--ready", "1"], /^heartbeat: no destination: give --address HOST:PORT \(or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS\)$/],
+    [
+      ["-a", "239.0.0.1:27999", "--source", "static"],
+      /^heartbeat: --source static needs --ready N/,
+    ],
+    [
+      ["-a", "239.0.0.1:27999", "--source", "nope"],
+      /^heartbeat: unknown source 'nope'; the sources are: auto, static, apache/,
+    ],
+    [
+      ["-a", "239.0.0.1:27999", "--source", "nginx"],
+      /^heartbeat: --source nginx needs --capacity N/,
+    ],
+    [
+      ["--ready", "1"],
+      /^heartbeat: no destination: give --address HOST:PORT \(or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS\)$/,
+    ],
     [["-a", "239.0.0.1:27999", "--source", "static:x", "--ready", "1"], /takes no argument/],
   ];
   for (const [argv, message] of cases) {
     err.lines.length = 0;
-    assert.equal(await main(argv, { stdout: out.write, stderr: err.write }), EXIT_USAGE, argv.join(" "));
+    assert.equal(
+      await main(argv, { stdout: out.write, stderr: err.write }),
+      EXIT_USAGE,
+      argv.join(" "),
+    );
     assert.match(err.lines[0], message);
     assert.equal(err.lines[1], "Try 'heartbeat --help' for the options.");
     assert.ok(!err.lines.join("\n").includes("    at "), "no stack trace");
@@ -192,17 +327,36 @@ test("main: --help and --version print to stdout and exit 0", async () => {
   assert.equal(await main(["--help"], { stdout: out.write, stderr: out.write }), EXIT_OK);
   assert.equal(out.lines[0], USAGE.trimEnd());
   assert.equal(await main(["-V"], { stdout: out.write, stderr: out.write }), EXIT_OK);
-  assert.match(out.lines[1], /^heartbeat \d+\.\d+\.\d+ \(from source, (deno|bun|node) [\w.-]+, \w+-\w+\)$/);
+  assert.match(
+    out.lines[1],
+    /^heartbeat \d+\.\d+\.\d+ \(from source, (deno|bun|node) [\w.-]+, \w+-\w+\)$/,
+  );
 });
 
 test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends nothing", async () => {
   const out = recordingLog();
   const err = recordingLog();
   const status = await main(
-    ["-a", "239.0.0.1:27999", "-a", "127.0.0.1:5000", "--ready", "7", "--busy", "1", "--port", "81", "--dry-run", "--once"],
+    [
+      "-a",
+      "239.0.0.1:27999",
+      "-a",
+      "127.0.0.1:5000",
+      "--ready",
+      "7",
+      "--busy",
+      "1",
+      "--port",
+      "81",
+      "--dry-run",
+      "--once",
+    ],
     { stdout: out.write, stderr: err.write },
   );
   assert.equal(status, EXIT_OK);
-  assert.deepEqual(out.lines, ["239.0.0.1:27999 v=1&ready=7&busy=1&port=81", "127.0.0.1:5000 v=1&ready=7&busy=1&port=81"]);
+  assert.deepEqual(out.lines, [
+    "239.0.0.1:27999 v=1&ready=7&busy=1&port=81",
+    "127.0.0.1:5000 v=1&ready=7&busy=1&port=81",
+  ]);
   assert.deepEqual(err.lines, []);
 });

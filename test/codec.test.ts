@@ -9,17 +9,19 @@ test("codec: formats the message mod_heartbeat sends", () => {
 });
 
 test("codec: refuses to format values that would be a lie on the wire", () => {
-  for (const heartbeat of [
-    { ready: -1, busy: 0 },
-    { ready: 1.5, busy: 0 },
-    { ready: NaN, busy: 0 },
-    { ready: Infinity, busy: 0 },
-    { ready: 4294967296, busy: 0 },
-    { ready: 1, busy: -3 },
-    { ready: 1, busy: 0, port: 0 },
-    { ready: 1, busy: 0, port: 65536 },
-    { ready: "5" as unknown as number, busy: 0 },
-  ]) {
+  for (
+    const heartbeat of [
+      { ready: -1, busy: 0 },
+      { ready: 1.5, busy: 0 },
+      { ready: NaN, busy: 0 },
+      { ready: Infinity, busy: 0 },
+      { ready: 4294967296, busy: 0 },
+      { ready: 1, busy: -3 },
+      { ready: 1, busy: 0, port: 0 },
+      { ready: 1, busy: 0, port: 65536 },
+      { ready: "5" as unknown as number, busy: 0 },
+    ]
+  ) {
     assert.throws(() => formatHeartbeat(heartbeat), RangeError, JSON.stringify(heartbeat));
   }
 });
@@ -58,7 +60,9 @@ test("codec: parses messages as mod_heartmonitor does", () => {
     assert.equal(parsed.heartbeat.ready, expected.ready, message);
     assert.equal(parsed.heartbeat.busy, expected.busy, message);
     assert.equal(parsed.heartbeat.port, expected.port, message);
-    if (expected.extra) assert.equal(parsed.heartbeat.fields.get(expected.extra[0]), expected.extra[1]);
+    if (expected.extra) {
+      assert.equal(parsed.heartbeat.fields.get(expected.extra[0]), expected.extra[1]);
+    }
   }
 });
 

@@ -10,18 +10,31 @@ import { requiredOrSkipped } from "./support/lab.ts";
 
 /** A file system of `path: text` entries; folders are implied by the paths. */
 function memoryFs(files: Record<string, string>): ConfigFs {
-  const isDirectory = (path: string) => Object.keys(files).some((file) => file.startsWith(`${path.replace(/\/$/, "")}/`));
+  const isDirectory = (path: string) =>
+    Object.keys(files).some((file) => file.startsWith(`${path.replace(/\/$/, "")}/`));
   return {
     readFile(path) {
-      if (!(path in files)) throw Object.assign(new Error("no such file"), { code: isDirectory(path) ? "EISDIR" : "ENOENT" });
+      if (!(path in files)) {
+        throw Object.assign(new Error("no such file"), {
+          code: isDirectory(path) ? "EISDIR" : "ENOENT",
+        });
+      }
       return files[path];
     },
     isDirectory,
     exists: (path) => path in files || isDirectory(path),
     readdir(path) {
       const prefix = `${path.replace(/\/$/, "")}/`;
-      if (!isDirectory(path)) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
-      return [...new Set(Object.keys(files).filter((file) => file.startsWith(prefix)).map((file) => file.slice(prefix.length).split("/")[0]))];
+      if (!isDirectory(path)) {
+        throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
+      }
+      return [
+        ...new Set(
+          Object.keys(files).filter((file) => file.startsWith(prefix)).map((file) =>
+            file.slice(prefix.length).split("/")[0]
+          ),
+        ),
+      ];
     },
   };
 }
@@ -36,43 +49,206 @@ function read(files: Record<string, string>, env: Record<string, string> = {}) {
 }
 
 /** The settings a config gives, with problems; flags and environment as given. */
-function settings(files: Record<string, string>, env: Record<string, string> = {}, flags: Record<string, string | string[]> = {}) {
+function settings(
+  files: Record<string, string>,
+  env: Record<string, string> = {},
+  flags: Record<string, string | string[]> = {},
+) {
   return loadSettings({ flags, env, configFile: "/etc/hb/main.conf", fs: memoryFs(files) });
 }
 
 test("config: words split as Apache splits them, quotes and all", () => {
-  assert.deepEqual(tokenize(`HeartbeatAddress   239.0.0.1:27999`), ["HeartbeatAddress", "239.0.0.1:27999"]);
-  assert.deepEqual(tokenize(`Directive "two words" 'single "inner"' plain`), ["Directive", "two words", 'single "inner"', "plain"]);
-  assert.deepEqual(tokenize(`LogFormat "%h \\"%r\\" %>s" combined`), ["LogFormat", '%h "%r" %>s', "combined"]);
+  assert.deepEqual(tokenize(`HeartbeatAddress   239.0.0.1:27999`), [
+    "HeartbeatAddress",
+    "239.0.0.1:27999",
+  ]);
+  assert.deepEqual(tokenize(`Directive "two words" 'single "inner"' plain`), [
+    "Directive",
+    "two words",
+    'single "inner"',
+    "plain",
+  ]);
+  assert.deepEqual(tokenize(`LogFormat "%h \\"%r\\" %>s" combined`), [
+    "LogFormat",
+    '%h "%r" %>s',
+    "combined",
+  ]);
   assert.deepEqual(tokenize(`X "unclosed quote runs on`), ["X", "unclosed quote runs on"]);
   assert.deepEqual(tokenize(`X "" y`), ["X", "", "y"]);
 });
 
 test("config: syntax cases", () => {
   const cases: [string, Record<string, string>, Record<string, string>, string[]][] = [
-    ["a plain directive", { "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1:27999\n" }, {}, ["239.0.0.1:27999"]],
-    ["names ignore case", { "/etc/hb/main.conf": "heartbeataddress 239.0.0.1:1\nHEARTBEATADDRESS 239.0.0.1:2" }, {}, ["239.0.0.1:1", "239.0.0.1:2"]],
-    ["comments, blank lines, indentation", { "/etc/hb/main.conf": "# HeartbeatAddress 1.1.1.1:1\n\n   \n\t# x\n  HeartbeatAddress 239.0.0.1:3\n" }, {}, ["239.0.0.1:3"]],
-    ["a continuation", { "/etc/hb/main.conf": "HeartbeatAddress \\\n   239.0.0.1:4\n" }, {}, ["239.0.0.1:4"]],
-    ["quoted argument", { "/etc/hb/main.conf": `HeartbeatAddress "239.0.0.1:5"` }, {}, ["239.0.0.1:5"]],
-    ["CRLF line ends", { "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1:6\r\n" }, {}, ["239.0.0.1:6"]],
-    ["Define and ${NAME}", { "/etc/hb/main.conf": "Define HB_GROUP 239.0.0.1\nHeartbeatAddress ${HB_GROUP}:7" }, {}, ["239.0.0.1:7"]],
-    ["Defines before the environment", { "/etc/hb/main.conf": "Define G 239.0.0.1\nHeartbeatAddress ${G}:8" }, { G: "10.0.0.1" }, ["239.0.0.1:8"]],
-    ["the environment", { "/etc/hb/main.conf": "HeartbeatAddress ${G}:9" }, { G: "239.0.0.9" }, ["239.0.0.9:9"]],
-    ["UnDefine", { "/etc/hb/main.conf": "Define G 239.0.0.1\nUnDefine G\nHeartbeatAddress ${G}:10" }, { G: "239.0.0.10" }, ["239.0.0.10:10"]],
-    ["IfDefine", { "/etc/hb/main.conf": "Define ON\n<IfDefine ON>\nHeartbeatAddress 239.0.0.1:11\n</IfDefine>\n<IfDefine OFF>\nHeartbeatAddress 239.0.0.1:99\n</IfDefine>\n<IfDefine !OFF>\nHeartbeatAddress 239.0.0.1:12\n</IfDefine>" }, {}, ["239.0.0.1:11", "239.0.0.1:12"]],
-    ["IfModule: the heartbeat module is loaded", { "/etc/hb/main.conf": "<IfModule mod_heartbeat.c>\nHeartbeatAddress 239.0.0.1:13\n</IfModule>\n<IfModule heartbeat_module>\nHeartbeatAddress 239.0.0.1:14\n</IfModule>\n<IfModule !mod_heartbeat.c>\nHeartbeatAddress 239.0.0.1:99\n</IfModule>" }, {}, ["239.0.0.1:13", "239.0.0.1:14"]],
-    ["IfModule: modules loaded earlier", { "/etc/hb/main.conf": "<IfModule mod_status.c>\nHeartbeatAddress 239.0.0.1:99\n</IfModule>\nLoadModule status_module /x/mod_status.so\n<IfModule mod_status.c>\nHeartbeatAddress 239.0.0.1:15\n</IfModule>\n<IfModule status_module>\nHeartbeatAddress 239.0.0.1:16\n</IfModule>" }, {}, ["239.0.0.1:15", "239.0.0.1:16"]],
-    ["IfFile, relative to the main file's folder", { "/etc/hb/main.conf": "<IfFile other.conf>\nHeartbeatAddress 239.0.0.1:17\n</IfFile>\n<IfFile !/nope>\nHeartbeatAddress 239.0.0.1:18\n</IfFile>\n<IfFile /nope>\nHeartbeatAddress 239.0.0.1:99\n</IfFile>", "/etc/hb/other.conf": "" }, {}, ["239.0.0.1:17", "239.0.0.1:18"]],
-    ["IfDirective", { "/etc/hb/main.conf": "<IfDirective HeartbeatAddress>\nHeartbeatAddress 239.0.0.1:19\n</IfDirective>\n<IfDirective NoSuchThing>\nHeartbeatAddress 239.0.0.1:99\n</IfDirective>" }, {}, ["239.0.0.1:19"]],
-    ["nested conditionals", { "/etc/hb/main.conf": "<IfDefine !X>\n<IfModule mod_heartbeat.c>\n<IfDefine Y>\nHeartbeatAddress 239.0.0.1:99\n</IfDefine>\nHeartbeatAddress 239.0.0.1:20\n</IfModule>\n</IfDefine>" }, {}, ["239.0.0.1:20"]],
-    ["Include relative to the main file's folder", { "/etc/hb/main.conf": "Include conf.d/a.conf", "/etc/hb/conf.d/a.conf": "HeartbeatAddress 239.0.0.1:21" }, {}, ["239.0.0.1:21"]],
-    ["Include relative to ServerRoot", { "/etc/hb/main.conf": "ServerRoot /srv\nInclude a.conf", "/srv/a.conf": "HeartbeatAddress 239.0.0.1:22" }, {}, ["239.0.0.1:22"]],
-    ["IncludeOptional with a glob, in order", { "/etc/hb/main.conf": "IncludeOptional conf.d/*.conf\nIncludeOptional none/*.conf", "/etc/hb/conf.d/b.conf": "HeartbeatAddress 239.0.0.1:24", "/etc/hb/conf.d/a.conf": "HeartbeatAddress 239.0.0.1:23", "/etc/hb/conf.d/c.txt": "HeartbeatAddress 239.0.0.1:99" }, {}, ["239.0.0.1:23", "239.0.0.1:24"]],
-    ["a glob in a folder name", { "/etc/hb/main.conf": "Include sites-*/x.conf", "/etc/hb/sites-a/x.conf": "HeartbeatAddress 239.0.0.1:25", "/etc/hb/sites-b/x.conf": "HeartbeatAddress 239.0.0.1:26" }, {}, ["239.0.0.1:25", "239.0.0.1:26"]],
-    ["Include of a folder", { "/etc/hb/main.conf": "Include /etc/hb/d", "/etc/hb/d/2.conf": "HeartbeatAddress 239.0.0.1:28", "/etc/hb/d/1.conf": "HeartbeatAddress 239.0.0.1:27" }, {}, ["239.0.0.1:27", "239.0.0.1:28"]],
-    ["an included file's Define applies after it", { "/etc/hb/main.conf": "Include vars.conf\nHeartbeatAddress ${G}:29", "/etc/hb/vars.conf": "Define G 239.0.0.29" }, {}, ["239.0.0.29:29"]],
-    ["other directives and sections are ignored", { "/etc/hb/main.conf": "LogFormat \"%h %l\" common\n<Directory /var/www>\nRequire all granted\n</Directory>\nErrorLog ${APACHE_LOG_DIR}/error.log\nHeartbeatAddress 239.0.0.1:30" }, {}, ["239.0.0.1:30"]],
+    ["a plain directive", { "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1:27999\n" }, {}, [
+      "239.0.0.1:27999",
+    ]],
+    [
+      "names ignore case",
+      { "/etc/hb/main.conf": "heartbeataddress 239.0.0.1:1\nHEARTBEATADDRESS 239.0.0.1:2" },
+      {},
+      ["239.0.0.1:1", "239.0.0.1:2"],
+    ],
+    [
+      "comments, blank lines, indentation",
+      {
+        "/etc/hb/main.conf":
+          "# HeartbeatAddress 1.1.1.1:1\n\n   \n\t# x\n  HeartbeatAddress 239.0.0.1:3\n",
+      },
+      {},
+      ["239.0.0.1:3"],
+    ],
+    ["a continuation", { "/etc/hb/main.conf": "HeartbeatAddress \\\n   239.0.0.1:4\n" }, {}, [
+      "239.0.0.1:4",
+    ]],
+    ["quoted argument", { "/etc/hb/main.conf": `HeartbeatAddress "239.0.0.1:5"` }, {}, [
+      "239.0.0.1:5",
+    ]],
+    ["CRLF line ends", { "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1:6\r\n" }, {}, [
+      "239.0.0.1:6",
+    ]],
+    [
+      "Define and ${NAME}",
+      { "/etc/hb/main.conf": "Define HB_GROUP 239.0.0.1\nHeartbeatAddress ${HB_GROUP}:7" },
+      {},
+      ["239.0.0.1:7"],
+    ],
+    [
+      "Defines before the environment",
+      { "/etc/hb/main.conf": "Define G 239.0.0.1\nHeartbeatAddress ${G}:8" },
+      { G: "10.0.0.1" },
+      ["239.0.0.1:8"],
+    ],
+    ["the environment", { "/etc/hb/main.conf": "HeartbeatAddress ${G}:9" }, { G: "239.0.0.9" }, [
+      "239.0.0.9:9",
+    ]],
+    [
+      "UnDefine",
+      { "/etc/hb/main.conf": "Define G 239.0.0.1\nUnDefine G\nHeartbeatAddress ${G}:10" },
+      { G: "239.0.0.10" },
+      ["239.0.0.10:10"],
+    ],
+    [
+      "IfDefine",
+      {
+        "/etc/hb/main.conf":
+          "Define ON\n<IfDefine ON>\nHeartbeatAddress 239.0.0.1:11\n</IfDefine>\n<IfDefine OFF>\nHeartbeatAddress 239.0.0.1:99\n</IfDefine>\n<IfDefine !OFF>\nHeartbeatAddress 239.0.0.1:12\n</IfDefine>",
+      },
+      {},
+      ["239.0.0.1:11", "239.0.0.1:12"],
+    ],
+    [
+      "IfModule: the heartbeat module is loaded",
+      {
+        "/etc/hb/main.conf":
+          "<IfModule mod_heartbeat.c>\nHeartbeatAddress 239.0.0.1:13\n</IfModule>\n<IfModule heartbeat_module>\nHeartbeatAddress 239.0.0.1:14\n</IfModule>\n<IfModule !mod_heartbeat.c>\nHeartbeatAddress 239.0.0.1:99\n</IfModule>",
+      },
+      {},
+      ["239.0.0.1:13", "239.0.0.1:14"],
+    ],
+    [
+      "IfModule: modules loaded earlier",
+      {
+        "/etc/hb/main.conf":
+          "<IfModule mod_status.c>\nHeartbeatAddress 239.0.0.1:99\n</IfModule>\nLoadModule status_module /x/mod_status.so\n<IfModule mod_status.c>\nHeartbeatAddress 239.0.0.1:15\n</IfModule>\n<IfModule status_module>\nHeartbeatAddress 239.0.0.1:16\n</IfModule>",
+      },
+      {},
+      ["239.0.0.1:15", "239.0.0.1:16"],
+    ],
+    [
+      "IfFile, relative to the main file's folder",
+      {
+        "/etc/hb/main.conf":
+          "<IfFile other.conf>\nHeartbeatAddress 239.0.0.1:17\n</IfFile>\n<IfFile !/nope>\nHeartbeatAddress 239.0.0.1:18\n</IfFile>\n<IfFile /nope>\nHeartbeatAddress 239.0.0.1:99\n</IfFile>",
+        "/etc/hb/other.conf": "",
+      },
+      {},
+      ["239.0.0.1:17", "239.0.0.1:18"],
+    ],
+    [
+      "IfDirective",
+      {
+        "/etc/hb/main.conf":
+          "<IfDirective HeartbeatAddress>\nHeartbeatAddress 239.0.0.1:19\n</IfDirective>\n<IfDirective NoSuchThing>\nHeartbeatAddress 239.0.0.1:99\n</IfDirective>",
+      },
+      {},
+      ["239.0.0.1:19"],
+    ],
+    [
+      "nested conditionals",
+      {
+        "/etc/hb/main.conf":
+          "<IfDefine !X>\n<IfModule mod_heartbeat.c>\n<IfDefine Y>\nHeartbeatAddress 239.0.0.1:99\n</IfDefine>\nHeartbeatAddress 239.0.0.1:20\n</IfModule>\n</IfDefine>",
+      },
+      {},
+      ["239.0.0.1:20"],
+    ],
+    [
+      "Include relative to the main file's folder",
+      {
+        "/etc/hb/main.conf": "Include conf.d/a.conf",
+        "/etc/hb/conf.d/a.conf": "HeartbeatAddress 239.0.0.1:21",
+      },
+      {},
+      ["239.0.0.1:21"],
+    ],
+    [
+      "Include relative to ServerRoot",
+      {
+        "/etc/hb/main.conf": "ServerRoot /srv\nInclude a.conf",
+        "/srv/a.conf": "HeartbeatAddress 239.0.0.1:22",
+      },
+      {},
+      ["239.0.0.1:22"],
+    ],
+    [
+      "IncludeOptional with a glob, in order",
+      {
+        "/etc/hb/main.conf": "IncludeOptional conf.d/*.conf\nIncludeOptional none/*.conf",
+        "/etc/hb/conf.d/b.conf": "HeartbeatAddress 239.0.0.1:24",
+        "/etc/hb/conf.d/a.conf": "HeartbeatAddress 239.0.0.1:23",
+        "/etc/hb/conf.d/c.txt": "HeartbeatAddress 239.0.0.1:99",
+      },
+      {},
+      ["239.0.0.1:23", "239.0.0.1:24"],
+    ],
+    [
+      "a glob in a folder name",
+      {
+        "/etc/hb/main.conf": "Include sites-*/x.conf",
+        "/etc/hb/sites-a/x.conf": "HeartbeatAddress 239.0.0.1:25",
+        "/etc/hb/sites-b/x.conf": "HeartbeatAddress 239.0.0.1:26",
+      },
+      {},
+      ["239.0.0.1:25", "239.0.0.1:26"],
+    ],
+    [
+      "Include of a folder",
+      {
+        "/etc/hb/main.conf": "Include /etc/hb/d",
+        "/etc/hb/d/2.conf": "HeartbeatAddress 239.0.0.1:28",
+        "/etc/hb/d/1.conf": "HeartbeatAddress 239.0.0.1:27",
+      },
+      {},
+      ["239.0.0.1:27", "239.0.0.1:28"],
+    ],
+    [
+      "an included file's Define applies after it",
+      {
+        "/etc/hb/main.conf": "Include vars.conf\nHeartbeatAddress ${G}:29",
+        "/etc/hb/vars.conf": "Define G 239.0.0.29",
+      },
+      {},
+      ["239.0.0.29:29"],
+    ],
+    [
+      "other directives and sections are ignored",
+      {
+        "/etc/hb/main.conf":
+          'LogFormat "%h %l" common\n<Directory /var/www>\nRequire all granted\n</Directory>\nErrorLog ${APACHE_LOG_DIR}/error.log\nHeartbeatAddress 239.0.0.1:30',
+      },
+      {},
+      ["239.0.0.1:30"],
+    ],
   ];
   for (const [what, files, env, expected] of cases) {
     const result = settings(files, env);
@@ -83,48 +259,142 @@ test("config: syntax cases", () => {
 
 test("config: error cases name the file and line, in Apache's words", () => {
   const cases: [string, Record<string, string>, RegExp][] = [
-    ["no port", { "/etc/hb/main.conf": "\n\nHeartbeatAddress 239.0.0.1" }, /^\/etc\/hb\/main\.conf:3: HeartbeatAddress: No port provided in address$/],
-    ["no host", { "/etc/hb/main.conf": "HeartbeatAddress 27999" }, /^\/etc\/hb\/main\.conf:1: HeartbeatAddress: No host provided in address$/],
-    ["in an included file", { "/etc/hb/main.conf": "Include x.conf", "/etc/hb/x.conf": "# c\nHeartbeatTTL 300" }, /^\/etc\/hb\/x\.conf:2: HeartbeatTTL: give a whole number from 0 to 255$/],
-    ["two arguments", { "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1:1 239.0.0.1:2" }, /:1: HeartbeatAddress takes one argument$/],
-    ["undefined variable in our directive", { "/etc/hb/main.conf": "HeartbeatAddress ${HB}:27999" }, /:1: HeartbeatAddress: variable \$\{HB\} is not defined$/],
-    ["inside a VirtualHost", { "/etc/hb/main.conf": "<VirtualHost *:80>\nHeartbeatAddress 239.0.0.1:1\n</VirtualHost>" }, /:2: HeartbeatAddress cannot occur within <VirtualHost> section$/],
-    ["a misspelled Heartbeat directive", { "/etc/hb/main.conf": "HeartbeatAdress 239.0.0.1:1" }, /:1: Invalid command 'HeartbeatAdress', perhaps misspelled$/],
-    ["mismatched section end", { "/etc/hb/main.conf": "<IfModule x>\n</IfDefine>" }, /:2: Expected <\/IfModule> but saw <\/IfDefine>$/],
-    ["section end without a start", { "/etc/hb/main.conf": "HeartbeatTTL 1\n</IfModule>" }, /:2: <\/IfModule> without matching <IfModule> section$/],
-    ["unclosed section", { "/etc/hb/main.conf": "\n<IfDefine X>\nHeartbeatTTL 1" }, /:2: <IfDefine> was not closed\.$/],
-    ["unclosed in an included file", { "/etc/hb/main.conf": "Include a.conf\n</Directory>", "/etc/hb/a.conf": "<Directory />" }, /^\/etc\/hb\/a\.conf:1: <Directory> was not closed\.$/],
-    ["section missing its >", { "/etc/hb/main.conf": "<IfDefine X\n</IfDefine>" }, /:1: <IfDefine> directive missing closing '>'$/],
-    ["Include of a missing file", { "/etc/hb/main.conf": "Include nope.conf" }, /:1: Include: Could not open configuration file \/etc\/hb\/nope\.conf: No such file or directory$/],
-    ["Include of an empty glob", { "/etc/hb/main.conf": "Include conf.d/*.conf" }, /:1: Include: No matches for the wildcard pattern \/etc\/hb\/conf\.d\/\*\.conf$/],
-    ["Include loop", { "/etc/hb/main.conf": "Include a.conf", "/etc/hb/a.conf": "Include b.conf", "/etc/hb/b.conf": "\nInclude a.conf" }, /^\/etc\/hb\/b\.conf:2: Include: \/etc\/hb\/a\.conf includes itself \(\/etc\/hb\/a\.conf -> \/etc\/hb\/b\.conf -> \/etc\/hb\/a\.conf\)$/],
+    [
+      "no port",
+      { "/etc/hb/main.conf": "\n\nHeartbeatAddress 239.0.0.1" },
+      /^\/etc\/hb\/main\.conf:3: HeartbeatAddress: No port provided in address$/,
+    ],
+    [
+      "no host",
+      { "/etc/hb/main.conf": "HeartbeatAddress 27999" },
+      /^\/etc\/hb\/main\.conf:1: HeartbeatAddress: No host provided in address$/,
+    ],
+    ["in an included file", {
+      "/etc/hb/main.conf": "Include x.conf",
+      "/etc/hb/x.conf": "# c\nHeartbeatTTL 300",
+    }, /^\/etc\/hb\/x\.conf:2: HeartbeatTTL: give a whole number from 0 to 255$/],
+    [
+      "two arguments",
+      { "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1:1 239.0.0.1:2" },
+      /:1: HeartbeatAddress takes one argument$/,
+    ],
+    [
+      "undefined variable in our directive",
+      { "/etc/hb/main.conf": "HeartbeatAddress ${HB}:27999" },
+      /:1: HeartbeatAddress: variable \$\{HB\} is not defined$/,
+    ],
+    ["inside a VirtualHost", {
+      "/etc/hb/main.conf": "<VirtualHost *:80>\nHeartbeatAddress 239.0.0.1:1\n</VirtualHost>",
+    }, /:2: HeartbeatAddress cannot occur within <VirtualHost> section$/],
+    [
+      "a misspelled Heartbeat directive",
+      { "/etc/hb/main.conf": "HeartbeatAdress 239.0.0.1:1" },
+      /:1: Invalid command 'HeartbeatAdress', perhaps misspelled$/,
+    ],
+    [
+      "mismatched section end",
+      { "/etc/hb/main.conf": "<IfModule x>\n</IfDefine>" },
+      /:2: Expected <\/IfModule> but saw <\/IfDefine>$/,
+    ],
+    [
+      "section end without a start",
+      { "/etc/hb/main.conf": "HeartbeatTTL 1\n</IfModule>" },
+      /:2: <\/IfModule> without matching <IfModule> section$/,
+    ],
+    [
+      "unclosed section",
+      { "/etc/hb/main.conf": "\n<IfDefine X>\nHeartbeatTTL 1" },
+      /:2: <IfDefine> was not closed\.$/,
+    ],
+    ["unclosed in an included file", {
+      "/etc/hb/main.conf": "Include a.conf\n</Directory>",
+      "/etc/hb/a.conf": "<Directory />",
+    }, /^\/etc\/hb\/a\.conf:1: <Directory> was not closed\.$/],
+    [
+      "section missing its >",
+      { "/etc/hb/main.conf": "<IfDefine X\n</IfDefine>" },
+      /:1: <IfDefine> directive missing closing '>'$/,
+    ],
+    [
+      "Include of a missing file",
+      { "/etc/hb/main.conf": "Include nope.conf" },
+      /:1: Include: Could not open configuration file \/etc\/hb\/nope\.conf: No such file or directory$/,
+    ],
+    [
+      "Include of an empty glob",
+      { "/etc/hb/main.conf": "Include conf.d/*.conf" },
+      /:1: Include: No matches for the wildcard pattern \/etc\/hb\/conf\.d\/\*\.conf$/,
+    ],
+    [
+      "Include loop",
+      {
+        "/etc/hb/main.conf": "Include a.conf",
+        "/etc/hb/a.conf": "Include b.conf",
+        "/etc/hb/b.conf": "\nInclude a.conf",
+      },
+      /^\/etc\/hb\/b\.conf:2: Include: \/etc\/hb\/a\.conf includes itself \(\/etc\/hb\/a\.conf -> \/etc\/hb\/b\.conf -> \/etc\/hb\/a\.conf\)$/,
+    ],
     ["Include of itself", { "/etc/hb/main.conf": "Include main.conf" }, /includes itself/],
-    ["Include with an undefined variable", { "/etc/hb/main.conf": "Include ${NOPE}/x.conf" }, /:1: Include: variable \$\{NOPE\} is not defined$/],
-    ["Define with no name", { "/etc/hb/main.conf": "Define" }, /:1: Define takes one or two arguments$/],
-    ["IfModule with no argument", { "/etc/hb/main.conf": "<IfModule>\n</IfModule>" }, /:1: <IfModule> takes one argument$/],
-    ["HeartbeatMaxServers as mod_heartmonitor checks it", { "/etc/hb/main.conf": "HeartbeatMaxServers 5" }, /:1: HeartbeatMaxServers: Should be bigger than 10$/],
-    ["HeartbeatListen without a port", { "/etc/hb/main.conf": "HeartbeatListen 239.0.0.1" }, /:1: HeartbeatListen: No port provided in address$/],
-    ["a missing main file", {}, /^\/etc\/hb\/main\.conf:0: Could not open configuration file \/etc\/hb\/main\.conf: No such file or directory$/],
+    [
+      "Include with an undefined variable",
+      { "/etc/hb/main.conf": "Include ${NOPE}/x.conf" },
+      /:1: Include: variable \$\{NOPE\} is not defined$/,
+    ],
+    [
+      "Define with no name",
+      { "/etc/hb/main.conf": "Define" },
+      /:1: Define takes one or two arguments$/,
+    ],
+    [
+      "IfModule with no argument",
+      { "/etc/hb/main.conf": "<IfModule>\n</IfModule>" },
+      /:1: <IfModule> takes one argument$/,
+    ],
+    ["HeartbeatMaxServers as mod_heartmonitor checks it", {
+      "/etc/hb/main.conf": "HeartbeatMaxServers 5",
+    }, /:1: HeartbeatMaxServers: Should be bigger than 10$/],
+    [
+      "HeartbeatListen without a port",
+      { "/etc/hb/main.conf": "HeartbeatListen 239.0.0.1" },
+      /:1: HeartbeatListen: No port provided in address$/,
+    ],
+    [
+      "a missing main file",
+      {},
+      /^\/etc\/hb\/main\.conf:0: Could not open configuration file \/etc\/hb\/main\.conf: No such file or directory$/,
+    ],
   ];
   for (const [what, files, message] of cases) {
     const { problems } = settings(files);
-    assert.ok(problems.some((problem) => message.test(problem)), `${what}: ${JSON.stringify(problems)}`);
+    assert.ok(
+      problems.some((problem) => message.test(problem)),
+      `${what}: ${JSON.stringify(problems)}`,
+    );
   }
 });
 
 test("config: an undefined variable is an error only where the agent uses it", () => {
-  const { problems, settings: found } = settings({ "/etc/hb/main.conf": "PidFile ${APACHE_PID_FILE}\nErrorLog ${APACHE_LOG_DIR}/error.log\nHeartbeatAddress 239.0.0.1:1" });
+  const { problems, settings: found } = settings({
+    "/etc/hb/main.conf":
+      "PidFile ${APACHE_PID_FILE}\nErrorLog ${APACHE_LOG_DIR}/error.log\nHeartbeatAddress 239.0.0.1:1",
+  });
   assert.deepEqual(problems, []);
   assert.equal(found.addresses.length, 1);
 });
 
 test("config: every problem is reported, not just the first", () => {
-  const { problems } = settings({ "/etc/hb/main.conf": "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 999\nHeartbeatInterval 0\n</IfModule>" });
+  const { problems } = settings({
+    "/etc/hb/main.conf":
+      "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 999\nHeartbeatInterval 0\n</IfModule>",
+  });
   assert.equal(problems.length, 4, problems.join("\n"));
 });
 
 test("config: one value per setting, the last line wins; repeated addresses add up", () => {
-  const { settings: found } = settings({ "/etc/hb/main.conf": "HeartbeatTTL 2\nHeartbeatTTL 3\nHeartbeatAddress 239.0.0.1:1\nHeartbeatAddress 10.0.0.1:2" });
+  const { settings: found } = settings({
+    "/etc/hb/main.conf":
+      "HeartbeatTTL 2\nHeartbeatTTL 3\nHeartbeatAddress 239.0.0.1:1\nHeartbeatAddress 10.0.0.1:2",
+  });
   assert.equal(found.ttl, 3);
   assert.deepEqual(found.addresses.map((address) => address.text), ["239.0.0.1:1", "10.0.0.1:2"]);
 });
@@ -132,77 +402,138 @@ test("config: one value per setting, the last line wins; repeated addresses add 
 test("config: every directive the agent reads", () => {
   const { settings: found, problems } = settings({
     "/etc/hb/main.conf": [
-      "HeartbeatAddress 239.0.0.1:27999", "HeartbeatInterface 10.0.0.2", "HeartbeatTTL 4", "HeartbeatPort 8080",
-      "HeartbeatSource nginx", "HeartbeatReady 5", "HeartbeatBusy 6", "HeartbeatCapacity 100", "HeartbeatMaxAge 3",
-      "HeartbeatProcRoot /host/proc", "HeartbeatInterval 0.5", "HeartbeatRuntimeAdapter node", "HeartbeatLogLevel warn",
-      "HeartbeatListen 239.0.0.1:27999", "HeartbeatStorage /var/lib/hb.dat", "HeartbeatMaxServers 0",
+      "HeartbeatAddress 239.0.0.1:27999",
+      "HeartbeatInterface 10.0.0.2",
+      "HeartbeatTTL 4",
+      "HeartbeatPort 8080",
+      "HeartbeatSource nginx",
+      "HeartbeatReady 5",
+      "HeartbeatBusy 6",
+      "HeartbeatCapacity 100",
+      "HeartbeatMaxAge 3",
+      "HeartbeatProcRoot /host/proc",
+      "HeartbeatInterval 0.5",
+      "HeartbeatRuntimeAdapter node",
+      "HeartbeatLogLevel warn",
+      "HeartbeatListen 239.0.0.1:27999",
+      "HeartbeatStorage /var/lib/hb.dat",
+      "HeartbeatMaxServers 0",
     ].join("\n"),
   });
   assert.deepEqual(problems, []);
   assert.deepEqual({ ...found, addresses: found.addresses.length, listen: found.listen?.text }, {
-    addresses: 1, interfaceAddress: "10.0.0.2", ttl: 4, port: 8080, source: "nginx", ready: 5, busy: 6, capacity: 100,
-    maxAgeSeconds: 3, procRoot: "/host/proc", intervalSeconds: 0.5, runtimeAdapter: "node", logLevel: "warn",
-    listen: "239.0.0.1:27999", storage: "/var/lib/hb.dat", maxServers: 0,
+    addresses: 1,
+    interfaceAddress: "10.0.0.2",
+    ttl: 4,
+    port: 8080,
+    source: "nginx",
+    ready: 5,
+    busy: 6,
+    capacity: 100,
+    maxAgeSeconds: 3,
+    procRoot: "/host/proc",
+    intervalSeconds: 0.5,
+    runtimeAdapter: "node",
+    logLevel: "warn",
+    listen: "239.0.0.1:27999",
+    storage: "/var/lib/hb.dat",
+    maxServers: 0,
   });
 });
 
 test("config: flags win over the environment, the environment over the file, the file over defaults", () => {
-  const files = { "/etc/hb/main.conf": "HeartbeatTTL 3\nHeartbeatPort 81\nHeartbeatReady 7\nHeartbeatAddress 239.0.0.1:1" };
-  const env = { HEARTBEAT_PORT: "82", HEARTBEAT_READY: "8", HEARTBEAT_ADDRESS: "10.0.0.1:2, 10.0.0.2:3" };
+  const files = {
+    "/etc/hb/main.conf":
+      "HeartbeatTTL 3\nHeartbeatPort 81\nHeartbeatReady 7\nHeartbeatAddress 239.0.0.1:1",
+  };
+  const env = {
+    HEARTBEAT_PORT: "82",
+    HEARTBEAT_READY: "8",
+    HEARTBEAT_ADDRESS: "10.0.0.1:2, 10.0.0.2:3",
+  };
   const resolved = settings(files, env, { ready: "9" });
   assert.deepEqual(resolved.problems, []);
   assert.equal(resolved.settings.ttl, 3);
   assert.equal(resolved.settings.port, 82);
   assert.equal(resolved.settings.ready, 9);
   assert.equal(resolved.settings.intervalSeconds, 1);
-  assert.deepEqual(resolved.settings.addresses.map((address) => address.text), ["10.0.0.1:2", "10.0.0.2:3"]);
+  assert.deepEqual(resolved.settings.addresses.map((address) => address.text), [
+    "10.0.0.1:2",
+    "10.0.0.2:3",
+  ]);
   assert.deepEqual(resolved.origins, {
-    addresses: "HEARTBEAT_ADDRESS", ttl: "/etc/hb/main.conf:1", port: "HEARTBEAT_PORT", ready: "--ready",
-    source: "default", intervalSeconds: "default", logLevel: "default",
+    addresses: "HEARTBEAT_ADDRESS",
+    ttl: "/etc/hb/main.conf:1",
+    port: "HEARTBEAT_PORT",
+    ready: "--ready",
+    source: "default",
+    intervalSeconds: "default",
+    logLevel: "default",
   });
-  assert.equal(describeSettings(resolved), [
-    "directive          value                  from",
-    "HeartbeatAddress   10.0.0.1:2 10.0.0.2:3  HEARTBEAT_ADDRESS",
-    "HeartbeatTTL       3                      /etc/hb/main.conf:1",
-    "HeartbeatPort      82                     HEARTBEAT_PORT",
-    "HeartbeatSource    auto                   default",
-    "HeartbeatReady     9                      --ready",
-    "HeartbeatInterval  1                      default",
-    "HeartbeatLogLevel  info                   default",
-  ].join("\n"));
-  assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, ["HEARTBEAT_TTL 'x': give a whole number from 0 to 255"]);
+  assert.equal(
+    describeSettings(resolved),
+    [
+      "directive          value                  from",
+      "HeartbeatAddress   10.0.0.1:2 10.0.0.2:3  HEARTBEAT_ADDRESS",
+      "HeartbeatTTL       3                      /etc/hb/main.conf:1",
+      "HeartbeatPort      82                     HEARTBEAT_PORT",
+      "HeartbeatSource    auto                   default",
+      "HeartbeatReady     9                      --ready",
+      "HeartbeatInterval  1                      default",
+      "HeartbeatLogLevel  info                   default",
+    ].join("\n"),
+  );
+  assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, [
+    "HEARTBEAT_TTL 'x': give a whole number from 0 to 255",
+  ]);
 });
 
 test("config: reading is a pure function of its files", () => {
-  const files = { "/etc/hb/main.conf": "Include *.inc\nHeartbeatAddress 239.0.0.1:1", "/etc/hb/a.inc": "Define X 1" };
+  const files = {
+    "/etc/hb/main.conf": "Include *.inc\nHeartbeatAddress 239.0.0.1:1",
+    "/etc/hb/a.inc": "Define X 1",
+  };
   assert.deepEqual(read(files), read(files));
-  assert.deepEqual(read(files).directives.map((directive) => [directive.name, directive.file, directive.line]), [
-    ["HeartbeatAddress", "/etc/hb/main.conf", 2],
-  ]);
+  assert.deepEqual(
+    read(files).directives.map((directive) => [directive.name, directive.file, directive.line]),
+    [
+      ["HeartbeatAddress", "/etc/hb/main.conf", 2],
+    ],
+  );
 });
 
 const DEBIAN = "/etc/apache2/apache2.conf";
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-config-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-test("config: Debian's real /etc/apache2 tree with a HeartbeatAddress in conf-enabled", { skip: requiredOrSkipped(existsSync(DEBIAN) ? undefined : "Debian's apache2 is not installed") }, () => {
+test("config: Debian's real /etc/apache2 tree with a HeartbeatAddress in conf-enabled", {
+  skip: requiredOrSkipped(existsSync(DEBIAN) ? undefined : "Debian's apache2 is not installed"),
+}, () => {
   const tree = join(scratch, "apache2");
   cpSync(dirname(DEBIAN), tree, { recursive: true, dereference: false, verbatimSymlinks: true });
   const heartbeatConf = join(tree, "conf-enabled", "heartbeat.conf");
-  writeFileSync(heartbeatConf, [
-    "# Sends this server's load to the proxies",
-    "Define HEARTBEAT_GROUP 239.0.0.1",
-    "<IfModule mod_heartbeat.c>",
-    "    HeartbeatAddress ${HEARTBEAT_GROUP}:27999",
-    "</IfModule>",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    heartbeatConf,
+    [
+      "# Sends this server's load to the proxies",
+      "Define HEARTBEAT_GROUP 239.0.0.1",
+      "<IfModule mod_heartbeat.c>",
+      "    HeartbeatAddress ${HEARTBEAT_GROUP}:27999",
+      "</IfModule>",
+      "",
+    ].join("\n"),
+  );
   const load = () => loadSettings({ flags: {}, env: {}, configFile: join(tree, "apache2.conf") });
   const good = load();
   assert.deepEqual(good.problems, []);
   assert.deepEqual(good.settings.addresses.map((address) => address.text), ["239.0.0.1:27999"]);
   assert.equal(good.origins.addresses, `${heartbeatConf}:4`);
 
-  writeFileSync(heartbeatConf, "<IfModule mod_heartbeat.c>\n    HeartbeatAddress 239.0.0.1\n</IfModule>\n");
-  assert.deepEqual(load().problems, [`${heartbeatConf}:2: HeartbeatAddress: No port provided in address`]);
+  writeFileSync(
+    heartbeatConf,
+    "<IfModule mod_heartbeat.c>\n    HeartbeatAddress 239.0.0.1\n</IfModule>\n",
+  );
+  assert.deepEqual(load().problems, [
+    `${heartbeatConf}:2: HeartbeatAddress: No port provided in address`,
+  ]);
 });

@@ -4,7 +4,9 @@ import { after, test } from "node:test";
 import { createHttpSender } from "../src/transport/http.ts";
 
 /** A server on 127.0.0.1 answering with `handler`; counts requests and connections. */
-async function server(handler: (request: IncomingMessage, response: ServerResponse, body: string) => void) {
+async function server(
+  handler: (request: IncomingMessage, response: ServerResponse, body: string) => void,
+) {
   const seen = { requests: 0, connections: 0, bodies: [] as string[] };
   const http: Server = createServer((request, response) => {
     let body = "";
@@ -56,7 +58,10 @@ test("http sender: anything but 200 OK is a failure, then the destination waits 
   });
   let now = 0;
   const sender = createHttpSender(url, { timeoutMs: 2000, now: () => now });
-  await assert.rejects(sender.send(payload), /answered 503 Service Unavailable: Service Unavailable/);
+  await assert.rejects(
+    sender.send(payload),
+    /answered 503 Service Unavailable: Service Unavailable/,
+  );
   await assert.rejects(sender.send(payload), /not tried for 1 s more, after 1 failure\(s\)/);
   assert.equal(seen.requests, 1, "no request while backing off");
   now = 1000;
@@ -88,7 +93,10 @@ test("http sender: a proxy that does not answer fails within the timeout", async
 });
 
 test("http sender: a refused connection fails, naming the URL", async () => {
-  const sender = createHttpSender(new URL("http://127.0.0.1:9/heartbeat"), { timeoutMs: 1000, now: () => 0 });
+  const sender = createHttpSender(new URL("http://127.0.0.1:9/heartbeat"), {
+    timeoutMs: 1000,
+    now: () => 0,
+  });
   await assert.rejects(sender.send(payload), /http:\/\/127\.0\.0\.1:9\/heartbeat: .*ECONNREFUSED/);
   sender.close();
 });

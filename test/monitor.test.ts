@@ -7,7 +7,12 @@ import { createLogger } from "../src/log.ts";
 import { systemClock } from "../src/scheduler.ts";
 import { inCidr, parseCidr } from "../src/monitor/cidr.ts";
 import { Monitor, runMonitor } from "../src/monitor/monitor.ts";
-import { balancerShares, formatStorage, parseStorage, writeFileAtomic } from "../src/monitor/storage.ts";
+import {
+  balancerShares,
+  formatStorage,
+  parseStorage,
+  writeFileAtomic,
+} from "../src/monitor/storage.ts";
 import { SEEN_TIMEOUT_MS, ServerTable } from "../src/monitor/table.ts";
 import type { OpenUdpListener } from "../src/transport/transport.ts";
 import { FakeClock, recordingLog } from "./support/fakes.ts";
@@ -66,7 +71,10 @@ test("monitor storage: mod_heartmonitor's exact line format", () => {
     { ip: "10.0.0.1", ready: 5, busy: 2, port: 80, lastSeen: 1000 },
     { ip: "10.0.0.2", ready: 0, busy: 9, port: 8080, lastSeen: 4500 },
   ];
-  assert.equal(formatStorage(entries, 7000), "10.0.0.1 &ready=5&busy=2&lastseen=6&port=80\n10.0.0.2 &ready=0&busy=9&lastseen=2&port=8080\n");
+  assert.equal(
+    formatStorage(entries, 7000),
+    "10.0.0.1 &ready=5&busy=2&lastseen=6&port=80\n10.0.0.2 &ready=0&busy=9&lastseen=2&port=8080\n",
+  );
   assert.equal(formatStorage([], 0), "");
 });
 
@@ -81,7 +89,8 @@ test("monitor storage: replaced atomically, readable by all, no temporary files 
 });
 
 test("monitor storage: read back as mod_lbmethod_heartbeat reads it", () => {
-  const text = "# comment\n10.0.0.1 &ready=8&busy=0&lastseen=1&port=80\nno-space-line\n10.0.0.2 &ready=12abc&busy=3\n10.0.0.3 &ready=5&busy=1&lastseen=12&port=81\n";
+  const text =
+    "# comment\n10.0.0.1 &ready=8&busy=0&lastseen=1&port=80\nno-space-line\n10.0.0.2 &ready=12abc&busy=3\n10.0.0.3 &ready=5&busy=1&lastseen=12&port=81\n";
   assert.deepEqual(parseStorage(text), [
     { ip: "10.0.0.1", ready: 8, busy: 0, lastseen: 1, port: 80 },
     { ip: "10.0.0.2", ready: 12, busy: 3, lastseen: -1, port: 80 },
@@ -97,7 +106,10 @@ test("monitor storage: shares by the balancer's rules (ready/4 when busy is 0, t
     "10.0.0.4 &ready=0&busy=0&lastseen=0&port=80", // weight 0
   ].join("\n")));
   assert.deepEqual(shares.map((server) => [server.ip, server.weight, server.share]), [
-    ["10.0.0.1", 10, 0.25], ["10.0.0.2", 30, 0.75], ["10.0.0.3", 0, 0], ["10.0.0.4", 0, 0],
+    ["10.0.0.1", 10, 0.25],
+    ["10.0.0.2", 30, 0.75],
+    ["10.0.0.3", 0, 0],
+    ["10.0.0.4", 0, 0],
   ]);
   assert.deepEqual(balancerShares([]), []);
 });
@@ -110,12 +122,17 @@ test("monitor cidr: ranges and single addresses", () => {
   assert.ok(!inCidr("192.168.1.8", parseCidr("192.168.1.7/32")));
   assert.ok(inCidr("8.8.8.8", parseCidr("0.0.0.0/0")));
   assert.ok(!inCidr("::1", lan));
-  for (const bad of ["10.0.0.0/33", "10.0.0/8", "eth0", "10.0.0.0/x", ""]) assert.throws(() => parseCidr(bad), /give an IPv4 address or range/, bad);
+  for (const bad of ["10.0.0.0/33", "10.0.0/8", "eth0", "10.0.0.0/x", ""]) {
+    assert.throws(() => parseCidr(bad), /give an IPv4 address or range/, bad);
+  }
 });
 
 test("monitor: mod_heartmonitor's input rules; everything else rejected, counted and logged once per reason", () => {
   const { monitor, log, printed } = monitorWith();
-  assert.equal(monitor.accept("v=1&ready=5&busy=2&port=8080&zone=eu", "10.0.0.1", "udp"), undefined);
+  assert.equal(
+    monitor.accept("v=1&ready=5&busy=2&port=8080&zone=eu", "10.0.0.1", "udp"),
+    undefined,
+  );
   const junk: [string | Uint8Array, string][] = [
     ["", "missing-field"],
     [new Uint8Array([0, 1, 2, 255]), "missing-field"],
@@ -125,13 +142,29 @@ test("monitor: mod_heartmonitor's input rules; everything else rejected, counted
     [`v=1&ready=1&busy=1&pad=${"x".repeat(1000)}`, "oversize"],
     ["ready=1&busy=1", "missing-field"],
   ];
-  for (const [message, reason] of junk) assert.equal(monitor.accept(message, "10.0.0.66", "udp")?.reason, reason, JSON.stringify(message));
+  for (const [message, reason] of junk) {
+    assert.equal(
+      monitor.accept(message, "10.0.0.66", "udp")?.reason,
+      reason,
+      JSON.stringify(message),
+    );
+  }
   assert.deepEqual(monitor.servers().map((server) => (server as { ip: string }).ip), ["10.0.0.1"]);
-  assert.deepEqual(Object.fromEntries(monitor.rejected), { "missing-field": 4, "bad-number": 2, oversize: 1 });
+  assert.deepEqual(Object.fromEntries(monitor.rejected), {
+    "missing-field": 4,
+    "bad-number": 2,
+    oversize: 1,
+  });
   const warnings = log.filter((line) => line.includes(" warn "));
   assert.equal(warnings.length, 3, warnings.join("\n"));
-  assert.match(warnings[0], /rejected a heartbeat from 10\.0\.0\.66 \(udp\): missing-field: no v, ready, busy/);
-  assert.match(warnings[1], /bad-number: ready must be a whole number from 0 to 4294967295, got 'x'/);
+  assert.match(
+    warnings[0],
+    /rejected a heartbeat from 10\.0\.0\.66 \(udp\): missing-field: no v, ready, busy/,
+  );
+  assert.match(
+    warnings[1],
+    /bad-number: ready must be a whole number from 0 to 4294967295, got 'x'/,
+  );
   assert.equal(printed.length, 1);
   assert.match(printed[0], / 10\.0\.0\.1 ready=5 busy=2 port=8080 \(udp\)$/);
 });
@@ -139,11 +172,17 @@ test("monitor: mod_heartmonitor's input rules; everything else rejected, counted
 test("monitor: --allow turns away other senders; --max-servers turns away new ones", () => {
   const allowed = monitorWith({ allow: ["10.99.0.0/16"] });
   assert.equal(allowed.monitor.accept("v=1&ready=1&busy=1", "10.99.1.1", "udp"), undefined);
-  assert.deepEqual(allowed.monitor.accept("v=1&ready=1&busy=1", "10.1.1.1", "http"), { reason: "not-allowed", detail: "not in --allow" });
+  assert.deepEqual(allowed.monitor.accept("v=1&ready=1&busy=1", "10.1.1.1", "http"), {
+    reason: "not-allowed",
+    detail: "not in --allow",
+  });
   const small = monitorWith({ maxServers: 1 });
   small.monitor.accept("v=1&ready=1&busy=1", "10.0.0.1", "udp");
   assert.equal(small.monitor.accept("v=1&ready=1&busy=1", "10.0.0.2", "udp")?.reason, "full");
-  assert.match(small.log.find((line) => line.includes("full"))!, /rejected a heartbeat from 10\.0\.0\.2 \(udp\): full: already 1 servers \(--max-servers\)/);
+  assert.match(
+    small.log.find((line) => line.includes("full"))!,
+    /rejected a heartbeat from 10\.0\.0\.2 \(udp\): full: already 1 servers \(--max-servers\)/,
+  );
 });
 
 test("monitor: the storage file is written when a server appears, every tick, and loses silent servers after 30 s", () => {
@@ -155,7 +194,10 @@ test("monitor: the storage file is written when a server appears, every tick, an
   monitor.accept("v=1&ready=6&busy=0&port=81", "10.0.0.2", "http");
   clock.advance(2_000);
   monitor.tick();
-  assert.equal(readFileSync(storage, "utf8"), "10.0.0.1 &ready=4&busy=1&lastseen=7&port=80\n10.0.0.2 &ready=6&busy=0&lastseen=2&port=81\n");
+  assert.equal(
+    readFileSync(storage, "utf8"),
+    "10.0.0.1 &ready=4&busy=1&lastseen=7&port=80\n10.0.0.2 &ready=6&busy=0&lastseen=2&port=81\n",
+  );
   clock.advance(SEEN_TIMEOUT_MS - 7_000 + 1);
   monitor.tick();
   assert.equal(readFileSync(storage, "utf8"), "10.0.0.2 &ready=6&busy=0&lastseen=25&port=81\n");
@@ -177,16 +219,18 @@ test("monitor: /metrics in Prometheus' text format", () => {
   monitor.accept("v=1&busy=2", "10.0.0.2", "udp");
   clock.advance(1500);
   const metrics = monitor.metrics();
-  for (const line of [
-    "# TYPE heartbeat_server_ready gauge",
-    'heartbeat_server_ready{ip="10.0.0.1",port="80"} 5',
-    'heartbeat_server_busy{ip="10.0.0.1",port="80"} 2',
-    'heartbeat_server_last_seen_seconds{ip="10.0.0.1",port="80"} 1.500',
-    "heartbeat_servers 1",
-    'heartbeat_messages_accepted_total{via="udp"} 1',
-    'heartbeat_messages_rejected_total{reason="missing-field"} 1',
-    'heartbeat_messages_rejected_total{reason="full"} 0',
-  ]) assert.ok(metrics.split("\n").includes(line), line);
+  for (
+    const line of [
+      "# TYPE heartbeat_server_ready gauge",
+      'heartbeat_server_ready{ip="10.0.0.1",port="80"} 5',
+      'heartbeat_server_busy{ip="10.0.0.1",port="80"} 2',
+      'heartbeat_server_last_seen_seconds{ip="10.0.0.1",port="80"} 1.500',
+      "heartbeat_servers 1",
+      'heartbeat_messages_accepted_total{via="udp"} 1',
+      'heartbeat_messages_rejected_total{reason="missing-field"} 1',
+      'heartbeat_messages_rejected_total{reason="full"} 0',
+    ]
+  ) assert.ok(metrics.split("\n").includes(line), line);
 });
 
 test("monitor: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /servers and /metrics", async () => {
@@ -207,7 +251,9 @@ test("monitor: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /servers 
     },
   });
   let port = 0;
-  for (let wait = 0; wait < 100 && !monitor; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let wait = 0; wait < 100 && !monitor; wait++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   assert.ok(monitor && port > 0, "listening");
   const url = `http://127.0.0.1:${port}`;
   const post = (body: string) => fetch(`${url}/heartbeat`, { method: "POST", body });
@@ -222,7 +268,13 @@ test("monitor: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /servers 
   assert.equal(get.status, 405);
   await get.text();
   const servers = await (await fetch(`${url}/servers`)).json();
-  assert.deepEqual(servers, [{ ip: "127.0.0.1", ready: 3, busy: 1, port: 8080, lastSeenSeconds: 0 }]);
+  assert.deepEqual(servers, [{
+    ip: "127.0.0.1",
+    ready: 3,
+    busy: 1,
+    port: 8080,
+    lastSeenSeconds: 0,
+  }]);
   const metrics = await (await fetch(`${url}/metrics`)).text();
   assert.match(metrics, /^heartbeat_messages_accepted_total\{via="http"\} 1$/m);
   assert.match(metrics, /^heartbeat_messages_rejected_total\{reason="oversize"\} 1$/m);

@@ -24,56 +24,114 @@ test("release: an archive holds one folder with the binary as heartbeat, LICENSE
   const tarball = archive(binary, folder, false, scratch);
   assert.equal(tarball, join(scratch, `${folder}.tar.xz`));
   const listing = execFileSync("tar", ["-tvJf", tarball], { encoding: "utf8" });
-  const names = listing.split("\n").filter(Boolean).map((line) => line.split(/\s+/).slice(5).join(" ")).sort();
-  for (const name of ["heartbeat", "LICENSE", "NOTICE", "README.md", "CHANGELOG.md", "contrib/heartbeat.service", "contrib/heartbeat-monitor.service", "contrib/heartbeat.conf"]) {
+  const names = listing.split("\n").filter(Boolean).map((line) =>
+    line.split(/\s+/).slice(5).join(" ")
+  ).sort();
+  for (
+    const name of [
+      "heartbeat",
+      "LICENSE",
+      "NOTICE",
+      "README.md",
+      "CHANGELOG.md",
+      "contrib/heartbeat.service",
+      "contrib/heartbeat-monitor.service",
+      "contrib/heartbeat.conf",
+    ]
+  ) {
     assert.ok(names.includes(`${folder}/${name}`), `${folder}/${name} in ${names.join(", ")}`);
   }
   assert.ok(names.every((name) => name.startsWith(`${folder}/`)), "one folder holds everything");
   assert.match(listing, new RegExp(`^-rwxr-xr-x root/root .* ${folder}/heartbeat$`, "m"));
 
   const zip = archive(binary, `heartbeat-${VERSION}-windows-x64`, true, scratch);
-  assert.match(execFileSync("unzip", ["-l", zip], { encoding: "utf8" }), new RegExp(`heartbeat-${VERSION}-windows-x64/heartbeat\\.exe`));
+  assert.match(
+    execFileSync("unzip", ["-l", zip], { encoding: "utf8" }),
+    new RegExp(`heartbeat-${VERSION}-windows-x64/heartbeat\\.exe`),
+  );
 
   const sums = sha256sums(scratch);
-  assert.deepEqual(readFileSync(sums, "utf8").split("\n").filter(Boolean).map((line) => line.split("  ")[1]), [`${folder}.tar.xz`, `heartbeat-${VERSION}-windows-x64.zip`]);
+  assert.deepEqual(
+    readFileSync(sums, "utf8").split("\n").filter(Boolean).map((line) => line.split("  ")[1]),
+    [`${folder}.tar.xz`, `heartbeat-${VERSION}-windows-x64.zip`],
+  );
   const check = spawnSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: scratch, encoding: "utf8" });
   assert.equal(check.status, 0, check.stdout + check.stderr);
 });
 
 test("release: LICENSE is the Apache License 2.0; NOTICE names Bun and JavaScriptCore; CHANGELOG has this version", () => {
-  assert.match(readFileSync(join(REPO, "LICENSE"), "utf8"), /Apache License\s+Version 2\.0, January 2004/);
+  assert.match(
+    readFileSync(join(REPO, "LICENSE"), "utf8"),
+    /Apache License\s+Version 2\.0, January 2004/,
+  );
   const notice = readFileSync(join(REPO, "NOTICE"), "utf8");
-  for (const component of ["Bun", "JavaScriptCore", "BoringSSL", "mimalloc", "GNU C Library"]) assert.ok(notice.includes(component), component);
-  assert.match(readFileSync(join(REPO, "CHANGELOG.md"), "utf8"), new RegExp(`^## \\[${VERSION.replace(/\./g, "\\.")}\\] - \\d{4}-\\d\\d-\\d\\d$`, "m"));
+  for (const component of ["Bun", "JavaScriptCore", "BoringSSL", "mimalloc", "GNU C Library"]) {
+    assert.ok(notice.includes(component), component);
+  }
+  assert.match(
+    readFileSync(join(REPO, "CHANGELOG.md"), "utf8"),
+    new RegExp(`^## \\[${VERSION.replace(/\./g, "\\.")}\\] - \\d{4}-\\d\\d-\\d\\d$`, "m"),
+  );
 });
 
 test("release: contrib/heartbeat.conf names every directive, and checks as Syntax OK", async () => {
   const example = readFileSync(join(REPO, "contrib", "heartbeat.conf"), "utf8");
-  for (const spec of SETTINGS) assert.match(example, new RegExp(`^#?${spec.directive} `, "m"), spec.directive);
+  for (const spec of SETTINGS) {
+    assert.match(example, new RegExp(`^#?${spec.directive} `, "m"), spec.directive);
+  }
   const out: string[] = [];
-  const code = await main(["-t", "-f", join(REPO, "contrib", "heartbeat.conf")], { stdout: (line) => out.push(line), stderr: (line) => out.push(line) }, {});
+  const code = await main(["-t", "-f", join(REPO, "contrib", "heartbeat.conf")], {
+    stdout: (line) => out.push(line),
+    stderr: (line) => out.push(line),
+  }, {});
   assert.deepEqual([code, out], [0, ["Syntax OK"]]);
 });
 
 test("release: HeartbeatKeyFile ${CREDENTIALS_DIRECTORY}/heartbeat.key finds the key systemd's LoadCredential= hands over", () => {
   const conf = join(scratch, "credentials.conf");
-  writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatKeyFile ${CREDENTIALS_DIRECTORY}/heartbeat.key\n");
-  const resolved = loadSettings({ flags: {}, env: { CREDENTIALS_DIRECTORY: "/run/credentials/heartbeat.service" }, configFile: conf });
+  writeFileSync(
+    conf,
+    "HeartbeatAddress 239.0.0.1:27999\nHeartbeatKeyFile ${CREDENTIALS_DIRECTORY}/heartbeat.key\n",
+  );
+  const resolved = loadSettings({
+    flags: {},
+    env: { CREDENTIALS_DIRECTORY: "/run/credentials/heartbeat.service" },
+    configFile: conf,
+  });
   assert.deepEqual(resolved.problems, []);
   assert.equal(resolved.settings.keyFile, "/run/credentials/heartbeat.service/heartbeat.key");
 });
 
-const noSystemd = requiredOrSkipped(commandAvailable("systemd-analyze") ? undefined : "systemd-analyze is not installed (apt-get install systemd)");
+const noSystemd = requiredOrSkipped(
+  commandAvailable("systemd-analyze")
+    ? undefined
+    : "systemd-analyze is not installed (apt-get install systemd)",
+);
 
 for (const unit of ["heartbeat.service", "heartbeat-monitor.service"]) {
-  test(`release: contrib/${unit} passes systemd-analyze verify and scores at most 2.0 on security`, { skip: noSystemd }, () => {
-    // verify checks that ExecStart's program exists: point it at one that does.
-    const copy = join(scratch, unit);
-    writeFileSync(copy, readFileSync(join(REPO, "contrib", unit), "utf8").replaceAll("/usr/local/bin/heartbeat", "/bin/true"));
-    const verify = spawnSync("systemd-analyze", ["verify", copy], { encoding: "utf8" });
-    assert.deepEqual([verify.status, verify.stdout + verify.stderr], [0, ""]);
-    const security = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", copy], { encoding: "utf8" });
-    const score = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout)?.[1]);
-    assert.ok(score <= 2.0, `exposure ${score}:\n${security.stdout}${security.stderr}`);
-  });
+  test(
+    `release: contrib/${unit} passes systemd-analyze verify and scores at most 2.0 on security`,
+    { skip: noSystemd },
+    () => {
+      // verify checks that ExecStart's program exists: point it at one that does.
+      const copy = join(scratch, unit);
+      writeFileSync(
+        copy,
+        readFileSync(join(REPO, "contrib", unit), "utf8").replaceAll(
+          "/usr/local/bin/heartbeat",
+          "/bin/true",
+        ),
+      );
+      const verify = spawnSync("systemd-analyze", ["verify", copy], { encoding: "utf8" });
+      assert.deepEqual([verify.status, verify.stdout + verify.stderr], [0, ""]);
+      const security = spawnSync("systemd-analyze", [
+        "security",
+        "--offline=true",
+        "--no-pager",
+        copy,
+      ], { encoding: "utf8" });
+      const score = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout)?.[1]);
+      assert.ok(score <= 2.0, `exposure ${score}:\n${security.stdout}${security.stderr}`);
+    },
+  );
 }

@@ -18,7 +18,10 @@ test("runtime: the default adapter is the runtime's own, node:dgram elsewhere", 
   assert.equal(adapterUnavailable("node"), undefined);
   assert.equal(adapterUnavailable(runtime), undefined);
   const foreign = runtime === "deno" ? "bun" : "deno";
-  assert.equal(adapterUnavailable(foreign), `the ${foreign} adapter needs the ${foreign} runtime; this is ${runtime}`);
+  assert.equal(
+    adapterUnavailable(foreign),
+    `the ${foreign} adapter needs the ${foreign} runtime; this is ${runtime}`,
+  );
 });
 
 test("runtime: every adapter module loads on every runtime and exports the contract", async () => {

@@ -48,7 +48,13 @@ test("scheduler: fractional intervals keep exact deadlines", async () => {
 test("scheduler: a tick that overruns skips the passed deadlines instead of piling up", async () => {
   const clock = new FakeClock();
   const skipped: number[] = [];
-  const started = await startTimes(clock, 1000, 8, (n) => n === 2 ? 3500 : 10, (count) => skipped.push(count));
+  const started = await startTimes(
+    clock,
+    1000,
+    8,
+    (n) => n === 2 ? 3500 : 10,
+    (count) => skipped.push(count),
+  );
   // Tick 2 runs from 2000 to 5500: deadlines 3000, 4000 and 5000 are dropped.
   assert.deepEqual(started, [0, 1000, 2000, 6000, 7000, 8000, 9000, 10000]);
   assert.deepEqual(skipped, [3]);
@@ -88,5 +94,10 @@ test("scheduler: on the real clock, ticks are never early", async () => {
   const intervalMs = 30;
   const start = performance.now();
   const started = await startTimes(systemClock, intervalMs, 10);
-  started.forEach((at, n) => assert.ok(at >= start + n * intervalMs - 0.5, `tick ${n} early by ${start + n * intervalMs - at} ms`));
+  started.forEach((at, n) =>
+    assert.ok(
+      at >= start + n * intervalMs - 0.5,
+      `tick ${n} early by ${start + n * intervalMs - at} ms`,
+    )
+  );
 });

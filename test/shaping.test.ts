@@ -18,22 +18,46 @@ test("shaping: nothing changes unless asked", () => {
 });
 
 test("shaping: draining advertises ready=0 and keeps the real busy count", () => {
-  assert.deepEqual(shapeLoad({ ready: 10, busy: 3 }, { ...plain, draining: () => true }), { ready: 0, busy: 3 });
+  assert.deepEqual(shapeLoad({ ready: 10, busy: 3 }, { ...plain, draining: () => true }), {
+    ready: 0,
+    busy: 3,
+  });
 });
 
 test("shaping: --min-busy keeps lbmethod_heartbeat from dividing ready by 4", () => {
-  assert.deepEqual(shapeLoad({ ready: 40, busy: 0 }, { ...plain, minBusy: 1 }), { ready: 40, busy: 1 });
-  assert.deepEqual(shapeLoad({ ready: 40, busy: 5 }, { ...plain, minBusy: 1 }), { ready: 40, busy: 5 });
+  assert.deepEqual(shapeLoad({ ready: 40, busy: 0 }, { ...plain, minBusy: 1 }), {
+    ready: 40,
+    busy: 1,
+  });
+  assert.deepEqual(shapeLoad({ ready: 40, busy: 5 }, { ...plain, minBusy: 1 }), {
+    ready: 40,
+    busy: 5,
+  });
 });
 
 test("shaping: --ramp-up grows ready linearly from 0 after start", () => {
-  const at = (ms: number) => shapeLoad({ ready: 40, busy: 2 }, { ...plain, rampUpSeconds: 10, startedAt: 1000, now: () => 1000 + ms }).ready;
-  assert.deepEqual([at(0), at(2500), at(5000), at(9999), at(10_000), at(60_000)], [0, 10, 20, 39, 40, 40]);
+  const at = (ms: number) =>
+    shapeLoad({ ready: 40, busy: 2 }, {
+      ...plain,
+      rampUpSeconds: 10,
+      startedAt: 1000,
+      now: () => 1000 + ms,
+    }).ready;
+  assert.deepEqual([at(0), at(2500), at(5000), at(9999), at(10_000), at(60_000)], [
+    0,
+    10,
+    20,
+    39,
+    40,
+    40,
+  ]);
 });
 
 test("shaping: a drain by signal or by file, each change logged once", () => {
   const log = recordingLog();
-  const drain = new Drain(createLogger({ level: "info", write: log.write, now: () => new Date(0) }));
+  const drain = new Drain(
+    createLogger({ level: "info", write: log.write, now: () => new Date(0) }),
+  );
   const file = join(scratch, "drain");
   assert.equal(drain.draining(file), false);
   writeFileSync(file, "");
@@ -71,8 +95,11 @@ test("agent: the farewell is ready=0 with the last busy count and port, to every
   await agent.beat();
   assert.equal(await agent.farewell(), true);
   assert.deepEqual(recorder.sent.map((sent) => `${sent.to} ${sent.payload}`), [
-    "239.0.0.1:27999 v=1&ready=0&busy=0&port=8080", "http://proxy/heartbeat v=1&ready=0&busy=0&port=8080",
-    "239.0.0.1:27999 v=1&ready=9&busy=4&port=8080", "http://proxy/heartbeat v=1&ready=9&busy=4&port=8080",
-    "239.0.0.1:27999 v=1&ready=0&busy=4&port=8080", "http://proxy/heartbeat v=1&ready=0&busy=4&port=8080",
+    "239.0.0.1:27999 v=1&ready=0&busy=0&port=8080",
+    "http://proxy/heartbeat v=1&ready=0&busy=0&port=8080",
+    "239.0.0.1:27999 v=1&ready=9&busy=4&port=8080",
+    "http://proxy/heartbeat v=1&ready=9&busy=4&port=8080",
+    "239.0.0.1:27999 v=1&ready=0&busy=4&port=8080",
+    "http://proxy/heartbeat v=1&ready=0&busy=4&port=8080",
   ]);
 });

@@ -6,7 +6,7 @@ import { after, test } from "node:test";
 import { parseHeartbeat } from "../src/codec.ts";
 import { createLogger } from "../src/log.ts";
 import { Monitor } from "../src/monitor/monitor.ts";
-import { readKeyFile, SignatureCheck, sign } from "../src/signing.ts";
+import { readKeyFile, sign, SignatureCheck } from "../src/signing.ts";
 import { FakeClock, recordingLog } from "./support/fakes.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-signing-"));
@@ -19,7 +19,11 @@ test("signing: ts and sig appended; Apache's rules still read the heartbeat", ()
   assert.match(signed, /^v=1&ready=5&busy=2&port=80&ts=1800000000&sig=[0-9a-f]{64}$/);
   const parsed = parseHeartbeat(signed);
   assert.ok(parsed.ok);
-  assert.deepEqual([parsed.heartbeat.ready, parsed.heartbeat.busy, parsed.heartbeat.port], [5, 2, 80]);
+  assert.deepEqual([parsed.heartbeat.ready, parsed.heartbeat.busy, parsed.heartbeat.port], [
+    5,
+    2,
+    80,
+  ]);
 });
 
 test("signing: genuine and fresh is accepted; unsigned, forged, replayed and future are not", () => {
@@ -31,9 +35,21 @@ test("signing: genuine and fresh is accepted; unsigned, forged, replayed and fut
     ["sig without ts", "v=1&ready=5&busy=2&sig=00", NOW, "unsigned", /no ts and sig/],
     ["numbers changed", good.replace("ready=5", "ready=9"), NOW, "forged", /does not match/],
     ["ts changed", good.replace(`ts=${NOW}`, `ts=${NOW + 1}`), NOW, "forged", /does not match/],
-    ["another key", sign("v=1&ready=5&busy=2", Buffer.from("another key, long enough"), NOW), NOW, "forged", /does not match/],
+    [
+      "another key",
+      sign("v=1&ready=5&busy=2", Buffer.from("another key, long enough"), NOW),
+      NOW,
+      "forged",
+      /does not match/,
+    ],
     ["truncated sig", good.slice(0, -2), NOW, "forged", /does not match/],
-    ["old", sign("v=1&ready=5&busy=2", key, NOW - 31), NOW, "replayed", /31 s old, more than the 30 s window/],
+    [
+      "old",
+      sign("v=1&ready=5&busy=2", key, NOW - 31),
+      NOW,
+      "replayed",
+      /31 s old, more than the 30 s window/,
+    ],
     ["ahead", sign("v=1&ready=5&busy=2", key, NOW + 31), NOW, "future", /31 s ahead/],
   ];
   for (const [what, message, now, reason, detail] of cases) {
@@ -52,7 +68,10 @@ test("signing: a heartbeat older than the last one accepted from its sender is a
   assert.equal(check.check(first, "10.0.0.1", NOW + 2)?.reason, "replayed");
   assert.equal(check.check(first, "10.0.0.9", NOW + 2), undefined, "per sender");
   check.forget(NOW + 100);
-  assert.equal(check.check(sign("v=1&ready=1&busy=1", key, NOW + 100), "10.0.0.1", NOW + 100), undefined);
+  assert.equal(
+    check.check(sign("v=1&ready=1&busy=1", key, NOW + 100), "10.0.0.1", NOW + 100),
+    undefined,
+  );
 });
 
 test("signing: the monitor rejects, counts and logs without ever logging the key", () => {
@@ -68,19 +87,36 @@ test("signing: the monitor rejects, counts and logs without ever logging the key
   });
   assert.equal(monitor.accept(sign("v=1&ready=5&busy=2", key, NOW), "10.0.0.1", "udp"), undefined);
   assert.equal(monitor.accept("v=1&ready=5&busy=2", "10.0.0.2", "udp")?.reason, "unsigned");
-  assert.equal(monitor.accept(sign("v=1&ready=5&busy=2", key, NOW).replace("ready=5", "ready=50"), "10.0.0.3", "udp")?.reason, "forged");
+  assert.equal(
+    monitor.accept(
+      sign("v=1&ready=5&busy=2", key, NOW).replace("ready=5", "ready=50"),
+      "10.0.0.3",
+      "udp",
+    )?.reason,
+    "forged",
+  );
   unix = NOW + 60;
-  assert.equal(monitor.accept(sign("v=1&ready=5&busy=2", key, NOW), "10.0.0.4", "http")?.reason, "replayed");
+  assert.equal(
+    monitor.accept(sign("v=1&ready=5&busy=2", key, NOW), "10.0.0.4", "http")?.reason,
+    "replayed",
+  );
   assert.deepEqual(monitor.table.entries().map((entry) => entry.ip), ["10.0.0.1"]);
   assert.match(monitor.metrics(), /^heartbeat_messages_rejected_total\{reason="forged"\} 1$/m);
   assert.ok(!log.lines.join("\n").includes(key.toString()), "the key is never logged");
 });
 
 test("signing: key files that are missing, short or readable by others", () => {
-  assert.throws(() => readKeyFile(join(scratch, "none")), /cannot read the key file .*none: ENOENT/);
+  assert.throws(
+    () => readKeyFile(join(scratch, "none")),
+    /cannot read the key file .*none: ENOENT/,
+  );
   const short = join(scratch, "short");
   writeFileSync(short, "secret\n");
-  assert.throws(() => readKeyFile(short), (error: Error) => /shorter than 16 bytes/.test(error.message) && !error.message.includes("secret"));
+  assert.throws(
+    () => readKeyFile(short),
+    (error: Error) =>
+      /shorter than 16 bytes/.test(error.message) && !error.message.includes("secret"),
+  );
   const open = join(scratch, "open");
   writeFileSync(open, `${key}\n`);
   chmodSync(open, 0o644);

@@ -10,6 +10,9 @@ test("version: a build names version, commit, date, runtime and target", () => {
 });
 
 test("version: from source it says so, and names the runtime and this platform", () => {
-  assert.equal(versionLine({}, "deno 2.9.5"), `heartbeat ${VERSION} (from source, deno 2.9.5, ${process.platform}-${process.arch})`);
+  assert.equal(
+    versionLine({}, "deno 2.9.5"),
+    `heartbeat ${VERSION} (from source, deno 2.9.5, ${process.platform}-${process.arch})`,
+  );
   assert.match(VERSION, /^\d+\.\d+\.\d+$/);
 });

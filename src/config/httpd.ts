@@ -47,7 +47,10 @@ export interface ConfigRead {
 }
 
 /** The conditional sections, by lower-cased name. */
-const CONDITIONALS = new Map([["ifdefine", "IfDefine"], ["ifmodule", "IfModule"], ["iffile", "IfFile"], ["ifdirective", "IfDirective"]]);
+const CONDITIONALS = new Map([["ifdefine", "IfDefine"], ["ifmodule", "IfModule"], [
+  "iffile",
+  "IfFile",
+], ["ifdirective", "IfDirective"]]);
 const LANGUAGE = ["define", "undefine", "include", "includeoptional", "loadmodule", "serverroot"];
 /** Apache gives up on includes nested deeper than this. */
 const MAX_INCLUDE_DEPTH = 128;
@@ -69,7 +72,8 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
   let serverRoot: string | undefined;
   const known = new Set([...options.knownDirectives, ...LANGUAGE]);
 
-  const problem = (file: string, line: number, message: string) => problems.push({ file, line, message });
+  const problem = (file: string, line: number, message: string) =>
+    problems.push({ file, line, message });
 
   function expand(text: string, undefinedVariables: string[]): string {
     return text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (written, name: string) => {
@@ -88,7 +92,11 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       text = options.fs.readFile(file);
     } catch (error) {
       const at = includedFrom.length ? includedFrom[includedFrom.length - 1] : undefined;
-      problems.push({ file: at ?? file, line: 0, message: `Could not open configuration file ${file}: ${reason(error)}` });
+      problems.push({
+        file: at ?? file,
+        line: 0,
+        message: `Could not open configuration file ${file}: ${reason(error)}`,
+      });
       return;
     }
     const sections: OpenSection[] = [];
@@ -113,9 +121,12 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       if (first.startsWith("<")) {
         const name = first.slice(1).replace(/>$/, "");
         const args = words.slice(1);
-        const closed = first.endsWith(">") || (args.length > 0 && args[args.length - 1].endsWith(">"));
+        const closed = first.endsWith(">") ||
+          (args.length > 0 && args[args.length - 1].endsWith(">"));
         if (!closed) problem(file, line, `<${name}> directive missing closing '>'`);
-        if (!first.endsWith(">") && args.length) args[args.length - 1] = args[args.length - 1].replace(/>$/, "");
+        if (!first.endsWith(">") && args.length) {
+          args[args.length - 1] = args[args.length - 1].replace(/>$/, "");
+        }
         const conditional = CONDITIONALS.has(name.toLowerCase());
         const holds = !conditional || !active() || condition(name.toLowerCase(), args, file, line);
         sections.push({ name, file, line, active: holds, conditional });
@@ -126,8 +137,9 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       const key = first.toLowerCase();
       const args = words.slice(1);
       if (key === "define") {
-        if (args.length < 1 || args.length > 2) problem(file, line, "Define takes one or two arguments");
-        else defines.set(args[0], args[1] ?? "");
+        if (args.length < 1 || args.length > 2) {
+          problem(file, line, "Define takes one or two arguments");
+        } else defines.set(args[0], args[1] ?? "");
       } else if (key === "undefine") {
         if (args.length !== 1) problem(file, line, "UnDefine takes one argument");
         else defines.delete(args[0]);
@@ -140,7 +152,10 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
         if (args.length === 1) serverRoot = args[0];
         else problem(file, line, "ServerRoot takes one argument");
       } else if (key === "include" || key === "includeoptional") {
-        include(key === "includeoptional", first, args, undefinedVariables, file, line, [...includedFrom, file]);
+        include(key === "includeoptional", first, args, undefinedVariables, file, line, [
+          ...includedFrom,
+          file,
+        ]);
       } else {
         directives.push({
           name: first,
@@ -148,7 +163,9 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
           file,
           line,
           undefinedVariables,
-          sections: sections.filter((section) => !section.conditional).map((section) => section.name),
+          sections: sections.filter((section) => !section.conditional).map((section) =>
+            section.name
+          ),
         });
       }
     }
@@ -184,7 +201,15 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     return isAbsolute(path) ? path : join(serverRoot ?? dirname(mainFile), path);
   }
 
-  function include(optional: boolean, name: string, args: string[], undefinedVariables: string[], file: string, line: number, stack: string[]): void {
+  function include(
+    optional: boolean,
+    name: string,
+    args: string[],
+    undefinedVariables: string[],
+    file: string,
+    line: number,
+    stack: string[],
+  ): void {
     if (args.length !== 1) {
       problem(file, line, `${name} takes one argument`);
       return;
@@ -201,15 +226,25 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     const files = expandIncludePath(pattern, options.fs);
     if (files.length === 0) {
       if (!optional) {
-        problem(file, line, /[*?[]/.test(pattern)
-          ? `${name}: No matches for the wildcard pattern ${pattern}`
-          : `${name}: Could not open configuration file ${pattern}: No such file or directory`);
+        problem(
+          file,
+          line,
+          /[*?[]/.test(pattern)
+            ? `${name}: No matches for the wildcard pattern ${pattern}`
+            : `${name}: Could not open configuration file ${pattern}: No such file or directory`,
+        );
       }
       return;
     }
     for (const included of files) {
       if (stack.includes(included)) {
-        problem(file, line, `${name}: ${included} includes itself (${[...stack.slice(stack.indexOf(included)), included].join(" -> ")})`);
+        problem(
+          file,
+          line,
+          `${name}: ${included} includes itself (${
+            [...stack.slice(stack.indexOf(included)), included].join(" -> ")
+          })`,
+        );
         continue;
       }
       readFile(included, stack);
@@ -227,7 +262,9 @@ function logicalLines(text: string): { text: string; line: number }[] {
   text.split(/\r?\n/).forEach((physical, index) => {
     const continued = physical.endsWith("\\");
     const part = continued ? physical.slice(0, -1) : physical;
-    pending = pending ? { text: pending.text + part, line: pending.line } : { text: part, line: index + 1 };
+    pending = pending
+      ? { text: pending.text + part, line: pending.line }
+      : { text: part, line: index + 1 };
     if (!continued) {
       lines.push(pending);
       pending = undefined;
@@ -282,7 +319,11 @@ export function expandIncludePath(pattern: string, fs: ConfigFs): string[] {
       try {
         entries = fs.readdir(base);
       } catch { /* not a directory: no matches */ }
-      next.push(...entries.filter((entry) => !entry.startsWith(".") && matcher.test(entry)).sort().map((entry) => join(base, entry)));
+      next.push(
+        ...entries.filter((entry) => !entry.startsWith(".") && matcher.test(entry)).sort().map((
+          entry,
+        ) => join(base, entry)),
+      );
     }
     paths = next;
   }
@@ -292,7 +333,9 @@ export function expandIncludePath(pattern: string, fs: ConfigFs): string[] {
 function filesUnder(path: string, fs: ConfigFs): string[] {
   if (!fs.exists(path)) return [];
   if (!fs.isDirectory(path)) return [path];
-  return fs.readdir(path).filter((entry) => !entry.startsWith(".")).sort().flatMap((entry) => filesUnder(join(path, entry), fs));
+  return fs.readdir(path).filter((entry) => !entry.startsWith(".")).sort().flatMap((entry) =>
+    filesUnder(join(path, entry), fs)
+  );
 }
 
 function globMatcher(glob: string): RegExp {
@@ -316,5 +359,9 @@ function globMatcher(glob: string): RegExp {
 
 function reason(error: unknown): string {
   const code = (error as { code?: string }).code;
-  return code === "ENOENT" ? "No such file or directory" : code === "EACCES" ? "Permission denied" : String((error as Error).message ?? error);
+  return code === "ENOENT"
+    ? "No such file or directory"
+    : code === "EACCES"
+    ? "Permission denied"
+    : String((error as Error).message ?? error);
 }

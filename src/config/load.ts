@@ -15,17 +15,24 @@ export const nodeConfigFs: ConfigFs = {
 const BUILTIN_MODULES = ["heartbeat_module", "mod_heartbeat.c"];
 
 /** The config file named by --config, else by HEARTBEAT_CONFIG, if any. */
-export function configFileOf(configFlag: string | undefined, env: Layers["env"]): string | undefined {
+export function configFileOf(
+  configFlag: string | undefined,
+  env: Layers["env"],
+): string | undefined {
   const file = configFlag ?? env.HEARTBEAT_CONFIG;
   return file ? resolve(file) : undefined;
 }
 
-export function loadSettings(options: { flags: Layers["flags"]; env: Layers["env"]; configFile?: string; fs?: ConfigFs }): Resolved {
-  const config = options.configFile === undefined ? undefined : readHttpdConfig(options.configFile, {
-    fs: options.fs ?? nodeConfigFs,
-    env: options.env,
-    knownDirectives: KNOWN_DIRECTIVES,
-    builtinModules: BUILTIN_MODULES,
-  });
+export function loadSettings(
+  options: { flags: Layers["flags"]; env: Layers["env"]; configFile?: string; fs?: ConfigFs },
+): Resolved {
+  const config = options.configFile === undefined
+    ? undefined
+    : readHttpdConfig(options.configFile, {
+      fs: options.fs ?? nodeConfigFs,
+      env: options.env,
+      knownDirectives: KNOWN_DIRECTIVES,
+      builtinModules: BUILTIN_MODULES,
+    });
   return resolveSettings({ flags: options.flags, env: options.env, config });
 }

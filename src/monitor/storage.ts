@@ -42,10 +42,13 @@ export interface StoredServer {
 
 /** The lines of a storage file as mod_lbmethod_heartbeat reads them (comments and lines without a space skipped, atoi numbers). */
 export function parseStorage(text: string): StoredServer[] {
-  return text.split("\n").filter((line) => line !== "" && !line.startsWith("#") && line.includes(" ")).map((line) => {
+  return text.split("\n").filter((line) =>
+    line !== "" && !line.startsWith("#") && line.includes(" ")
+  ).map((line) => {
     const space = line.indexOf(" ");
     const fields = parseFields(line.slice(space + 1));
-    const number = (key: string, fallback: number) => fields.has(key) ? atoi(fields.get(key)!) : fallback;
+    const number = (key: string, fallback: number) =>
+      fields.has(key) ? atoi(fields.get(key)!) : fallback;
     return {
       ip: line.slice(0, space),
       ready: number("ready", 0),
@@ -77,7 +80,9 @@ export function balancerShares(servers: StoredServer[]): Share[] {
   const weighted = servers.map((server) => {
     const fresh = server.lastseen < BALANCER_MAX_LASTSEEN;
     // "it likely just started up": the balancer divides ready by 4 while busy is 0.
-    const ready = server.busy === 0 && server.ready !== 0 ? Math.floor(server.ready / 4) : server.ready;
+    const ready = server.busy === 0 && server.ready !== 0
+      ? Math.floor(server.ready / 4)
+      : server.ready;
     return { ...server, weight: fresh ? Math.max(0, ready) : 0 };
   });
   const total = weighted.reduce((sum, server) => sum + server.weight, 0);

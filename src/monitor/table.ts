@@ -33,13 +33,21 @@ export class ServerTable {
   record(ip: string, heartbeat: Heartbeat, now: number): Recorded {
     const known = this.#servers.has(ip);
     if (!known && this.#servers.size >= this.#maxServers) return "full";
-    this.#servers.set(ip, { ip, ready: heartbeat.ready, busy: heartbeat.busy, port: heartbeat.port ?? DEFAULT_PORT, lastSeen: now });
+    this.#servers.set(ip, {
+      ip,
+      ready: heartbeat.ready,
+      busy: heartbeat.busy,
+      port: heartbeat.port ?? DEFAULT_PORT,
+      lastSeen: now,
+    });
     return known ? "updated" : "added";
   }
 
   /** Removes the servers silent for longer than SEEN_TIMEOUT_MS; returns them. */
   expire(now: number): ServerEntry[] {
-    const silent = [...this.#servers.values()].filter((entry) => now - entry.lastSeen > SEEN_TIMEOUT_MS);
+    const silent = [...this.#servers.values()].filter((entry) =>
+      now - entry.lastSeen > SEEN_TIMEOUT_MS
+    );
     for (const entry of silent) this.#servers.delete(entry.ip);
     return silent;
   }

@@ -23,9 +23,11 @@ const SCOREBOARD = /^Scoreboard: ([_SRWKDCLGI.]*)\s*$/m;
 export function parseApacheStatus(text: string): Load {
   const scoreboard = SCOREBOARD.exec(text)?.[1];
   if (scoreboard === undefined) {
-    throw new Error(/^Scoreboard:/m.test(text)
-      ? "the Scoreboard: line has characters mod_status does not use"
-      : "no Scoreboard: line: is this mod_status's ?auto page?");
+    throw new Error(
+      /^Scoreboard:/m.test(text)
+        ? "the Scoreboard: line has characters mod_status does not use"
+        : "no Scoreboard: line: is this mod_status's ?auto page?",
+    );
   }
   let ready = 0;
   let busy = 0;

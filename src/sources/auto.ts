@@ -5,7 +5,12 @@
  */
 import { APACHE_DEFAULT_URL, apacheSource } from "./apache.ts";
 import { NGINX_DEFAULT_URL, nginxSource } from "./nginx.ts";
-import { type Source, SourceConfigError, type SourceDefinition, type SourceSettings } from "./source.ts";
+import {
+  type Source,
+  SourceConfigError,
+  type SourceDefinition,
+  type SourceSettings,
+} from "./source.ts";
 import { staticSource } from "./static.ts";
 import { tcpSource } from "./tcp.ts";
 
@@ -13,11 +18,17 @@ import { tcpSource } from "./tcp.ts";
 const PROBE_TIMEOUT_MS = 1000;
 
 export const autoSource: SourceDefinition = {
-  summary: "the default: static with --ready, else apache if it answers, else nginx or tcp with --capacity",
+  summary:
+    "the default: static with --ready, else apache if it answers, else nginx or tcp with --capacity",
   async create(argument, settings) {
-    if (argument !== undefined) throw new SourceConfigError(`--source auto takes no argument, got 'auto:${argument}'`);
+    if (argument !== undefined) {
+      throw new SourceConfigError(`--source auto takes no argument, got 'auto:${argument}'`);
+    }
     if (settings.ready !== undefined) {
-      return { ...await staticSource.create(undefined, settings), chosenBecause: "--ready was given" };
+      return {
+        ...await staticSource.create(undefined, settings),
+        chosenBecause: "--ready was given",
+      };
     }
     const tried: string[] = [];
     const candidates: [string, string, SourceDefinition][] = [
@@ -41,7 +52,12 @@ export const autoSource: SourceDefinition = {
   },
 };
 
-async function working(name: string, definition: SourceDefinition, settings: SourceSettings, tried: string[]): Promise<Source | undefined> {
+async function working(
+  name: string,
+  definition: SourceDefinition,
+  settings: SourceSettings,
+  tried: string[],
+): Promise<Source | undefined> {
   try {
     const source = await definition.create(undefined, settings);
     await source.read(AbortSignal.timeout(PROBE_TIMEOUT_MS));

@@ -11,7 +11,10 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 export async function runCommand(command: string, signal: AbortSignal): Promise<string> {
   const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
-    const child = spawn("sh", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("sh", ["-c", command], {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     const kill = () => {
@@ -35,16 +38,26 @@ export async function runCommand(command: string, signal: AbortSignal): Promise<
       else if (code === 0) resolve(stdout);
       else {
         const said = stderr.trim().split("\n").pop();
-        reject(new Error(`\`${command}\` ${killedBy ? `was killed by ${killedBy}` : `exited with status ${code}`}${said ? `: ${said}` : ""}`));
+        reject(
+          new Error(
+            `\`${command}\` ${
+              killedBy ? `was killed by ${killedBy}` : `exited with status ${code}`
+            }${said ? `: ${said}` : ""}`,
+          ),
+        );
       }
     });
   });
 }
 
 export const execSource: SourceDefinition = {
-  summary: "a command run each interval that prints ready=N&busy=M or {\"ready\":N,\"busy\":M}",
+  summary: 'a command run each interval that prints ready=N&busy=M or {"ready":N,"busy":M}',
   create(argument) {
-    if (!argument?.trim()) throw new SourceConfigError("--source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load");
+    if (!argument?.trim()) {
+      throw new SourceConfigError(
+        "--source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load",
+      );
+    }
     return {
       description: `exec ${argument}`,
       read: async (signal) => parseLoadText(await runCommand(argument, signal)),

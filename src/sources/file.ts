@@ -8,18 +8,25 @@ export const DEFAULT_MAX_AGE_SECONDS = 10;
 const MAX_FILE_BYTES = 64 * 1024;
 
 export const fileSource: SourceDefinition = {
-  summary: `a file holding ready=N&busy=M or JSON; stale after --max-age (default ${DEFAULT_MAX_AGE_SECONDS} s)`,
+  summary:
+    `a file holding ready=N&busy=M or JSON; stale after --max-age (default ${DEFAULT_MAX_AGE_SECONDS} s)`,
   create(argument, settings) {
-    if (!argument) throw new SourceConfigError("--source file:PATH needs a path, e.g. file:/run/myapp/load");
+    if (!argument) {
+      throw new SourceConfigError("--source file:PATH needs a path, e.g. file:/run/myapp/load");
+    }
     const maxAge = settings.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
     return {
       description: `file ${argument}`,
       read: async () => {
         const info = await stat(argument);
-        if (info.size > MAX_FILE_BYTES) throw new Error(`${argument} is ${info.size} bytes: too large to be a load report`);
+        if (info.size > MAX_FILE_BYTES) {
+          throw new Error(`${argument} is ${info.size} bytes: too large to be a load report`);
+        }
         const age = (Date.now() - info.mtimeMs) / 1000;
         if (age > maxAge) {
-          throw new Error(`${argument} was last written ${Math.round(age)} s ago (more than --max-age ${maxAge})`);
+          throw new Error(
+            `${argument} was last written ${Math.round(age)} s ago (more than --max-age ${maxAge})`,
+          );
         }
         return parseLoadText(await readFile(argument, "utf8"));
       },

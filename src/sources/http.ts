@@ -18,7 +18,9 @@ export async function httpGet(url: URL, signal: AbortSignal): Promise<string> {
     signal,
     maxBodyBytes: MAX_BODY_BYTES,
   });
-  if (response.status !== 200) throw new Error(`${url.href} answered ${response.status} ${response.statusText}`.trim());
+  if (response.status !== 200) {
+    throw new Error(`${url.href} answered ${response.status} ${response.statusText}`.trim());
+  }
   return response.body;
 }
 

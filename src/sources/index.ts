@@ -4,7 +4,12 @@ import { autoSource } from "./auto.ts";
 import { execSource } from "./exec.ts";
 import { fileSource } from "./file.ts";
 import { nginxSource } from "./nginx.ts";
-import { type Source, SourceConfigError, type SourceDefinition, type SourceSettings } from "./source.ts";
+import {
+  type Source,
+  SourceConfigError,
+  type SourceDefinition,
+  type SourceSettings,
+} from "./source.ts";
 import { staticSource } from "./static.ts";
 import { tcpSource } from "./tcp.ts";
 

@@ -7,7 +7,9 @@ import { decimal, invalidCount, type Load, parseFields } from "../codec.ts";
  */
 export function parseLoadText(text: string): Load {
   const trimmed = text.trim();
-  if (trimmed === "") throw new Error("empty output: expected ready=N&busy=M or {\"ready\":N,\"busy\":M}");
+  if (trimmed === "") {
+    throw new Error('empty output: expected ready=N&busy=M or {"ready":N,"busy":M}');
+  }
   let ready: unknown;
   let busy: unknown;
   /** How each value was written, for messages. */
@@ -30,7 +32,8 @@ export function parseLoadText(text: string): Load {
   if (ready === undefined || busy === undefined) {
     throw new Error(`expected ready=N&busy=M or {"ready":N,"busy":M}, got ${preview(trimmed)}`);
   }
-  const problem = invalidCount("ready", ready, written.ready) ?? invalidCount("busy", busy, written.busy);
+  const problem = invalidCount("ready", ready, written.ready) ??
+    invalidCount("busy", busy, written.busy);
   if (problem) throw new Error(problem);
   return { ready: ready as number, busy: busy as number };
 }

@@ -12,7 +12,8 @@ export interface StubStatus {
   waiting: number;
 }
 
-const STUB_STATUS = /^Active connections:\s*(\d+)\s*\n.*\n\s*\d+\s+\d+\s+\d+\s*\nReading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)\s*$/;
+const STUB_STATUS =
+  /^Active connections:\s*(\d+)\s*\n.*\n\s*\d+\s+\d+\s+\d+\s*\nReading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)\s*$/;
 
 /** stub_status's four counters; throws when the text is not a stub_status page. */
 export function parseStubStatus(text: string): StubStatus {
@@ -20,7 +21,9 @@ export function parseStubStatus(text: string): StubStatus {
   if (!match) throw new Error("not an nginx stub_status page");
   const [active, reading, writing, waiting] = match.slice(1).map(Number);
   if (reading + writing + waiting > active) {
-    throw new Error(`stub_status counts do not add up: reading ${reading} + writing ${writing} + waiting ${waiting} > active ${active}`);
+    throw new Error(
+      `stub_status counts do not add up: reading ${reading} + writing ${writing} + waiting ${waiting} > active ${active}`,
+    );
   }
   return { active, reading, writing, waiting };
 }

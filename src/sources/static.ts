@@ -1,6 +1,6 @@
 /** `static`: fixed numbers given on the command line, for testing or a server of fixed size. */
 import { invalidCount } from "../codec.ts";
-import { type SourceDefinition, SourceConfigError } from "./source.ts";
+import { SourceConfigError, type SourceDefinition } from "./source.ts";
 
 export const staticSource: SourceDefinition = {
   summary: "fixed numbers: --ready N [--busy M] (busy defaults to 0)",

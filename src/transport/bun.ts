@@ -40,7 +40,9 @@ export const openUdpTransport: OpenUdpTransport = async (options) => {
   try {
     socket.setMulticastTTL(options.ttl);
     socket.setMulticastLoopback(options.loopback);
-    if (options.interfaceAddress && !v6 && !socket.setMulticastInterface(options.interfaceAddress)) {
+    if (
+      options.interfaceAddress && !v6 && !socket.setMulticastInterface(options.interfaceAddress)
+    ) {
       throw new Error(`cannot send multicast by the interface of ${options.interfaceAddress}`);
     }
   } catch (error) {

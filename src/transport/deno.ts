@@ -16,7 +16,10 @@ import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./tr
 interface DenoDatagramConn {
   send(data: Uint8Array, to: { transport: "udp"; hostname: string; port: number }): Promise<number>;
   receive(buffer?: Uint8Array): Promise<[Uint8Array, { hostname: string; port: number }]>;
-  joinMulticastV4(group: string, networkInterface: string): Promise<{ setTTL(ttl: number): Promise<void> }>;
+  joinMulticastV4(
+    group: string,
+    networkInterface: string,
+  ): Promise<{ setTTL(ttl: number): Promise<void> }>;
   joinMulticastV6(group: string, networkInterface: number): Promise<unknown>;
   close(): void;
 }
@@ -32,25 +35,38 @@ interface DenoUdpApi {
 
 function denoApi(): Required<DenoUdpApi> {
   const deno = (globalThis as { Deno?: DenoUdpApi }).Deno;
-  if (!deno?.listenDatagram) throw new Error("Deno.listenDatagram is not available: run Deno with --unstable-net");
+  if (!deno?.listenDatagram) {
+    throw new Error("Deno.listenDatagram is not available: run Deno with --unstable-net");
+  }
   return deno as Required<DenoUdpApi>;
 }
 
 const SYSTEM_MULTICAST_TTL = 1;
 
+// async with no await: a synchronous throw (no Deno API, an IPv6 TTL) becomes the rejection.
+// deno-lint-ignore require-await
 export const openUdpTransport: OpenUdpTransport = async (options) => {
   const v6 = options.family === 6;
   if (v6 && options.ttl !== SYSTEM_MULTICAST_TTL) {
     throw new Error("Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun");
   }
   const hostname = v6 ? "::" : options.interfaceAddress ?? "0.0.0.0";
-  const conn = denoApi().listenDatagram({ transport: "udp", hostname, port: 0, loopback: options.loopback });
-  let ttlSet: Promise<void> | undefined = options.ttl === SYSTEM_MULTICAST_TTL ? Promise.resolve() : undefined;
+  const conn = denoApi().listenDatagram({
+    transport: "udp",
+    hostname,
+    port: 0,
+    loopback: options.loopback,
+  });
+  let ttlSet: Promise<void> | undefined = options.ttl === SYSTEM_MULTICAST_TTL
+    ? Promise.resolve()
+    : undefined;
   return {
     adapter: "deno",
     async send(payload, to) {
       if (!ttlSet && isMulticast(to.host)) {
-        ttlSet = conn.joinMulticastV4(to.host, hostname).then((membership) => membership.setTTL(options.ttl));
+        ttlSet = conn.joinMulticastV4(to.host, hostname).then((membership) =>
+          membership.setTTL(options.ttl)
+        );
         ttlSet.catch(() => ttlSet = undefined);
       }
       if (isMulticast(to.host)) await ttlSet;
@@ -88,7 +104,9 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   });
   try {
     if (group && v6) await conn.joinMulticastV6(options.address, interfaceIndex(options.zone));
-    else if (group) await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
+    else if (group) {
+      await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
+    }
   } catch (error) {
     conn.close();
     throw error;

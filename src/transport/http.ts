@@ -17,7 +17,10 @@ export interface HttpSender extends Sender {
  * Anything but `200` with `OK` is a failure; after one, the destination is not tried again for
  * a while (1 s, doubling to 30 s), so a proxy that is down is not hammered every interval.
  */
-export function createHttpSender(url: URL, options: { timeoutMs: number; now: () => number }): HttpSender {
+export function createHttpSender(
+  url: URL,
+  options: { timeoutMs: number; now: () => number },
+): HttpSender {
   const agent = keepAliveAgent(url);
   let failures = 0;
   let retryAt = 0;
@@ -26,20 +29,27 @@ export function createHttpSender(url: URL, options: { timeoutMs: number; now: ()
     async send(payload) {
       const now = options.now();
       if (now < retryAt) {
-        throw new Error(`not tried for ${Math.ceil((retryAt - now) / 1000)} s more, after ${failures} failure(s)`);
+        throw new Error(
+          `not tried for ${Math.ceil((retryAt - now) / 1000)} s more, after ${failures} failure(s)`,
+        );
       }
       try {
         const response = await request(url, {
           method: "POST",
           body: payload,
-          headers: { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": payload.length },
+          headers: {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Length": payload.length,
+          },
           agent: await agent,
           signal: AbortSignal.timeout(options.timeoutMs),
           maxBodyBytes: 4096,
         });
         if (response.status !== 200 || response.body.trim() !== "OK") {
           const said = response.body.trim().split("\n")[0].slice(0, 80);
-          throw new Error(`answered ${response.status} ${response.statusText}${said ? `: ${said}` : ""}`.trim());
+          throw new Error(
+            `answered ${response.status} ${response.statusText}${said ? `: ${said}` : ""}`.trim(),
+          );
         }
         failures = 0;
         retryAt = 0;

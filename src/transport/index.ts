@@ -13,8 +13,13 @@ export function adapterUnavailable(
   runtime: RuntimeName = detectRuntime(),
 ): string | undefined {
   if (adapter === "node") return undefined;
-  if (adapter !== runtime) return `the ${adapter} adapter needs the ${adapter} runtime; this is ${runtime}`;
-  if (adapter === "deno" && !(globalThis as { Deno?: { listenDatagram?: unknown } }).Deno?.listenDatagram) {
+  if (adapter !== runtime) {
+    return `the ${adapter} adapter needs the ${adapter} runtime; this is ${runtime}`;
+  }
+  if (
+    adapter === "deno" &&
+    !(globalThis as { Deno?: { listenDatagram?: unknown } }).Deno?.listenDatagram
+  ) {
     return "the deno adapter needs Deno's unstable net API: run with --unstable-net";
   }
   return undefined;

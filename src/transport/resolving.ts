@@ -40,10 +40,17 @@ export function createResolvingSender(
     resolving = find(host).then((found) => {
       if (found.length === 0) throw new Error("no address");
       problems.ok("lookup", `${host} resolves again`);
-      if (found.join() !== addresses.join()) options.logger.info(`${name} now means ${found.join(", ")} (was ${addresses.join(", ")})`);
+      if (found.join() !== addresses.join()) {
+        options.logger.info(`${name} now means ${found.join(", ")} (was ${addresses.join(", ")})`);
+      }
       addresses = found;
     }, (error) => {
-      problems.fail("lookup", `cannot look up ${host} (${(error as { code?: string }).code ?? (error as Error).message}); still sending to ${addresses.join(", ")}`);
+      problems.fail(
+        "lookup",
+        `cannot look up ${host} (${
+          (error as { code?: string }).code ?? (error as Error).message
+        }); still sending to ${addresses.join(", ")}`,
+      );
     }).finally(() => resolving = undefined);
   };
 
@@ -52,10 +59,14 @@ export function createResolvingSender(
     async send(payload) {
       // The lookup runs beside the heartbeats, never in their way: this one goes to the addresses known now.
       if (!resolving && options.now() - resolvedAt >= options.resolveIntervalMs) refresh();
-      const results = await Promise.allSettled(addresses.map(async (address) =>
-        (await transportFor(familyOf(address))).send(payload, { host: address, port })
-      ));
-      const failed = results.flatMap((result, i) => result.status === "rejected" ? [`${addresses[i]}: ${(result.reason as Error).message}`] : []);
+      const results = await Promise.allSettled(
+        addresses.map(async (address) =>
+          (await transportFor(familyOf(address))).send(payload, { host: address, port })
+        ),
+      );
+      const failed = results.flatMap((result, i) =>
+        result.status === "rejected" ? [`${addresses[i]}: ${(result.reason as Error).message}`] : []
+      );
       if (failed.length) throw new Error(failed.join("; "));
     },
   };

@@ -63,7 +63,9 @@ export function listenBinding(options: UdpListenOptions): {
     v6,
     group,
     bindAddress: v6 && group ? "::" : options.address,
-    joinInterface: v6 ? (options.zone ? `::%${options.zone}` : undefined) : options.interfaceAddress,
+    joinInterface: v6
+      ? (options.zone ? `::%${options.zone}` : undefined)
+      : options.interfaceAddress,
   };
 }
 
@@ -79,7 +81,10 @@ export interface UdpListener {
 }
 
 /** Receives datagrams until closed, calling `onDatagram` for each. */
-export type OpenUdpListener = (options: UdpListenOptions, onDatagram: (datagram: Datagram) => void) => Promise<UdpListener>;
+export type OpenUdpListener = (
+  options: UdpListenOptions,
+  onDatagram: (datagram: Datagram) => void,
+) => Promise<UdpListener>;
 
 export interface UdpAdapter {
   openUdpTransport: OpenUdpTransport;

@@ -49,7 +49,10 @@ export class FakeClock implements Clock {
     this.#firing = true;
     while (this.#timers.length > 0) {
       for (let turn = 0; turn < FakeClock.IDLE_TURNS; turn++) await Promise.resolve();
-      const next = this.#timers.reduce((earliest, timer) => timer.at < earliest.at ? timer : earliest, this.#timers[0]);
+      const next = this.#timers.reduce(
+        (earliest, timer) => timer.at < earliest.at ? timer : earliest,
+        this.#timers[0],
+      );
       if (!next) break;
       this.#timers.splice(this.#timers.indexOf(next), 1);
       this.time = Math.max(this.time, next.at);
@@ -78,7 +81,11 @@ export class Recorder {
       send: (payload) => {
         const failure = this.failing.get(name);
         if (failure) return Promise.reject(failure);
-        this.sent.push({ to: name, payload: new TextDecoder().decode(payload), at: this.clock.now() });
+        this.sent.push({
+          to: name,
+          payload: new TextDecoder().decode(payload),
+          at: this.clock.now(),
+        });
         return Promise.resolve();
       },
     };

@@ -17,7 +17,9 @@ const BIN = join(REPO, "node_modules", ".bin");
 function labUnavailable(needs: string[] = []): string | undefined {
   if (process.getuid?.() !== 0) return "network namespaces need root";
   for (const command of ["ip", ...needs]) {
-    if (!commandAvailable(command)) return `${command} is not installed (apt-get install it, or run .ci/run)`;
+    if (!commandAvailable(command)) {
+      return `${command} is not installed (apt-get install it, or run .ci/run)`;
+    }
   }
   return undefined;
 }
@@ -39,7 +41,9 @@ export function requiredOrSkipped(reason: string | undefined): string | false {
 }
 
 export function commandAvailable(command: string): boolean {
-  return ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"].some((dir) => existsSync(join(dir, command)));
+  return ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"].some((dir) =>
+    existsSync(join(dir, command))
+  );
 }
 
 export interface RunResult {
@@ -54,7 +58,8 @@ const open = new Set<Lab>();
 // Deno's test runner ends with `unload` rather than process's `exit`.
 const closeAll = () => open.forEach((lab) => lab.closeNow());
 process.on("exit", closeAll);
-(globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.("unload", closeAll);
+(globalThis as { addEventListener?: (type: string, listener: () => void) => void })
+  .addEventListener?.("unload", closeAll);
 
 export class Lab {
   /** Namespace names start with this: unique per process and lab. */
@@ -79,7 +84,10 @@ export class Lab {
     ip("netns", "add", ns);
     this.#namespaces.push(ns);
     // No duplicate address detection: IPv6 addresses are usable at once, not seconds later.
-    this.sh(name, "ip link set lo up; sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+    this.sh(
+      name,
+      "ip link set lo up; sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+    );
   }
 
   /**
@@ -97,14 +105,24 @@ export class Lab {
 
   /** Runs a shell command inside namespace `name`, synchronously; throws if it fails. */
   sh(name: string, command: string): string {
-    return execFileSync("ip", ["netns", "exec", this.ns(name), "sh", "-ec", command], { encoding: "utf8" });
+    return execFileSync("ip", ["netns", "exec", this.ns(name), "sh", "-ec", command], {
+      encoding: "utf8",
+    });
   }
 
   /** A veth link between two namespaces, each end named and given the addresses listed. */
-  link(a: { ns: string; dev: string; cidr: string; cidr6?: string }, b: { ns: string; dev: string; cidr: string; cidr6?: string }): void {
+  link(
+    a: { ns: string; dev: string; cidr: string; cidr6?: string },
+    b: { ns: string; dev: string; cidr: string; cidr6?: string },
+  ): void {
     this.sh(a.ns, `ip link add ${a.dev} type veth peer name ${b.dev} netns ${this.ns(b.ns)}`);
     for (const end of [a, b]) {
-      this.sh(end.ns, `ip addr add ${end.cidr} dev ${end.dev}; ${end.cidr6 ? `ip -6 addr add ${end.cidr6} dev ${end.dev} nodad; ` : ""}ip link set ${end.dev} up`);
+      this.sh(
+        end.ns,
+        `ip addr add ${end.cidr} dev ${end.dev}; ${
+          end.cidr6 ? `ip -6 addr add ${end.cidr6} dev ${end.dev} nodad; ` : ""
+        }ip link set ${end.dev} up`,
+      );
     }
   }
 
@@ -117,9 +135,15 @@ export class Lab {
   /** Puts namespace `host` on the switch as eth0 with address `cidr`, multicast routed there. */
   plug(host: string, cidr: string, switchName = "switch"): void {
     const port = `p-${host}`.slice(0, 15);
-    this.sh(switchName, `ip link add ${port} type veth peer name eth0 netns ${this.ns(host)}; ` +
-      `ip link set ${port} master br0; ip link set ${port} up`);
-    this.sh(host, `ip addr add ${cidr} dev eth0; ip link set eth0 up; ip route add 224.0.0.0/4 dev eth0`);
+    this.sh(
+      switchName,
+      `ip link add ${port} type veth peer name eth0 netns ${this.ns(host)}; ` +
+        `ip link set ${port} master br0; ip link set ${port} up`,
+    );
+    this.sh(
+      host,
+      `ip addr add ${cidr} dev eth0; ip link set eth0 up; ip route add 224.0.0.0/4 dev eth0`,
+    );
   }
 
   /** Every process running in namespace `name`, children of daemons included. */
@@ -128,7 +152,11 @@ export class Lab {
   }
 
   /** Starts `argv` inside namespace `name`; it is killed when the lab closes. */
-  spawn(name: string, argv: string[], options: { cwd?: string; env?: Record<string, string> } = {}): ChildProcess {
+  spawn(
+    name: string,
+    argv: string[],
+    options: { cwd?: string; env?: Record<string, string> } = {},
+  ): ChildProcess {
     const child = spawn("ip", ["netns", "exec", this.ns(name), ...argv], {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
@@ -140,7 +168,11 @@ export class Lab {
   }
 
   /** Runs `argv` inside namespace `name` to the end (killed after `timeoutMs`). */
-  run(name: string, argv: string[], options: { timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+  run(
+    name: string,
+    argv: string[],
+    options: { timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {},
+  ): Promise<RunResult> {
     const child = this.spawn(name, argv, options);
     const output = collect(child);
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
@@ -174,7 +206,8 @@ export class Lab {
 }
 
 function namespacePids(ns: string): number[] {
-  return execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+  return execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean)
+    .map(Number);
 }
 
 function ip(...args: string[]): void {
@@ -204,10 +237,17 @@ export function stop(child: ChildProcess, graceMs = 3000): Promise<number | null
 }
 
 /** Resolves once `check` holds, looking every `pollMs`, or rejects after `timeoutMs`. */
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string, pollMs = 50): Promise<void> {
+export async function waitFor(
+  check: () => boolean,
+  timeoutMs: number,
+  what: string,
+  pollMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
@@ -225,8 +265,14 @@ export function currentRuntime(): RuntimeName {
  * The command that runs `script` (a path in this repo) under `runtime`, from the repo root as a
  * user would: Deno gets --unstable-net from deno.json there.
  */
-export function runtimeCommand(runtime: RuntimeName, script: string, args: string[] = []): string[] {
-  return runtime === "deno" ? [join(BIN, "deno"), "run", "-A", script, ...args] : [join(BIN, "bun"), script, ...args];
+export function runtimeCommand(
+  runtime: RuntimeName,
+  script: string,
+  args: string[] = [],
+): string[] {
+  return runtime === "deno"
+    ? [join(BIN, "deno"), "run", "-A", script, ...args]
+    : [join(BIN, "bun"), script, ...args];
 }
 
 /**

@@ -8,7 +8,10 @@ import type { AdapterName, UdpTransportOptions } from "../../src/transport/trans
 
 export interface Probe {
   adapter: AdapterName;
-  sessions: { options: UdpTransportOptions; sends: { host: string; port: number; zone?: string; payload: string }[] }[];
+  sessions: {
+    options: UdpTransportOptions;
+    sends: { host: string; port: number; zone?: string; payload: string }[];
+  }[];
 }
 
 export interface ProbeResult {

@@ -23,14 +23,20 @@ export interface Apache {
  * Starts Debian's apache2 in namespace `ns`, listening on `listen`, with `modules` loaded and
  * `directives` appended; runs its children as www-data (Apache refuses root).
  */
-function startApache(lab: Lab, ns: string, options: { listen: string; modules: string[]; directives: string }): Apache {
+function startApache(
+  lab: Lab,
+  ns: string,
+  options: { listen: string; modules: string[]; directives: string },
+): Apache {
   const root = apacheRoot(lab, ns);
   const logs = join(root, "logs");
   mkdirSync(logs, { recursive: true });
   const { uid, gid } = wwwData();
   chownSync(logs, uid, gid);
   const config = join(root, "httpd.conf");
-  writeFileSync(config, `ServerRoot ${root}
+  writeFileSync(
+    config,
+    `ServerRoot ${root}
 ServerName ${ns}
 Listen ${options.listen}
 PidFile ${root}/httpd.pid
@@ -40,8 +46,13 @@ ErrorLog ${logs}/error.log
 LogLevel warn
 User www-data
 Group www-data
-${["mpm_event", "authz_core", ...options.modules].map((name) => `LoadModule ${name}_module ${APACHE_MODULES}/mod_${name}.so`).join("\n")}
-${options.directives}`);
+${
+      ["mpm_event", "authz_core", ...options.modules].map((name) =>
+        `LoadModule ${name}_module ${APACHE_MODULES}/mod_${name}.so`
+      ).join("\n")
+    }
+${options.directives}`,
+  );
   execFileSync("chmod", ["755", lab.dir, root]);
   const output = collect(lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"]));
   const errorLog = join(logs, "error.log");
@@ -69,18 +80,34 @@ const storagePath = (lab: Lab, ns: string) => join(apacheRoot(lab, ns), "logs", 
 export function startApacheProxy(
   lab: Lab,
   ns: string,
-  options: { address: string; members: string[]; heartmonitor?: { listen: string; slotmem?: boolean; handler?: string }; storage?: string },
+  options: {
+    address: string;
+    members: string[];
+    heartmonitor?: { listen: string; slotmem?: boolean; handler?: string };
+    storage?: string;
+  },
 ): Apache {
   const monitor = options.heartmonitor;
   const collecting = !monitor ? `HeartbeatStorage ${options.storage}` : [
     `HeartbeatListen ${monitor.listen}`,
     // Apache 2.4.71: 0 selects the storage file; more than 10 selects shared memory.
-    monitor.slotmem ? "HeartbeatMaxServers 20" : `HeartbeatStorage ${storagePath(lab, ns)}\nHeartbeatMaxServers 0`,
-    monitor.handler ? `<Location "${monitor.handler}">\n  SetHandler heartbeat\n</Location>\nProxyPass "${monitor.handler}" "!"` : "",
+    monitor.slotmem
+      ? "HeartbeatMaxServers 20"
+      : `HeartbeatStorage ${storagePath(lab, ns)}\nHeartbeatMaxServers 0`,
+    monitor.handler
+      ? `<Location "${monitor.handler}">\n  SetHandler heartbeat\n</Location>\nProxyPass "${monitor.handler}" "!"`
+      : "",
   ].join("\n");
   return startApache(lab, ns, {
     listen: `${options.address}:80`,
-    modules: ["slotmem_shm", "proxy", "proxy_http", "proxy_balancer", "lbmethod_heartbeat", ...(monitor ? ["heartmonitor"] : [])],
+    modules: [
+      "slotmem_shm",
+      "proxy",
+      "proxy_http",
+      "proxy_balancer",
+      "lbmethod_heartbeat",
+      ...(monitor ? ["heartmonitor"] : []),
+    ],
     directives: `${collecting}
 <Proxy "balancer://origins">
 ${options.members.map((member) => `  BalancerMember "${member}"`).join("\n")}
@@ -96,7 +123,11 @@ ProxyPass "/" "balancer://origins/"
  * mod_status at /server-status, on port 80 of every address: 10 threads a process, 2 to 4
  * processes. It answers /index.html with `body`.
  */
-export function startApacheOrigin(lab: Lab, ns: string, options: { heartbeatAddress: string; body?: string }): Apache {
+export function startApacheOrigin(
+  lab: Lab,
+  ns: string,
+  options: { heartbeatAddress: string; body?: string },
+): Apache {
   const documents = join(apacheRoot(lab, ns), "htdocs");
   mkdirSync(documents, { recursive: true });
   writeFileSync(join(documents, "index.html"), `${options.body ?? ns}\n`);
@@ -126,7 +157,9 @@ export function startNginx(lab: Lab, ns: string, options: { listen: string; body
   const root = join(lab.dir, `nginx-${ns}`);
   mkdirSync(root, { recursive: true });
   const config = join(root, "nginx.conf");
-  writeFileSync(config, `daemon off;
+  writeFileSync(
+    config,
+    `daemon off;
 worker_processes 1;
 pid ${root}/nginx.pid;
 error_log ${root}/error.log warn;
@@ -144,7 +177,8 @@ http {
     location / { return 200 "${options.body}\\n"; }
   }
 }
-`);
+`,
+  );
   lab.spawn(ns, ["nginx", "-p", root, "-e", `${root}/error.log`, "-c", config]);
 }
 
@@ -168,6 +202,12 @@ export function readStorage(path: string): StorageEntry[] {
     const match = /^(\S+) &ready=(\d+)&busy=(\d+)&lastseen=(\d+)&port=(\d+)$/.exec(line);
     if (!match) throw new Error(`unexpected storage line: ${JSON.stringify(line)}`);
     const [, ip, ready, busy, lastseen, port] = match;
-    return { ip, ready: Number(ready), busy: Number(busy), lastseen: Number(lastseen), port: Number(port) };
+    return {
+      ip,
+      ready: Number(ready),
+      busy: Number(busy),
+      lastseen: Number(lastseen),
+      port: Number(port),
+    };
   });
 }
