@@ -22,7 +22,7 @@
  *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Lab, REPO, waitFor } from "../test/support/lab.ts";
@@ -31,6 +31,8 @@ import { VERSION } from "../src/version.ts";
 
 const BIN = join(REPO, "node_modules", ".bin");
 const DIST = join(REPO, "dist");
+/** The C and TypeScript programs the benchmarks run beside heartbeat. */
+const PROGRAMS = join(REPO, "scripts", "bench");
 const BINARY = join(DIST, "heartbeat-linux-x64");
 const BEATS = 200;
 const INTERVAL = 0.05;
@@ -40,100 +42,16 @@ const NS = "bench";
  * The physical floor: a C sender sleeping to absolute deadlines, no runtime at all. With a
  * status port, it reads Apache's scoreboard each time, as the apache source does.
  */
-const REFERENCE_C = `#include <arpa/inet.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-static char body[1 << 16];
-static int scoreboard(int port, int *ready, int *busy) {
-  int sock = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
-  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-  if (connect(sock, (struct sockaddr *)&to, sizeof to) < 0) { close(sock); return -1; }
-  const char *get = "GET /server-status?auto HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n";
-  write(sock, get, strlen(get));
-  size_t n = 0; ssize_t got;
-  while (n < sizeof body - 1 && (got = read(sock, body + n, sizeof body - 1 - n)) > 0) n += got;
-  body[n] = 0;
-  close(sock);
-  char *board = strstr(body, "Scoreboard: ");
-  if (!board) return -1;
-  *ready = *busy = 0;
-  for (board += 12; *board && *board != '\\n' && *board != '\\r'; board++) {
-    if (*board == '_') (*ready)++;
-    else if (!strchr(".SI", *board)) (*busy)++;
-  }
-  return 0;
-}
-int main(int argc, char **argv) {
-  double interval = atof(argv[1]);
-  int status_port = argc > 2 ? atoi(argv[2]) : 0;
-  int sock = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(27999) };
-  inet_pton(AF_INET, "239.0.0.1", &to.sin_addr);
-  char message[64];
-  struct timespec next;
-  clock_gettime(CLOCK_MONOTONIC, &next);
-  long step = (long)(interval * 1e9);
-  for (;;) {
-    int ready = 10, busy = 0;
-    if (!status_port || scoreboard(status_port, &ready, &busy) == 0) {
-      int length = snprintf(message, sizeof message, "v=1&ready=%d&busy=%d", ready, busy);
-      sendto(sock, message, length, 0, (struct sockaddr *)&to, sizeof to);
-    }
-    next.tv_nsec += step;
-    while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-  }
-}
-`;
 
 /**
  * A blaster: RATE heartbeats a second for SECONDS, round robin from SENDERS source addresses
  * 10.99.1.1… (on lo), paced to 1 ms deadlines. Prints how many it sent.
  */
-const BLASTER_C = `#include <arpa/inet.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-int main(int argc, char **argv) {
-  long rate = atol(argv[1]), seconds = atol(argv[2]), senders = atol(argv[3]);
-  int socks[256];
-  for (int i = 0; i < senders; i++) {
-    socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in from = { .sin_family = AF_INET };
-    char address[32];
-    snprintf(address, sizeof address, "10.99.1.%d", i + 1);
-    inet_pton(AF_INET, address, &from.sin_addr);
-    if (bind(socks[i], (struct sockaddr *)&from, sizeof from) < 0) { perror(address); return 1; }
-  }
-  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(27999) };
-  inet_pton(AF_INET, "239.0.0.1", &to.sin_addr);
-  const char *message = "v=1&ready=10&busy=3&port=80";
-  size_t length = strlen(message);
-  struct timespec next;
-  clock_gettime(CLOCK_MONOTONIC, &next);
-  long sent = 0, due = 0, total = rate * seconds;
-  for (long tick = 1; sent < total; tick++) {
-    due = rate * tick / 1000;
-    if (due > total) due = total;
-    while (sent < due) sendto(socks[sent % senders], message, length, 0, (struct sockaddr *)&to, sizeof to), sent++;
-    next.tv_nsec += 1000000L;
-    while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-  }
-  printf("%ld\\n", sent);
-  return 0;
-}
-`;
 
-function compileC(lab: Lab, name: string, source: string): string {
+/** Compiles scripts/bench/NAME.c into the lab's folder. */
+function compileC(lab: Lab, name: string): string {
   const path = join(lab.dir, name);
-  writeFileSync(`${path}.c`, source);
-  execFileSync("cc", ["-O2", "-o", path, `${path}.c`]);
+  execFileSync("cc", ["-O2", "-o", path, join(PROGRAMS, `${name}.c`)]);
   return path;
 }
 
@@ -166,19 +84,11 @@ const POLL_MS = 5;
 
 /** A listener in the namespace noting each heartbeat's arrival time, by port. */
 async function listener(lab: Lab, ports: number[]): Promise<Map<number, number[]>> {
-  const script = join(lab.dir, "listen.ts");
-  writeFileSync(
-    script,
-    `import { createSocket } from "node:dgram";
-let ready = 0;
-for (const port of ${JSON.stringify(ports)}) {
-  const socket = createSocket({ type: "udp4", reuseAddr: true });
-  socket.on("message", () => console.log(port + " " + (performance.timeOrigin + performance.now())));
-  socket.bind(port, () => { socket.addMembership("239.0.0.1", "127.0.0.1"); if (++ready === ${ports.length}) console.log("ready"); });
-}
-`,
-  );
-  const child = lab.spawn(NS, [join(BIN, "bun"), script]);
+  const child = lab.spawn(NS, [
+    join(BIN, "bun"),
+    join(PROGRAMS, "arrivals.ts"),
+    ...ports.map(String),
+  ]);
   const arrivals = new Map<number, number[]>(ports.map((port) => [port, []]));
   let ready = false;
   let buffer = "";
@@ -244,7 +154,7 @@ async function measure(lab: Lab, argv: string[], arrivals: number[]) {
 }
 
 async function startup(lab: Lab, runs: number): Promise<void> {
-  const reference = compileC(lab, "reference", REFERENCE_C);
+  const reference = compileC(lab, "reference-sender");
   // Apache with mod_status on port 80, for the apache source; its own heartbeats go elsewhere.
   startApacheOrigin(lab, NS, { heartbeatAddress: "239.0.0.1:27990" });
   await waitFor(
@@ -356,7 +266,7 @@ const INGEST_SECONDS = 4;
 const INGEST_SENDERS = 100;
 
 async function ingest(lab: Lab, runs: number): Promise<void> {
-  const blaster = compileC(lab, "blaster", BLASTER_C);
+  const blaster = compileC(lab, "blaster");
   lab.sh(
     NS,
     Array.from({ length: INGEST_SENDERS }, (_, i) => `ip addr add 10.99.1.${i + 1}/32 dev lo`).join(
@@ -375,14 +285,7 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   const storage = join(lab.dir, "monitor.dat");
   const monitorArgs = ["monitor", "--listen", "239.0.0.1:27999", "--storage", storage, "-q"];
   // The floor: Bun's receiver doing nothing with what it gets, as the monitor's adapter opens it.
-  const bare = join(lab.dir, "bare-receiver.ts");
-  writeFileSync(
-    bare,
-    `const socket = await Bun.udpSocket({ hostname: "0.0.0.0", port: 27999, binaryType: "uint8array", socket: { data() {} } });
-socket.addMembership("239.0.0.1", "127.0.0.1");
-setInterval(() => {}, 1000);
-`,
-  );
+  const bare = join(PROGRAMS, "bare-receiver.ts");
   const ours = monitorArgs.join(" ");
   const monitors: [string, string, () => void][] = [
     [

@@ -7,7 +7,7 @@ import { formatHeartbeat, type Load } from "./codec.ts";
 import { type Logger, ProblemLog } from "./log.ts";
 import { type Clock, runEvery } from "./scheduler.ts";
 import type { Source } from "./sources/source.ts";
-import type { Sender } from "./transport/transport.ts";
+import type { Sender } from "./senders/sender.ts";
 
 export interface AgentOptions {
   /** One per destination: every heartbeat goes to each. */

@@ -1,124 +1,97 @@
-/** Command-line flags: one parseArgs spec, built from the settings table, and the usage text. */
+/**
+ * The command line: one parseArgs spec and every command's --help, both made from the settings
+ * table (settings.ts) and the command flags below, so that a flag, its help and its checks
+ * cannot drift apart.
+ */
 import { parseArgs } from "node:util";
-import { type Mode, SETTINGS } from "./settings.ts";
+import { type Command as SettingsCommand, type Setting, SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
 
-export const USAGE =
-  `heartbeat: tells Apache load balancers how much spare capacity this server has.
+/** What can be asked for: the agent (no command word), `monitor` or `servers`. */
+export type CommandName = SettingsCommand | "servers";
 
-Usage:
-  heartbeat --address HOST:PORT [options]          send heartbeats (the agent)
-  heartbeat -f /etc/apache2/apache2.conf [options]
-  heartbeat monitor --listen ADDR:PORT [options]   collect them, as mod_heartmonitor does
-  heartbeat servers FILE                           show a storage file as the balancer sees it
+/** A flag that says what to do, rather than set a setting. */
+interface CommandFlag {
+  flag: string;
+  short?: string;
+  /** With a value: what it looks like. */
+  value?: string;
+  commands: readonly CommandName[];
+  group: string;
+  help: string;
+}
 
-It sends "v=1&ready=N&busy=M" by UDP every second, as Apache's mod_heartbeat does, to
-proxies running mod_heartmonitor and mod_lbmethod_heartbeat (ProxyPass ... lbmethod=heartbeat).
-
-Where to send:
-  -a, --address HOST:PORT   multicast group or host to send to, e.g. 239.0.0.1:27999, or IPv6
-                            [ff02::1234%eth0]:27999 (required; repeat it to send every
-                            heartbeat to several destinations)
-  -a, --address URL         or POST each heartbeat to mod_heartmonitor's "SetHandler heartbeat"
-                            location or to 'heartbeat monitor --http', e.g. http://proxy/heartbeat
-      --resolve-interval S  look host names in --address up again this often (default 30 s);
-                            every address a name resolves to gets each heartbeat
-      --interface ADDR      IPv4 address of the interface multicast leaves by (default: the
-                            route to the group); also the source address of the heartbeats
-      --ttl N               multicast time-to-live, 0-255 (default 1: this network only, as
-                            mod_heartbeat)
-      --port N              add "port=N": the port the proxy should use for this server
-                            (mod_heartmonitor assumes 80 without it)
-
-What to send:
-      --source NAME[:ARG]   where ready/busy come from (default: auto). Sources:
-${
-    Object.entries(SOURCES).map(([name, source]) =>
-      `                              ${name}: ${source.summary}`
-    ).join("\n")
-  }
-      --ready N             idle worker slots, for --source static
-      --busy N              slots serving a request, for --source static (default 0)
-      --capacity N          connections the server can serve at once, for nginx and tcp:
-                            they report ready = capacity - connections in use
-      --max-age SECONDS     for --source file: older than this, the file is no data (default 10)
-      --proc-root DIR       where /proc is, for --source tcp (default /proc)
-
-Shaping what is sent:
-      --drain-file PATH     while PATH exists, send ready=0 (so does SIGTTOU, until SIGTTIN;
-                            SIGUSR1/SIGUSR2 too on Bun and the binary, not on Deno);
-                            on SIGTERM a last ready=0 goes out before the agent exits
-      --min-busy N          report busy as at least N (1: no ready/4 cold-start penalty)
-      --ramp-up SECONDS     after start, grow the advertised ready from 0 over this time
-
-When to send:
-      --interval SECONDS    time between heartbeats, fractions allowed (default 1)
-      --once                send one heartbeat and exit: 0 if it reached every destination
-
-Configuration:
-  -f, --config FILE         read HeartbeatAddress and the other Heartbeat* directives from an
-                            Apache-style config file, Includes and all (also HEARTBEAT_CONFIG)
-  -t, --test-config         check the configuration: "Syntax OK", or each error as FILE:LINE
-      --print-config        show the effective settings and where each came from
-                            Every flag is also a HEARTBEAT_* variable (--max-age:
-                            HEARTBEAT_MAX_AGE) and a directive (HeartbeatMaxAge); flags win over
-                            variables, variables over the file. SIGHUP rereads the file.
-
-Monitor (heartbeat monitor):
-      --listen ADDR:PORT    multicast group to join, or local address to listen on, for UDP
-                            heartbeats, e.g. 239.0.0.1:27999 (HeartbeatListen)
-      --http ADDR:PORT      also take heartbeats POSTed to /heartbeat, as mod_heartmonitor's
-                            "SetHandler heartbeat" does; serves GET /servers and GET /metrics
-      --storage FILE        write mod_heartmonitor's storage file, for mod_lbmethod_heartbeat
-                            (HeartbeatStorage); rewritten every second
-      --max-servers N       servers kept at most; new ones are turned away at the bound
-                            (0: the default, 1000; otherwise more than 10, as Apache)
-      --allow CIDR          accept heartbeats only from these senders (repeatable)
-      --print               print one line per heartbeat received
-      --interface ADDR      join the group on this interface
-
-Signing (agent and monitor):
-      --key-file FILE       the agent appends "&ts=UNIX&sig=HMAC-SHA256"; the monitor then takes
-                            only heartbeats signed with this key, fresh and not replayed
-      --signature-window S  monitor: how old a signed heartbeat may be (default 30 s)
-
-Other:
-      --dry-run             print "DEST PAYLOAD" for each heartbeat instead of sending it
-      --runtime-adapter A   UDP implementation: deno, bun or node (default: the runtime's own)
-      --log-level LEVEL     debug, info, warn or error (default info)
-  -v, --verbose             log every heartbeat (--log-level debug)
-  -q, --quiet               log only errors (--log-level error)
-  -h, --help                show this text
-  -V, --version             show the version, runtime and platform
-
-Examples:
-  heartbeat --address 239.0.0.1:27999 --source static --ready 10
-  heartbeat --address 239.0.0.1:27999 --source apache:http://127.0.0.1:8080/server-status?auto
-  heartbeat --address 239.0.0.1:27999 --source nginx --capacity 512
-  heartbeat -a 239.0.0.1:27999 -a 10.0.0.5:27999 --ttl 2 --port 8080 --ready 50 --busy 3
-  heartbeat --address 239.0.0.1:27999 --ready 10 --dry-run --once
-
-Exit status: 0 stopped cleanly (or --once sent), 1 runtime failure, 2 usage or config error.
-`;
-
-/** Flags that say what to do, rather than set a setting. */
-const COMMAND_OPTIONS = {
-  config: { type: "string", short: "f" },
-  "test-config": { type: "boolean", short: "t" },
-  "print-config": { type: "boolean" },
-  once: { type: "boolean" },
-  "dry-run": { type: "boolean" },
-  print: { type: "boolean" },
-  verbose: { type: "boolean", short: "v" },
-  quiet: { type: "boolean", short: "q" },
-  help: { type: "boolean", short: "h" },
-  version: { type: "boolean", short: "V" },
-} as const;
+const COMMAND_FLAGS: readonly CommandFlag[] = [
+  {
+    flag: "once",
+    commands: ["agent"],
+    group: "Shaping what is sent",
+    help: "send one heartbeat and exit: 0 if it reached every destination",
+  },
+  {
+    flag: "dry-run",
+    commands: ["agent"],
+    group: "Other",
+    help: 'print "DEST PAYLOAD" for each heartbeat instead of sending it',
+  },
+  {
+    flag: "print",
+    commands: ["monitor"],
+    group: "What is kept",
+    help: "print one line per heartbeat received",
+  },
+  {
+    flag: "config",
+    short: "f",
+    value: "FILE",
+    commands: ["agent", "monitor"],
+    group: "Configuration",
+    help: "read Heartbeat* directives from an Apache-style file (HEARTBEAT_CONFIG)",
+  },
+  {
+    flag: "test-config",
+    short: "t",
+    commands: ["agent", "monitor"],
+    group: "Configuration",
+    help: 'check the configuration: "Syntax OK", or each error',
+  },
+  {
+    flag: "print-config",
+    commands: ["agent", "monitor"],
+    group: "Configuration",
+    help: "show the settings in force and where each came from",
+  },
+  {
+    flag: "verbose",
+    short: "v",
+    commands: ["agent", "monitor"],
+    group: "Other",
+    help: "log every heartbeat (--log-level debug)",
+  },
+  {
+    flag: "quiet",
+    short: "q",
+    commands: ["agent", "monitor"],
+    group: "Other",
+    help: "log only errors (--log-level error)",
+  },
+  {
+    flag: "help",
+    short: "h",
+    commands: ["agent", "monitor", "servers"],
+    group: "Other",
+    help: "show this text",
+  },
+  {
+    flag: "version",
+    short: "V",
+    commands: ["agent", "monitor", "servers"],
+    group: "Other",
+    help: "show the version, build, runtime and platform",
+  },
+];
 
 type OptionSpec = { type: "string" | "boolean"; short?: string; multiple?: boolean };
-
-/** Command flags that belong to one command only. */
-const COMMAND_MODES: Record<string, Mode> = { once: "agent", "dry-run": "agent", print: "monitor" };
 
 const OPTIONS: Record<string, OptionSpec> = {
   ...Object.fromEntries(SETTINGS.map((spec) => [
@@ -129,10 +102,13 @@ const OPTIONS: Record<string, OptionSpec> = {
       ...(spec.multiple ? { multiple: true } : {}),
     },
   ])),
-  ...COMMAND_OPTIONS,
+  ...Object.fromEntries(COMMAND_FLAGS.map((flag) => [
+    flag.flag,
+    { type: flag.value ? "string" : "boolean", ...(flag.short ? { short: flag.short } : {}) },
+  ])),
 };
 
-/** A mistake in how the agent was invoked: exit status 2, message and a pointer to --help. */
+/** A mistake in how heartbeat was invoked: exit status 2, message and a pointer to --help. */
 export class UsageError extends Error {}
 
 export interface Invocation {
@@ -147,18 +123,23 @@ export interface Invocation {
 }
 
 export type Command =
-  | { kind: "help" }
+  | { kind: "help"; command: CommandName }
   | { kind: "version" }
-  | { kind: "run"; mode: Mode; invocation: Invocation }
+  | { kind: "run"; mode: SettingsCommand; invocation: Invocation }
   | { kind: "servers"; file: string };
 
 /** What the command line asks for; throws UsageError with a message saying what to fix. */
 export function parseCommandLine(argv: string[]): Command {
+  // `-address`: a long option with one dash, which parseArgs would read as -a "ddress".
+  const oneDash = argv.find((arg) =>
+    /^-[a-z][a-z-]+(=.*)?$/.test(arg) && OPTIONS[arg.slice(1).split("=")[0]]
+  );
+  if (oneDash) throw new UsageError(`'${oneDash}': long options take two dashes: '-${oneDash}'`);
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      args: argv,
+      args: withNegativeValues(argv),
       options: OPTIONS,
       strict: true,
       allowPositionals: true,
@@ -166,9 +147,10 @@ export function parseCommandLine(argv: string[]): Command {
   } catch (error) {
     throw new UsageError(parseArgsMessage(error));
   }
-  if (values.help) return { kind: "help" };
+  const [word, ...rest] = positionals;
+  const command: CommandName = word === "monitor" || word === "servers" ? word : "agent";
+  if (values.help) return { kind: "help", command };
   if (values.version) return { kind: "version" };
-  const [command, ...rest] = positionals;
   if (command === "servers") {
     if (rest.length !== 1) {
       throw new UsageError(
@@ -177,22 +159,19 @@ export function parseCommandLine(argv: string[]): Command {
     }
     return { kind: "servers", file: rest[0] };
   }
-  if (command !== undefined && command !== "monitor") {
+  if (word !== undefined && command === "agent") {
     throw new UsageError(
-      `unexpected argument '${command}': the commands are 'monitor' and 'servers FILE'; every setting is a --flag`,
+      `unexpected argument '${word}': the commands are 'monitor' and 'servers FILE'; every setting is a --flag`,
     );
   }
   if (rest.length) {
     throw new UsageError(`unexpected argument '${rest[0]}': every setting is a --flag`);
   }
-  const mode: Mode = command === "monitor" ? "monitor" : "agent";
-  const modeOf = (flag: string) =>
-    COMMAND_MODES[flag] ?? SETTINGS.find((spec) => spec.flag === flag)?.mode;
   for (const flag of Object.keys(values)) {
-    const belongs = modeOf(flag);
-    if (belongs && belongs !== mode) {
+    const commands = commandsOf(flag);
+    if (commands && !commands.includes(command)) {
       throw new UsageError(
-        belongs === "monitor"
+        commands.includes("monitor")
           ? `--${flag} is for 'heartbeat monitor'`
           : `--${flag} is for the agent, not 'heartbeat monitor'`,
       );
@@ -203,9 +182,7 @@ export function parseCommandLine(argv: string[]): Command {
   }
   const flags: Invocation["flags"] = {};
   for (const spec of SETTINGS) {
-    if (spec.flag && values[spec.flag] !== undefined) {
-      flags[spec.flag] = values[spec.flag] as string | string[];
-    }
+    if (values[spec.flag] !== undefined) flags[spec.flag] = values[spec.flag] as string | string[];
   }
   if (values.verbose || values.quiet) {
     if (flags["log-level"] !== undefined) {
@@ -215,7 +192,7 @@ export function parseCommandLine(argv: string[]): Command {
   }
   return {
     kind: "run",
-    mode,
+    mode: command,
     invocation: {
       flags,
       configFile: values.config as string | undefined,
@@ -228,17 +205,220 @@ export function parseCommandLine(argv: string[]): Command {
   };
 }
 
-/** parseArgs' errors differ between runtimes; this says the same thing on all of them. */
+function commandsOf(flag: string): readonly CommandName[] | undefined {
+  return SETTINGS.find((spec) => spec.flag === flag)?.commands ??
+    COMMAND_FLAGS.find((command) => command.flag === flag)?.commands;
+}
+
+/**
+ * `--ready -1` as `--ready=-1`: parseArgs takes a value that starts with a dash for an option,
+ * and would say the value is missing, where the truth is that it is negative.
+ */
+function withNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = /^--([\w-]+)$/.exec(argv[i])?.[1];
+    if (name && OPTIONS[name]?.type === "string" && /^-\d/.test(argv[i + 1] ?? "")) {
+      out.push(`${argv[i]}=${argv[++i]}`);
+    } else out.push(argv[i]);
+  }
+  return out;
+}
+
+/** parseArgs' errors differ between runtimes; this says the same thing on all of them, and how to mend it. */
 function parseArgsMessage(error: unknown): string {
   const code = (error as { code?: string }).code;
   const message = error instanceof Error ? error.message : String(error);
   const option = /'(-[^' ]+)/.exec(message)?.[1] ?? /(--?[\w-]+)/.exec(message)?.[1];
   switch (code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return `unknown option '${option ?? message}'`;
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION": {
+      const name = (option ?? message).replace(/^-+/, "").split("=")[0];
+      const nearest = closest(name, Object.keys(OPTIONS));
+      return `unknown option '${option ?? message}'${
+        nearest ? `; did you mean '--${nearest}'?` : ""
+      }`;
+    }
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
       return `${/(--[\w-]+)/.exec(message)?.[1] ?? option ?? "an option"} needs a value`;
     default:
       return message;
   }
 }
+
+/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(word, candidate);
+    if (!best || distance < best.distance) best = { candidate, distance };
+  }
+  return best && best.distance <= Math.max(1, Math.floor(word.length / 3))
+    ? best.candidate
+    : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j] + 1,
+        current[j - 1] + 1,
+        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** Help text lines are at most this wide. */
+export const HELP_WIDTH = 80;
+/** Where an option's help starts. */
+const HELP_COLUMN = 28;
+
+/** `prefix` then the words of `text`, in lines of at most `width`; later lines start at `indent`. */
+function wrap(prefix: string, text: string, width: number, indent: number): string[] {
+  const lines: string[] = [];
+  let line = prefix;
+  for (const word of text.split(" ")) {
+    if (line.trim() && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = " ".repeat(indent) + word;
+    } else line = line.length === 0 || line.endsWith(" ") ? line + word : `${line} ${word}`;
+  }
+  return [...lines, line];
+}
+
+/** `  -a, --address HOST:PORT   help…`, wrapped to HELP_WIDTH. */
+function optionLines(
+  option: { flag: string; short?: string; value?: string },
+  help: string,
+): string[] {
+  const name = `  ${option.short ? `-${option.short}, ` : "    "}--${option.flag}${
+    option.value ? ` ${option.value}` : ""
+  }`;
+  if (name.length + 2 > HELP_COLUMN) {
+    return [name, ...wrap(" ".repeat(HELP_COLUMN), help, HELP_WIDTH, HELP_COLUMN)];
+  }
+  return wrap(name.padEnd(HELP_COLUMN), help, HELP_WIDTH, HELP_COLUMN);
+}
+
+/** The help line of a setting: its own, and its default where it has one. */
+export function settingHelp(spec: Setting): string {
+  const shown = defaultText(spec);
+  return shown === undefined ? spec.help : `${spec.help} (default ${shown})`;
+}
+
+/** A setting's default as the user writes it, or undefined where it has none worth saying. */
+export function defaultText(spec: Setting): string | undefined {
+  if (spec.default === undefined || (Array.isArray(spec.default) && spec.default.length === 0)) {
+    return undefined;
+  }
+  return String(spec.default);
+}
+
+/** The sections of --help, in order. */
+const GROUPS = [
+  "Where to send",
+  "What to send",
+  "Shaping what is sent",
+  "Where heartbeats come in",
+  "What is kept",
+  "Signing",
+  "Configuration",
+  "Other",
+];
+
+const HEADERS: Record<CommandName, string[]> = {
+  agent: [
+    "heartbeat: tells Apache load balancers how much spare capacity this server has.",
+    "",
+    "Usage:",
+    "  heartbeat --address HOST:PORT [options]     send heartbeats (the agent)",
+    "  heartbeat -f /etc/heartbeat/heartbeat.conf  the same, settings from a file",
+    "  heartbeat monitor --listen ADDR:PORT ...    collect them (monitor --help)",
+    "  heartbeat servers FILE                      a storage file as balancers see it",
+    "",
+    'It sends "v=1&ready=N&busy=M" by UDP every second, as Apache\'s mod_heartbeat',
+    "does, to proxies running mod_heartmonitor and mod_lbmethod_heartbeat.",
+  ],
+  monitor: [
+    "heartbeat monitor: collects heartbeats, as Apache's mod_heartmonitor does, into",
+    "its storage file for mod_lbmethod_heartbeat (HeartbeatStorage).",
+    "",
+    "Usage:",
+    "  heartbeat monitor --listen ADDR:PORT [--storage FILE] [options]",
+    "  heartbeat monitor --http ADDR:PORT [--storage FILE] [options]",
+  ],
+  servers: [
+    "heartbeat servers: a storage file (mod_heartmonitor's or heartbeat monitor's)",
+    "as mod_lbmethod_heartbeat sees it: each server's weight and share of requests.",
+    "",
+    "Usage:",
+    "  heartbeat servers FILE",
+  ],
+};
+
+const FOOTERS: Record<CommandName, string[]> = {
+  agent: [
+    "Examples:",
+    "  heartbeat --address 239.0.0.1:27999 --source static --ready 10",
+    "  heartbeat --address 239.0.0.1:27999 --source nginx --capacity 512",
+    "  heartbeat -a 239.0.0.1:27999 -a 10.0.0.5:27999 --port 8080 --ready 50 --busy 3",
+    "  heartbeat --address http://proxy/heartbeat --source apache",
+  ],
+  monitor: [
+    "Examples:",
+    "  heartbeat monitor --listen 239.0.0.1:27999 --storage /run/heartbeat/hb.dat",
+    "  heartbeat monitor --listen 239.0.0.1:27999 --http 127.0.0.1:8080 --print",
+  ],
+  servers: ["Example:", "  heartbeat servers /run/heartbeat/hb.dat"],
+};
+
+const SETTINGS_NOTE = [
+  "Every setting is also a HEARTBEAT_* variable (--max-age: HEARTBEAT_MAX_AGE) and",
+  "a directive (HeartbeatMaxAge). Flags beat variables, variables beat the file.",
+];
+
+const EXIT_NOTE = "Exit status: 0 done, 1 runtime failure, 2 usage or configuration error.";
+
+/** `heartbeat [COMMAND] --help`: made from the rows, every line at most HELP_WIDTH wide. */
+export function usage(command: CommandName): string {
+  const lines = [...HEADERS[command]];
+  const groups = new Map<string, string[]>();
+  const add = (group: string, entry: string[]) =>
+    groups.set(group, [...(groups.get(group) ?? []), ...entry]);
+  if (command !== "servers") {
+    for (const spec of SETTINGS.filter((row) => row.commands.includes(command))) {
+      const group = typeof spec.group === "string" ? spec.group : spec.group[command];
+      add(group, optionLines(spec, settingHelp(spec)));
+      if (spec.key === "source") {
+        for (const [name, source] of Object.entries(SOURCES)) {
+          add(
+            group,
+            wrap(
+              " ".repeat(HELP_COLUMN + 2),
+              `${name}: ${source.summary}`,
+              HELP_WIDTH,
+              HELP_COLUMN + 4,
+            ),
+          );
+        }
+      }
+    }
+  }
+  for (const flag of COMMAND_FLAGS.filter((row) => row.commands.includes(command))) {
+    add(flag.group, optionLines(flag, flag.help));
+  }
+  for (const group of GROUPS) {
+    if (groups.has(group)) lines.push("", `${group}:`, ...groups.get(group)!);
+  }
+  if (command !== "servers") lines.push("", ...SETTINGS_NOTE);
+  lines.push("", ...FOOTERS[command], "", EXIT_NOTE);
+  return `${lines.join("\n")}\n`;
+}
+
+/** The agent's --help. */
+export const USAGE: string = usage("agent");

@@ -9,6 +9,7 @@ import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
 import type { ConfigRead } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
+import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { type AdapterName, ADAPTERS } from "./transport/transport.ts";
 
@@ -36,10 +37,10 @@ export interface Settings {
   ready?: number;
   busy?: number;
   capacity?: number;
-  maxAgeSeconds?: number;
+  maxAgeSeconds: number;
   procRoot?: string;
   intervalSeconds: number;
-  resolveIntervalSeconds?: number;
+  resolveIntervalSeconds: number;
   drainFile?: string;
   minBusy?: number;
   rampUpSeconds?: number;
@@ -47,32 +48,56 @@ export interface Settings {
   logLevel: LogLevel;
   /** The agent signs heartbeats with the key in it; the monitor accepts only signed ones. */
   keyFile?: string;
-  signatureWindowSeconds?: number;
+  signatureWindowSeconds: number;
   /** The monitor's: where heartbeats come in, where the storage file goes, and limits. */
   listen?: AddressSetting;
   storage?: string;
-  maxServers?: number;
+  maxServers: number;
   http?: AddressSetting;
   allow?: Cidr[];
 }
 
-/** Which command a setting's flag belongs to: the agent, `heartbeat monitor`, or both. */
-export type Mode = "agent" | "monitor";
+/** The commands that run with settings: the agent, and `heartbeat monitor`. */
+export type Command = "agent" | "monitor";
+const AGENT: readonly Command[] = ["agent"];
+const MONITOR: readonly Command[] = ["monitor"];
+const BOTH: readonly Command[] = ["agent", "monitor"];
 
 /** A value that cannot be used; the message says why, without saying where it came from. */
 export class SettingError extends Error {}
 
-interface Spec {
-  key: keyof Settings;
-  directive: string;
-  env: string;
+/** One value of a setting: the element for a repeatable one, else the setting's type. */
+type Item<T> = T extends readonly (infer E)[] ? E : T;
+
+/**
+ * One setting, everything about it in one row, as httpd's command_rec keeps a directive's
+ * name, parser and help together: usage, the README's options table, --print-config and the
+ * example config are all made from these rows.
+ */
+export interface Setting<K extends keyof Settings = keyof Settings> {
+  key: K;
   flag: string;
-  /** The commands whose flag this is; both when absent. */
-  mode?: Mode;
   short?: string;
+  env: string;
+  directive: string;
+  /** The commands that take it. */
+  commands: readonly Command[];
+  /** What the value looks like, in usage: `HOST:PORT`, `N`, `SECONDS`. */
+  value: string;
+  /** One line of help. */
+  help: string;
+  /** The section of --help it is listed in; by command where that differs. */
+  group: string | Record<Command, string>;
+  /** In effect when nothing sets it. */
+  default?: Settings[K];
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
-  parse(text: string): unknown;
+  parse(text: string): Item<Settings[K]>;
+}
+
+/** A row, typed by its key: its parser returns that setting's own type. */
+function setting<K extends keyof Settings>(row: Setting<K>): Setting<K> {
+  return row;
 }
 
 function wholeNumber(min: number, max: number) {
@@ -140,216 +165,301 @@ function cidr(text: string): Cidr {
   }
 }
 
-export const SETTINGS: readonly Spec[] = [
-  {
+/** Servers the monitor keeps at most, unless told otherwise (HeartbeatMaxServers 0 means this). */
+export const DEFAULT_MAX_SERVERS = 1000;
+
+export const SETTINGS: readonly Setting[] = [
+  setting({
     key: "addresses",
     flag: "address",
     short: "a",
-    mode: "agent",
-    directive: "HeartbeatAddress",
     env: "HEARTBEAT_ADDRESS",
+    directive: "HeartbeatAddress",
+    commands: AGENT,
+    value: "HOST:PORT|URL",
+    group: "Where to send",
+    help: "multicast group, host or http(s):// URL to send to (repeatable)",
+    default: [],
     multiple: true,
     parse: destination,
-  },
-  {
+  }),
+  setting({
     // The agent's multicast leaves by it; the monitor joins its group on it.
     key: "interfaceAddress",
     flag: "interface",
-    directive: "HeartbeatInterface",
     env: "HEARTBEAT_INTERFACE",
+    directive: "HeartbeatInterface",
+    commands: BOTH,
+    value: "ADDR",
+    group: { agent: "Where to send", monitor: "Where heartbeats come in" },
+    help: "IPv4 address of the interface multicast leaves by, or is joined on",
     parse: (value) => {
       if (!isIPv4(value)) throw new SettingError("give the IPv4 address of a local interface");
       return value;
     },
-  },
-  {
+  }),
+  setting({
     key: "ttl",
     flag: "ttl",
-    mode: "agent",
-    directive: "HeartbeatTTL",
     env: "HEARTBEAT_TTL",
+    directive: "HeartbeatTTL",
+    commands: AGENT,
+    value: "N",
+    group: "Where to send",
+    help: "multicast time-to-live, 0-255; 1: this network only, as mod_heartbeat",
+    default: 1,
     parse: wholeNumber(0, 255),
-  },
-  {
+  }),
+  setting({
     key: "port",
     flag: "port",
-    mode: "agent",
-    directive: "HeartbeatPort",
     env: "HEARTBEAT_PORT",
+    directive: "HeartbeatPort",
+    commands: AGENT,
+    value: "N",
+    group: "Where to send",
+    help: 'add "port=N": the port the proxy should use (else 80)',
     parse: wholeNumber(1, 65535),
-  },
-  {
-    key: "source",
-    flag: "source",
-    mode: "agent",
-    directive: "HeartbeatSource",
-    env: "HEARTBEAT_SOURCE",
-    parse: text,
-  },
-  {
-    key: "ready",
-    flag: "ready",
-    mode: "agent",
-    directive: "HeartbeatReady",
-    env: "HEARTBEAT_READY",
-    parse: wholeNumber(0, 0xffff_ffff),
-  },
-  {
-    key: "busy",
-    flag: "busy",
-    mode: "agent",
-    directive: "HeartbeatBusy",
-    env: "HEARTBEAT_BUSY",
-    parse: wholeNumber(0, 0xffff_ffff),
-  },
-  {
-    key: "capacity",
-    flag: "capacity",
-    mode: "agent",
-    directive: "HeartbeatCapacity",
-    env: "HEARTBEAT_CAPACITY",
-    parse: wholeNumber(0, 0xffff_ffff),
-  },
-  {
-    key: "maxAgeSeconds",
-    flag: "max-age",
-    mode: "agent",
-    directive: "HeartbeatMaxAge",
-    env: "HEARTBEAT_MAX_AGE",
-    parse: seconds(0.01, 86400),
-  },
-  {
-    key: "procRoot",
-    flag: "proc-root",
-    mode: "agent",
-    directive: "HeartbeatProcRoot",
-    env: "HEARTBEAT_PROC_ROOT",
-    parse: text,
-  },
-  {
-    key: "intervalSeconds",
-    flag: "interval",
-    mode: "agent",
-    directive: "HeartbeatInterval",
-    env: "HEARTBEAT_INTERVAL",
-    parse: seconds(0.01, 3600),
-  },
-  {
+  }),
+  setting({
     key: "resolveIntervalSeconds",
     flag: "resolve-interval",
-    mode: "agent",
-    directive: "HeartbeatResolveInterval",
     env: "HEARTBEAT_RESOLVE_INTERVAL",
+    directive: "HeartbeatResolveInterval",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "Where to send",
+    help: "look host names up again this often; each IPv4 and IPv6 address gets every heartbeat",
+    default: 30,
     parse: seconds(1, 86400),
-  },
-  {
+  }),
+  setting({
+    key: "source",
+    flag: "source",
+    env: "HEARTBEAT_SOURCE",
+    directive: "HeartbeatSource",
+    commands: AGENT,
+    value: "NAME[:ARG]",
+    group: "What to send",
+    help: "where ready and busy come from (the sources are listed below)",
+    default: "auto",
+    parse: text,
+  }),
+  setting({
+    key: "ready",
+    flag: "ready",
+    env: "HEARTBEAT_READY",
+    directive: "HeartbeatReady",
+    commands: AGENT,
+    value: "N",
+    group: "What to send",
+    help: "idle worker slots, for --source static",
+    parse: wholeNumber(0, 0xffff_ffff),
+  }),
+  setting({
+    key: "busy",
+    flag: "busy",
+    env: "HEARTBEAT_BUSY",
+    directive: "HeartbeatBusy",
+    commands: AGENT,
+    value: "N",
+    group: "What to send",
+    help: "slots serving a request, for --source static (if not given: 0)",
+    parse: wholeNumber(0, 0xffff_ffff),
+  }),
+  setting({
+    key: "capacity",
+    flag: "capacity",
+    env: "HEARTBEAT_CAPACITY",
+    directive: "HeartbeatCapacity",
+    commands: AGENT,
+    value: "N",
+    group: "What to send",
+    help: "connections the server can serve at once, for nginx and tcp",
+    parse: wholeNumber(0, 0xffff_ffff),
+  }),
+  setting({
+    key: "maxAgeSeconds",
+    flag: "max-age",
+    env: "HEARTBEAT_MAX_AGE",
+    directive: "HeartbeatMaxAge",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "What to send",
+    help: "for --source file: a file older than this is no data",
+    default: DEFAULT_MAX_AGE_SECONDS,
+    parse: seconds(0.01, 86400),
+  }),
+  setting({
+    key: "procRoot",
+    flag: "proc-root",
+    env: "HEARTBEAT_PROC_ROOT",
+    directive: "HeartbeatProcRoot",
+    commands: AGENT,
+    value: "DIR",
+    group: "What to send",
+    help: "where /proc is, for --source tcp (if not given: /proc)",
+    parse: text,
+  }),
+  setting({
     key: "drainFile",
     flag: "drain-file",
-    mode: "agent",
-    directive: "HeartbeatDrainFile",
     env: "HEARTBEAT_DRAIN_FILE",
+    directive: "HeartbeatDrainFile",
+    commands: AGENT,
+    value: "PATH",
+    group: "Shaping what is sent",
+    help: "while PATH exists, send ready=0 (SIGTTOU too, until SIGTTIN)",
     parse: text,
-  },
-  {
+  }),
+  setting({
     key: "minBusy",
     flag: "min-busy",
-    mode: "agent",
-    directive: "HeartbeatMinBusy",
     env: "HEARTBEAT_MIN_BUSY",
+    directive: "HeartbeatMinBusy",
+    commands: AGENT,
+    value: "N",
+    group: "Shaping what is sent",
+    help: "report busy as at least N (1: no ready/4 cold-start penalty)",
     parse: wholeNumber(0, 0xffff_ffff),
-  },
-  {
+  }),
+  setting({
     key: "rampUpSeconds",
     flag: "ramp-up",
-    mode: "agent",
-    directive: "HeartbeatRampUp",
     env: "HEARTBEAT_RAMP_UP",
+    directive: "HeartbeatRampUp",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "Shaping what is sent",
+    help: "after start, grow the advertised ready from 0 over this time",
     parse: seconds(0.01, 86400),
-  },
-  {
-    key: "runtimeAdapter",
-    flag: "runtime-adapter",
-    directive: "HeartbeatRuntimeAdapter",
-    env: "HEARTBEAT_RUNTIME_ADAPTER",
-    parse: oneOf(ADAPTERS),
-  },
-  {
-    key: "keyFile",
-    flag: "key-file",
-    directive: "HeartbeatKeyFile",
-    env: "HEARTBEAT_KEY_FILE",
-    parse: text,
-  },
-  {
-    key: "signatureWindowSeconds",
-    flag: "signature-window",
-    mode: "monitor",
-    directive: "HeartbeatSignatureWindow",
-    env: "HEARTBEAT_SIGNATURE_WINDOW",
-    parse: wholeNumber(1, 86400),
-  },
-  {
-    key: "logLevel",
-    flag: "log-level",
-    directive: "HeartbeatLogLevel",
-    env: "HEARTBEAT_LOG_LEVEL",
-    parse: oneOf(LOG_LEVELS),
-  },
-  {
+  }),
+  setting({
+    key: "intervalSeconds",
+    flag: "interval",
+    env: "HEARTBEAT_INTERVAL",
+    directive: "HeartbeatInterval",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "Shaping what is sent",
+    help: "time between heartbeats, fractions allowed",
+    default: 1,
+    parse: seconds(0.01, 3600),
+  }),
+  setting({
     key: "listen",
     flag: "listen",
-    mode: "monitor",
-    directive: "HeartbeatListen",
     env: "HEARTBEAT_LISTEN",
+    directive: "HeartbeatListen",
+    commands: MONITOR,
+    value: "ADDR:PORT",
+    group: "Where heartbeats come in",
+    help: "multicast group to join, or local address, for UDP heartbeats",
     parse: address,
-  },
-  {
-    key: "storage",
-    flag: "storage",
-    mode: "monitor",
-    directive: "HeartbeatStorage",
-    env: "HEARTBEAT_STORAGE",
-    parse: text,
-  },
-  {
+  }),
+  setting({
     key: "http",
     flag: "http",
-    mode: "monitor",
-    directive: "HeartbeatHTTPListen",
     env: "HEARTBEAT_HTTP",
+    directive: "HeartbeatHTTPListen",
+    commands: MONITOR,
+    value: "ADDR:PORT",
+    group: "Where heartbeats come in",
+    help: "take heartbeats POSTed to /heartbeat; serve /servers and /metrics",
     parse: address,
-  },
-  {
+  }),
+  setting({
     key: "allow",
     flag: "allow",
-    mode: "monitor",
-    directive: "HeartbeatAllow",
     env: "HEARTBEAT_ALLOW",
+    directive: "HeartbeatAllow",
+    commands: MONITOR,
+    value: "CIDR",
+    group: "Where heartbeats come in",
+    help: "accept heartbeats only from these IPv4 senders (repeatable)",
     multiple: true,
     parse: cidr,
-  },
-  {
+  }),
+  setting({
+    key: "storage",
+    flag: "storage",
+    env: "HEARTBEAT_STORAGE",
+    directive: "HeartbeatStorage",
+    commands: MONITOR,
+    value: "FILE",
+    group: "What is kept",
+    help: "write mod_heartmonitor's storage file, rewritten every second",
+    parse: text,
+  }),
+  setting({
     key: "maxServers",
     flag: "max-servers",
-    mode: "monitor",
-    directive: "HeartbeatMaxServers",
     env: "HEARTBEAT_MAX_SERVERS",
+    directive: "HeartbeatMaxServers",
+    commands: MONITOR,
+    value: "N",
+    group: "What is kept",
+    help: "servers kept at most; new ones are turned away (0: the default)",
+    default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
       // mod_heartmonitor's rule: 0 means the storage file; a shared-memory table needs more than 10.
       if (count !== 0 && count <= 10) throw new SettingError("Should be bigger than 10");
-      return count;
+      return count || DEFAULT_MAX_SERVERS;
     },
-  },
+  }),
+  setting({
+    key: "keyFile",
+    flag: "key-file",
+    env: "HEARTBEAT_KEY_FILE",
+    directive: "HeartbeatKeyFile",
+    commands: BOTH,
+    value: "FILE",
+    group: "Signing",
+    help: "sign heartbeats with this key; the monitor takes only signed ones",
+    parse: text,
+  }),
+  setting({
+    key: "signatureWindowSeconds",
+    flag: "signature-window",
+    env: "HEARTBEAT_SIGNATURE_WINDOW",
+    directive: "HeartbeatSignatureWindow",
+    commands: MONITOR,
+    value: "SECONDS",
+    group: "Signing",
+    help: "how old a signed heartbeat may be",
+    default: 30,
+    parse: wholeNumber(1, 86400),
+  }),
+  setting({
+    key: "runtimeAdapter",
+    flag: "runtime-adapter",
+    env: "HEARTBEAT_RUNTIME_ADAPTER",
+    directive: "HeartbeatRuntimeAdapter",
+    commands: BOTH,
+    value: "NAME",
+    group: "Other",
+    help: "UDP implementation: deno, bun or node (if not given: the runtime's own)",
+    parse: oneOf(ADAPTERS),
+  }),
+  setting({
+    key: "logLevel",
+    flag: "log-level",
+    env: "HEARTBEAT_LOG_LEVEL",
+    directive: "HeartbeatLogLevel",
+    commands: BOTH,
+    value: "LEVEL",
+    group: "Other",
+    help: "debug, info, warn or error",
+    default: "info",
+    parse: oneOf(LOG_LEVELS),
+  }),
 ];
 
-const DEFAULTS: Pick<Settings, "addresses" | "ttl" | "source" | "intervalSeconds" | "logLevel"> = {
-  addresses: [],
-  ttl: 1,
-  source: "auto",
-  intervalSeconds: 1,
-  logLevel: "info",
-};
+/** Every default, from the rows. */
+const DEFAULTS: Partial<Settings> = Object.fromEntries(
+  SETTINGS.flatMap((row) => row.default === undefined ? [] : [[row.key, row.default]]),
+);
 
 /** Lower-cased names of the directives this agent reads. */
 export const KNOWN_DIRECTIVES: ReadonlySet<string> = new Set(
@@ -408,7 +518,7 @@ export function resolveSettings(layers: Layers): Resolved {
       ),
     );
   }
-  for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) origins[key] ??= "default";
+  for (const key of Object.keys(DEFAULTS) as (keyof Settings)[]) origins[key] ??= "default";
   return {
     settings: { ...DEFAULTS, ...values } as Settings,
     origins,
@@ -422,7 +532,11 @@ interface Candidate {
   origin: string;
 }
 
-function fromFlag(spec: Spec, flags: Layers["flags"], problems: string[]): Candidate | undefined {
+function fromFlag(
+  spec: Setting,
+  flags: Layers["flags"],
+  problems: string[],
+): Candidate | undefined {
   const raw = flags[spec.flag];
   if (raw === undefined) return undefined;
   const texts = Array.isArray(raw) ? raw : [raw];
@@ -434,7 +548,7 @@ function fromFlag(spec: Spec, flags: Layers["flags"], problems: string[]): Candi
   );
 }
 
-function fromEnv(spec: Spec, env: Layers["env"], problems: string[]): Candidate | undefined {
+function fromEnv(spec: Setting, env: Layers["env"], problems: string[]): Candidate | undefined {
   const raw = env[spec.env];
   if (raw === undefined || raw === "") return undefined;
   const texts = spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : [raw];
@@ -446,7 +560,7 @@ function fromEnv(spec: Spec, env: Layers["env"], problems: string[]): Candidate 
   );
 }
 
-function fromConfig(spec: Spec, config: ConfigRead, problems: string[]): Candidate | undefined {
+function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Candidate | undefined {
   const lines = config.directives.filter((directive) =>
     directive.name.toLowerCase() === spec.directive.toLowerCase()
   );
@@ -481,7 +595,7 @@ function fromConfig(spec: Spec, config: ConfigRead, problems: string[]): Candida
 
 /** Parses each text; a problem is `WHERE: reason` (or `WHERE reason` after a colon). */
 function collect(
-  spec: Spec,
+  spec: Setting,
   texts: { text: string; where: string }[],
   origin: string,
   problems: string[],
@@ -501,9 +615,13 @@ function collect(
   return { value: spec.multiple ? values : values[0], origin };
 }
 
-/** The settings as a table: directive, value, where it came from. */
-export function describeSettings(resolved: Resolved): string {
-  const rows = SETTINGS.flatMap((spec) => {
+/**
+ * The settings `command` runs with, as a table: directive, value, and where the value came
+ * from (`default` for the defaults). Settings that nothing set and that have no default are
+ * left out.
+ */
+export function describeSettings(resolved: Resolved, command: Command = "agent"): string {
+  const rows = SETTINGS.filter((spec) => spec.commands.includes(command)).flatMap((spec) => {
     const value = resolved.settings[spec.key];
     if (value === undefined || (Array.isArray(value) && value.length === 0)) return [];
     // Addresses and ranges keep the text they were given.

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type AgentOptions, createAgent, READ_BUDGET } from "../src/agent.ts";
 import type { Load } from "../src/codec.ts";
-import { createLogger, ProblemLog } from "../src/log.ts";
+import { createLogger } from "../src/log.ts";
 import { createSource } from "../src/sources/index.ts";
 import { FakeClock, Recorder, recordingLog } from "./support/fakes.ts";
 
@@ -162,38 +162,26 @@ test("agent: one beat is true only when every destination got the heartbeat", as
   );
 });
 
-test("log: lines carry time and level, and levels below the threshold are dropped", () => {
-  const log = recordingLog();
-  const logger = createLogger({ level: "warn", write: log.write, now: () => new Date(0) });
-  logger.debug("d");
-  logger.info("i");
-  logger.warn("w");
-  logger.error("e");
-  assert.deepEqual(log.lines, [
-    "1970-01-01T00:00:00.000Z warn  w",
-    "1970-01-01T00:00:00.000Z error e",
-  ]);
-});
-
-test("log: ProblemLog keeps separate problems apart", () => {
-  const log = recordingLog();
-  let now = 0;
-  const problems = new ProblemLog(
-    createLogger({ level: "info", write: log.write, now: () => new Date(0) }),
-    { now: () => now },
-  );
-  problems.fail("a", "a broke");
-  problems.fail("b", "b broke");
-  problems.fail("a", "a broke");
-  problems.ok("c", "c fine");
-  now = 5000;
-  problems.ok("a", "a fine");
-  problems.ok("a", "a fine");
-  problems.fail("a", "a broke again");
-  assert.deepEqual(log.lines.map((line) => line.slice(25)), [
-    "warn  a broke",
-    "warn  b broke",
-    "info  a fine (after 2 failures in 5 s)",
-    "warn  a broke again",
+test("agent: the farewell is ready=0 with the last busy count and port, to every destination", async () => {
+  const recorder = new Recorder();
+  const agent = createAgent({
+    senders: [recorder.sender("239.0.0.1:27999"), recorder.sender("http://proxy/heartbeat")],
+    source: { description: "s", read: () => Promise.resolve({ ready: 9, busy: 4 }) },
+    port: 8080,
+    intervalMs: 1000,
+    logger: createLogger({ level: "error", write: () => {} }),
+    clock: new FakeClock(),
+    signal: new AbortController().signal,
+  });
+  assert.equal(await agent.farewell(), true);
+  await agent.beat();
+  assert.equal(await agent.farewell(), true);
+  assert.deepEqual(recorder.sent.map((sent) => `${sent.to} ${sent.payload}`), [
+    "239.0.0.1:27999 v=1&ready=0&busy=0&port=8080",
+    "http://proxy/heartbeat v=1&ready=0&busy=0&port=8080",
+    "239.0.0.1:27999 v=1&ready=9&busy=4&port=8080",
+    "http://proxy/heartbeat v=1&ready=9&busy=4&port=8080",
+    "239.0.0.1:27999 v=1&ready=0&busy=4&port=8080",
+    "http://proxy/heartbeat v=1&ready=0&busy=4&port=8080",
   ]);
 });

@@ -1,49 +1,10 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { parseAddress } from "../src/address.ts";
-import { parseCommandLine, USAGE, UsageError } from "../src/cli.ts";
-import { resolveSettings } from "../src/settings.ts";
+import { defaultText, HELP_WIDTH, parseCommandLine, USAGE, usage, UsageError } from "../src/cli.ts";
+import { type Command, resolveSettings, SETTINGS } from "../src/settings.ts";
 import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
 import { recordingLog } from "./support/fakes.ts";
-
-test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
-  const cases: [string, string | { host: string; port: number; zone?: string }][] = [
-    ["239.0.0.1:27999", { host: "239.0.0.1", port: 27999 }],
-    ["10.0.0.5:1", { host: "10.0.0.5", port: 1 }],
-    ["proxy.example.com:27999", { host: "proxy.example.com", port: 27999 }],
-    ["localhost:65535", { host: "localhost", port: 65535 }],
-    ["239.0.0.1", "No port provided in address"],
-    ["239.0.0.1:", "No port provided in address"],
-    ["proxy:abc", "No port provided in address"],
-    ["27999", "No host provided in address"],
-    ["", "Unable to parse address."],
-    [":27999", "Unable to parse address."],
-    ["239.0.0.1:0", "Unable to parse address."],
-    ["239.0.0.1:65536", "Unable to parse address."],
-    ["99999", "Unable to parse address."],
-    ["bad host:80", "Unable to parse address."],
-    ["a..b:80", "Unable to parse address."],
-    ["[ff02::1234%eth0]:27999", { host: "ff02::1234", port: 27999, zone: "eth0" }],
-    ["[fd00:99::2]:1", { host: "fd00:99::2", port: 1 }],
-    ["[::ffff:10.0.0.1]:80", { host: "::ffff:10.0.0.1", port: 80 }],
-    [
-      "ff02::1:27999",
-      "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999",
-    ],
-    ["[ff02::1]", "No port provided in address"],
-    ["[nonsense]:80", "Unable to parse address."],
-    ["[ff02::1%bad zone]:80", "Unable to parse address."],
-    ["[ff02::1]:0", "Unable to parse address."],
-  ];
-  for (const [text, expected] of cases) {
-    const parsed = parseAddress(text);
-    if (typeof expected === "string") {
-      assert.deepEqual(parsed, { ok: false, error: expected }, text);
-    } else {
-      assert.deepEqual(parsed, { ok: true, ...expected }, text);
-    }
-  }
-});
 
 /** The settings a command line gives, with no environment or file; throws on problems. */
 function settingsOf(argv: string[]) {
@@ -64,6 +25,11 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
     ready: 10,
     intervalSeconds: 1,
     logLevel: "info",
+    // The defaults of settings the agent does not use here are in force too.
+    resolveIntervalSeconds: 30,
+    maxAgeSeconds: 10,
+    signatureWindowSeconds: 30,
+    maxServers: 1000,
   });
   assert.equal(origins.addresses, "--address");
   assert.equal(origins.ttl, "default");
@@ -127,7 +93,8 @@ test("cli: every flag is read", () => {
   });
   assert.equal(settingsOf(["-a", "1.2.3.4:5", "-q"]).settings.logLevel, "error");
   assert.equal(settingsOf(["-a", "1.2.3.4:5", "--log-level", "warn"]).settings.logLevel, "warn");
-  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help", command: "agent" });
+  assert.deepEqual(parseCommandLine(["monitor", "-h"]), { kind: "help", command: "monitor" });
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
 });
 
@@ -281,8 +248,80 @@ test("cli: usage text names every flag", () => {
       "--version",
     ]
   ) {
-    assert.ok(USAGE.includes(flag), flag);
+    // Each command's --help names its own flags: together they name every one.
+    assert.ok(
+      ["agent", "monitor", "servers"].some((command) => usage(command as "agent").includes(flag)),
+      flag,
+    );
   }
+});
+
+test("cli: the README's options table names each setting's flag, variable, directive and default", () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("## Options"), readme.indexOf("## Sources"));
+  const rows = section.split("\n").filter((line) => line.startsWith("| `")).map((line) =>
+    line.split("|").slice(1, -1).map((cell) => cell.trim())
+  );
+  const tableRows = rows.filter((cells) => cells.length === 5);
+  assert.equal(tableRows.length, SETTINGS.length, "one row per setting");
+  for (const spec of SETTINGS) {
+    const row = tableRows.find((cells) =>
+      cells[0].includes(`--${spec.flag} `) || cells[0].includes(`--${spec.flag}\``)
+    );
+    assert.ok(row, `a row for --${spec.flag}`);
+    if (spec.short) assert.ok(row[0].includes(`\`-${spec.short}\``), `-${spec.short}`);
+    assert.equal(row[1], `\`${spec.env}\``, spec.flag);
+    assert.equal(row[2], `\`${spec.directive}\``, spec.flag);
+    const shown = defaultText(spec);
+    if (shown !== undefined) {
+      assert.equal(row[4].replaceAll("`", ""), shown, `default of --${spec.flag}`);
+    }
+  }
+});
+
+test("cli: every command's --help is made from the rows and fits 80 columns", () => {
+  for (const command of ["agent", "monitor", "servers"] as const) {
+    const text = usage(command);
+    for (const line of text.split("\n")) {
+      assert.ok(line.length <= HELP_WIDTH, `${command}: ${line}`);
+    }
+    for (const spec of SETTINGS) {
+      const listed = new RegExp(`^ {2}(-\\w, | {4})--${spec.flag}\\b`, "m").test(text);
+      assert.equal(listed, spec.commands.includes(command as Command), `${command} --${spec.flag}`);
+    }
+  }
+  assert.match(
+    usage("agent"),
+    /^ {6}--ttl N {15}multicast time-to-live, 0-255; 1: this network only,$/m,
+  );
+  assert.match(usage("monitor"), /--max-servers N/);
+  assert.doesNotMatch(usage("monitor"), /--ttl|--once|--source/);
+  assert.match(usage("servers"), /^Usage:\n {2}heartbeat servers FILE$/m);
+});
+
+test("cli: a misspelt option gets a suggestion; a long one with one dash, a pointed hint; a negative number, its own message", () => {
+  const cases: [string[], RegExp][] = [
+    [["--adress", "239.0.0.1:1"], /^unknown option '--adress'; did you mean '--address'\?$/],
+    [["monitor", "--stroage", "x"], /^unknown option '--stroage'; did you mean '--storage'\?$/],
+    [["--zzzzzz"], /^unknown option '--zzzzzz'$/],
+    [["-address", "239.0.0.1:1"], /^'-address': long options take two dashes: '--address'$/],
+    [["-a", "239.0.0.1:1", "-ready=3"], /^'-ready=3': long options take two dashes: '--ready=3'$/],
+  ];
+  for (const [argv, message] of cases) {
+    assert.throws(() => parseCommandLine(argv), (error: unknown) => {
+      assert.ok(error instanceof UsageError);
+      assert.match(error.message, message, argv.join(" "));
+      return true;
+    });
+  }
+  assert.deepEqual(
+    settingsOf(["-a", "1.2.3.4:5", "-qt", "--ready", "2"]).settings.logLevel,
+    "error",
+  );
+  assert.throws(
+    () => settingsOf(["-a", "1.2.3.4:5", "--ready", "-1"]),
+    /--ready '-1': give a whole number from 0 to 4294967295/,
+  );
 });
 
 test("main: usage errors exit 2 with one line and no stack trace", async () => {
@@ -326,6 +365,11 @@ test("main: --help and --version print to stdout and exit 0", async () => {
   const out = recordingLog();
   assert.equal(await main(["--help"], { stdout: out.write, stderr: out.write }), EXIT_OK);
   assert.equal(out.lines[0], USAGE.trimEnd());
+  assert.equal(
+    await main(["monitor", "--help"], { stdout: out.write, stderr: out.write }),
+    EXIT_OK,
+  );
+  assert.equal(out.lines.pop(), usage("monitor").trimEnd());
   assert.equal(await main(["-V"], { stdout: out.write, stderr: out.write }), EXIT_OK);
   assert.match(
     out.lines[1],

@@ -437,7 +437,10 @@ test("config: every directive the agent reads", () => {
     logLevel: "warn",
     listen: "239.0.0.1:27999",
     storage: "/var/lib/hb.dat",
-    maxServers: 0,
+    // 0 means the default number, as in mod_heartmonitor; the effective value is shown.
+    maxServers: 1000,
+    resolveIntervalSeconds: 30,
+    signatureWindowSeconds: 30,
   });
 });
 
@@ -469,18 +472,34 @@ test("config: flags win over the environment, the environment over the file, the
     source: "default",
     intervalSeconds: "default",
     logLevel: "default",
+    resolveIntervalSeconds: "default",
+    maxAgeSeconds: "default",
+    signatureWindowSeconds: "default",
+    maxServers: "default",
   });
   assert.equal(
     describeSettings(resolved),
     [
-      "directive          value                  from",
-      "HeartbeatAddress   10.0.0.1:2 10.0.0.2:3  HEARTBEAT_ADDRESS",
-      "HeartbeatTTL       3                      /etc/hb/main.conf:1",
-      "HeartbeatPort      82                     HEARTBEAT_PORT",
-      "HeartbeatSource    auto                   default",
-      "HeartbeatReady     9                      --ready",
-      "HeartbeatInterval  1                      default",
-      "HeartbeatLogLevel  info                   default",
+      "directive                 value                  from",
+      "HeartbeatAddress          10.0.0.1:2 10.0.0.2:3  HEARTBEAT_ADDRESS",
+      "HeartbeatTTL              3                      /etc/hb/main.conf:1",
+      "HeartbeatPort             82                     HEARTBEAT_PORT",
+      "HeartbeatResolveInterval  30                     default",
+      "HeartbeatSource           auto                   default",
+      "HeartbeatReady            9                      --ready",
+      "HeartbeatMaxAge           10                     default",
+      "HeartbeatInterval         1                      default",
+      "HeartbeatLogLevel         info                   default",
+    ].join("\n"),
+  );
+  // The monitor's own settings only, its defaults included.
+  assert.equal(
+    describeSettings(resolved, "monitor"),
+    [
+      "directive                 value  from",
+      "HeartbeatMaxServers       1000   default",
+      "HeartbeatSignatureWindow  30     default",
+      "HeartbeatLogLevel         info   default",
     ].join("\n"),
   );
   assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, [

@@ -3,10 +3,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { createAgent } from "../src/agent.ts";
 import { createLogger } from "../src/log.ts";
 import { Drain, shapeLoad, type Shaping } from "../src/shaping.ts";
-import { FakeClock, Recorder, recordingLog } from "./support/fakes.ts";
+import { recordingLog } from "./support/fakes.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-shaping-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -77,29 +76,5 @@ test("shaping: a drain by signal or by file, each change logged once", () => {
     "info  draining: advertising ready=0 (signal)",
     "info  SIGUSR2: drain by signal lifted",
     "info  drain over: advertising the real ready count again",
-  ]);
-});
-
-test("agent: the farewell is ready=0 with the last busy count and port, to every destination", async () => {
-  const recorder = new Recorder();
-  const agent = createAgent({
-    senders: [recorder.sender("239.0.0.1:27999"), recorder.sender("http://proxy/heartbeat")],
-    source: { description: "s", read: () => Promise.resolve({ ready: 9, busy: 4 }) },
-    port: 8080,
-    intervalMs: 1000,
-    logger: createLogger({ level: "error", write: () => {} }),
-    clock: new FakeClock(),
-    signal: new AbortController().signal,
-  });
-  assert.equal(await agent.farewell(), true);
-  await agent.beat();
-  assert.equal(await agent.farewell(), true);
-  assert.deepEqual(recorder.sent.map((sent) => `${sent.to} ${sent.payload}`), [
-    "239.0.0.1:27999 v=1&ready=0&busy=0&port=8080",
-    "http://proxy/heartbeat v=1&ready=0&busy=0&port=8080",
-    "239.0.0.1:27999 v=1&ready=9&busy=4&port=8080",
-    "http://proxy/heartbeat v=1&ready=9&busy=4&port=8080",
-    "239.0.0.1:27999 v=1&ready=0&busy=4&port=8080",
-    "http://proxy/heartbeat v=1&ready=0&busy=4&port=8080",
   ]);
 });

@@ -3,7 +3,7 @@
  * (`/server-status?auto`), counted by mod_heartbeat's rules.
  */
 import type { Load } from "../codec.ts";
-import { httpGet, statusUrl } from "./http.ts";
+import { httpGet, statusUrl } from "./status-page.ts";
 import type { SourceDefinition } from "./source.ts";
 
 export const APACHE_DEFAULT_URL = "http://127.0.0.1/server-status?auto";

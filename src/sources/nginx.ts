@@ -1,6 +1,6 @@
 /** `nginx[:URL]`: nginx's stub_status page, against the capacity the admin gives. */
 import type { Load } from "../codec.ts";
-import { httpGet, statusUrl } from "./http.ts";
+import { httpGet, statusUrl } from "./status-page.ts";
 import { requireCapacity, type SourceDefinition, spareCapacity } from "./source.ts";
 
 export const NGINX_DEFAULT_URL = "http://127.0.0.1/nginx_status";

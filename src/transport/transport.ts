@@ -28,14 +28,6 @@ export interface UdpTransport {
 
 export type OpenUdpTransport = (options: UdpTransportOptions) => Promise<UdpTransport>;
 
-/** Where one heartbeat goes, whatever the transport: a name for the log, and a way there. */
-export interface Sender {
-  /** `239.0.0.1:27999` or `http://proxy/heartbeat`. */
-  readonly name: string;
-  /** Rejects, saying why, when the heartbeat did not get there. */
-  send(payload: Uint8Array): Promise<void>;
-}
-
 export interface UdpListenOptions {
   /** A multicast group to join (the socket is bound to it, as mod_heartmonitor does), or a
    * local unicast address to bind; IPv4 or IPv6. */

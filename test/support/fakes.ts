@@ -1,6 +1,12 @@
-/** Plain fakes for unit tests: a clock that only moves when told, recording senders. */
+/**
+ * Plain fakes for unit tests: a clock that only moves when told, recording senders and UDP
+ * adapters, and signals sent by hand.
+ */
+import { formatDestination } from "../../src/address.ts";
 import type { Clock } from "../../src/scheduler.ts";
-import type { Sender } from "../../src/transport/transport.ts";
+import type { SignalName, SignalSource } from "../../src/signals.ts";
+import type { Sender } from "../../src/senders/sender.ts";
+import type { UdpAdapter } from "../../src/transport/transport.ts";
 
 /**
  * A clock on virtual time. Sleeps are timers that fire in deadline order, each once nothing
@@ -96,4 +102,49 @@ export class Recorder {
 export function recordingLog(): { lines: string[]; write: (line: string) => void } {
   const lines: string[] = [];
   return { lines, write: (line) => lines.push(line) };
+}
+
+/** A UDP adapter whose transports record what they send in `recorder`, named by destination. */
+export function recordingAdapter(recorder: Recorder): UdpAdapter {
+  return {
+    openUdpTransport: () =>
+      Promise.resolve({
+        adapter: "node",
+        send: (payload, to) => recorder.sender(formatDestination(to)).send(payload),
+        close: () => Promise.resolve(),
+      }),
+    // A listener that hears nothing: for commands that need one open.
+    openUdpListener: () => Promise.resolve({ adapter: "node", close: () => Promise.resolve() }),
+  };
+}
+
+/** Signals a test sends by hand; `closed` tells whether the command stopped listening. */
+export class FakeSignals implements SignalSource {
+  readonly listened: SignalName[] = [];
+  closed = false;
+  readonly #arrived: SignalName[] = [];
+  #waiting?: (signal: SignalName) => void;
+
+  /** As the commands open their signal source. */
+  readonly open = (names: readonly SignalName[]): SignalSource => {
+    this.listened.push(...names);
+    return this;
+  };
+
+  send(signal: SignalName): void {
+    if (!this.listened.includes(signal)) throw new Error(`${signal} is not listened to`);
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    if (waiting) waiting(signal);
+    else this.#arrived.push(signal);
+  }
+
+  next(): Promise<SignalName> {
+    const signal = this.#arrived.shift();
+    return signal ? Promise.resolve(signal) : new Promise((resolve) => this.#waiting = resolve);
+  }
+
+  close(): void {
+    this.closed = true;
+  }
 }

@@ -5,7 +5,8 @@
  */
 import { familyOf, lookupAll } from "../address.ts";
 import { type Logger, ProblemLog } from "../log.ts";
-import type { Sender, UdpTransport } from "./transport.ts";
+import type { UdpTransport } from "../transport/transport.ts";
+import type { Sender } from "./sender.ts";
 
 export type LookupAll = (host: string) => Promise<string[]>;
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Destination } from "../src/address.ts";
-import { createLogger } from "../src/log.ts";
-import { createResolvingSender } from "../src/transport/resolving.ts";
-import type { UdpTransport } from "../src/transport/transport.ts";
-import { recordingLog } from "./support/fakes.ts";
+import type { Destination } from "../../src/address.ts";
+import { createLogger } from "../../src/log.ts";
+import { createResolvingSender } from "../../src/senders/resolving.ts";
+import type { UdpTransport } from "../../src/transport/transport.ts";
+import { recordingLog } from "../support/fakes.ts";
 
 function udpRecorder(failing: string[] = []) {
   const sent: string[] = [];

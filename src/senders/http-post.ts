@@ -2,8 +2,8 @@
  * Heartbeats POSTed over HTTP, to mod_heartmonitor's `SetHandler heartbeat` location or to
  * `heartbeat monitor --http`: for networks where multicast does not reach the proxy.
  */
-import { keepAliveAgent, request } from "../http.ts";
-import type { Sender } from "./transport.ts";
+import { keepAliveAgent, request } from "../http-request.ts";
+import type { Sender } from "./sender.ts";
 
 /** After failures, wait 1, 2, 4 … seconds, at most this long, before trying a destination again. */
 const BACKOFF_MAX_MS = 30_000;

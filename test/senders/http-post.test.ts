@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { after, test } from "node:test";
-import { createHttpSender } from "../src/transport/http.ts";
+import { createHttpSender } from "../../src/senders/http-post.ts";
 
 /** A server on 127.0.0.1 answering with `handler`; counts requests and connections. */
 async function server(

@@ -1,5 +1,5 @@
 /** Status pages for the apache and nginx sources: one connection per scrape, bounded in size and time. */
-import { request } from "../http.ts";
+import { request } from "../http-request.ts";
 import { SourceConfigError } from "./source.ts";
 
 /** Status pages are a few kilobytes; anything much larger is not one. */

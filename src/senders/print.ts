@@ -1,5 +1,5 @@
 /** The sender behind --dry-run: each heartbeat printed as `DEST PAYLOAD`, nothing sent. */
-import type { Sender } from "./transport.ts";
+import type { Sender } from "./sender.ts";
 
 export function createPrintSender(name: string, writeLine: (line: string) => void): Sender {
   const decoder = new TextDecoder();

@@ -1,21 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { createLogger } from "../src/log.ts";
-import { systemClock } from "../src/scheduler.ts";
-import { inCidr, parseCidr } from "../src/monitor/cidr.ts";
-import { Monitor, runMonitor } from "../src/monitor/monitor.ts";
-import {
-  balancerShares,
-  formatStorage,
-  parseStorage,
-  writeFileAtomic,
-} from "../src/monitor/storage.ts";
-import { SEEN_TIMEOUT_MS, ServerTable } from "../src/monitor/table.ts";
-import type { OpenUdpListener } from "../src/transport/transport.ts";
-import { FakeClock, recordingLog } from "./support/fakes.ts";
+import { createLogger } from "../../src/log.ts";
+import { systemClock } from "../../src/scheduler.ts";
+import { parseCidr } from "../../src/monitor/cidr.ts";
+import { Monitor, runMonitor } from "../../src/monitor/monitor.ts";
+import { SEEN_TIMEOUT_MS } from "../../src/monitor/table.ts";
+import type { OpenUdpListener } from "../../src/transport/transport.ts";
+import { FakeClock, recordingLog } from "../support/fakes.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-monitor-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -34,98 +28,6 @@ function monitorWith(options: { maxServers?: number; allow?: string[]; storage?:
   });
   return { monitor, clock, log: log.lines, printed };
 }
-
-test("monitor table: one entry per sender, port 80 unless given, in address order", () => {
-  const table = new ServerTable(10);
-  assert.equal(table.record("10.0.0.10", { ready: 1, busy: 2 }, 0), "added");
-  assert.equal(table.record("10.0.0.9", { ready: 3, busy: 4, port: 8080 }, 0), "added");
-  assert.equal(table.record("10.0.0.10", { ready: 5, busy: 6, port: 81 }, 500), "updated");
-  assert.deepEqual(table.entries(), [
-    { ip: "10.0.0.9", ready: 3, busy: 4, port: 8080, lastSeen: 0 },
-    { ip: "10.0.0.10", ready: 5, busy: 6, port: 81, lastSeen: 500 },
-  ]);
-});
-
-test("monitor table: at the bound, known servers update and new ones are turned away", () => {
-  const table = new ServerTable(2);
-  table.record("10.0.0.1", { ready: 1, busy: 1 }, 0);
-  table.record("10.0.0.2", { ready: 1, busy: 1 }, 0);
-  assert.equal(table.record("10.0.0.3", { ready: 1, busy: 1 }, 0), "full");
-  assert.equal(table.record("10.0.0.1", { ready: 9, busy: 1 }, 1), "updated");
-  assert.equal(table.size, 2);
-  table.expire(SEEN_TIMEOUT_MS + 1);
-  assert.equal(table.record("10.0.0.3", { ready: 1, busy: 1 }, SEEN_TIMEOUT_MS + 1), "added");
-});
-
-test("monitor table: servers silent for more than 30 s leave", () => {
-  const table = new ServerTable(10);
-  table.record("10.0.0.1", { ready: 1, busy: 1 }, 0);
-  table.record("10.0.0.2", { ready: 1, busy: 1 }, 10_000);
-  assert.deepEqual(table.expire(SEEN_TIMEOUT_MS), []);
-  assert.deepEqual(table.expire(SEEN_TIMEOUT_MS + 1).map((entry) => entry.ip), ["10.0.0.1"]);
-  assert.deepEqual(table.entries().map((entry) => entry.ip), ["10.0.0.2"]);
-});
-
-test("monitor storage: mod_heartmonitor's exact line format", () => {
-  const entries = [
-    { ip: "10.0.0.1", ready: 5, busy: 2, port: 80, lastSeen: 1000 },
-    { ip: "10.0.0.2", ready: 0, busy: 9, port: 8080, lastSeen: 4500 },
-  ];
-  assert.equal(
-    formatStorage(entries, 7000),
-    "10.0.0.1 &ready=5&busy=2&lastseen=6&port=80\n10.0.0.2 &ready=0&busy=9&lastseen=2&port=8080\n",
-  );
-  assert.equal(formatStorage([], 0), "");
-});
-
-test("monitor storage: replaced atomically, readable by all, no temporary files left", () => {
-  const path = join(scratch, "hb.dat");
-  writeFileAtomic(path, "first\n");
-  writeFileAtomic(path, "10.0.0.1 &ready=1&busy=1&lastseen=0&port=80\n");
-  assert.equal(readFileSync(path, "utf8"), "10.0.0.1 &ready=1&busy=1&lastseen=0&port=80\n");
-  assert.equal(statSync(path).mode & 0o777, 0o644);
-  assert.deepEqual(readdirSync(scratch).filter((name) => name.startsWith("hb.dat")), ["hb.dat"]);
-  assert.throws(() => writeFileAtomic(join(scratch, "no-such-dir", "hb.dat"), "x"), /ENOENT/);
-});
-
-test("monitor storage: read back as mod_lbmethod_heartbeat reads it", () => {
-  const text =
-    "# comment\n10.0.0.1 &ready=8&busy=0&lastseen=1&port=80\nno-space-line\n10.0.0.2 &ready=12abc&busy=3\n10.0.0.3 &ready=5&busy=1&lastseen=12&port=81\n";
-  assert.deepEqual(parseStorage(text), [
-    { ip: "10.0.0.1", ready: 8, busy: 0, lastseen: 1, port: 80 },
-    { ip: "10.0.0.2", ready: 12, busy: 3, lastseen: -1, port: 80 },
-    { ip: "10.0.0.3", ready: 5, busy: 1, lastseen: 12, port: 81 },
-  ]);
-});
-
-test("monitor storage: shares by the balancer's rules (ready/4 when busy is 0, too old ignored)", () => {
-  const shares = balancerShares(parseStorage([
-    "10.0.0.1 &ready=40&busy=0&lastseen=1&port=80", // just started: weight 10
-    "10.0.0.2 &ready=30&busy=2&lastseen=2&port=80", // weight 30
-    "10.0.0.3 &ready=50&busy=5&lastseen=10&port=80", // too old: weight 0
-    "10.0.0.4 &ready=0&busy=0&lastseen=0&port=80", // weight 0
-  ].join("\n")));
-  assert.deepEqual(shares.map((server) => [server.ip, server.weight, server.share]), [
-    ["10.0.0.1", 10, 0.25],
-    ["10.0.0.2", 30, 0.75],
-    ["10.0.0.3", 0, 0],
-    ["10.0.0.4", 0, 0],
-  ]);
-  assert.deepEqual(balancerShares([]), []);
-});
-
-test("monitor cidr: ranges and single addresses", () => {
-  const lan = parseCidr("10.99.0.0/16");
-  assert.ok(inCidr("10.99.5.1", lan));
-  assert.ok(!inCidr("10.98.5.1", lan));
-  assert.ok(inCidr("192.168.1.7", parseCidr("192.168.1.7")));
-  assert.ok(!inCidr("192.168.1.8", parseCidr("192.168.1.7/32")));
-  assert.ok(inCidr("8.8.8.8", parseCidr("0.0.0.0/0")));
-  assert.ok(!inCidr("::1", lan));
-  for (const bad of ["10.0.0.0/33", "10.0.0/8", "eth0", "10.0.0.0/x", ""]) {
-    assert.throws(() => parseCidr(bad), /give an IPv4 address or range/, bad);
-  }
-});
 
 test("monitor: mod_heartmonitor's input rules; everything else rejected, counted and logged once per reason", () => {
   const { monitor, log, printed } = monitorWith();

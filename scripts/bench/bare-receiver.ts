@@ -1,0 +1,24 @@
+/**
+ * For scripts/bench.ts: the floor of monitor ingest. Bun's own UDP socket on the group, as the
+ * monitor's Bun adapter opens it, doing nothing with what it receives.
+ */
+interface BunUdp {
+  udpSocket(options: {
+    hostname: string;
+    port: number;
+    binaryType: "uint8array";
+    socket: { data(): void };
+  }): Promise<{ addMembership(group: string, address: string): boolean }>;
+}
+
+const { Bun } = globalThis as unknown as { Bun: BunUdp };
+const socket = await Bun.udpSocket({
+  hostname: "0.0.0.0",
+  port: 27999,
+  binaryType: "uint8array",
+  socket: { data() {} },
+});
+socket.addMembership("239.0.0.1", "127.0.0.1");
+setInterval(() => {}, 1000);
+// A module, for the top-level await.
+export {};

@@ -1,0 +1,330 @@
+/**
+ * The agent (`heartbeat` with no command word): sends a heartbeat every interval until SIGTERM
+ * or SIGINT, then a farewell ready=0; rereads its configuration on SIGHUP, keeping the running
+ * one when the new one is broken; drains and undrains on the signals signals.ts names.
+ */
+import { isIP } from "node:net";
+import { familyOf, formatDestination } from "../address.ts";
+import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
+import { type Invocation, UsageError } from "../cli.ts";
+import type { Load } from "../codec.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { runtimeVersion } from "../runtime.ts";
+import type { Resolved, Settings } from "../settings.ts";
+import { Drain, shapeLoad } from "../shaping.ts";
+import { drainSignals } from "../signals.ts";
+import { sign } from "../signing.ts";
+import { createSource } from "../sources/index.ts";
+import { createHttpSender } from "../senders/http-post.ts";
+import { createPrintSender } from "../senders/print.ts";
+import { createResolvingSender } from "../senders/resolving.ts";
+import type { Sender } from "../senders/sender.ts";
+import type { AdapterName, UdpTransport } from "../transport/transport.ts";
+import { VERSION } from "../version.ts";
+import {
+  chooseAdapter,
+  type CommandContext,
+  EXIT_FAILURE,
+  EXIT_OK,
+  keyFrom,
+  resolveDestinations,
+  RuntimeFailure,
+} from "./context.ts";
+
+/** What one configuration runs with. */
+interface Prepared {
+  settings: Settings;
+  logger: Logger;
+  lasting: Lasting;
+  options: Omit<AgentOptions, "signal">;
+  /** How heartbeats go out, for the startup line. */
+  via: string;
+  /** Closes the sockets it opened. */
+  close(): Promise<void>;
+}
+
+/** What outlives a reload: the drain state, and when the agent started (for --ramp-up). */
+interface Lasting {
+  drain: Drain;
+  startedAt: number;
+}
+
+/** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
+async function prepare(
+  settings: Settings,
+  invocation: Invocation,
+  context: CommandContext,
+  lasting?: Lasting,
+): Promise<Prepared> {
+  const { io, clock } = context;
+  if (settings.addresses.length === 0) {
+    throw new UsageError(
+      "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
+    );
+  }
+  const logger = createLogger({ level: settings.logLevel, write: io.stderr });
+  const source = await createSource(settings.source, settings);
+  const adapter = chooseAdapter(settings);
+  const udp = await resolveDestinations(
+    settings.addresses.filter((address) => address.kind === "udp"),
+  );
+  const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
+  const http = settings.addresses.flatMap((address) =>
+    address.kind === "http" ? [address.url] : []
+  );
+  const intervalMs = settings.intervalSeconds * 1000;
+  const { drain, startedAt } = lasting ??= {
+    drain: new Drain(logger),
+    startedAt: clock.now(),
+  };
+  const base = { settings, logger, lasting };
+  const shaping = {
+    minBusy: settings.minBusy,
+    rampUpSeconds: settings.rampUpSeconds,
+    startedAt,
+    now: () => clock.now(),
+  };
+  const shape = (load: Load) =>
+    shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
+  const agent = {
+    source,
+    port: settings.port,
+    intervalMs,
+    logger,
+    clock,
+    shape,
+    seal: sealer(settings, logger),
+  };
+
+  if (invocation.dryRun) {
+    const senders = [
+      ...udp.flatMap(({ port, zone, addresses }) =>
+        addresses.map((address) => formatDestination({ host: address, port, zone }))
+      ),
+      ...http.map((url) => url.href),
+    ]
+      .map((name) => createPrintSender(name, io.stdout));
+    return {
+      ...base,
+      options: { ...agent, senders },
+      via: "dry run: printing, not sending",
+      close: () => Promise.resolve(),
+    };
+  }
+  const transports = transportPool((family) => openTransport(settings, adapter, family, context));
+  // Open at start the sockets the addresses known now need, so that mistakes show at once.
+  await Promise.all(
+    [...new Set(udp.flatMap(({ addresses }) => addresses.map(familyOf)))].map(transports.get),
+  );
+  const httpSenders = http.map((url) =>
+    createHttpSender(url, {
+      timeoutMs: Math.min(HTTP_TIMEOUT_MS, intervalMs),
+      now: () => clock.now(),
+    })
+  );
+  const senders: Sender[] = [
+    ...udp.map((destination) =>
+      isIP(destination.host)
+        ? {
+          name: formatDestination(destination),
+          send: async (payload: Uint8Array) =>
+            (await transports.get(familyOf(destination.host))).send(payload, destination),
+        }
+        : createResolvingSender(destination.host, destination.port, transports.get, {
+          addresses: destination.addresses,
+          resolveIntervalMs,
+          now: () => clock.now(),
+          logger,
+        })
+    ),
+    ...httpSenders,
+  ];
+  const via = [
+    udp.length
+      ? `udp: ${adapter} adapter, ttl ${settings.ttl}${
+        settings.interfaceAddress ? `, interface ${settings.interfaceAddress}` : ""
+      }`
+      : undefined,
+    httpSenders.length ? "http: POST" : undefined,
+  ].filter(Boolean).join("; ");
+  return {
+    ...base,
+    options: { ...agent, senders },
+    via,
+    close: async () => {
+      httpSenders.forEach((sender) => sender.close());
+      await transports.close();
+    },
+  };
+}
+
+/** Signs messages with --key-file's key, if there is one. */
+function sealer(settings: Settings, logger: Logger): ((message: string) => string) | undefined {
+  if (!settings.keyFile) return undefined;
+  const key = keyFrom(settings.keyFile, logger);
+  return (message) => sign(message, key, Math.floor(Date.now() / 1000));
+}
+
+/** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */
+const HTTP_TIMEOUT_MS = 2000;
+
+/**
+ * Runs the agent with `resolved` until a signal stops it, with what `load` reads on SIGHUP;
+ * resolves to the exit status.
+ */
+export async function runAgent(
+  resolved: Resolved,
+  load: () => Resolved,
+  invocation: Invocation,
+  context: CommandContext,
+): Promise<number> {
+  let active = await prepare(resolved.settings, invocation, context);
+  if (invocation.once) {
+    try {
+      return await createAgent({ ...active.options, signal: new AbortController().signal }).beat()
+        ? EXIT_OK
+        : EXIT_FAILURE;
+    } finally {
+      await active.close();
+    }
+  }
+  const { drain, undrain } = drainSignals();
+  const signals = context.signals(
+    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
+    active.logger,
+  );
+  try {
+    let running = start(active);
+    for (;;) {
+      const signal = await signals.next();
+      if (drain.includes(signal) || undrain.includes(signal)) {
+        active.lasting.drain.set(drain.includes(signal), signal);
+        continue;
+      }
+      if (signal !== "SIGHUP") {
+        active.logger.info(`stopping on ${signal}: telling the proxies ready=0`);
+        await running.stop();
+        await running.agent.farewell();
+        break;
+      }
+      const next = await reload(load, invocation, context, active);
+      if (next) {
+        await running.stop();
+        await active.close();
+        active = next;
+        running = start(active);
+      }
+    }
+    active.logger.info("stopped");
+    return EXIT_OK;
+  } finally {
+    signals.close();
+    await active.close();
+  }
+}
+
+/** Starts the agent; `stop` stops it after the heartbeat under way. */
+function start(
+  { settings, logger, options, via }: Prepared,
+): { agent: Agent; stop(): Promise<void> } {
+  const { source, senders } = options;
+  if (settings.intervalSeconds >= 10) {
+    logger.warn(
+      `interval ${settings.intervalSeconds} s: mod_lbmethod_heartbeat ignores servers ` +
+        "silent for 10 s, so this server will drop out of the balancer between heartbeats",
+    );
+  }
+  const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
+  logger.info(
+    `heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
+      `${
+        senders.map((sender) => sender.name).join(", ")
+      } every ${settings.intervalSeconds} s (${via})`,
+  );
+  const abort = new AbortController();
+  const agent = createAgent({ ...options, signal: abort.signal });
+  const running = agent.run();
+  return {
+    agent,
+    stop: async () => {
+      abort.abort();
+      await running;
+    },
+  };
+}
+
+/** The configuration read again, ready to run; undefined, with the reason logged, if it is broken. */
+async function reload(
+  load: () => Resolved,
+  invocation: Invocation,
+  context: CommandContext,
+  running: Prepared,
+): Promise<Prepared | undefined> {
+  const { logger } = running;
+  logger.info("SIGHUP: reading the configuration again");
+  const keeping = "the running configuration is kept";
+  // Whatever goes wrong while reading or preparing, the running agent goes on.
+  try {
+    const resolved = load();
+    if (resolved.problems.length) {
+      resolved.problems.forEach((problem) => logger.error(`reload: ${problem}`));
+      logger.error(`reload failed: ${keeping}`);
+      return undefined;
+    }
+    return await prepare(resolved.settings, invocation, context, running.lasting);
+  } catch (error) {
+    logger.error(`reload failed: ${(error as Error).message}; ${keeping}`);
+    return undefined;
+  }
+}
+
+/** One UDP socket per address family, each opened when first needed; a failed open is tried again next time. */
+function transportPool(open: (family: 4 | 6) => Promise<UdpTransport>) {
+  const opened = new Map<4 | 6, Promise<UdpTransport>>();
+  return {
+    get: (family: 4 | 6): Promise<UdpTransport> => {
+      let transport = opened.get(family);
+      if (!transport) {
+        transport = open(family);
+        opened.set(family, transport);
+        transport.catch(() => opened.delete(family));
+      }
+      return transport;
+    },
+    close: async () => {
+      for (const transport of opened.values()) {
+        await (await transport.catch(() => undefined))?.close();
+      }
+    },
+  };
+}
+
+async function openTransport(
+  settings: Settings,
+  adapter: AdapterName,
+  family: 4 | 6,
+  context: CommandContext,
+): Promise<UdpTransport> {
+  const { openUdpTransport } = await context.adapter(adapter);
+  try {
+    return await openUdpTransport({
+      family,
+      ttl: settings.ttl,
+      loopback: true,
+      interfaceAddress: settings.interfaceAddress,
+    });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (
+      settings.interfaceAddress &&
+      (code === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))
+    ) {
+      throw new UsageError(
+        `--interface '${settings.interfaceAddress}': no local interface has this address`,
+      );
+    }
+    throw new RuntimeFailure(
+      `cannot open a UDP socket (${adapter} adapter): ${(error as Error).message}`,
+    );
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * What every command is given rather than reaching for: its output, environment, clock, the
+ * process's signals and the UDP adapters. main.ts passes the real ones; tests pass fakes, so
+ * reload, drain and farewell are tested without a process of their own.
+ */
+import { type Destination, lookupAll } from "../address.ts";
+import { UsageError } from "../cli.ts";
+import type { Logger } from "../log.ts";
+import type { Clock } from "../scheduler.ts";
+import type { AddressSetting, Settings } from "../settings.ts";
+import type { SignalName, SignalSource } from "../signals.ts";
+import { readKeyFile } from "../signing.ts";
+import { adapterUnavailable, defaultAdapter } from "../transport/index.ts";
+import type { AdapterName, UdpAdapter } from "../transport/transport.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export interface CommandIO {
+  stdout(line: string): void;
+  stderr(line: string): void;
+}
+
+export interface CommandContext {
+  io: CommandIO;
+  env: Record<string, string | undefined>;
+  clock: Clock;
+  /** Starts listening to the process's signals `names`. */
+  signals(names: readonly SignalName[], logger: Logger): SignalSource;
+  /** The UDP adapter called `name`. */
+  adapter(name: AdapterName): Promise<UdpAdapter>;
+}
+
+/** A failure at run time that the user should see as one line, with exit status 1. */
+export class RuntimeFailure extends Error {}
+
+/** --runtime-adapter, or the runtime's own; a usage error where it cannot run. */
+export function chooseAdapter(settings: Settings): AdapterName {
+  const adapter = settings.runtimeAdapter ?? defaultAdapter();
+  const unavailable = adapterUnavailable(adapter);
+  if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
+  return adapter;
+}
+
+/** The key in --key-file; a key file others can read is logged as a warning. */
+export function keyFrom(path: string, logger: Logger): Buffer {
+  let read: ReturnType<typeof readKeyFile>;
+  try {
+    read = readKeyFile(path);
+  } catch (error) {
+    throw new UsageError(`--key-file: ${(error as Error).message}`);
+  }
+  if (read.warning) logger.warn(read.warning);
+  return read.key;
+}
+
+/** Each destination with the addresses its host stands for now; a name that resolves to nothing is a usage error. */
+export async function resolveDestinations(
+  destinations: AddressSetting[],
+  flag = "--address",
+): Promise<(Destination & { addresses: string[] })[]> {
+  return await Promise.all(destinations.map(async ({ text, host, port, zone }) => {
+    try {
+      return { host, port, zone, addresses: await lookupAll(host) };
+    } catch (error) {
+      throw new UsageError(
+        `${flag} '${text}': cannot find an address for '${host}' (${
+          (error as { code?: string }).code ?? (error as Error).message
+        })`,
+      );
+    }
+  }));
+}

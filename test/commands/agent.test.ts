@@ -1,0 +1,115 @@
+/**
+ * The agent command with a fake context: signals sent by hand, heartbeats recorded instead of
+ * sent. Drain, reload and farewell, without a process or a network of their own.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Invocation } from "../../src/cli.ts";
+import { runAgent } from "../../src/commands/agent.ts";
+import type { CommandContext } from "../../src/commands/context.ts";
+import { systemClock } from "../../src/scheduler.ts";
+import { type Resolved, resolveSettings } from "../../src/settings.ts";
+import { drainSignals } from "../../src/signals.ts";
+import { FakeSignals, Recorder, recordingAdapter, recordingLog } from "../support/fakes.ts";
+import { waitFor } from "../support/lab.ts";
+
+const INVOCATION: Invocation = {
+  flags: {},
+  testConfig: false,
+  printConfig: false,
+  once: false,
+  dryRun: false,
+  print: false,
+};
+
+function configured(flags: Record<string, string>): Resolved {
+  return resolveSettings({
+    flags: { address: ["239.0.0.1:27999"], interval: "0.02", ...flags },
+    env: {},
+  });
+}
+
+function fakeContext() {
+  const recorder = new Recorder();
+  const signals = new FakeSignals();
+  const log = recordingLog();
+  const context: CommandContext = {
+    io: { stdout: log.write, stderr: log.write },
+    env: {},
+    clock: systemClock,
+    signals: signals.open,
+    adapter: () => Promise.resolve(recordingAdapter(recorder)),
+  };
+  const payloads = () => recorder.sent.map((sent) => sent.payload);
+  return { recorder, signals, log, context, payloads };
+}
+
+test("agent command: drain and undrain by signal; SIGTERM sends the farewell ready=0 and exits 0", async () => {
+  const { signals, log, context, payloads } = fakeContext();
+  const { drain, undrain } = drainSignals();
+  const resolved = configured({ ready: "5", busy: "1" });
+  const running = runAgent(resolved, () => resolved, INVOCATION, context);
+  const count = (payload: string) => payloads().filter((sent) => sent === payload).length;
+  await waitFor(() => count("v=1&ready=5&busy=1") >= 2, 5_000, "heartbeats");
+  signals.send(drain[0]);
+  await waitFor(
+    () => count("v=1&ready=0&busy=1") >= 1,
+    5_000,
+    `a drained heartbeat after ${drain[0]}`,
+  );
+  signals.send(undrain[0]);
+  const before = count("v=1&ready=5&busy=1");
+  await waitFor(
+    () => count("v=1&ready=5&busy=1") > before,
+    5_000,
+    `heartbeats again after ${undrain[0]}`,
+  );
+  signals.send("SIGTERM");
+  assert.equal(await running, 0);
+  assert.equal(payloads().at(-1), "v=1&ready=0&busy=1", "the farewell comes last");
+  assert.ok(signals.closed, "the signals are let go");
+  assert.ok(
+    (["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain] as const).every((name) =>
+      signals.listened.includes(name)
+    ),
+  );
+  const lines = log.lines.join("\n");
+  assert.match(
+    lines,
+    new RegExp(`${drain[0]}: drain requested\\n.*draining: advertising ready=0 \\(signal\\)`, "s"),
+  );
+  assert.match(lines, /stopping on SIGTERM: telling the proxies ready=0\n.*stopped$/s);
+});
+
+test("agent command: SIGHUP rereads the configuration; a broken or crashing one is logged and the running one kept", async () => {
+  const { signals, log, context, payloads } = fakeContext();
+  const configs: (() => Resolved)[] = [
+    () => configured({ ready: "9" }),
+    () => resolveSettings({ flags: { ttl: "300" }, env: {} }),
+    () => {
+      throw new Error("the config reader failed");
+    },
+  ];
+  let next = 0;
+  const first = configured({ ready: "5" });
+  const running = runAgent(first, () => configs[next++](), INVOCATION, context);
+  const seen = (ready: number) => payloads().includes(`v=1&ready=${ready}&busy=0`);
+  await waitFor(() => seen(5), 5_000, "the first configuration's heartbeats");
+  signals.send("SIGHUP");
+  await waitFor(() => seen(9), 5_000, "the reread configuration's heartbeats");
+  for (
+    const broken of [
+      "reload: --ttl '300': give a whole number from 0 to 255",
+      "reload failed: the config reader failed",
+    ]
+  ) {
+    signals.send("SIGHUP");
+    await waitFor(() => log.lines.some((line) => line.includes(broken)), 5_000, broken);
+    const sent = payloads().length;
+    await waitFor(() => payloads().length > sent + 1, 5_000, "heartbeats going on");
+    assert.equal(payloads().at(-1), "v=1&ready=9&busy=0", "the running configuration is kept");
+  }
+  signals.send("SIGTERM");
+  assert.equal(await running, 0);
+  assert.equal(payloads().at(-1), "v=1&ready=0&busy=0");
+});

@@ -1,0 +1,46 @@
+/** The monitor command with a fake context: which signals stop it, and which it only logs. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runMonitorCommand } from "../../src/commands/monitor.ts";
+import { systemClock } from "../../src/scheduler.ts";
+import { resolveSettings } from "../../src/settings.ts";
+import { FakeSignals, Recorder, recordingAdapter, recordingLog } from "../support/fakes.ts";
+import { waitFor } from "../support/lab.ts";
+
+test("monitor command: SIGHUP, SIGUSR1, SIGUSR2, SIGTTOU and SIGTTIN are logged and change nothing; SIGTERM stops it", async () => {
+  const signals = new FakeSignals();
+  const log = recordingLog();
+  const { settings } = resolveSettings({ flags: { listen: "239.0.0.1:27999" }, env: {} });
+  const running = runMonitorCommand(settings, {
+    flags: {},
+    testConfig: false,
+    printConfig: false,
+    once: false,
+    dryRun: false,
+    print: false,
+  }, {
+    io: { stdout: log.write, stderr: log.write },
+    env: {},
+    clock: systemClock,
+    signals: signals.open,
+    adapter: () => Promise.resolve(recordingAdapter(new Recorder())),
+  });
+  await waitFor(
+    () => log.lines.some((line) => line.includes("listening on udp 239.0.0.1:27999")),
+    5_000,
+    "the monitor",
+  );
+  for (const signal of ["SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN"] as const) {
+    signals.send(signal);
+  }
+  await waitFor(
+    () => log.lines.some((line) => line.includes("SIGTTIN: the monitor does not drain; ignored")),
+    5_000,
+    "the last one logged",
+  );
+  assert.match(log.lines.join("\n"), /SIGHUP: the monitor does not reload its configuration/);
+  signals.send("SIGTERM");
+  assert.equal(await running, 0);
+  assert.match(log.lines.join("\n"), /stopping on SIGTERM\n.*stopped$/s);
+  assert.ok(signals.closed);
+});
