@@ -1,0 +1,66 @@
+/** src/sources/exec.ts */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { createSource } from "../../src/sources/index.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const never = new AbortController().signal;
+
+test("exec: the command's output each read; failures and garbage are no data", async () => {
+  assert.deepEqual(await (await createSource("exec:echo ready=4\\&busy=1", {})).read(never), {
+    ready: 4,
+    busy: 1,
+  });
+  assert.deepEqual(
+    await (await createSource(`exec:printf '{"ready":2,"busy":0}'`, {})).read(never),
+    { ready: 2, busy: 0 },
+  );
+  await assert.rejects(
+    (await createSource("exec:echo oops >&2; exit 3", {})).read(never),
+    /exited with status 3: oops/,
+  );
+  await assert.rejects(
+    (await createSource("exec:echo garbage", {})).read(never),
+    /expected ready=N&busy=M/,
+  );
+  await assert.rejects(
+    (await createSource("exec:/no/such/command", {})).read(never),
+    /exited with status 127/,
+  );
+  await assert.rejects(
+    (await createSource("exec:head -c 100000 /dev/zero", {})).read(never),
+    /printed more than/,
+  );
+});
+
+test("exec: a command that hangs is killed at the deadline, with what it started", async () => {
+  const pidFile = join(scratch, "background-pid");
+  const source = await createSource(
+    `exec:sleep 30 & echo $! > ${pidFile}; sleep 30; echo ready=1\\&busy=1`,
+    {},
+  );
+  const started = Date.now();
+  await assert.rejects(
+    source.read(AbortSignal.timeout(300)),
+    /did not finish in time and was killed/,
+  );
+  assert.ok(Date.now() - started < 5000);
+  // Killed processes linger as zombies until reaped: give that a moment.
+  const background = Number(readFileSync(pidFile, "utf8"));
+  const gone = () => {
+    try {
+      process.kill(background, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  for (let wait = 0; wait < 40 && !gone(); wait++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok(gone(), "the command's background child was killed too");
+});
