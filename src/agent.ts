@@ -4,6 +4,7 @@
  * nonsense means no heartbeat that tick, and the proxy ages this server out as if it were down.
  */
 import { formatHeartbeat, type Load } from "./codec.ts";
+import { describeError } from "./errors.ts";
 import { type Logger, ProblemLog } from "./log.ts";
 import { type Clock, runEvery } from "./scheduler.ts";
 import type { Source } from "./sources/source.ts";
@@ -55,7 +56,7 @@ export function createAgent(options: AgentOptions): Agent {
         problems.ok(key, `${key} works again`);
         return true;
       } catch (error) {
-        problems.fail(key, `${key} failed: ${reason(error)}`);
+        problems.fail(key, `${key} failed: ${describeError(error)}`);
         return false;
       }
     }));
@@ -70,7 +71,7 @@ export function createAgent(options: AgentOptions): Agent {
       message = formatHeartbeat({ ...load, port: options.port });
       lastBusy = load.busy;
     } catch (error) {
-      problems.fail("source", `no heartbeat sent: ${source.description}: ${reason(error)}`);
+      problems.fail("source", `no heartbeat sent: ${source.description}: ${describeError(error)}`);
       return false;
     }
     problems.ok("source", `${source.description} answers again; heartbeats resumed`);
@@ -111,14 +112,4 @@ async function readWithin(
     stop.removeEventListener("abort", abortOnStop);
     timeout.catch(() => {});
   }
-}
-
-function reason(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === "string" && !error.message.includes(code)
-      ? `${error.message} (${code})`
-      : error.message;
-  }
-  return String(error);
 }

@@ -6,18 +6,20 @@
  */
 import process from "node:process";
 import { parseCommandLine, usage, UsageError } from "./cli.ts";
-import { runAgent } from "./commands/agent.ts";
+import { agentChecks, runAgent } from "./commands/agent.ts";
 import {
   type CommandContext,
   type CommandIO,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
+  problemsOf,
   RuntimeFailure,
 } from "./commands/context.ts";
-import { runMonitorCommand } from "./commands/monitor.ts";
+import { monitorChecks, runMonitorCommand } from "./commands/monitor.ts";
 import { showServers } from "./commands/servers.ts";
 import { configFileOf, loadSettings } from "./config/load.ts";
+import { createLogger } from "./log.ts";
 import { systemClock } from "./scheduler.ts";
 import { describeSettings } from "./settings.ts";
 import { processSignals } from "./signals.ts";
@@ -65,8 +67,16 @@ export async function main(
     const load = () => loadSettings({ flags: invocation.flags, env, configFile });
     const resolved = load();
     if (invocation.testConfig) {
-      resolved.problems.forEach((problem) => io.stderr(problem));
-      if (resolved.problems.length) return EXIT_USAGE;
+      // Like nginx -t: the syntax, then everything a start would check before opening anything.
+      const logger = createLogger({ level: "warn", write: io.stderr });
+      const problems = resolved.problems.length ? resolved.problems : await problemsOf(
+        command.mode === "monitor"
+          ? monitorChecks(resolved.settings, logger)
+          : agentChecks(resolved.settings, logger),
+        resolved.origins,
+      );
+      problems.forEach((problem) => io.stderr(problem));
+      if (problems.length) return EXIT_USAGE;
       io.stdout("Syntax OK");
       return EXIT_OK;
     }

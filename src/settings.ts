@@ -514,7 +514,11 @@ export function resolveSettings(layers: Layers): Resolved {
     }
     problems.push(
       ...layers.config.problems.map((problem) =>
-        `${problem.file}:${problem.line}: ${problem.message}`
+        problem.line
+          ? `${problem.file}:${problem.line}: ${problem.message}`
+          : problem.file
+          ? `${problem.file}: ${problem.message}`
+          : problem.message
       ),
     );
   }

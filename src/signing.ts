@@ -4,6 +4,7 @@
  * `heartbeat monitor --key-file` rejects unsigned, forged and replayed ones. The key is never
  * logged.
  */
+import { describeError } from "./errors.ts";
 import { readFileSync, statSync } from "node:fs";
 import process from "node:process";
 
@@ -19,11 +20,7 @@ export function readKeyFile(path: string): { key: Buffer; warning?: string } {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new Error(
-      `cannot read the key file ${path}: ${
-        (error as { code?: string }).code ?? (error as Error).message
-      }`,
-    );
+    throw new Error(`cannot read the key file ${path}: ${describeError(error)}`);
   }
   const key = Buffer.from(text.trim(), "utf8");
   if (key.length < MIN_KEY_BYTES) {

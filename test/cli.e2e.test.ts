@@ -51,7 +51,7 @@ test(`e2e ${runtime}: --once exits 0 when the heartbeat was sent`, { skip }, asy
     agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "3", "--once"]),
   );
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stderr, "");
+  assert.match(result.stderr, /^\S+ info {2}sent v=1&ready=3&busy=0 to 239\.0\.0\.1:27999\n$/);
 });
 
 test(
@@ -166,10 +166,16 @@ test(
     const lab = network();
     const good = join(lab.dir, "good.conf");
     const bad = join(lab.dir, "bad.conf");
+    // -t checks what a start would: with no source found here, the address alone is not enough.
     writeFileSync(
       good,
-      "<IfModule mod_heartbeat.c>\n  HeartbeatAddress 239.0.0.1:27999\n</IfModule>\n",
+      "<IfModule mod_heartbeat.c>\n  HeartbeatAddress 239.0.0.1:27999\n  HeartbeatReady 4\n</IfModule>\n",
     );
+    const sourceless = join(lab.dir, "sourceless.conf");
+    writeFileSync(sourceless, "HeartbeatAddress 239.0.0.1:27999\n");
+    const unstartable = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", sourceless]));
+    assert.equal(unstartable.code, 2);
+    assert.match(unstartable.stderr, /^no load source found \(tried apache: /);
     writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
     const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
     assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
@@ -530,7 +536,8 @@ test(
         "--once",
       ]),
     );
-    assert.deepEqual([sent.code, sent.stderr], [0, ""]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.match(sent.stderr, /^\S+ info {2}sent [^\n]+\n$/, "one line saying what went where");
     const read = (file: string) => {
       try {
         return readFileSync(file, "utf8");
@@ -600,7 +607,8 @@ test(
       ]),
       { env: { NODE_EXTRA_CA_CERTS: cert } },
     );
-    assert.deepEqual([sent.code, sent.stderr], [0, ""]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.match(sent.stderr, /^\S+ info {2}sent [^\n]+\n$/, "one line saying what went where");
     assert.match(received().stdout, /"body":"v=1&ready=5&busy=2"/);
     const untrusted = await lab.run(
       "host",

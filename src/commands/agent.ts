@@ -8,6 +8,7 @@ import { familyOf, formatDestination } from "../address.ts";
 import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
+import { describeError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { Resolved, Settings } from "../settings.ts";
@@ -22,6 +23,7 @@ import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
 import { VERSION } from "../version.ts";
 import {
+  type Check,
   chooseAdapter,
   type CommandContext,
   EXIT_FAILURE,
@@ -49,6 +51,32 @@ interface Lasting {
   startedAt: number;
 }
 
+/**
+ * What a start of the agent checks before it opens anything; `-t` runs them all. prepare()
+ * makes the same calls, in the same order.
+ */
+export function agentChecks(settings: Settings, logger: Logger): Check[] {
+  return [
+    { key: "addresses", run: () => requireDestination(settings) },
+    { key: "source", run: () => createSource(settings.source, settings) },
+    { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
+    { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
+    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+  ];
+}
+
+function requireDestination(settings: Settings): void {
+  if (settings.addresses.length === 0) {
+    throw new UsageError(
+      "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
+    );
+  }
+}
+
+function udpAddresses(settings: Settings) {
+  return settings.addresses.flatMap((address) => address.kind === "udp" ? [address] : []);
+}
+
 /** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
 async function prepare(
   settings: Settings,
@@ -57,17 +85,11 @@ async function prepare(
   lasting?: Lasting,
 ): Promise<Prepared> {
   const { io, clock } = context;
-  if (settings.addresses.length === 0) {
-    throw new UsageError(
-      "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
-    );
-  }
+  requireDestination(settings);
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
   const source = await createSource(settings.source, settings);
   const adapter = chooseAdapter(settings);
-  const udp = await resolveDestinations(
-    settings.addresses.filter((address) => address.kind === "udp"),
-  );
+  const udp = await resolveDestinations(udpAddresses(settings));
   const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
   const http = settings.addresses.flatMap((address) =>
     address.kind === "http" ? [address.url] : []
@@ -180,10 +202,27 @@ export async function runAgent(
 ): Promise<number> {
   let active = await prepare(resolved.settings, invocation, context);
   if (invocation.once) {
+    // Say what went where: --once is run by hand, or by scripts that log what they did.
+    const sent: string[] = [];
+    let payload = "";
+    const senders = active.options.senders.map((sender) => ({
+      name: sender.name,
+      send: async (bytes: Uint8Array) => {
+        await sender.send(bytes);
+        payload = new TextDecoder().decode(bytes);
+        sent.push(sender.name);
+      },
+    }));
     try {
-      return await createAgent({ ...active.options, signal: new AbortController().signal }).beat()
-        ? EXIT_OK
-        : EXIT_FAILURE;
+      const reached = await createAgent({
+        ...active.options,
+        senders,
+        signal: new AbortController().signal,
+      }).beat();
+      if (sent.length && !invocation.dryRun) {
+        active.logger.info(`sent ${payload} to ${sent.join(", ")}`);
+      }
+      return reached ? EXIT_OK : EXIT_FAILURE;
     } finally {
       await active.close();
     }
@@ -324,7 +363,7 @@ async function openTransport(
       );
     }
     throw new RuntimeFailure(
-      `cannot open a UDP socket (${adapter} adapter): ${(error as Error).message}`,
+      `cannot open a UDP socket (${adapter} adapter): ${describeError(error)}`,
     );
   }
 }

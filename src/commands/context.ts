@@ -5,11 +5,13 @@
  */
 import { type Destination, lookupAll } from "../address.ts";
 import { UsageError } from "../cli.ts";
+import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "../scheduler.ts";
-import type { AddressSetting, Settings } from "../settings.ts";
+import type { AddressSetting, Resolved, Settings } from "../settings.ts";
 import type { SignalName, SignalSource } from "../signals.ts";
 import { readKeyFile } from "../signing.ts";
+import { SourceConfigError } from "../sources/source.ts";
 import { adapterUnavailable, defaultAdapter } from "../transport/index.ts";
 import type { AdapterName, UdpAdapter } from "../transport/transport.ts";
 
@@ -49,7 +51,7 @@ export function keyFrom(path: string, logger: Logger): Buffer {
   try {
     read = readKeyFile(path);
   } catch (error) {
-    throw new UsageError(`--key-file: ${(error as Error).message}`);
+    throw new UsageError(`--key-file: ${describeError(error)}`);
   }
   if (read.warning) logger.warn(read.warning);
   return read.key;
@@ -71,4 +73,34 @@ export async function resolveDestinations(
       );
     }
   }));
+}
+
+/** One thing a start needs that the configuration may lack, and the setting it is about. */
+export interface Check {
+  key?: keyof Settings;
+  /** Throws a UsageError (or a SourceConfigError) saying what is wrong. */
+  run(): unknown;
+}
+
+/**
+ * Runs every check, as `-t` does: each problem as one line, put at the FILE:LINE of the
+ * directive it is about when the setting came from a config file.
+ */
+export async function problemsOf(checks: Check[], origins: Resolved["origins"]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const check of checks) {
+    try {
+      await check.run();
+    } catch (error) {
+      if (!(error instanceof UsageError || error instanceof SourceConfigError)) throw error;
+      const origin = check.key ? origins[check.key] : undefined;
+      problems.push(origin && /:\d+$/.test(origin) ? `${origin}: ${error.message}` : error.message);
+    }
+  }
+  return problems;
+}
+
+/** Runs every check, as a start does: the first problem is thrown. */
+export async function runChecks(checks: Check[]): Promise<void> {
+  for (const check of checks) await check.run();
 }

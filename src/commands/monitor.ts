@@ -2,8 +2,11 @@
  * `heartbeat monitor`: collects heartbeats by UDP and HTTP into mod_heartmonitor's storage file
  * until SIGTERM or SIGINT; other signals are logged and change nothing.
  */
+import { accessSync, constants, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { type Invocation, UsageError } from "../cli.ts";
-import { createLogger } from "../log.ts";
+import { describeError } from "../errors.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { runMonitor } from "../monitor/monitor.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
@@ -11,16 +14,54 @@ import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
 import { VERSION } from "../version.ts";
 import {
+  type Check,
   chooseAdapter,
   type CommandContext,
   EXIT_OK,
   keyFrom,
   resolveDestinations,
+  runChecks,
   RuntimeFailure,
 } from "./context.ts";
 
 /** Signals the monitor has no use for: logged, so that a stray one does not stop it. */
 const UNUSED_BY_MONITOR: SignalName[] = ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN"];
+
+/** What a start of the monitor checks before it opens anything; `-t` runs them all. */
+export function monitorChecks(settings: Settings, logger: Logger): Check[] {
+  return [
+    {
+      key: "listen",
+      run: () => {
+        if (!settings.listen && !settings.http) {
+          throw new UsageError(
+            "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
+          );
+        }
+      },
+    },
+    { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
+    {
+      key: "listen",
+      run: () => settings.listen && resolveDestinations([settings.listen], "--listen"),
+    },
+    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+    { key: "storage", run: () => settings.storage && requireWritableFolder(settings.storage) },
+  ];
+}
+
+/** The storage file's folder must exist and be writable, or no storage file would ever appear. */
+function requireWritableFolder(file: string): void {
+  const folder = dirname(resolve(file));
+  try {
+    if (!statSync(folder).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    accessSync(folder, constants.W_OK);
+  } catch (error) {
+    throw new UsageError(
+      `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
+    );
+  }
+}
 
 /** `heartbeat monitor`: runs until SIGINT or SIGTERM. */
 export async function runMonitorCommand(
@@ -29,12 +70,8 @@ export async function runMonitorCommand(
   context: CommandContext,
 ): Promise<number> {
   const { io, clock } = context;
-  if (!settings.listen && !settings.http) {
-    throw new UsageError(
-      "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
-    );
-  }
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
+  await runChecks(monitorChecks(settings, logger));
   const adapter = chooseAdapter(settings);
   const { maxServers } = settings;
   const signatures = settings.keyFile
@@ -101,12 +138,7 @@ export async function runMonitorCommand(
     logger.info("stopped");
     return EXIT_OK;
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    throw new RuntimeFailure(
-      `cannot listen on ${where}: ${
-        code === "EADDRINUSE" ? "the address is in use" : (error as Error).message
-      }`,
-    );
+    throw new RuntimeFailure(`cannot listen on ${where}: ${describeError(error)}`);
   } finally {
     signals.close();
   }

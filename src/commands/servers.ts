@@ -1,6 +1,7 @@
 /** `heartbeat servers FILE`: a storage file as mod_lbmethod_heartbeat sees it. */
 import { readFileSync } from "node:fs";
 import { formatColumns } from "../columns.ts";
+import { describeError } from "../errors.ts";
 import { BALANCER_MAX_LASTSEEN, balancerShares, parseStorage } from "../monitor/storage.ts";
 import { type CommandIO, EXIT_FAILURE, EXIT_OK } from "./context.ts";
 
@@ -10,7 +11,7 @@ export function showServers(file: string, io: CommandIO): number {
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    io.stderr(`heartbeat: cannot read ${file}: ${(error as Error).message}`);
+    io.stderr(`heartbeat: cannot read ${file}: ${describeError(error)}`);
     return EXIT_FAILURE;
   }
   const shares = balancerShares(parseStorage(text));

@@ -6,6 +6,7 @@
  * passed in, so that reading is a pure function of them.
  */
 import { dirname, isAbsolute, join } from "node:path";
+import { describeError } from "../errors.ts";
 
 export interface ConfigFs {
   readFile(path: string): string;
@@ -91,11 +92,14 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     try {
       text = options.fs.readFile(file);
     } catch (error) {
+      // The top file has no line to point at; an included one, the file that included it.
       const at = includedFrom.length ? includedFrom[includedFrom.length - 1] : undefined;
       problems.push({
-        file: at ?? file,
+        file: at ?? "",
         line: 0,
-        message: `Could not open configuration file ${file}: ${reason(error)}`,
+        message: at
+          ? `Could not open configuration file ${file}: ${reason(error)}`
+          : `cannot open config file ${file}: ${describeError(error)}`,
       });
       return;
     }

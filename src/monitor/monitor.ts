@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { latin1, MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.ts";
+import { describeError } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
@@ -124,7 +125,7 @@ export class Monitor {
       writeFileAtomic(storage, formatStorage(this.table.entries(), clock.now()));
       this.#problems.ok("storage", `writing ${storage} works again`);
     } catch (error) {
-      this.#problems.fail("storage", `cannot write ${storage}: ${(error as Error).message}`);
+      this.#problems.fail("storage", `cannot write ${storage}: ${describeError(error)}`);
     }
   }
 
