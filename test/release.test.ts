@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -12,7 +14,13 @@ import { archive, sha256sums, VERSION } from "../scripts/build.ts";
 import { loadSettings } from "../src/config/load.ts";
 import { main } from "../src/main.ts";
 import { SETTINGS } from "../src/settings.ts";
-import { commandAvailable, REPO, requiredOrSkipped } from "./support/lab.ts";
+import {
+  agentCommand,
+  commandAvailable,
+  currentRuntime,
+  REPO,
+  requiredOrSkipped,
+} from "./support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-release-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -136,3 +144,47 @@ for (const unit of ["heartbeat.service", "heartbeat-monitor.service"]) {
     },
   );
 }
+
+test("release: the tcp source reads /proc/net under the units' ProtectProc=invisible", {
+  skip: process.getuid?.() === 0 && commandAvailable("unshare")
+    ? false
+    : "a mount namespace of its own needs root",
+}, async () => {
+  // A listening port, in this network namespace: the one the agent's /proc/net shows.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    // /proc as systemd mounts it for ProtectProc=invisible: other users' processes hidden.
+    const agent = agentCommand(currentRuntime(), [
+      "-a",
+      "127.0.0.1:9",
+      "--source",
+      `tcp:${port}`,
+      "--capacity",
+      "10",
+      "--dry-run",
+      "--once",
+    ])
+      .map((arg) => `'${arg}'`).join(" ");
+    const run = spawnSync("unshare", [
+      "--mount",
+      "--pid",
+      "--fork",
+      "--",
+      "sh",
+      "-c",
+      `mount -t proc -o hidepid=invisible proc /proc && exec ${agent}`,
+    ], {
+      cwd: REPO,
+      encoding: "utf8",
+    });
+    assert.deepEqual(
+      [run.status, run.stdout],
+      [0, "127.0.0.1:9 v=1&ready=10&busy=0\n"],
+      run.stderr,
+    );
+  } finally {
+    server.close();
+  }
+});
