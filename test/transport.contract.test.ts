@@ -65,7 +65,14 @@ interface Observed {
   /** Payloads received by listeners, per namespace, as `FROM PAYLOAD`. */
   heard: { linkA: string[]; sender: string[] };
   /** What the adapter's own listeners in linkA received, as `FROM LENGTH TEXT`. */
-  received: { group: string[]; unicast: string[]; group6: string[]; unicast6: string[] };
+  received: {
+    group: string[];
+    unicast: string[];
+    group6: string[];
+    unicast6: string[];
+    /** A second listener on the group's port, bound after the first. */
+    groupTwin: string[];
+  };
 }
 
 const payload = (adapter: string, what: string) => `v=1&ready=1&busy=0&probe=${adapter}-${what}`;
@@ -107,6 +114,8 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
     ["10.99.1.2", String(PORT - 3)],
     [GROUP6, String(PORT - 4), "eth0"],
     ["fd00:99:1::2", String(PORT - 5)],
+    // A second listener on the same group and port, as mod_heartmonitor beside the monitor.
+    [GROUP, String(PORT - 2)],
   ] as const).map(([address, port, zone]) => {
     const child = lab.spawn(
       "linkA",
@@ -224,6 +233,7 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
       unicast: received(adapterListeners[1].output().stdout),
       group6: received(adapterListeners[2].output().stdout),
       unicast6: received(adapterListeners[3].output().stdout),
+      groupTwin: received(adapterListeners[4].output().stdout),
     },
   };
 }
@@ -322,6 +332,19 @@ for (const adapter of ADAPTERS) {
       assert.ok(
         !received.group.some((line) => line.includes("to-unicast-listener")),
         "only the group's port and address",
+      );
+    },
+  );
+
+  test(
+    `${name} shares the group and port with another listener, each receiving every datagram`,
+    { skip },
+    async () => {
+      const { received } = await observe(adapter);
+      const message = sent("to-listener");
+      assert.ok(
+        received.groupTwin.includes(`10.99.1.1 ${message.length} ${message}`),
+        received.groupTwin.join("\n"),
       );
     },
   );

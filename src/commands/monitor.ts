@@ -107,15 +107,17 @@ export async function runMonitorCommand(
     logger,
     clock,
     signal: stop.signal,
+    // Said once the sockets are bound: a monitor that says it listens, listens.
+    onListening: () =>
+      logger.info(
+        `heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
+          `${
+            settings.storage ? `storage ${settings.storage}` : "no storage file"
+          }; up to ${maxServers} servers` +
+          `${signatures ? "; signed heartbeats only" : ""}`,
+      ),
   });
   running.catch(() => stop.abort());
-  logger.info(
-    `heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
-      `${
-        settings.storage ? `storage ${settings.storage}` : "no storage file"
-      }; up to ${maxServers} servers` +
-      `${signatures ? "; signed heartbeats only" : ""}`,
-  );
   try {
     const stopped = running.then(() => undefined);
     for (;;) {

@@ -16,12 +16,16 @@ interface BunUdpApi {
     hostname: string;
     port: number;
     binaryType?: "buffer" | "uint8array";
+    /** libuv's UDP flags (not in Bun's types; its node:dgram uses them). */
+    flags?: number;
     socket: {
       error(socket: unknown, error: Error): void;
       data?(socket: unknown, data: Uint8Array, port: number, address: string): void;
     };
   }): Promise<BunUdpSocket>;
 }
+
+const UV_UDP_REUSEADDR = 4;
 
 function bunApi(): BunUdpApi {
   const bun = (globalThis as { Bun?: BunUdpApi }).Bun;
@@ -70,6 +74,10 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   const socket = await bunApi().udpSocket({
     hostname: bindAddress,
     port: options.port,
+    // SO_REUSEADDR, as the Deno and node:dgram adapters set it and mod_heartmonitor does, so that
+    // the monitor can share a group's port with mod_heartmonitor or another monitor on the host.
+    // Bun's udpSocket takes libuv's UV_UDP_REUSEADDR (4) in `flags`, as its node:dgram passes it.
+    flags: UV_UDP_REUSEADDR,
     // A plain Uint8Array costs less to make than a Buffer: at 200k datagrams a second, it shows.
     binaryType: "uint8array",
     socket: {
