@@ -316,7 +316,7 @@ export function defaultText(spec: Setting): string | undefined {
   if (spec.default === undefined || (Array.isArray(spec.default) && spec.default.length === 0)) {
     return undefined;
   }
-  return String(spec.default);
+  return Array.isArray(spec.default) ? spec.default.join(" ") : String(spec.default);
 }
 
 /** The sections of --help, in order. */

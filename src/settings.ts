@@ -9,6 +9,7 @@ import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
 import type { ConfigRead } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
+import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { type AdapterName, ADAPTERS } from "./transport/transport.ts";
@@ -54,6 +55,8 @@ export interface Settings {
   storage?: string;
   maxServers: number;
   http?: AddressSetting;
+  /** Where the monitor's HTTP side takes POSTed heartbeats. */
+  httpPaths: string[];
   allow?: Cidr[];
 }
 
@@ -369,6 +372,24 @@ export const SETTINGS: readonly Setting[] = [
     parse: address,
   }),
   setting({
+    key: "httpPaths",
+    flag: "http-path",
+    env: "HEARTBEAT_HTTP_PATH",
+    directive: "HeartbeatHTTPPath",
+    commands: MONITOR,
+    value: "PATH",
+    group: "Where heartbeats come in",
+    help: "take POSTed heartbeats at this path (repeatable; Tomcat posts to /HeartbeatListener)",
+    default: DEFAULT_HTTP_PATHS,
+    multiple: true,
+    parse: (value) => {
+      if (!/^\/[\x21-\x7e]*$/.test(value)) {
+        throw new SettingError("give a path starting with /, e.g. /heartbeat");
+      }
+      return value;
+    },
+  }),
+  setting({
     key: "allow",
     flag: "allow",
     env: "HEARTBEAT_ALLOW",
@@ -630,7 +651,9 @@ export function describeSettings(resolved: Resolved, command: Command = "agent")
     if (value === undefined || (Array.isArray(value) && value.length === 0)) return [];
     // Addresses and ranges keep the text they were given.
     const shown = Array.isArray(value)
-      ? value.map((item) => (item as { text: string }).text).join(" ")
+      ? value.map((item) => typeof item === "string" ? item : (item as { text: string }).text).join(
+        " ",
+      )
       : typeof value === "object"
       ? (value as { text: string }).text
       : String(value);

@@ -32,6 +32,7 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
     maxAgeSeconds: 10,
     signatureWindowSeconds: 30,
     maxServers: 1000,
+    httpPaths: ["/heartbeat", "/HeartbeatListener"],
   });
   assert.equal(origins.addresses, "--address");
   assert.equal(origins.ttl, "default");

@@ -441,6 +441,7 @@ test("config: every directive the agent reads", () => {
     maxServers: 1000,
     resolveIntervalSeconds: 30,
     signatureWindowSeconds: 30,
+    httpPaths: ["/heartbeat", "/HeartbeatListener"],
   });
 });
 
@@ -476,6 +477,7 @@ test("config: flags win over the environment, the environment over the file, the
     maxAgeSeconds: "default",
     signatureWindowSeconds: "default",
     maxServers: "default",
+    httpPaths: "default",
   });
   assert.equal(
     describeSettings(resolved),
@@ -496,10 +498,11 @@ test("config: flags win over the environment, the environment over the file, the
   assert.equal(
     describeSettings(resolved, "monitor"),
     [
-      "directive                 value  from",
-      "HeartbeatMaxServers       1000   default",
-      "HeartbeatSignatureWindow  30     default",
-      "HeartbeatLogLevel         info   default",
+      "directive                 value                          from",
+      "HeartbeatHTTPPath         /heartbeat /HeartbeatListener  default",
+      "HeartbeatMaxServers       1000                           default",
+      "HeartbeatSignatureWindow  30                             default",
+      "HeartbeatLogLevel         info                           default",
     ].join("\n"),
   );
   assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, [

@@ -90,7 +90,9 @@ export async function runMonitorCommand(
     : undefined;
   const where = [
     udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
-    settings.http ? `http ${settings.http.text}` : undefined,
+    settings.http
+      ? `http ${settings.http.text} (POST ${settings.httpPaths.join(", ")})`
+      : undefined,
   ].filter(Boolean).join(", ");
   const signals = context.signals(["SIGINT", "SIGTERM", "SIGHUP", ...UNUSED_BY_MONITOR], logger);
   const stop = new AbortController();
@@ -98,6 +100,7 @@ export async function runMonitorCommand(
   const running = runMonitor({
     udp,
     http: settings.http,
+    httpPaths: settings.httpPaths,
     openUdpListener: (await context.adapter(adapter)).openUdpListener,
     storage: settings.storage,
     maxServers,

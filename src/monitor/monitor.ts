@@ -27,6 +27,8 @@ export interface MonitorOptions {
   signatures?: SignatureCheck;
   /** Seconds since 1970, for signatures' timestamps. */
   unixNow?: () => number;
+  /** Where the HTTP side takes POSTed heartbeats (default: DEFAULT_HTTP_PATHS). */
+  httpPaths?: string[];
   /** Told one line per heartbeat accepted, for --print. */
   print?: (line: string) => void;
   logger: Logger;
@@ -40,6 +42,7 @@ export class Monitor {
   readonly table: ServerTable;
   readonly accepted: Record<Via, number> = { udp: 0, http: 0 };
   readonly rejected = new Map<Rejection, number>();
+  readonly httpRefused = new Map<HttpRefusal, number>();
   readonly #options: MonitorOptions;
   readonly #problems: ProblemLog;
 
@@ -203,25 +206,55 @@ export class Monitor {
             }`
           ),
       ),
+      family(
+        "heartbeat_http_requests_refused_total",
+        "HTTP requests refused that were not heartbeats, by reason.",
+        "counter",
+        (["not-found", "method-not-allowed"] as HttpRefusal[]).map((reason) =>
+          `heartbeat_http_requests_refused_total{reason="${reason}"} ${
+            this.httpRefused.get(reason) ?? 0
+          }`
+        ),
+      ),
     ].join("\n") + "\n";
   }
 
   /**
-   * The HTTP side: POST /heartbeat takes a heartbeat as mod_heartmonitor's `SetHandler
-   * heartbeat` does, keyed by the TCP peer, and answers `OK`; GET /servers and GET /metrics.
+   * The HTTP side: a POST to one of the heartbeat paths (`/heartbeat` and Tomcat's
+   * `/HeartbeatListener` unless told otherwise) takes a heartbeat as mod_heartmonitor's
+   * `SetHandler heartbeat` does, keyed by the TCP peer, and answers `OK`; GET /servers and GET
+   * /metrics. Anything else is refused with the status that says why, counted and logged.
    */
   handleHttp(request: IncomingMessage, response: ServerResponse): void {
-    const reply = (status: number, body: string, type = "text/plain") => {
+    const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
       response.writeHead(status, {
-        "Content-Type": type,
+        "Content-Type": "text/plain",
+        ...headers,
         "Content-Length": Buffer.byteLength(body),
       });
       response.end(body);
     };
     const path = (request.url ?? "/").split("?")[0];
-    if (path === "/heartbeat") {
+    const paths = this.#options.httpPaths ?? DEFAULT_HTTP_PATHS;
+    const from = request.socket.remoteAddress ?? "?";
+    const refuse = (
+      status: number,
+      reason: HttpRefusal,
+      body: string,
+      headers?: Record<string, string>,
+    ) => {
+      this.httpRefused.set(reason, (this.httpRefused.get(reason) ?? 0) + 1);
+      this.#problems.fail(
+        `http ${reason}`,
+        `refused ${request.method} ${JSON.stringify(path)} from ${from}: ${reason}`,
+      );
+      reply(status, body, headers);
+    };
+    if (paths.includes(path)) {
       if (request.method !== "POST") {
-        return reply(405, "Method Not Allowed: POST a heartbeat here\n");
+        return refuse(405, "method-not-allowed", "Method Not Allowed: POST a heartbeat here\n", {
+          Allow: "POST",
+        });
       }
       const chunks: Buffer[] = [];
       let size = 0;
@@ -230,8 +263,8 @@ export class Monitor {
         if (size <= MAX_MESSAGE_BYTES + 1) chunks.push(chunk);
       });
       request.on("end", () => {
-        const from = request.socket.remoteAddress ?? "";
-        const body = Buffer.concat(chunks);
+        // Tomcat ends its body with CRLF; Apache's handler takes it, and so do we.
+        const body = trimEnd(Buffer.concat(chunks));
         const rejection = this.accept(
           size > MAX_MESSAGE_BYTES ? new Uint8Array(size) : body,
           from,
@@ -246,13 +279,41 @@ export class Monitor {
       });
       return;
     }
-    if (request.method !== "GET") return reply(405, "Method Not Allowed\n");
-    if (path === "/servers") {
-      return reply(200, `${JSON.stringify(this.servers(), null, 2)}\n`, "application/json");
+    if (path === "/servers" || path === "/metrics") {
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return refuse(405, "method-not-allowed", "Method Not Allowed: GET it\n", {
+          Allow: "GET, HEAD",
+        });
+      }
+      return path === "/servers"
+        ? reply(200, `${JSON.stringify(this.servers(), null, 2)}\n`, {
+          "Content-Type": "application/json",
+        })
+        : reply(200, this.metrics(), { "Content-Type": "text/plain; version=0.0.4" });
     }
-    if (path === "/metrics") return reply(200, this.metrics(), "text/plain; version=0.0.4");
-    reply(404, "Not Found: POST /heartbeat, GET /servers, GET /metrics\n");
+    refuse(
+      404,
+      "not-found",
+      `Not Found: POST heartbeats to ${paths.join(" or ")}; GET /servers, /metrics\n`,
+    );
   }
+}
+
+/** Why the HTTP side refused a request that was not a heartbeat. */
+export type HttpRefusal = "not-found" | "method-not-allowed";
+
+/** Where heartbeats are POSTed when no --http-path is given. */
+export const DEFAULT_HTTP_PATHS = ["/heartbeat", "/HeartbeatListener"];
+
+/** `bytes` without trailing spaces, tabs, CRs and LFs. */
+function trimEnd(bytes: Uint8Array): Uint8Array {
+  let end = bytes.length;
+  while (
+    end > 0 &&
+    (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x09 || bytes[end - 1] === 0x0d ||
+      bytes[end - 1] === 0x0a)
+  ) end--;
+  return bytes.subarray(0, end);
 }
 
 export interface RunMonitorOptions extends MonitorOptions {

@@ -182,7 +182,71 @@ test("monitor: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /servers 
   assert.match(metrics, /^heartbeat_messages_rejected_total\{reason="oversize"\} 1$/m);
   const missing = await fetch(`${url}/nope`);
   assert.equal(missing.status, 404);
-  await missing.text();
+  assert.equal(
+    await missing.text(),
+    "Not Found: POST heartbeats to /heartbeat or /HeartbeatListener; GET /servers, /metrics\n",
+  );
+  assert.equal(get.headers.get("allow"), "POST");
+  const posted = await fetch(`${url}/metrics`, { method: "POST", body: "x" });
+  assert.deepEqual([posted.status, posted.headers.get("allow")], [405, "GET, HEAD"]);
+  await posted.text();
+  // Tomcat's TcpSender: POST /HeartbeatListener, the body ending in CRLF.
+  const tomcat = await fetch(`${url}/HeartbeatListener`, {
+    method: "POST",
+    body: "v=1&ready=25&busy=0&port=8080\r\n",
+  });
+  assert.deepEqual([tomcat.status, await tomcat.text()], [200, "OK"]);
+  assert.deepEqual(monitor.servers().map((server) => (server as { ready: number }).ready), [25]);
+  const counted = await (await fetch(`${url}/metrics`)).text();
+  assert.match(counted, /^heartbeat_http_requests_refused_total\{reason="not-found"\} 1$/m);
+  assert.match(
+    counted,
+    /^heartbeat_http_requests_refused_total\{reason="method-not-allowed"\} 2$/m,
+  );
+  stop.abort();
+  await running;
+});
+
+test("monitor: --http-path replaces the paths heartbeats are taken at", async () => {
+  const stop = new AbortController();
+  const log = recordingLog();
+  let port = 0;
+  const running = runMonitor({
+    http: { host: "127.0.0.1", port: 0 },
+    httpPaths: ["/hb"],
+    openUdpListener: () => Promise.reject(new Error("not used")),
+    maxServers: 10,
+    allow: [],
+    logger: createLogger({ level: "info", write: log.write }),
+    clock: systemClock,
+    signal: stop.signal,
+    onListening: (_started, address) => port = address.port ?? 0,
+  });
+  for (let wait = 0; wait < 100 && !port; wait++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const ok = await fetch(`http://127.0.0.1:${port}/hb`, {
+    method: "POST",
+    body: "v=1&ready=2&busy=1",
+  });
+  assert.deepEqual([ok.status, await ok.text()], [200, "OK"]);
+  const old = await fetch(`http://127.0.0.1:${port}/heartbeat`, {
+    method: "POST",
+    body: "v=1&ready=2&busy=1",
+  });
+  assert.deepEqual([old.status, await old.text()], [
+    404,
+    "Not Found: POST heartbeats to /hb; GET /servers, /metrics\n",
+  ]);
+  await fetch(`http://127.0.0.1:${port}/heartbeat`, { method: "POST", body: "v=1" }).then((
+    response,
+  ) => response.text());
+  // Logged once, with a count later, not once a request.
+  assert.equal(
+    log.lines.filter((line) => line.includes('refused POST "/heartbeat" from 127.0.0.1: not-found'))
+      .length,
+    1,
+  );
   stop.abort();
   await running;
 });
