@@ -4,6 +4,7 @@
  * precedence flags > environment > config file > defaults.
  */
 import { isIPv4 } from "node:net";
+import { resolve } from "node:path";
 import { parseAddress } from "./address.ts";
 import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
@@ -95,6 +96,12 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   default?: Settings[K];
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
+  /**
+   * A file path, made absolute as Apache makes a directive's: against the run-time folder
+   * (ap_runtime_dir_relative, as mod_heartmonitor does for HeartbeatStorage) or ServerRoot. A
+   * flag's or variable's is made absolute against the working folder.
+   */
+  file?: "runtime-dir" | "server-root";
   parse(text: string): Item<Settings[K]>;
 }
 
@@ -302,6 +309,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "DIR",
     group: "What to send",
     help: "where /proc is, for --source tcp (if not given: /proc)",
+    file: "server-root",
     parse: text,
   }),
   setting({
@@ -313,6 +321,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "PATH",
     group: "Shaping what is sent",
     help: "while PATH exists, send ready=0 (SIGTTOU too, until SIGTTIN)",
+    file: "server-root",
     parse: text,
   }),
   setting({
@@ -410,6 +419,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "FILE",
     group: "What is kept",
     help: "write mod_heartmonitor's storage file, rewritten every second",
+    file: "runtime-dir",
     parse: text,
   }),
   setting({
@@ -424,8 +434,12 @@ export const SETTINGS: readonly Setting[] = [
     default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
-      // mod_heartmonitor's rule: 0 means the storage file; a shared-memory table needs more than 10.
-      if (count !== 0 && count <= 10) throw new SettingError("Should be bigger than 10");
+      // mod_heartmonitor's rule (2.4.71): 0 means the storage file; shared memory needs 10 or more.
+      if (count !== 0 && count < 10) {
+        throw new SettingError(
+          "Should be 0 for file storage, or greater or equal than 10 for slotmem",
+        );
+      }
       return count || DEFAULT_MAX_SERVERS;
     },
   }),
@@ -438,6 +452,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "FILE",
     group: "Signing",
     help: "sign heartbeats with this key; the monitor takes only signed ones",
+    file: "server-root",
     parse: text,
   }),
   setting({
@@ -570,6 +585,7 @@ function fromFlag(
     texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })),
     `--${spec.flag}`,
     problems,
+    WORKING_FOLDER,
   );
 }
 
@@ -582,6 +598,7 @@ function fromEnv(spec: Setting, env: Layers["env"], problems: string[]): Candida
     texts.map((text) => ({ text, where: `${spec.env} '${text}'` })),
     spec.env,
     problems,
+    WORKING_FOLDER,
   );
 }
 
@@ -615,8 +632,12 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     })),
     used.map((directive) => `${directive.file}:${directive.line}`).join(", "),
     problems,
+    { "runtime-dir": config.runtimeDir, "server-root": config.serverRoot },
   );
 }
+
+/** What a flag's or variable's relative path is relative to. */
+const WORKING_FOLDER = { "runtime-dir": ".", "server-root": "." };
 
 /** Parses each text; a problem is `WHERE: reason` (or `WHERE reason` after a colon). */
 function collect(
@@ -624,11 +645,13 @@ function collect(
   texts: { text: string; where: string }[],
   origin: string,
   problems: string[],
+  folders: Record<NonNullable<Setting["file"]>, string>,
 ): Candidate | undefined {
   const values: unknown[] = [];
   for (const { text, where } of texts) {
     try {
-      values.push(spec.parse(text));
+      const value = spec.parse(text);
+      values.push(spec.file ? resolve(folders[spec.file], value as string) : value);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
       problems.push(

@@ -202,7 +202,7 @@ test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags 
   }
   assert.match(
     resolveSettings({ flags: { "max-servers": "5" }, env: {} }).problems[0],
-    /--max-servers '5': Should be bigger than 10/,
+    /--max-servers '5': Should be 0 for file storage, or greater or equal than 10 for slotmem/,
   );
   assert.match(
     resolveSettings({ flags: { allow: ["10.0.0.0/40"] }, env: {} }).problems[0],

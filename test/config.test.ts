@@ -350,9 +350,13 @@ test("config: error cases name the file and line, in Apache's words", () => {
       { "/etc/hb/main.conf": "<IfModule>\n</IfModule>" },
       /:1: <IfModule> takes one argument$/,
     ],
-    ["HeartbeatMaxServers as mod_heartmonitor checks it", {
-      "/etc/hb/main.conf": "HeartbeatMaxServers 5",
-    }, /:1: HeartbeatMaxServers: Should be bigger than 10$/],
+    [
+      "HeartbeatMaxServers as mod_heartmonitor checks it",
+      {
+        "/etc/hb/main.conf": "HeartbeatMaxServers 5",
+      },
+      /:1: HeartbeatMaxServers: Should be 0 for file storage, or greater or equal than 10 for slotmem$/,
+    ],
     [
       "HeartbeatListen without a port",
       { "/etc/hb/main.conf": "HeartbeatListen 239.0.0.1" },
@@ -558,4 +562,42 @@ test("config: Debian's real /etc/apache2 tree with a HeartbeatAddress in conf-en
   assert.deepEqual(load().problems, [
     `${heartbeatConf}:2: HeartbeatAddress: No port provided in address`,
   ]);
+});
+
+test("config: relative paths resolve as Apache resolves them: HeartbeatStorage in the run-time folder, files under ServerRoot", () => {
+  const storage = (conf: string) => settings({ "/etc/hb/main.conf": conf }).settings.storage;
+  // No ServerRoot: the main file's folder, as Debian's /etc/apache2; no DefaultRuntimeDir: httpd's logs/.
+  assert.equal(storage("HeartbeatStorage hb.dat"), "/etc/hb/logs/hb.dat");
+  assert.equal(storage("ServerRoot /srv/httpd\nHeartbeatStorage hb.dat"), "/srv/httpd/logs/hb.dat");
+  assert.equal(
+    storage("DefaultRuntimeDir /var/run/apache2\nHeartbeatStorage hb.dat"),
+    "/var/run/apache2/hb.dat",
+  );
+  assert.equal(
+    storage("ServerRoot /srv\nDefaultRuntimeDir run\nHeartbeatStorage logs/hb.dat"),
+    "/srv/run/logs/hb.dat",
+  );
+  assert.equal(
+    storage("DefaultRuntimeDir /var/run/apache2\nHeartbeatStorage /data/hb.dat"),
+    "/data/hb.dat",
+  );
+  const files = settings({
+    "/etc/hb/main.conf": "ServerRoot /srv\nHeartbeatKeyFile keys/hb.key\nHeartbeatDrainFile drain",
+  });
+  assert.deepEqual([files.settings.keyFile, files.settings.drainFile], [
+    "/srv/keys/hb.key",
+    "/srv/drain",
+  ]);
+  // A flag's, and a variable's, relative path is the working folder's, shown absolute.
+  const flagged = settings({ "/etc/hb/main.conf": "" }, { HEARTBEAT_KEY_FILE: "k" }, {
+    storage: "hb.dat",
+  });
+  assert.deepEqual([flagged.settings.storage, flagged.settings.keyFile], [
+    join(process.cwd(), "hb.dat"),
+    join(process.cwd(), "k"),
+  ]);
+  assert.match(
+    describeSettings(flagged, "monitor"),
+    new RegExp(`^HeartbeatStorage +${join(process.cwd(), "hb.dat")} +--storage$`, "m"),
+  );
 });

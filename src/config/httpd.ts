@@ -45,6 +45,13 @@ export interface ReadOptions {
 export interface ConfigRead {
   directives: Directive[];
   problems: ConfigProblem[];
+  /** ServerRoot: as the file sets it, else the main file's folder (Debian's /etc/apache2). */
+  serverRoot: string;
+  /**
+   * Where Apache puts run-time files, and so relative HeartbeatStorage paths
+   * (ap_runtime_dir_relative): DefaultRuntimeDir, else httpd's built-in `logs` under ServerRoot.
+   */
+  runtimeDir: string;
 }
 
 /** The conditional sections, by lower-cased name. */
@@ -64,6 +71,9 @@ interface OpenSection {
   conditional: boolean;
 }
 
+/** httpd's run-time folder under ServerRoot when DefaultRuntimeDir is not set (as built by default). */
+const DEFAULT_REL_RUNTIMEDIR = "logs";
+
 /** Reads `mainFile` and everything it includes; never throws for what the files say. */
 export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigRead {
   const directives: Directive[] = [];
@@ -71,6 +81,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
   const defines = new Map<string, string>();
   const modules = new Set(options.builtinModules);
   let serverRoot: string | undefined;
+  let defaultRuntimeDir: string | undefined;
   const known = new Set([...options.knownDirectives, ...LANGUAGE]);
 
   const problem = (file: string, line: number, message: string) =>
@@ -155,6 +166,9 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       } else if (key === "serverroot") {
         if (args.length === 1) serverRoot = args[0];
         else problem(file, line, "ServerRoot takes one argument");
+      } else if (key === "defaultruntimedir") {
+        if (args.length === 1) defaultRuntimeDir = args[0];
+        else problem(file, line, "DefaultRuntimeDir takes one argument");
       } else if (key === "include" || key === "includeoptional") {
         include(key === "includeoptional", first, args, undefinedVariables, file, line, [
           ...includedFrom,
@@ -256,7 +270,12 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
   }
 
   readFile(mainFile, []);
-  return { directives, problems };
+  return {
+    directives,
+    problems,
+    serverRoot: relative("."),
+    runtimeDir: relative(defaultRuntimeDir ?? DEFAULT_REL_RUNTIMEDIR),
+  };
 }
 
 /** Lines joined where one ends with `\`, each with the number of the line it starts on. */
