@@ -41,12 +41,19 @@ const COMMAND_FLAGS: readonly CommandFlag[] = [
     help: "print one line per heartbeat received",
   },
   {
+    flag: "balancer",
+    value: "NAME",
+    commands: ["servers"],
+    group: "Configuration",
+    help: "with -f: the balancer to show (balancer://NAME), when the config has several",
+  },
+  {
     flag: "config",
     short: "f",
     value: "FILE",
-    commands: ["agent", "monitor"],
+    commands: ["agent", "monitor", "servers"],
     group: "Configuration",
-    help: "read Heartbeat* directives from an Apache-style file (HEARTBEAT_CONFIG)",
+    help: "read Heartbeat* directives (for servers: the balancers) from an Apache-style file",
   },
   {
     flag: "test-config",
@@ -126,7 +133,7 @@ export type Command =
   | { kind: "help"; command: CommandName }
   | { kind: "version" }
   | { kind: "run"; mode: SettingsCommand; invocation: Invocation }
-  | { kind: "servers"; file: string };
+  | { kind: "servers"; file: string; configFile?: string; balancer?: string };
 
 /** What the command line asks for; throws UsageError with a message saying what to fix. */
 export function parseCommandLine(argv: string[]): Command {
@@ -151,13 +158,30 @@ export function parseCommandLine(argv: string[]): Command {
   const command: CommandName = word === "monitor" || word === "servers" ? word : "agent";
   if (values.help) return { kind: "help", command };
   if (values.version) return { kind: "version" };
+  for (const flag of Object.keys(values)) {
+    const commands = commandsOf(flag);
+    if (commands && !commands.includes(command)) {
+      throw new UsageError(
+        command === "servers"
+          ? `--${flag} is not an option of 'heartbeat servers'`
+          : commands.includes("monitor")
+          ? `--${flag} is for 'heartbeat monitor'`
+          : `--${flag} is for the agent, not 'heartbeat monitor'`,
+      );
+    }
+  }
   if (command === "servers") {
     if (rest.length !== 1) {
       throw new UsageError(
         "'heartbeat servers FILE' takes one storage file, e.g. /var/log/apache2/hb.dat",
       );
     }
-    return { kind: "servers", file: rest[0] };
+    return {
+      kind: "servers",
+      file: rest[0],
+      ...(values.config ? { configFile: values.config as string } : {}),
+      ...(values.balancer ? { balancer: values.balancer as string } : {}),
+    };
   }
   if (word !== undefined && command === "agent") {
     throw new UsageError(
@@ -166,16 +190,6 @@ export function parseCommandLine(argv: string[]): Command {
   }
   if (rest.length) {
     throw new UsageError(`unexpected argument '${rest[0]}': every setting is a --flag`);
-  }
-  for (const flag of Object.keys(values)) {
-    const commands = commandsOf(flag);
-    if (commands && !commands.includes(command)) {
-      throw new UsageError(
-        commands.includes("monitor")
-          ? `--${flag} is for 'heartbeat monitor'`
-          : `--${flag} is for the agent, not 'heartbeat monitor'`,
-      );
-    }
   }
   if (values.verbose && values.quiet) {
     throw new UsageError("--verbose and --quiet cannot be used together");
@@ -357,7 +371,10 @@ const HEADERS: Record<CommandName, string[]> = {
     "as mod_lbmethod_heartbeat sees it: each server's weight and share of requests.",
     "",
     "Usage:",
-    "  heartbeat servers FILE",
+    "  heartbeat servers FILE [-f httpd.conf [--balancer NAME]]",
+    "",
+    "With the proxy's config, in the balancer's member order, as the balancer draws;",
+    "without, in the file's order.",
   ],
 };
 
@@ -374,7 +391,11 @@ const FOOTERS: Record<CommandName, string[]> = {
     "  heartbeat monitor --listen 239.0.0.1:27999 --storage /run/heartbeat/hb.dat",
     "  heartbeat monitor --listen 239.0.0.1:27999 --http 127.0.0.1:8080 --print",
   ],
-  servers: ["Example:", "  heartbeat servers /run/heartbeat/hb.dat"],
+  servers: [
+    "Examples:",
+    "  heartbeat servers /run/heartbeat/hb.dat",
+    "  heartbeat servers /run/heartbeat/hb.dat -f /etc/apache2/apache2.conf",
+  ],
 };
 
 const SETTINGS_NOTE = [

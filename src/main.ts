@@ -60,7 +60,7 @@ export async function main(
         io.stdout(versionLine());
         return EXIT_OK;
       case "servers":
-        return showServers(command.file, io);
+        return showServers(command, io);
     }
     const { invocation } = command;
     const configFile = configFileOf(invocation.configFile, env);

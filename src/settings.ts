@@ -612,7 +612,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     if (directive.sections.length) {
       problems.push(
         `${where} cannot occur within <${
-          directive.sections[directive.sections.length - 1]
+          directive.sections[directive.sections.length - 1].name
         }> section`,
       );
     } else if (directive.args.length !== 1) {

@@ -299,7 +299,10 @@ test("cli: every command's --help is made from the rows and fits 80 columns", ()
   );
   assert.match(usage("monitor"), /--max-servers N/);
   assert.doesNotMatch(usage("monitor"), /--ttl|--once|--source/);
-  assert.match(usage("servers"), /^Usage:\n {2}heartbeat servers FILE$/m);
+  assert.match(
+    usage("servers"),
+    /^Usage:\n {2}heartbeat servers FILE \[-f httpd.conf \[--balancer NAME\]\]$/m,
+  );
 });
 
 test("cli: a misspelt option gets a suggestion; a long one with one dash, a pointed hint; a negative number, its own message", () => {
@@ -486,6 +489,63 @@ test("main: -t checks what a start would, and says each problem where it is", as
       err.lines[0],
       /^heartbeat: --storage '.*': the folder .* cannot take it: no such file or directory \(ENOENT\)$/,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member order", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-servers-"));
+  try {
+    const storage = join(dir, "hb.dat");
+    writeFileSync(
+      storage,
+      "10.0.0.2 &ready=20&busy=2&lastseen=1&port=80\n10.0.0.1 &ready=0&busy=3&lastseen=1&port=80\n",
+    );
+    const conf = join(dir, "httpd.conf");
+    writeFileSync(
+      conf,
+      '<Proxy "balancer://web">\n  BalancerMember "http://10.0.0.1:80"\n  BalancerMember "http://10.0.0.2:80"\n</Proxy>\n',
+    );
+    const out = recordingLog();
+    assert.equal(
+      await main(["servers", storage, "-f", conf], { stdout: out.write, stderr: out.write }, {}),
+      EXIT_OK,
+    );
+    assert.equal(
+      out.lines[0],
+      "balancer://web (members in " + conf + "'s order: 10.0.0.1, 10.0.0.2)",
+    );
+    assert.match(
+      out.lines[1],
+      /^10\.0\.0\.1 +80 +0 +3 +1 s +0 +0\.0%\n10\.0\.0\.2 +80 +20 +2 +1 s +20 +100\.0%$/m,
+    );
+    const plain = recordingLog();
+    assert.equal(
+      await main(["servers", storage], { stdout: plain.write, stderr: plain.write }, {}),
+      EXIT_OK,
+    );
+    // The file's order puts the drained server last: it wins the draw's top number.
+    assert.match(plain.lines[0], /^10\.0\.0\.1 +80 +0 +3 +1 s +0 +4\.8%$/m);
+    assert.match(plain.lines[1], /in the file's order/);
+    const err = recordingLog();
+    assert.equal(
+      await main(["servers", storage, "-f", conf, "--balancer", "api"], {
+        stdout: err.write,
+        stderr: err.write,
+      }, {}),
+      EXIT_USAGE,
+    );
+    assert.match(err.lines[0], /has no balancer:\/\/api; its balancers: balancer:\/\/web$/);
+    assert.equal(
+      await main(
+        ["servers", storage, "--ready", "3"],
+        { stdout: err.write, stderr: err.write },
+        {},
+      ),
+      EXIT_USAGE,
+    );
+    assert.match(err.lines.at(-2)!, /--ready is not an option of 'heartbeat servers'/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

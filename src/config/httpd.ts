@@ -23,8 +23,11 @@ export interface Directive {
   line: number;
   /** `${NAME}`s in the line that nothing defines; they are left as written. */
   undefinedVariables: string[];
-  /** Enclosing sections that are not conditionals, outermost first: `["VirtualHost"]`. */
-  sections: string[];
+  /**
+   * Enclosing sections that are not conditionals, outermost first:
+   * `[{ name: "Proxy", args: ["balancer://origins"] }]`.
+   */
+  sections: { name: string; args: string[] }[];
 }
 
 export interface ConfigProblem {
@@ -65,6 +68,7 @@ const MAX_INCLUDE_DEPTH = 128;
 
 interface OpenSection {
   name: string;
+  args: string[];
   file: string;
   line: number;
   active: boolean;
@@ -144,7 +148,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
         }
         const conditional = CONDITIONALS.has(name.toLowerCase());
         const holds = !conditional || !active() || condition(name.toLowerCase(), args, file, line);
-        sections.push({ name, file, line, active: holds, conditional });
+        sections.push({ name, args, file, line, active: holds, conditional });
         continue;
       }
 
@@ -181,9 +185,10 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
           file,
           line,
           undefinedVariables,
-          sections: sections.filter((section) => !section.conditional).map((section) =>
-            section.name
-          ),
+          sections: sections.filter((section) => !section.conditional).map((section) => ({
+            name: section.name,
+            args: section.args,
+          })),
         });
       }
     }

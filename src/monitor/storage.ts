@@ -71,20 +71,71 @@ export const BALANCER_MAX_LASTSEEN = 10;
 export interface Share extends StoredServer {
   /** The weight the balancer gives it: ready, divided by 4 when busy is 0; 0 when too old. */
   weight: number;
+  /** Whether the balancer draws among it: heard within 10 s (weight 0 or not). */
+  up: boolean;
   /** The fraction of new requests it would get, 0 to 1. */
   share: number;
 }
 
-/** Who gets what, by mod_lbmethod_heartbeat's rules (for the servers that are balancer members). */
-export function balancerShares(servers: StoredServer[]): Share[] {
+/**
+ * Who gets what, exactly as mod_lbmethod_heartbeat's find_best_hb draws: the servers heard
+ * within 10 s, in `order` (the balancer's member order, by the member's host), each with ready
+ * (divided by 4 while busy is 0) picks out of a draw `ap_random_pick(0, openslots)` that
+ * includes both ends, a later server winning a tie. So every server but the last gets ready
+ * picks, and the last one up gets one more: ready+1 of openslots+1, even at ready=0. Without
+ * `order`, the servers' own order. Servers not in `order` are not balancer members: share 0.
+ */
+export function balancerShares(servers: StoredServer[], order?: string[]): Share[] {
   const weighted = servers.map((server) => {
-    const fresh = server.lastseen < BALANCER_MAX_LASTSEEN;
     // "it likely just started up": the balancer divides ready by 4 while busy is 0.
     const ready = server.busy === 0 && server.ready !== 0
       ? Math.floor(server.ready / 4)
       : server.ready;
-    return { ...server, weight: fresh ? Math.max(0, ready) : 0 };
+    const up = server.lastseen < BALANCER_MAX_LASTSEEN && (!order || order.includes(server.ip));
+    return { ...server, up, weight: up ? Math.max(0, ready) : 0, share: 0 };
   });
-  const total = weighted.reduce((sum, server) => sum + server.weight, 0);
-  return weighted.map((server) => ({ ...server, share: total > 0 ? server.weight / total : 0 }));
+  const drawn = order
+    ? order.flatMap((host) =>
+      weighted.filter((server) => server.ip === host && server.up).slice(0, 1)
+    )
+    : weighted.filter((server) => server.up);
+  const openslots = drawn.reduce((sum, server) => sum + server.weight, 0);
+  // With no open slot the balancer picks nobody (the proxy answers 503).
+  if (openslots > 0) {
+    drawn.forEach((server, i) => {
+      server.share = (server.weight + (i === drawn.length - 1 ? 1 : 0)) / (openslots + 1);
+    });
+  }
+  return order ? [...drawn, ...weighted.filter((server) => !drawn.includes(server))] : weighted;
+}
+
+/**
+ * The members of each balancer in an Apache config, in the order the balancer keeps them, by
+ * host: `<Proxy "balancer://NAME">` sections' BalancerMember lines, and `BalancerMember
+ * balancer://NAME URL` lines outside them.
+ */
+export function balancerMembers(
+  directives: { name: string; args: string[]; sections: { name: string; args: string[] }[] }[],
+): Map<string, string[]> {
+  const balancers = new Map<string, string[]>();
+  const name = (text: string) => text.replace(/\/+$/, "").toLowerCase();
+  for (const directive of directives) {
+    if (directive.name.toLowerCase() !== "balancermember") continue;
+    const proxy = [...directive.sections].reverse().find((section) =>
+      section.name.toLowerCase() === "proxy"
+    );
+    const [balancer, url] = proxy?.args[0]?.toLowerCase().startsWith("balancer://")
+      ? [proxy.args[0], directive.args[0]]
+      : [directive.args[0], directive.args[1]];
+    if (!balancer?.toLowerCase().startsWith("balancer://") || !url) continue;
+    let host: string;
+    try {
+      host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      continue;
+    }
+    const key = name(balancer);
+    balancers.set(key, [...(balancers.get(key) ?? []), host]);
+  }
+  return balancers;
 }

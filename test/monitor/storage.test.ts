@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import {
+  balancerMembers,
   balancerShares,
   formatStorage,
   parseStorage,
@@ -46,18 +47,67 @@ test("monitor storage: read back as mod_lbmethod_heartbeat reads it", () => {
   ]);
 });
 
-test("monitor storage: shares by the balancer's rules (ready/4 when busy is 0, too old ignored)", () => {
+test("monitor storage: shares by the balancer's rules (ready/4 when busy is 0, too old ignored, the inclusive draw)", () => {
   const shares = balancerShares(parseStorage([
     "10.0.0.1 &ready=40&busy=0&lastseen=1&port=80", // just started: weight 10
     "10.0.0.2 &ready=30&busy=2&lastseen=2&port=80", // weight 30
     "10.0.0.3 &ready=50&busy=5&lastseen=10&port=80", // too old: weight 0
     "10.0.0.4 &ready=0&busy=0&lastseen=0&port=80", // weight 0
   ].join("\n")));
+  // ap_random_pick(0, 40) draws 41 numbers; the last server up (10.0.0.4, at ready 0) wins one.
   assert.deepEqual(shares.map((server) => [server.ip, server.weight, server.share]), [
-    ["10.0.0.1", 10, 0.25],
-    ["10.0.0.2", 30, 0.75],
+    ["10.0.0.1", 10, 10 / 41],
+    ["10.0.0.2", 30, 30 / 41],
     ["10.0.0.3", 0, 0],
-    ["10.0.0.4", 0, 0],
+    ["10.0.0.4", 0, 1 / 41],
   ]);
   assert.deepEqual(balancerShares([]), []);
+});
+
+test("monitor storage: in the balancer's member order, the last member up wins the tie; non-members get nothing", () => {
+  const servers = parseStorage([
+    "10.0.0.1 &ready=0&busy=3&lastseen=1&port=80", // drained
+    "10.0.0.2 &ready=20&busy=2&lastseen=1&port=80",
+    "10.0.0.9 &ready=50&busy=2&lastseen=1&port=80", // heard, but no member of this balancer
+  ].join("\n"));
+  const drainedFirst = balancerShares(servers, ["10.0.0.1", "10.0.0.2"]);
+  assert.deepEqual(drainedFirst.map((server) => [server.ip, server.share]), [
+    ["10.0.0.1", 0],
+    ["10.0.0.2", 1],
+    ["10.0.0.9", 0],
+  ]);
+  // Last, the drained member still gets 1 pick in 21, as measured on real Apache.
+  const drainedLast = balancerShares(servers, ["10.0.0.2", "10.0.0.1"]);
+  assert.deepEqual(drainedLast.map((server) => [server.ip, server.share]), [
+    ["10.0.0.2", 20 / 21],
+    ["10.0.0.1", 1 / 21],
+    ["10.0.0.9", 0],
+  ]);
+  // No open slot: nobody is picked (the proxy answers 503).
+  assert.deepEqual(
+    balancerShares(servers.slice(0, 1), ["10.0.0.1"]).map((server) => server.share),
+    [0],
+  );
+});
+
+test("monitor storage: balancer members, in order, from Apache's BalancerMember lines", () => {
+  const section = (args: string[]) => [{ name: "Proxy", args }];
+  assert.deepEqual(
+    balancerMembers([
+      {
+        name: "BalancerMember",
+        args: ["http://10.0.0.2:80"],
+        sections: section(["balancer://web/"]),
+      },
+      { name: "ProxySet", args: ["lbmethod=heartbeat"], sections: section(["balancer://web/"]) },
+      {
+        name: "balancermember",
+        args: ["http://10.0.0.1:8080", "loadfactor=2"],
+        sections: section(["balancer://web/"]),
+      },
+      { name: "BalancerMember", args: ["balancer://API", "http://10.0.1.1"], sections: [] },
+      { name: "BalancerMember", args: ["not-a-url"], sections: section(["balancer://web"]) },
+    ]),
+    new Map([["balancer://web", ["10.0.0.2", "10.0.0.1"]], ["balancer://api", ["10.0.1.1"]]]),
+  );
 });
