@@ -21,8 +21,8 @@ export interface AgentOptions {
   clock: Clock;
   /** Aborting it stops the agent after the heartbeat under way. */
   signal: AbortSignal;
-  /** Adjusts each reading before it is sent (drain, ramp-up, minimum busy). */
-  shape?: (load: Load) => Load;
+  /** Adjusts each reading before it is sent (drain, ramp-up, minimum busy); undefined: send nothing. */
+  shape?: (load: Load) => Load | undefined;
   /** Adds to each message before it goes out (a signature). */
   seal?: (message: string) => string;
 }
@@ -64,18 +64,19 @@ export function createAgent(options: AgentOptions): Agent {
   };
 
   const beat = async (): Promise<boolean> => {
-    let message: string;
+    let message: string | undefined;
     try {
       const read = await readWithin(source, readTimeoutMs, clock, options.signal);
       const load = options.shape ? options.shape(read) : read;
-      message = formatHeartbeat({ ...load, port: options.port });
-      lastBusy = load.busy;
+      lastBusy = load?.busy ?? read.busy;
+      message = load && formatHeartbeat({ ...load, port: options.port });
     } catch (error) {
       problems.fail("source", `no heartbeat sent: ${source.description}: ${describeError(error)}`);
       return false;
     }
     problems.ok("source", `${source.description} answers again; heartbeats resumed`);
-    return await send(message);
+    // A drain gone silent: nothing to send, and nothing has failed.
+    return message === undefined ? true : await send(message);
   };
 
   return {

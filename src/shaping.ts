@@ -7,16 +7,34 @@ import type { Load } from "./codec.ts";
 import type { Logger } from "./log.ts";
 
 /**
+ * How many heartbeats announce a drain (ready=0) before the agent falls silent: one is sent at
+ * once, one more in case a datagram is lost.
+ */
+export const DRAIN_ANNOUNCEMENTS = 2;
+/** After a drain, ready climbs back from 0 over --ramp-up seconds, or this many. */
+export const UNDRAIN_RAMP_SECONDS = 10;
+
+/**
  * Draining, by signal (signals.ts: drainSignals) or while a drain file exists. It outlives
  * reloads; the file is the current configuration's.
+ *
+ * A drained server first says ready=0, which stops mod_lbmethod_heartbeat sending it new
+ * requests, unless it is the balancer's last member: the balancer's draw includes its top
+ * number, and the last member up wins it, at ready=0 too. So after DRAIN_ANNOUNCEMENTS
+ * heartbeats the agent sends nothing at all, and the balancer drops the server 10 s after the
+ * last one, last member or not.
  */
 export class Drain {
   #bySignal = false;
   #was = false;
+  #announced = 0;
+  #resumedAt: number | undefined;
   readonly #logger: Logger;
+  readonly #now: () => number;
 
-  constructor(logger: Logger) {
+  constructor(logger: Logger, now: () => number = Date.now) {
     this.#logger = logger;
+    this.#now = now;
   }
 
   set(on: boolean, why: string): void {
@@ -24,24 +42,51 @@ export class Drain {
     this.#logger.info(`${why}: ${on ? "drain requested" : "drain by signal lifted"}`);
   }
 
-  /** Whether to advertise ready=0 now; says so in the log when that changes. */
+  /** Whether the server is draining now; says so in the log when that changes. */
   draining(file: string | undefined): boolean {
     const byFile = file !== undefined && existsSync(file);
     const now = this.#bySignal || byFile;
     if (now !== this.#was) {
       this.#was = now;
+      this.#announced = 0;
+      if (!now) this.#resumedAt = this.#now();
       this.#logger.info(
         now
-          ? `draining: advertising ready=0 (${this.#bySignal ? "signal" : `${file} exists`})`
-          : "drain over: advertising the real ready count again",
+          ? `draining: advertising ready=0 (${
+            this.#bySignal ? "signal" : `${file} exists`
+          }), then nothing`
+          : "drain over: advertising the real ready count again, ramping up",
       );
     }
     return now;
+  }
+
+  /** While draining: whether this heartbeat still announces ready=0, rather than being withheld. */
+  announce(): boolean {
+    if (this.#announced < DRAIN_ANNOUNCEMENTS) {
+      this.#announced++;
+      return true;
+    }
+    if (this.#announced++ === DRAIN_ANNOUNCEMENTS) {
+      this.#logger.info(
+        "draining: sending nothing now; the proxies drop this server 10 s after its last heartbeat",
+      );
+    }
+    return false;
+  }
+
+  /** When the last drain ended, if one did. */
+  resumedAt(): number | undefined {
+    return this.#resumedAt;
   }
 }
 
 export interface Shaping {
   draining: () => boolean;
+  /** While draining: whether to announce ready=0 (true) or send nothing (false). Default: announce. */
+  announce?: () => boolean;
+  /** When the last drain ended: ready ramps up again from then. */
+  resumedAt?: () => number | undefined;
   /** Busy is reported as at least this, so that lbmethod_heartbeat never divides ready by 4. */
   minBusy?: number;
   /** Over this many seconds after start, ready grows from 0 to its real value. */
@@ -50,12 +95,22 @@ export interface Shaping {
   now: () => number;
 }
 
-export function shapeLoad(load: Load, shaping: Shaping): Load {
+/** What to advertise for `load`; undefined: send nothing this time (a drain gone silent). */
+export function shapeLoad(load: Load, shaping: Shaping): Load | undefined {
   const busy = Math.max(load.busy, shaping.minBusy ?? 0);
-  if (shaping.draining()) return { ready: 0, busy };
-  const rampMs = (shaping.rampUpSeconds ?? 0) * 1000;
-  const share = rampMs > 0
-    ? Math.min(1, Math.max(0, shaping.now() - shaping.startedAt) / rampMs)
-    : 1;
+  if (shaping.draining()) return shaping.announce?.() === false ? undefined : { ready: 0, busy };
+  const now = shaping.now();
+  const resumedAt = shaping.resumedAt?.();
+  const ramps = [
+    { from: shaping.startedAt, seconds: shaping.rampUpSeconds ?? 0 },
+    ...(resumedAt === undefined
+      ? []
+      : [{ from: resumedAt, seconds: shaping.rampUpSeconds ?? UNDRAIN_RAMP_SECONDS }]),
+  ];
+  const share = Math.min(
+    ...ramps.map(({ from, seconds }) =>
+      seconds > 0 ? Math.min(1, Math.max(0, now - from) / (seconds * 1000)) : 1
+    ),
+  );
   return { ready: Math.floor(load.ready * share), busy };
 }

@@ -302,6 +302,9 @@ test(
         "0.5",
         "--drain-file",
         drainFile,
+        // After a drain, ready ramps up again over this: short, for the test.
+        "--ramp-up",
+        "0.5",
       ]),
     );
     const agentLog = collect(agent);

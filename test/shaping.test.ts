@@ -41,7 +41,7 @@ test("shaping: --ramp-up grows ready linearly from 0 after start", () => {
       rampUpSeconds: 10,
       startedAt: 1000,
       now: () => 1000 + ms,
-    }).ready;
+    })?.ready;
   assert.deepEqual([at(0), at(2500), at(5000), at(9999), at(10_000), at(60_000)], [
     0,
     10,
@@ -70,11 +70,47 @@ test("shaping: a drain by signal or by file, each change logged once", () => {
   assert.equal(drain.draining(undefined), false);
   assert.ok(!existsSync(file));
   assert.deepEqual(log.lines.map((line) => line.slice(25)), [
-    `info  draining: advertising ready=0 (${file} exists)`,
-    "info  drain over: advertising the real ready count again",
+    `info  draining: advertising ready=0 (${file} exists), then nothing`,
+    "info  drain over: advertising the real ready count again, ramping up",
     "info  SIGUSR1: drain requested",
-    "info  draining: advertising ready=0 (signal)",
+    "info  draining: advertising ready=0 (signal), then nothing",
     "info  SIGUSR2: drain by signal lifted",
-    "info  drain over: advertising the real ready count again",
+    "info  drain over: advertising the real ready count again, ramping up",
   ]);
+});
+
+test("shaping: a drain says ready=0 twice, then sends nothing, so the balancer drops the server; it ramps up again after", () => {
+  let now = 0;
+  const log = recordingLog();
+  const drain = new Drain(createLogger({ level: "info", write: log.write }), () => now);
+  const shaping: Shaping = {
+    draining: () => drain.draining(undefined),
+    announce: () => drain.announce(),
+    resumedAt: () => drain.resumedAt(),
+    startedAt: 0,
+    now: () => now,
+  };
+  const load = { ready: 40, busy: 3 };
+  assert.deepEqual(shapeLoad(load, shaping), load);
+  drain.set(true, "SIGTTOU");
+  assert.deepEqual([shapeLoad(load, shaping), shapeLoad(load, shaping)], [{ ready: 0, busy: 3 }, {
+    ready: 0,
+    busy: 3,
+  }]);
+  assert.deepEqual([shapeLoad(load, shaping), shapeLoad(load, shaping)], [undefined, undefined]);
+  assert.equal(log.lines.filter((line) => line.includes("sending nothing now")).length, 1);
+  now = 60_000;
+  drain.set(false, "SIGTTIN");
+  const at = (ms: number) => {
+    now = 60_000 + ms;
+    return shapeLoad(load, shaping)?.ready;
+  };
+  // UNDRAIN_RAMP_SECONDS (10) without --ramp-up.
+  assert.deepEqual([at(0), at(5000), at(10_000), at(20_000)], [0, 20, 40, 40]);
+  // A new drain announces again.
+  drain.set(true, "SIGTTOU");
+  assert.deepEqual(shapeLoad(load, shaping), { ready: 0, busy: 3 });
+  // With --ramp-up, that is the ramp after a drain too.
+  drain.set(false, "SIGTTIN");
+  assert.equal(shapeLoad(load, { ...shaping, rampUpSeconds: 2, now: () => now + 1000 })?.ready, 20);
 });

@@ -96,7 +96,7 @@ async function prepare(
   );
   const intervalMs = settings.intervalSeconds * 1000;
   const { drain, startedAt } = lasting ??= {
-    drain: new Drain(logger),
+    drain: new Drain(logger, () => clock.now()),
     startedAt: clock.now(),
   };
   const base = { settings, logger, lasting };
@@ -107,7 +107,12 @@ async function prepare(
     now: () => clock.now(),
   };
   const shape = (load: Load) =>
-    shapeLoad(load, { ...shaping, draining: () => drain.draining(settings.drainFile) });
+    shapeLoad(load, {
+      ...shaping,
+      draining: () => drain.draining(settings.drainFile),
+      announce: () => drain.announce(),
+      resumedAt: () => drain.resumedAt(),
+    });
   const agent = {
     source,
     port: settings.port,
@@ -238,6 +243,8 @@ export async function runAgent(
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
         active.lasting.drain.set(drain.includes(signal), signal);
+        // Said at once, not at the next tick: every second counts while the proxies drop it.
+        void running.agent.beat();
         continue;
       }
       if (signal !== "SIGHUP") {

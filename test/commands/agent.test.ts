@@ -47,16 +47,24 @@ function fakeContext() {
 test("agent command: drain and undrain by signal; SIGTERM sends the farewell ready=0 and exits 0", async () => {
   const { signals, log, context, payloads } = fakeContext();
   const { drain, undrain } = drainSignals();
-  const resolved = configured({ ready: "5", busy: "1" });
+  // A short ramp, for the one after the drain: ready is 5 again 50 ms after it ends.
+  const resolved = configured({ ready: "5", busy: "1", "ramp-up": "0.05" });
   const running = runAgent(resolved, () => resolved, INVOCATION, context);
   const count = (payload: string) => payloads().filter((sent) => sent === payload).length;
   await waitFor(() => count("v=1&ready=5&busy=1") >= 2, 5_000, "heartbeats");
+  // The start's ramp sent ready=0 too: count from here.
+  const zeros = count("v=1&ready=0&busy=1");
   signals.send(drain[0]);
   await waitFor(
-    () => count("v=1&ready=0&busy=1") >= 1,
+    () => count("v=1&ready=0&busy=1") >= zeros + 2,
     5_000,
-    `a drained heartbeat after ${drain[0]}`,
+    `the drain announced after ${drain[0]}`,
   );
+  // Then nothing, for ten intervals and more: the balancer drops a silent server.
+  const announced = payloads().length;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(payloads().length, announced, "silent while drained");
+  assert.equal(count("v=1&ready=0&busy=1"), zeros + 2);
   signals.send(undrain[0]);
   const before = count("v=1&ready=5&busy=1");
   await waitFor(

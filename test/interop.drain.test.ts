@@ -1,0 +1,109 @@
+/**
+ * What a drain really does to a real Apache balancer: origin2, the balancer's LAST member
+ * (whom mod_lbmethod_heartbeat's inclusive draw favours even at ready=0), is drained by signal
+ * while requests flow; the test finds when it gets its last new request. Apache's
+ * mod_heartmonitor keeps what it hears in shared memory (seen at once, lastseen counted at each
+ * request) or in its storage file (rewritten every 5 s).
+ *
+ *   proxy    10.99.16.1   apache2, mod_heartmonitor, balancer of origin1 then origin2
+ *   origin1  10.99.16.11  nginx, agent --ready 20 --busy 1
+ *   origin2  10.99.16.12  nginx, agent --ready 20 --busy 1, drained
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { drainSignals } from "../src/signals.ts";
+import {
+  agentCommand,
+  collect,
+  currentRuntime,
+  Lab,
+  runtimeCommand,
+  skipUnlessLab,
+  waitFor,
+} from "./support/lab.ts";
+import { startApacheProxy, startNginx } from "./support/servers.ts";
+
+const skip = skipUnlessLab(["apache2", "nginx"]);
+const runtime = currentRuntime();
+const labs: Lab[] = [];
+after(() => Promise.all(labs.map((lab) => lab.close())));
+
+/** Milliseconds from the drain to origin2's last new request, with Apache keeping heartbeats in `mode`. */
+async function lastRequestAfterDrain(
+  mode: "slotmem" | "file",
+  subnet: number,
+): Promise<{ last: number; answered: number }> {
+  const lab = new Lab();
+  labs.push(lab);
+  lab.addSwitch("switch");
+  const ip = (host: number) => `10.99.${subnet}.${host}`;
+  lab.addNamespace("proxy");
+  lab.plug("proxy", `${ip(1)}/24`);
+  const apache = startApacheProxy(lab, "proxy", {
+    address: ip(1),
+    heartmonitor: { listen: "239.0.0.1:27999", slotmem: mode === "slotmem" },
+    members: [`http://${ip(11)}:80`, `http://${ip(12)}:80`],
+  });
+  const agents = ["origin1", "origin2"].map((ns, i) => {
+    lab.addNamespace(ns);
+    lab.plug(ns, `${ip(11 + i)}/24`);
+    startNginx(lab, ns, { listen: `${ip(11 + i)}:80`, body: ns });
+    return lab.spawn(
+      ns,
+      agentCommand(runtime, ["-a", "239.0.0.1:27999", "--ready", "20", "--busy", "1"]),
+    );
+  });
+  const get = async () =>
+    (await lab.run("proxy", [
+      "curl",
+      "-sS",
+      "--max-time",
+      "5",
+      ...Array(40).fill(`http://${ip(1)}/`),
+    ])).stdout;
+  const deadline = Date.now() + 30_000;
+  while (!(await get()).includes("origin2")) {
+    assert.ok(
+      Date.now() < deadline,
+      `origin2 answering through the proxy\n${apache.diagnostics()}`,
+    );
+  }
+  const probe = lab.spawn(
+    "proxy",
+    runtimeCommand(runtime, "test/support/request-probe.ts", [`http://${ip(1)}/`, "20", "20000"]),
+  );
+  const answers = collect(probe);
+  await waitFor(() => answers().stdout.startsWith("ready"), 10_000, "the request probe");
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const drainedAt = Date.now();
+  process.kill(agents[1].pid!, drainSignals(runtime).drain[0]);
+  await new Promise<void>((resolve) => probe.once("exit", () => resolve()));
+  const served = answers().stdout.split("\n").slice(1).map((line) => line.split(" "))
+    .filter(([, status]) => status === "200");
+  const byOrigin2 = served.filter(([, , body]) => body === "origin2").map(([at]) =>
+    Number(at) - drainedAt
+  );
+  return { last: Math.max(...byOrigin2), answered: served.length };
+}
+
+for (const [mode, subnet] of [["slotmem", 16], ["file", 17]] as const) {
+  test(
+    `drain: the balancer's last member, drained, gets no new request once Apache drops it (${mode}: within ${
+      mode === "slotmem" ? "12" : "16.5"
+    } s)`,
+    { skip },
+    async () => {
+      const { last, answered } = await lastRequestAfterDrain(mode, subnet);
+      console.log(
+        `drain (${mode}): origin2's last new request came ${last} ms after the drain (${answered} answered)`,
+      );
+      assert.ok(answered > 100, `requests answered: ${answered}`);
+      // Shared memory: lastseen counts at each request, so 10 s after the last heartbeat (sent at
+      // once, and once more a second later). The file: rewritten every 5 s, so 10 to 15 s after.
+      assert.ok(
+        last < (mode === "slotmem" ? 12_000 : 16_500),
+        `origin2's last request ${last} ms after the drain`,
+      );
+    },
+  );
+}
