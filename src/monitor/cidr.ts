@@ -9,9 +9,10 @@ export interface Cidr {
 
 /** The range `text` names; throws an Error saying what is wrong. */
 export function parseCidr(text: string): Cidr {
-  const [address, bits = "32"] = text.split("/");
+  const parts = text.split("/");
+  const [address, bits = "32"] = parts;
   const length = /^\d{1,2}$/.test(bits) ? Number(bits) : NaN;
-  if (!isIPv4(address) || !(length >= 0 && length <= 32)) {
+  if (parts.length > 2 || !isIPv4(address) || !(length >= 0 && length <= 32)) {
     throw new Error("give an IPv4 address or range, e.g. 10.0.0.0/8");
   }
   const mask = length === 0 ? 0 : (0xffff_ffff << (32 - length)) >>> 0;

@@ -4,6 +4,8 @@
  * mod_lbmethod_heartbeat reads.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { latin1, MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
@@ -11,10 +13,16 @@ import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
 import type { SignatureCheck, SignatureProblem } from "../signing.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
-import { formatStorage, writeFileAtomic } from "./storage.ts";
-import { DEFAULT_PORT, type ServerEntry, ServerTable } from "./table.ts";
+import {
+  formatStorage,
+  parseStorage,
+  removeStaleTemporaries,
+  type StoredServer,
+  writeFileAtomic,
+} from "./storage.ts";
+import { DEFAULT_PORT, SEEN_TIMEOUT_MS, type ServerEntry, ServerTable } from "./table.ts";
 
-export type Rejection = RejectReason | SignatureProblem | "not-allowed" | "full";
+export type Rejection = RejectReason | SignatureProblem | "not-allowed" | "full" | "no-address";
 export type Via = "udp" | "http";
 
 export interface MonitorOptions {
@@ -79,6 +87,9 @@ export class Monitor {
     via: Via,
   ): { reason: Rejection; detail: string } | undefined {
     const { allow, signatures, clock } = this.#options;
+    // A POST whose connection is gone by the time it is read has no peer address left: a
+    // server without an address would be a line mod_lbmethod_heartbeat cannot match.
+    if (!isIP(from)) return { reason: "no-address", detail: "the sender's address is unknown" };
     if (allow.length > 0 && !allow.some((range) => inCidr(from, range))) {
       return { reason: "not-allowed", detail: "not in --allow" };
     }
@@ -101,11 +112,35 @@ export class Monitor {
         port ?? DEFAULT_PORT
       } (${via})`,
     );
-    if (recorded === "added") {
-      this.#options.logger.info(`new server ${from} (${via})`);
-      this.writeStorage();
-    }
+    // The file is rewritten once a second (tick), never per heartbeat: a storm of new senders
+    // must not take the time that keeps known servers fresh.
+    if (recorded === "added") this.#newServer(from, via);
     return undefined;
+  }
+
+  /** New servers logged one a line, at most NEW_SERVER_LINES a second; the rest counted. */
+  #newServers = { logged: 0, unlogged: 0 };
+
+  #newServer(ip: string, via: Via): void {
+    if (this.#newServers.logged++ < NEW_SERVER_LINES) {
+      this.#options.logger.info(`new server ${ip} (${via})`);
+    } else this.#newServers.unlogged++;
+  }
+
+  /**
+   * Takes the servers of a storage file left by an earlier run (or by mod_heartmonitor), aged
+   * by their lastseen, as mod_heartmonitor keeps the existing lines: a restart loses no one.
+   */
+  restore(servers: StoredServer[]): number {
+    const now = this.#options.clock.now();
+    let kept = 0;
+    for (const server of servers) {
+      const ageMs = server.lastseen * 1000;
+      if (!isIP(server.ip) || !(server.lastseen >= 0) || ageMs > SEEN_TIMEOUT_MS) continue;
+      const { ready, busy, port } = server;
+      if (this.table.record(server.ip, { ready, busy, port }, now - ageMs) !== "full") kept++;
+    }
+    return kept;
   }
 
   #unixNow(): number {
@@ -114,6 +149,10 @@ export class Monitor {
 
   /** Drops silent servers and rewrites the storage file. */
   tick(): void {
+    if (this.#newServers.unlogged) {
+      this.#options.logger.info(`and ${this.#newServers.unlogged} more new servers`);
+    }
+    this.#newServers = { logged: 0, unlogged: 0 };
     this.#options.signatures?.forget(this.#unixNow());
     for (const gone of this.table.expire(this.#options.clock.now())) {
       this.#options.logger.info(`server ${gone.ip} silent for 30 s: removed`);
@@ -199,6 +238,7 @@ export class Monitor {
           "future",
           "not-allowed",
           "full",
+          "no-address",
         ] as Rejection[])
           .map((reason) =>
             `heartbeat_messages_rejected_total{reason="${reason}"} ${
@@ -299,6 +339,18 @@ export class Monitor {
   }
 }
 
+/** The servers in the storage file at `path`; none when there is no such file yet. */
+function readStorageFile(path: string): StoredServer[] {
+  try {
+    return parseStorage(readFileSync(path, "latin1"));
+  } catch {
+    return [];
+  }
+}
+
+/** How many new servers a second get a log line each. */
+const NEW_SERVER_LINES = 10;
+
 /** Why the HTTP side refused a request that was not a heartbeat. */
 export type HttpRefusal = "not-found" | "method-not-allowed";
 
@@ -328,6 +380,17 @@ export interface RunMonitorOptions extends MonitorOptions {
 /** Runs the monitor until `signal` aborts. Rejects if a listener cannot be opened. */
 export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
   const monitor = new Monitor(options);
+  if (options.storage) {
+    for (const removed of removeStaleTemporaries(options.storage)) {
+      options.logger.info(`removed ${removed}, left by a monitor that was killed while writing`);
+    }
+    const previous = readStorageFile(options.storage);
+    if (previous.length) {
+      options.logger.info(
+        `kept ${monitor.restore(previous)} of the ${previous.length} servers in ${options.storage}`,
+      );
+    }
+  }
   const listener = options.udp
     ? await options.openUdpListener(
       options.udp,

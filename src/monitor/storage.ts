@@ -2,7 +2,8 @@
  * mod_heartmonitor's storage file, which mod_lbmethod_heartbeat reads: one line per server,
  * `IP &ready=N&busy=M&lastseen=S&port=P`. Written here; read here as the balancer reads it.
  */
-import { chmodSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { parseFields } from "../codec.ts";
 import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
 
@@ -28,6 +29,39 @@ export function writeFileAtomic(path: string, text: string): void {
       unlinkSync(temporary);
     } catch { /* never created */ }
     throw error;
+  }
+}
+
+/**
+ * Removes the temporary files writeFileAtomic left beside `path` in a process that is gone (a
+ * monitor killed while writing); returns their paths.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  const prefix = `${basename(path)}.tmp.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const pid = Number(name.startsWith(prefix) ? name.slice(prefix.length).split(".")[0] : NaN);
+    if (!Number.isInteger(pid) || processAlive(pid)) return [];
+    try {
+      unlinkSync(join(dirname(path), name));
+      return [join(dirname(path), name)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
   }
 }
 

@@ -11,7 +11,17 @@ test("monitor cidr: ranges and single addresses", () => {
   assert.ok(!inCidr("192.168.1.8", parseCidr("192.168.1.7/32")));
   assert.ok(inCidr("8.8.8.8", parseCidr("0.0.0.0/0")));
   assert.ok(!inCidr("::1", lan));
-  for (const bad of ["10.0.0.0/33", "10.0.0/8", "eth0", "10.0.0.0/x", ""]) {
+  for (
+    const bad of [
+      "10.0.0.0/33",
+      "10.0.0/8",
+      "eth0",
+      "10.0.0.0/x",
+      "",
+      "10.0.0.0/8/8",
+      "10.0.0.1//8",
+    ]
+  ) {
     assert.throws(() => parseCidr(bad), /give an IPv4 address or range/, bad);
   }
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -87,10 +87,11 @@ test("monitor: --allow turns away other senders; --max-servers turns away new on
   );
 });
 
-test("monitor: the storage file is written when a server appears, every tick, and loses silent servers after 30 s", () => {
+test("monitor: the storage file is written every tick, a new server at the next one, and loses silent servers after 30 s", () => {
   const storage = join(scratch, "tick.dat");
   const { monitor, clock, log } = monitorWith({ storage });
   monitor.accept("v=1&ready=4&busy=1", "10.0.0.1", "udp");
+  monitor.tick();
   assert.equal(readFileSync(storage, "utf8"), "10.0.0.1 &ready=4&busy=1&lastseen=0&port=80\n");
   clock.advance(5_000);
   monitor.accept("v=1&ready=6&busy=0&port=81", "10.0.0.2", "http");
@@ -249,4 +250,71 @@ test("monitor: --http-path replaces the paths heartbeats are taken at", async ()
   );
   stop.abort();
   await running;
+});
+
+test("monitor: a heartbeat without a sender address is refused, never stored as a line the balancer cannot match", () => {
+  const storage = join(scratch, "no-address.dat");
+  const { monitor } = monitorWith({ storage });
+  for (const from of ["", "?", "undefined"]) {
+    assert.equal(monitor.accept("v=1&ready=5&busy=1", from, "http")?.reason, "no-address");
+  }
+  monitor.tick();
+  assert.equal(readFileSync(storage, "utf8"), "");
+  assert.match(monitor.metrics(), /^heartbeat_messages_rejected_total\{reason="no-address"\} 3$/m);
+});
+
+test("monitor: new servers wait for the next tick's rewrite, and a storm of them is logged in a few lines", () => {
+  const storage = join(scratch, "storm.dat");
+  const { monitor, log } = monitorWith({ storage, maxServers: 1000 });
+  for (let i = 1; i <= 200; i++) {
+    monitor.accept("v=1&ready=1&busy=1", `10.1.${i >> 8}.${i & 255}`, "udp");
+  }
+  assert.throws(() => readFileSync(storage), /ENOENT/, "no rewrite per new sender");
+  monitor.tick();
+  assert.equal(readFileSync(storage, "utf8").split("\n").filter(Boolean).length, 200);
+  assert.equal(log.filter((line) => /new server \S+ \(udp\)$/.test(line)).length, 10);
+  assert.ok(log.some((line) => line.includes("and 190 more new servers")));
+});
+
+test("monitor: a restart keeps the servers in the storage file, aged, and removes a killed run's temporary file", async () => {
+  const storage = join(scratch, "restart.dat");
+  writeFileSync(
+    storage,
+    [
+      "10.0.0.1 &ready=5&busy=1&lastseen=3&port=80",
+      "10.0.0.2 &ready=7&busy=0&lastseen=31&port=80", // too old: mod_heartmonitor would drop it
+      " &ready=5&busy=1&lastseen=0&port=80", // no address
+      "",
+    ].join("\n"),
+  );
+  // A temporary file of a process that is gone: pid 2^22+1 is above Linux's pid_max.
+  const stale = `${storage}.tmp.4194305.abc`;
+  writeFileSync(stale, "half a file");
+  const log = recordingLog();
+  const stop = new AbortController();
+  const clock = new FakeClock();
+  clock.time = 100_000;
+  const running = runMonitor({
+    openUdpListener: () => Promise.reject(new Error("not used")),
+    storage,
+    maxServers: 10,
+    allow: [],
+    logger: createLogger({ level: "info", write: log.write }),
+    clock,
+    signal: stop.signal,
+    onListening: (monitor) => {
+      assert.deepEqual(monitor.servers(), [{
+        ip: "10.0.0.1",
+        ready: 5,
+        busy: 1,
+        port: 80,
+        lastSeenSeconds: 3,
+      }]);
+      stop.abort();
+    },
+  });
+  await running;
+  assert.ok(!existsSync(stale), "the stale temporary file is gone");
+  assert.ok(log.lines.some((line) => line.includes(`removed ${stale}`)));
+  assert.ok(log.lines.some((line) => line.includes(`kept 1 of the 3 servers in ${storage}`)));
 });
