@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
 import { type ConfigFs, readHttpdConfig, tokenize } from "../src/config/httpd.ts";
-import { loadSettings } from "../src/config/load.ts";
+import { loadSettings, MAX_CONFIG_BYTES } from "../src/config/load.ts";
 import { describeSettings, KNOWN_DIRECTIVES } from "../src/settings.ts";
 import { requiredOrSkipped } from "./support/lab.ts";
 
@@ -600,4 +601,59 @@ test("config: relative paths resolve as Apache resolves them: HeartbeatStorage i
     describeSettings(flagged, "monitor"),
     new RegExp(`^HeartbeatStorage +${join(process.cwd(), "hb.dat")} +--storage$`, "m"),
   );
+});
+
+test("config: lines and includes that crashed the reader are FILE:LINE problems", () => {
+  // A line that expands to nothing is blank; an Include glob with a range out of order matches nothing.
+  assert.deepEqual(
+    settings({ "/etc/hb/main.conf": "Define EMPTY\n${EMPTY}\nHeartbeatAddress 239.0.0.1:1" })
+      .problems,
+    [],
+  );
+  assert.deepEqual(settings({ "/etc/hb/main.conf": "Include /etc/hb/[z-a].conf" }).problems, [
+    "/etc/hb/main.conf:1: Include: No matches for the wildcard pattern /etc/hb/[z-a].conf",
+  ]);
+  // A folder that cannot be listed, as under systemd's DynamicUser.
+  const unreadable: ConfigFs = {
+    ...memoryFs({ "/etc/hb/main.conf": "Include /etc/hb/conf.d\nHeartbeatAddress 239.0.0.1:1" }),
+    isDirectory: (path) => path === "/etc/hb/conf.d",
+    exists: (path) => path === "/etc/hb/conf.d" || path === "/etc/hb/main.conf",
+    readdir: () => {
+      throw Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" });
+    },
+  };
+  const read = loadSettings({
+    flags: {},
+    env: {},
+    configFile: "/etc/hb/main.conf",
+    fs: unreadable,
+  });
+  assert.deepEqual(read.problems, [
+    "/etc/hb/main.conf:1: Include: Could not open configuration file /etc/hb/conf.d: Permission denied",
+  ]);
+});
+
+test("config: only regular files of at most 1 MiB are read, so a FIFO or /dev/zero cannot hang or swell it", () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-config-"));
+  try {
+    const fifo = join(dir, "fifo.conf");
+    execFileSync("mkfifo", [fifo]);
+    const big = join(dir, "big.conf");
+    writeFileSync(big, "#".repeat(MAX_CONFIG_BYTES + 1));
+    const main = join(dir, "main.conf");
+    writeFileSync(
+      main,
+      `Include ${fifo}\nInclude /dev/zero\nInclude ${big}\nHeartbeatAddress 239.0.0.1:1\n`,
+    );
+    assert.deepEqual(loadSettings({ flags: {}, env: {}, configFile: main }).problems, [
+      `${main}:1: Could not open configuration file ${fifo}: not a regular file`,
+      `${main}:2: Could not open configuration file /dev/zero: not a regular file`,
+      `${main}:3: Could not open configuration file ${big}: larger than ${MAX_CONFIG_BYTES} bytes`,
+    ]);
+    assert.deepEqual(loadSettings({ flags: {}, env: {}, configFile: fifo }).problems, [
+      `cannot open config file ${fifo}: not a regular file`,
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -102,7 +102,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     });
   }
 
-  function readFile(file: string, includedFrom: string[]): void {
+  function readFile(file: string, includedFrom: string[], includedAt = 0): void {
     let text: string;
     try {
       text = options.fs.readFile(file);
@@ -111,7 +111,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       const at = includedFrom.length ? includedFrom[includedFrom.length - 1] : undefined;
       problems.push({
         file: at ?? "",
-        line: 0,
+        line: includedAt,
         message: at
           ? `Could not open configuration file ${file}: ${reason(error)}`
           : `cannot open config file ${file}: ${describeError(error)}`,
@@ -125,6 +125,8 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       if (trimmed === "" || trimmed.startsWith("#")) continue;
       const undefinedVariables: string[] = [];
       const words = tokenize(expand(trimmed, undefinedVariables));
+      // A line of nothing but variables that expand to nothing: as good as blank.
+      if (words.length === 0) continue;
       const first = words[0];
 
       if (first.startsWith("</")) {
@@ -246,7 +248,14 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       return;
     }
     const pattern = relative(args[0]);
-    const files = expandIncludePath(pattern, options.fs);
+    let files: string[];
+    try {
+      files = expandIncludePath(pattern, options.fs);
+    } catch (error) {
+      // A folder that cannot be listed (one a DynamicUser may not read): say so, and go on.
+      problem(file, line, `${name}: Could not open configuration file ${pattern}: ${reason(error)}`);
+      return;
+    }
     if (files.length === 0) {
       if (!optional) {
         problem(
@@ -270,7 +279,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
         );
         continue;
       }
-      readFile(included, stack);
+      readFile(included, stack, line);
     }
   }
 
@@ -382,9 +391,15 @@ function globMatcher(glob: string): RegExp {
       }
     } else source += char.replace(/[.+^${}()|\\]/g, "\\$&");
   }
-  return new RegExp(`^${source}$`);
+  try {
+    return new RegExp(`^${source}$`);
+  } catch {
+    // A range out of order, `[z-a]`: apr_fnmatch matches nothing with it, and neither do we.
+    return /(?!)/;
+  }
 }
 
+/** Apache's words for why a file could not be read. */
 function reason(error: unknown): string {
   const code = (error as { code?: string }).code;
   return code === "ENOENT"
