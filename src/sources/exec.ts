@@ -32,7 +32,10 @@ export async function runCommand(command: string, signal: AbortSignal): Promise<
     });
     child.stderr!.on("data", (chunk) => stderr = (stderr + chunk).slice(-500));
     child.on("error", (error) => reject(new Error(`cannot run \`${command}\`: ${error.message}`)));
-    child.on("close", (code, killedBy) => {
+    let settled = false;
+    const settle = (code: number | null, killedBy: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
       signal.removeEventListener("abort", kill);
       if (signal.aborted) reject(new Error(`\`${command}\` did not finish in time and was killed`));
       else if (code === 0) resolve(stdout);
@@ -46,9 +49,24 @@ export async function runCommand(command: string, signal: AbortSignal): Promise<
           ),
         );
       }
+    };
+    child.on("close", settle);
+    // A command that exits leaving a background child holding its output open would never
+    // close: what it printed before exiting is its answer, and what it left behind is killed.
+    child.on("exit", (code, killedBy) => {
+      setTimeout(() => {
+        if (settled) return;
+        kill();
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        settle(code, killedBy);
+      }, ORPHAN_GRACE_MS);
     });
   });
 }
+
+/** How long after the command exits its output may still be arriving. */
+const ORPHAN_GRACE_MS = 50;
 
 export const execSource: SourceDefinition = {
   summary: 'a command run each interval that prints ready=N&busy=M or {"ready":N,"busy":M}',

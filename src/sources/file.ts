@@ -1,5 +1,6 @@
 /** `file:PATH`: a file the application keeps up to date, in the exec source's formats. */
-import { readFile, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { parseLoadText } from "./load-text.ts";
 import { SourceConfigError, type SourceDefinition } from "./source.ts";
 
@@ -18,17 +19,25 @@ export const fileSource: SourceDefinition = {
     return {
       description: `file ${argument}`,
       read: async () => {
-        const info = await stat(argument);
-        if (info.size > MAX_FILE_BYTES) {
-          throw new Error(`${argument} is ${info.size} bytes: too large to be a load report`);
+        // O_NONBLOCK, and regular files only: a FIFO at the path would otherwise block the read,
+        // and with it every heartbeat after, for as long as nobody writes to it.
+        const file = await open(argument, constants.O_RDONLY | constants.O_NONBLOCK);
+        try {
+          const info = await file.stat();
+          if (!info.isFile()) throw new Error(`${argument} is not a regular file`);
+          if (info.size > MAX_FILE_BYTES) {
+            throw new Error(`${argument} is ${info.size} bytes: too large to be a load report`);
+          }
+          const age = (Date.now() - info.mtimeMs) / 1000;
+          if (age > maxAge) {
+            throw new Error(
+              `${argument} was last written ${Math.round(age)} s ago (more than --max-age ${maxAge})`,
+            );
+          }
+          return parseLoadText(await file.readFile("utf8"));
+        } finally {
+          await file.close();
         }
-        const age = (Date.now() - info.mtimeMs) / 1000;
-        if (age > maxAge) {
-          throw new Error(
-            `${argument} was last written ${Math.round(age)} s ago (more than --max-age ${maxAge})`,
-          );
-        }
-        return parseLoadText(await readFile(argument, "utf8"));
       },
     };
   },

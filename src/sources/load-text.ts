@@ -24,6 +24,10 @@ export function parseLoadText(text: string): Load {
     ({ ready, busy } = (json ?? {}) as { ready?: unknown; busy?: unknown });
     written = { ready: JSON.stringify(ready), busy: JSON.stringify(busy) };
   } else {
+    // Two readings are not one: merging them would report numbers neither of them said.
+    if (/[\r\n]/.test(trimmed)) {
+      throw new Error(`more than one line: expected one reading, got ${preview(trimmed)}`);
+    }
     const fields = parseFields(trimmed);
     ready = fields.has("ready") ? decimal(fields.get("ready")!) : undefined;
     busy = fields.has("busy") ? decimal(fields.get("busy")!) : undefined;

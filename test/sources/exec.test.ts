@@ -1,5 +1,6 @@
 /** src/sources/exec.ts */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,4 +64,17 @@ test("exec: a command that hangs is killed at the deadline, with what it started
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   assert.ok(gone(), "the command's background child was killed too");
+});
+
+test("exec: a command that leaves a background child holding its output still answers, and the child is killed", async () => {
+  const marker = join(scratch, "orphan");
+  const source = await createSource(`exec:(sleep 30; touch ${marker}) & echo ready=3\\&busy=1`, {});
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), 2000);
+  assert.deepEqual(await source.read(deadline.signal), { ready: 3, busy: 1 });
+  clearTimeout(timer);
+  // Its process group is gone: nothing is left to hold the pipes (or, later, touch the marker).
+  const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n")
+    .filter((line) => line.includes(`touch ${marker}`));
+  assert.deepEqual(leftovers, []);
 });

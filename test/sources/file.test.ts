@@ -1,5 +1,6 @@
 /** src/sources/file.ts */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,4 +26,16 @@ test("file: the file's numbers while it is fresh; stale, missing or garbage file
   await assert.rejects(source.read(never), /expected ready=N&busy=M/);
   writeFileSync(path, "x".repeat(70_000));
   await assert.rejects(source.read(never), /too large/);
+});
+
+test("file: a named pipe at the path is refused at once, not waited on, and a regular file there works again", async () => {
+  const path = join(scratch, "load-fifo");
+  execFileSync("mkfifo", [path]);
+  const source = await createSource(`file:${path}`, {});
+  const started = Date.now();
+  await assert.rejects(source.read(never), /is not a regular file/);
+  assert.ok(Date.now() - started < 1000, "refused at once");
+  rmSync(path);
+  writeFileSync(path, "ready=2&busy=1");
+  assert.deepEqual(await source.read(never), { ready: 2, busy: 1 });
 });

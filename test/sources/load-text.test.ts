@@ -24,7 +24,12 @@ test("load text: ready=N&busy=M or JSON, and nothing else", () => {
     ["{not json", /not valid JSON/],
     ["null", /expected ready=N&busy=M/],
     ["[1,2]", /expected ready=N&busy=M/],
+    // Two readings are refused, not merged into ready=1&busy=9.
+    ["ready=1&busy=0\nready=9&busy=9", /more than one line: expected one reading/],
+    ["ready=1\nbusy=0", /more than one line/],
   ];
+  // JSON over several lines is one reading.
+  assert.deepEqual(parseLoadText('{\n  "ready": 4,\n  "busy": 2\n}\n'), { ready: 4, busy: 2 });
   for (const [text, message] of bad) {
     assert.throws(() => parseLoadText(text), message, JSON.stringify(text));
   }
