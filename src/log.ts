@@ -23,7 +23,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const least = LOG_LEVELS.indexOf(options.level);
   const at = (level: LogLevel) => (message: string) => {
     if (LOG_LEVELS.indexOf(level) >= least) {
-      write(`${now().toISOString()} ${level.padEnd(5)} ${message}`);
+      write(`${now().toISOString()} ${level.padEnd(5)} ${printable(message)}`);
     }
   };
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
@@ -71,4 +71,17 @@ export class ProblemLog {
     const seconds = Math.round((this.#now() - problem.since) / 1000);
     this.#logger.info(`${message} (after ${problem.count} failures in ${seconds} s)`);
   }
+}
+
+/**
+ * `text` with every control character (C0, DEL, C1) written as `\xNN`: whatever a datagram, a
+ * status page or a command carries into a message can neither start a log line of its own nor
+ * send a terminal escape sequence.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }

@@ -39,3 +39,14 @@ test("log: ProblemLog keeps separate problems apart", () => {
     "warn  a broke again",
   ]);
 });
+
+test("log: bytes from outside cannot forge a line or reach the terminal as control sequences", () => {
+  const log = recordingLog();
+  const logger = createLogger({ level: "info", write: log.write, now: () => new Date(0) });
+  logger.warn(
+    "rejected: bad-number: ready 'x\n1970-01-01T00:00:00.000Z error  forged\u001b[31m\u009b2J'",
+  );
+  assert.deepEqual(log.lines, [
+    "1970-01-01T00:00:00.000Z warn  rejected: bad-number: ready 'x\\x0a1970-01-01T00:00:00.000Z error  forged\\x1b[31m\\x9b2J'",
+  ]);
+});

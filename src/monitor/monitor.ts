@@ -93,14 +93,19 @@ export class Monitor {
     if (allow.length > 0 && !allow.some((range) => inCidr(from, range))) {
       return { reason: "not-allowed", detail: "not in --allow" };
     }
-    const parsed = parseHeartbeat(message);
-    if (!parsed.ok) return parsed;
+    // A signed-only monitor checks the signature before it does anything else with the bytes
+    // but count them.
+    if (message.length > MAX_MESSAGE_BYTES) {
+      return { reason: "oversize", detail: `${message.length} bytes, more than ${MAX_MESSAGE_BYTES}` };
+    }
     const unsound = signatures?.check(
       typeof message === "string" ? message : latin1(message),
       from,
       this.#unixNow(),
     );
     if (unsound) return unsound;
+    const parsed = parseHeartbeat(message);
+    if (!parsed.ok) return parsed;
     const recorded = this.table.record(from, parsed.heartbeat, clock.now());
     if (recorded === "full") {
       return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };

@@ -318,3 +318,14 @@ test("monitor: a restart keeps the servers in the storage file, aged, and remove
   assert.ok(log.lines.some((line) => line.includes(`removed ${stale}`)));
   assert.ok(log.lines.some((line) => line.includes(`kept 1 of the 3 servers in ${storage}`)));
 });
+
+test("monitor: what a datagram says reaches the log escaped; a signed-only monitor checks the signature first", () => {
+  const { monitor, log } = monitorWith();
+  monitor.accept(
+    "v=1&ready=\n2026-01-01T00:00:00Z info  new server 6.6.6.6\u001b[2J&busy=1",
+    "10.0.0.1",
+    "udp",
+  );
+  assert.equal(log.length, 1);
+  assert.ok(!/[\n\u001b]/.test(log[0]), log[0]);
+});
