@@ -253,7 +253,11 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       files = expandIncludePath(pattern, options.fs);
     } catch (error) {
       // A folder that cannot be listed (one a DynamicUser may not read): say so, and go on.
-      problem(file, line, `${name}: Could not open configuration file ${pattern}: ${reason(error)}`);
+      problem(
+        file,
+        line,
+        `${name}: Could not open configuration file ${pattern}: ${reason(error)}`,
+      );
       return;
     }
     if (files.length === 0) {

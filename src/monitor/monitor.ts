@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { isIP, type Socket } from "node:net";
 import { latin1, MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
@@ -35,6 +35,8 @@ export interface MonitorOptions {
   signatures?: SignatureCheck;
   /** Seconds since 1970, for signatures' timestamps. */
   unixNow?: () => number;
+  /** HTTP limits (tests shorten them): a request whole within, a connection idle at most. */
+  httpTimeouts?: { requestMs: number; idleMs: number };
   /** Where the HTTP side takes POSTed heartbeats (default: DEFAULT_HTTP_PATHS). */
   httpPaths?: string[];
   /** Told one line per heartbeat accepted, for --print. */
@@ -65,12 +67,14 @@ export class Monitor {
     message: Uint8Array | string,
     sender: string,
     via: Via,
+    /** The message's size, where only that was kept (an oversize POST is not read whole). */
+    size = message.length,
   ): { reason: Rejection; detail: string } | undefined {
     // A link-local sender comes with its zone (`fe80::1%eth0`) from some runtimes and not others: one host, one entry.
     const from = sender.includes(":")
       ? sender.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "")
       : sender;
-    const rejection = this.#take(message, from, via);
+    const rejection = this.#take(message, from, via, size);
     if (rejection) {
       this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);
       this.#problems.fail(
@@ -85,6 +89,7 @@ export class Monitor {
     message: Uint8Array | string,
     from: string,
     via: Via,
+    size: number,
   ): { reason: Rejection; detail: string } | undefined {
     const { allow, signatures, clock } = this.#options;
     // A POST whose connection is gone by the time it is read has no peer address left: a
@@ -95,8 +100,11 @@ export class Monitor {
     }
     // A signed-only monitor checks the signature before it does anything else with the bytes
     // but count them.
-    if (message.length > MAX_MESSAGE_BYTES) {
-      return { reason: "oversize", detail: `${message.length} bytes, more than ${MAX_MESSAGE_BYTES}` };
+    if (size > MAX_MESSAGE_BYTES) {
+      return {
+        reason: "oversize",
+        detail: `${size} bytes, more than ${MAX_MESSAGE_BYTES}`,
+      };
     }
     const unsound = signatures?.check(
       typeof message === "string" ? message : latin1(message),
@@ -174,6 +182,30 @@ export class Monitor {
     } catch (error) {
       this.#problems.fail("storage", `cannot write ${storage}: ${describeError(error)}`);
     }
+  }
+
+  /** Counts and logs (rate-limited) an HTTP request or connection refused for `reason`. */
+  refusedHttp(reason: HttpRefusal, what: string): void {
+    this.httpRefused.set(reason, (this.httpRefused.get(reason) ?? 0) + 1);
+    this.#problems.fail(`http ${reason}`, `refused ${what}: ${reason}`);
+  }
+
+  /**
+   * Whether a new HTTP connection from `ip` may stay open: the sender is in --allow (checked
+   * here, before anything is read) and fewer than HTTP_MAX_CONNECTIONS are open.
+   */
+  admitConnection(ip: string | undefined, open: number): boolean {
+    const { allow } = this.#options;
+    const sender = ip?.replace(/^::ffff:(?=\d+\.)/, "");
+    if (!sender || (allow.length > 0 && !allow.some((range) => inCidr(sender, range)))) {
+      this.refusedHttp("not-allowed", `a connection from ${ip}`);
+      return false;
+    }
+    if (open >= HTTP_MAX_CONNECTIONS) {
+      this.refusedHttp("too-many-connections", `a connection from ${ip} (${open} open)`);
+      return false;
+    }
+    return true;
   }
 
   /** GET /servers */
@@ -255,7 +287,13 @@ export class Monitor {
         "heartbeat_http_requests_refused_total",
         "HTTP requests refused that were not heartbeats, by reason.",
         "counter",
-        (["not-found", "method-not-allowed"] as HttpRefusal[]).map((reason) =>
+        ([
+          "not-found",
+          "method-not-allowed",
+          "timeout",
+          "not-allowed",
+          "too-many-connections",
+        ] as HttpRefusal[]).map((reason) =>
           `heartbeat_http_requests_refused_total{reason="${reason}"} ${
             this.httpRefused.get(reason) ?? 0
           }`
@@ -288,11 +326,7 @@ export class Monitor {
       body: string,
       headers?: Record<string, string>,
     ) => {
-      this.httpRefused.set(reason, (this.httpRefused.get(reason) ?? 0) + 1);
-      this.#problems.fail(
-        `http ${reason}`,
-        `refused ${request.method} ${JSON.stringify(path)} from ${from}: ${reason}`,
-      );
+      this.refusedHttp(reason, `${request.method} ${JSON.stringify(path)} from ${from}`);
       reply(status, body, headers);
     };
     if (paths.includes(path)) {
@@ -301,27 +335,45 @@ export class Monitor {
           Allow: "POST",
         });
       }
+      // A heartbeat is under 1000 bytes, and comes at once: anything larger is refused at its
+      // first bytes, anything slower when HTTP_REQUEST_TIMEOUT_MS is up, and the connection
+      // closed, so that neither holds memory or a file descriptor.
+      const hangUp = () => response.once("finish", () => request.socket.destroy());
+      const oversize = (size: number) => {
+        clearTimeout(timer);
+        this.accept("", from, "http", size);
+        hangUp();
+        reply(413, `oversize: more than ${MAX_MESSAGE_BYTES} bytes\n`, { Connection: "close" });
+      };
+      const timer = setTimeout(() => {
+        hangUp();
+        refuse(408, "timeout", "Request Timeout: send the heartbeat at once\n", {
+          Connection: "close",
+        });
+      }, this.#options.httpTimeouts?.requestMs ?? HTTP_REQUEST_TIMEOUT_MS);
+      const declared = Number(request.headers["content-length"]);
+      if (declared > MAX_MESSAGE_BYTES) return oversize(declared);
       const chunks: Buffer[] = [];
       let size = 0;
       request.on("data", (chunk: Buffer) => {
+        if (size > MAX_MESSAGE_BYTES) return;
         size += chunk.length;
-        if (size <= MAX_MESSAGE_BYTES + 1) chunks.push(chunk);
+        if (size > MAX_MESSAGE_BYTES) oversize(size);
+        else chunks.push(chunk);
       });
       request.on("end", () => {
+        clearTimeout(timer);
+        if (size > MAX_MESSAGE_BYTES || response.headersSent) return;
         // Tomcat ends its body with CRLF; Apache's handler takes it, and so do we.
-        const body = trimEnd(Buffer.concat(chunks));
-        const rejection = this.accept(
-          size > MAX_MESSAGE_BYTES ? new Uint8Array(size) : body,
-          from,
-          "http",
-        );
+        const rejection = this.accept(trimEnd(Buffer.concat(chunks)), from, "http");
         if (rejection) {
           reply(
-            rejection.reason === "oversize" ? 413 : rejection.reason === "not-allowed" ? 403 : 400,
+            rejection.reason === "not-allowed" ? 403 : 400,
             `${rejection.reason}: ${rejection.detail}\n`,
           );
         } else reply(200, "OK");
       });
+      request.on("close", () => clearTimeout(timer));
       return;
     }
     if (path === "/servers" || path === "/metrics") {
@@ -356,8 +408,19 @@ function readStorageFile(path: string): StoredServer[] {
 /** How many new servers a second get a log line each. */
 const NEW_SERVER_LINES = 10;
 
-/** Why the HTTP side refused a request that was not a heartbeat. */
-export type HttpRefusal = "not-found" | "method-not-allowed";
+/** Why the HTTP side refused a request or a connection, other than for what a heartbeat said. */
+export type HttpRefusal =
+  | "not-found"
+  | "method-not-allowed"
+  | "timeout"
+  | "not-allowed"
+  | "too-many-connections";
+
+/** A request must be whole within this; a connection idle this long is closed. */
+export const HTTP_REQUEST_TIMEOUT_MS = 5_000;
+const HTTP_IDLE_TIMEOUT_MS = 10_000;
+/** Connections open at once, at most: past it, new ones are closed at once. */
+export const HTTP_MAX_CONNECTIONS = 128;
 
 /** Where heartbeats are POSTed when no --http-path is given. */
 export const DEFAULT_HTTP_PATHS = ["/heartbeat", "/HeartbeatListener"];
@@ -407,6 +470,21 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     if (options.http) {
       const { createServer } = await import("node:http");
       server = createServer((request, response) => monitor.handleHttp(request, response));
+      // Bun tells of a connection only once it sends something: its idle ones are closed here.
+      server.setTimeout(
+        options.httpTimeouts?.idleMs ?? HTTP_IDLE_TIMEOUT_MS,
+        (socket) => socket.destroy(),
+      );
+      const open = new Set<Socket>();
+      server.on("connection", (socket: Socket) => {
+        if (!monitor.admitConnection(socket.remoteAddress, open.size)) return socket.destroy();
+        open.add(socket);
+        socket.once("close", () => open.delete(socket));
+        socket.setTimeout(
+          options.httpTimeouts?.idleMs ?? HTTP_IDLE_TIMEOUT_MS,
+          () => socket.destroy(),
+        );
+      });
       await new Promise<void>((resolve, reject) => {
         server!.once("error", reject);
         server!.listen(options.http!.port, options.http!.host, () => resolve());

@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { createLogger } from "../../src/log.ts";
 import { systemClock } from "../../src/scheduler.ts";
 import { parseCidr } from "../../src/monitor/cidr.ts";
-import { Monitor, runMonitor } from "../../src/monitor/monitor.ts";
+import { HTTP_MAX_CONNECTIONS, Monitor, runMonitor } from "../../src/monitor/monitor.ts";
 import { SEEN_TIMEOUT_MS } from "../../src/monitor/table.ts";
 import type { OpenUdpListener } from "../../src/transport/transport.ts";
 import { FakeClock, recordingLog } from "../support/fakes.ts";
@@ -328,4 +329,115 @@ test("monitor: what a datagram says reaches the log escaped; a signed-only monit
   );
   assert.equal(log.length, 1);
   assert.ok(!/[\n\u001b]/.test(log[0]), log[0]);
+});
+
+/** A monitor with only its HTTP side, on a port of its own; `stop` ends it. */
+async function httpMonitor(options: { allow?: string[] } = {}) {
+  const stop = new AbortController();
+  let port = 0;
+  let monitor: Monitor | undefined;
+  const running = runMonitor({
+    http: { host: "127.0.0.1", port: 0 },
+    openUdpListener: () => Promise.reject(new Error("not used")),
+    storage: join(scratch, `http-limits-${Math.random()}.dat`),
+    maxServers: 10,
+    allow: (options.allow ?? []).map(parseCidr),
+    logger: createLogger({ level: "error", write: () => {} }),
+    clock: systemClock,
+    signal: stop.signal,
+    httpTimeouts: { requestMs: 300, idleMs: 600 },
+    onListening: (started, address) => {
+      monitor = started;
+      port = address.port ?? 0;
+    },
+  });
+  for (let wait = 0; wait < 100 && !port; wait++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { port, monitor: monitor!, stop: async () => (stop.abort(), await running) };
+}
+
+/** Connects, writes `text`, and resolves to what came back once the server closed (or after `ms`). */
+function exchange(
+  port: number,
+  text: string,
+  ms = 3000,
+): Promise<{ answer: string; closedAfter: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connect(port, "127.0.0.1", () => socket.write(text));
+    let answer = "";
+    socket.on("data", (chunk) => answer += chunk);
+    socket.on("error", () => {});
+    const done = () => resolve({ answer, closedAfter: Date.now() - started });
+    socket.on("close", done);
+    setTimeout(() => (socket.destroy(), done()), ms);
+  });
+}
+
+test("monitor: HTTP requests that are slow, silent or too large are refused at once or on time, and the connection closed", async () => {
+  const { port, monitor, stop } = await httpMonitor();
+  const post = "POST /heartbeat HTTP/1.1\r\nHost: x\r\n";
+  const slow = await exchange(port, `${post}Content-Length: 40\r\n\r\nv=1&ready=1`);
+  assert.match(slow.answer, /^HTTP\/1\.1 408 /);
+  assert.ok(slow.closedAfter < 2000, `slow body closed after ${slow.closedAfter} ms`);
+  const silent = await exchange(port, "");
+  assert.equal(silent.answer, "");
+  assert.ok(silent.closedAfter < 2000, `silent connection closed after ${silent.closedAfter} ms`);
+  const declared = await exchange(port, `${post}Content-Length: 5000000000\r\n\r\nv=1`);
+  assert.match(declared.answer, /^HTTP\/1\.1 413 /);
+  assert.ok(
+    declared.closedAfter < 1000,
+    `a huge declared body refused after ${declared.closedAfter} ms`,
+  );
+  const chunked = await exchange(
+    port,
+    `${post}Transfer-Encoding: chunked\r\n\r\n7d0\r\n${"x".repeat(2000)}\r\n`,
+  );
+  assert.match(chunked.answer, /^HTTP\/1\.1 413 /);
+  const metrics = monitor.metrics();
+  assert.match(metrics, /^heartbeat_http_requests_refused_total\{reason="timeout"\} 1$/m);
+  assert.match(metrics, /^heartbeat_messages_rejected_total\{reason="oversize"\} 2$/m);
+  await stop();
+});
+
+test("monitor: --allow is checked when a connection opens, and connections beyond the bound are closed at once", async () => {
+  const refused = await httpMonitor({ allow: ["10.0.0.0/8"] });
+  const outsider = await exchange(
+    refused.port,
+    "POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 18\r\n\r\nv=1&ready=1&busy=1",
+  );
+  assert.equal(outsider.answer, "", "nothing read, nothing answered");
+  assert.match(
+    refused.monitor.metrics(),
+    /^heartbeat_http_requests_refused_total\{reason="not-allowed"\} 1$/m,
+  );
+  await refused.stop();
+
+  const { port, monitor, stop } = await httpMonitor();
+  const held = await Promise.all(
+    Array.from({ length: HTTP_MAX_CONNECTIONS }, () =>
+      new Promise<Socket>((resolve) => {
+        // A request begun, not finished: on Bun, a connection counts once it sends something.
+        const socket = connect(
+          port,
+          "127.0.0.1",
+          () => socket.write("GET /metrics HTTP/1.1\r\n", () => resolve(socket)),
+        );
+        socket.on("error", () => {});
+      })),
+  );
+  // Time for the server to take them all in.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const extra = await exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert.equal(extra.answer, "");
+  assert.match(
+    monitor.metrics(),
+    /^heartbeat_http_requests_refused_total\{reason="too-many-connections"\} [1-9]/m,
+  );
+  // Under it, heartbeats by UDP are taken and the storage file written as ever.
+  assert.equal(monitor.accept("v=1&ready=3&busy=1", "10.0.0.7", "udp"), undefined);
+  monitor.tick();
+  held.forEach((socket) => socket.destroy());
+  await stop();
 });
