@@ -25,15 +25,15 @@ import { describeSettings } from "./settings.ts";
 import { processSignals } from "./signals.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { loadAdapter } from "./transport/index.ts";
+import { lineWriter } from "./output.ts";
 import { versionLine } from "./version.ts";
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE };
 export type { CommandIO as MainIO };
 
-const processIO: CommandIO = {
-  stdout: (line) => process.stdout.write(`${line}\n`),
-  stderr: (line) => process.stderr.write(`${line}\n`),
-};
+const stdout = lineWriter(1);
+const stderr = lineWriter(2);
+const processIO: CommandIO = { stdout, stderr };
 
 const HINT = "Try 'heartbeat --help' for the options.";
 
@@ -111,11 +111,11 @@ async function runFromCommandLine(): Promise<never> {
   try {
     status = await main(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(
-      `heartbeat: internal error, please report it: ${(error as Error)?.stack ?? error}\n`,
-    );
+    stderr(`heartbeat: internal error, please report it: ${(error as Error)?.stack ?? error}`);
     status = EXIT_FAILURE;
   }
+  // What is still queued goes out first, unless nobody reads it.
+  await Promise.all([stdout.flush(1000), stderr.flush(1000)]);
   process.exit(status);
 }
 

@@ -394,6 +394,42 @@ test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent 
 });
 
 test(
+  `e2e ${runtime}: a log reader that goes away stops nothing: heartbeats go on, and the farewell`,
+  {
+    skip,
+  },
+  async () => {
+    const lab = network();
+    const listener = lab.spawn(
+      "peer",
+      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27992", "239.0.0.1"]),
+    );
+    const heard = collect(listener);
+    await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, ["-a", "239.0.0.1:27992", "--ready", "6", "-v", "--interval", "0.05"]),
+    );
+    const count = (payload: string) =>
+      heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
+    await waitFor(() => count("ready=6&busy=0") >= 3, 10_000, "heartbeats");
+    // The reader of the agent's log (every heartbeat, with -v) goes away.
+    agent.stderr!.destroy();
+    const before = count("ready=6&busy=0");
+    await waitFor(
+      () => count("ready=6&busy=0") >= before + 10,
+      10_000,
+      "heartbeats after the log's reader left",
+    );
+    const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+    process.kill(agent.pid!, "SIGTERM");
+    assert.equal(await exited, 0);
+    await waitFor(() => count("ready=0&busy=0") >= 1, 5_000, "the farewell");
+    await stop(listener);
+  },
+);
+
+test(
   `e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`,
   { skip },
   async () => {
