@@ -464,7 +464,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Signing",
     help: "how old a signed heartbeat may be",
-    default: 30,
+    default: 5,
     parse: wholeNumber(1, 86400),
   }),
   setting({

@@ -35,9 +35,19 @@ export function readKeyFile(path: string): { key: Buffer; warning?: string } {
   };
 }
 
-/** The message with `&ts=` and `&sig=` appended. */
-export function sign(message: string, key: Buffer, unixSeconds: number): string {
-  const signed = `${message}&ts=${unixSeconds}`;
+/** Who signs: the address it sends from, where known, and its running count of heartbeats. */
+export interface Signer {
+  /** The sender's own address, as the monitor will see it: bound into the signature. */
+  from?: string;
+  /** Makes every signed heartbeat unique, so that each can be taken once only. */
+  seq: number;
+}
+
+/** The message with `&from=` (where known), `&seq=`, `&ts=` and `&sig=` appended. */
+export function sign(message: string, key: Buffer, unixSeconds: number, signer?: Signer): string {
+  const from = signer?.from ? `&from=${signer.from}` : "";
+  const seq = signer ? `&seq=${signer.seq}` : "";
+  const signed = `${message}${from}${seq}&ts=${unixSeconds}`;
   return `${signed}&sig=${hmac(key, signed)}`;
 }
 
@@ -45,63 +55,81 @@ function hmac(key: Buffer, text: string): string {
   return crypto().createHmac("sha256", key).update(text, "latin1").digest("hex");
 }
 
-export type SignatureProblem = "unsigned" | "forged" | "replayed" | "future";
+export type SignatureProblem = "unsigned" | "forged" | "replayed" | "future" | "wrong-sender";
 
-/** Checks a message's signature and timestamp against the last one accepted from its sender. */
+/**
+ * Checks a message's signature, its sender and its freshness. A signed heartbeat is taken once:
+ * its signature is remembered for the window, whoever sends it again; it must come from the
+ * address it names (`from=`), when it names one; and it must be newer than the last one taken
+ * from that address.
+ */
 export class SignatureCheck {
   readonly #key: Buffer;
   readonly #windowSeconds: number;
-  readonly #lastAccepted = new Map<string, number>();
+  readonly #lastAccepted = new Map<string, { ts: number; seq: number }>();
+  /** Signatures taken within the window, with their ts. */
+  readonly #taken = new Map<string, number>();
 
   constructor(key: Buffer, windowSeconds: number) {
     this.#key = key;
     this.#windowSeconds = windowSeconds;
   }
 
-  /** Undefined when `text` from `from` is signed, genuine and fresh; else why not. */
+  /** Undefined when `text` from `from` is signed, genuine, its own sender's and fresh; else why not. */
   check(
     text: string,
     from: string,
     nowSeconds: number,
   ): { reason: SignatureProblem; detail: string } | undefined {
     const at = text.lastIndexOf("&sig=");
-    const ts = /&ts=(\d{1,12})(?:&|$)/.exec(text.slice(0, Math.max(0, at)))?.[1];
+    const signed = text.slice(0, Math.max(0, at));
+    const field = (name: string) => new RegExp(`&${name}=([^&]*)(?:&|$)`).exec(signed)?.[1];
+    const ts = /^\d{1,12}$/.test(field("ts") ?? "") ? Number(field("ts")) : undefined;
     if (at < 0 || ts === undefined) return { reason: "unsigned", detail: "no ts and sig" };
-    const expected = Buffer.from(hmac(this.#key, text.slice(0, at)), "latin1");
+    const expected = Buffer.from(hmac(this.#key, signed), "latin1");
     const given = Buffer.from(text.slice(at + 5), "latin1");
     if (given.length !== expected.length || !crypto().timingSafeEqual(given, expected)) {
       return { reason: "forged", detail: "the signature does not match" };
     }
-    const seconds = Number(ts);
-    if (seconds > nowSeconds + this.#windowSeconds) {
+    const signer = field("from");
+    if (signer !== undefined && signer !== from) {
+      return { reason: "wrong-sender", detail: `signed by ${signer}, sent from ${from}` };
+    }
+    if (ts > nowSeconds + this.#windowSeconds) {
       return {
         reason: "future",
-        detail: `ts is ${seconds - nowSeconds} s ahead: are the clocks in step?`,
+        detail: `ts is ${ts - nowSeconds} s ahead: are the clocks in step?`,
       };
     }
-    if (seconds < nowSeconds - this.#windowSeconds) {
+    if (ts < nowSeconds - this.#windowSeconds) {
       return {
         reason: "replayed",
-        detail: `ts is ${
-          nowSeconds - seconds
-        } s old, more than the ${this.#windowSeconds} s window`,
+        detail: `ts is ${nowSeconds - ts} s old, more than the ${this.#windowSeconds} s window`,
       };
     }
+    const sig = text.slice(at + 5);
+    if (this.#taken.has(sig)) {
+      return { reason: "replayed", detail: "this very heartbeat was taken already" };
+    }
+    const seq = Number(field("seq") ?? 0);
     const last = this.#lastAccepted.get(from);
-    if (last !== undefined && seconds < last) {
-      return {
-        reason: "replayed",
-        detail: `ts ${seconds} is older than the last one accepted, ${last}`,
-      };
+    if (
+      last && (ts < last.ts || (ts === last.ts && seq <= last.seq && field("seq") !== undefined))
+    ) {
+      return { reason: "replayed", detail: `older than the last one taken from ${from}` };
     }
-    this.#lastAccepted.set(from, seconds);
+    this.#lastAccepted.set(from, { ts, seq });
+    this.#taken.set(sig, ts);
     return undefined;
   }
 
-  /** Forgets senders not heard from for a window, so the table stays as small as the servers'. */
+  /** Forgets what is older than the window, so that memory stays as small as the traffic. */
   forget(nowSeconds: number): void {
     for (const [from, last] of this.#lastAccepted) {
-      if (last < nowSeconds - 2 * this.#windowSeconds) this.#lastAccepted.delete(from);
+      if (last.ts < nowSeconds - 2 * this.#windowSeconds) this.#lastAccepted.delete(from);
+    }
+    for (const [sig, ts] of this.#taken) {
+      if (ts < nowSeconds - this.#windowSeconds) this.#taken.delete(sig);
     }
   }
 }

@@ -30,7 +30,7 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
     // The defaults of settings the agent does not use here are in force too.
     resolveIntervalSeconds: 30,
     maxAgeSeconds: 10,
-    signatureWindowSeconds: 30,
+    signatureWindowSeconds: 5,
     maxServers: 1000,
     httpPaths: ["/heartbeat", "/HeartbeatListener"],
   });

@@ -445,7 +445,7 @@ test("config: every directive the agent reads", () => {
     // 0 means the default number, as in mod_heartmonitor; the effective value is shown.
     maxServers: 1000,
     resolveIntervalSeconds: 30,
-    signatureWindowSeconds: 30,
+    signatureWindowSeconds: 5,
     httpPaths: ["/heartbeat", "/HeartbeatListener"],
   });
 });
@@ -506,7 +506,7 @@ test("config: flags win over the environment, the environment over the file, the
       "directive                 value                          from",
       "HeartbeatHTTPPath         /heartbeat /HeartbeatListener  default",
       "HeartbeatMaxServers       1000                           default",
-      "HeartbeatSignatureWindow  30                             default",
+      "HeartbeatSignatureWindow  5                              default",
       "HeartbeatLogLevel         info                           default",
     ].join("\n"),
   );

@@ -66,7 +66,13 @@ test("signing: a heartbeat older than the last one accepted from its sender is a
   assert.equal(check.check(first, "10.0.0.1", NOW + 1), undefined);
   assert.equal(check.check(second, "10.0.0.1", NOW + 1), undefined);
   assert.equal(check.check(first, "10.0.0.1", NOW + 2)?.reason, "replayed");
-  assert.equal(check.check(first, "10.0.0.9", NOW + 2), undefined, "per sender");
+  // Sent again from another address, it is the same heartbeat: taken once only (#17: it was
+  // taken, and registered a server that did not exist).
+  assert.equal(
+    check.check(first, "10.0.0.9", NOW + 2)?.reason,
+    "replayed",
+    "taken once, from anywhere",
+  );
   check.forget(NOW + 100);
   assert.equal(
     check.check(sign("v=1&ready=1&busy=1", key, NOW + 100), "10.0.0.1", NOW + 100),
@@ -123,4 +129,40 @@ test("signing: key files that are missing, short or readable by others", () => {
   assert.match(readKeyFile(open).warning ?? "", /can be read by other users: chmod 600/);
   chmodSync(open, 0o600);
   assert.deepEqual(readKeyFile(open), { key, warning: undefined });
+});
+
+test("signing: a heartbeat is bound to the address it names, numbered, and taken once within a few seconds", () => {
+  const check = new SignatureCheck(key, 5);
+  const signer = { from: "10.0.0.1", seq: 41 };
+  const drained = sign("v=1&ready=0&busy=2", key, NOW, { ...signer, seq: 42 });
+  assert.match(
+    drained,
+    /^v=1&ready=0&busy=2&from=10\.0\.0\.1&seq=42&ts=1800000000&sig=[0-9a-f]{64}$/,
+  );
+  const earlier = sign("v=1&ready=100&busy=2", key, NOW, signer);
+  // From another address: refused, whatever the address (an attacker's, or a made-up server's).
+  assert.deepEqual(check.check(earlier, "10.0.0.66", NOW), {
+    reason: "wrong-sender",
+    detail: "signed by 10.0.0.1, sent from 10.0.0.66",
+  });
+  // Two heartbeats in one second are both taken, in order; the earlier one, replayed after the
+  // drain, would undo it: it is refused.
+  assert.equal(check.check(earlier, "10.0.0.1", NOW), undefined);
+  assert.equal(check.check(drained, "10.0.0.1", NOW), undefined);
+  assert.equal(check.check(earlier, "10.0.0.1", NOW)?.reason, "replayed");
+  assert.equal(check.check(drained, "10.0.0.1", NOW)?.reason, "replayed");
+  // Past the window (5 s by default), nothing old is taken; memory is let go.
+  assert.match(
+    check.check(sign("v=1&ready=1&busy=1", key, NOW - 6, signer), "10.0.0.1", NOW)!.detail,
+    /6 s old, more than the 5 s window/,
+  );
+  check.forget(NOW + 100);
+  assert.equal(
+    check.check(
+      sign("v=1&ready=1&busy=1", key, NOW + 100, { ...signer, seq: 1 }),
+      "10.0.0.1",
+      NOW + 100,
+    ),
+    undefined,
+  );
 });

@@ -120,7 +120,11 @@ async function prepare(
     logger,
     clock,
     shape,
-    seal: sealer(settings, logger),
+    seal: await sealer(
+      settings,
+      logger,
+      udp[0] && { host: udp[0].addresses[0], port: udp[0].port },
+    ),
   };
 
   if (invocation.dryRun) {
@@ -185,11 +189,44 @@ async function prepare(
   };
 }
 
-/** Signs messages with --key-file's key, if there is one. */
-function sealer(settings: Settings, logger: Logger): ((message: string) => string) | undefined {
+/**
+ * Signs messages with --key-file's key, if there is one, bound to the address they leave from
+ * where that is known (--interface, or the route to the first UDP destination), and numbered, so
+ * that the monitor takes each once and only from this address.
+ */
+async function sealer(
+  settings: Settings,
+  logger: Logger,
+  firstUdp: { host: string; port: number } | undefined,
+): Promise<((message: string) => string) | undefined> {
   if (!settings.keyFile) return undefined;
   const key = keyFrom(settings.keyFile, logger);
-  return (message) => sign(message, key, Math.floor(Date.now() / 1000));
+  const from = settings.interfaceAddress ?? (firstUdp && await localAddressToward(firstUdp));
+  let seq = Math.floor(Math.random() * 2 ** 31);
+  return (message) => sign(message, key, Math.floor(Date.now() / 1000), { from, seq: seq++ });
+}
+
+/**
+ * The local IPv4 address the kernel sends from to `destination`, from a connected UDP socket;
+ * undefined where the runtime does not tell (Deno says 0.0.0.0) or the route is not IPv4.
+ */
+async function localAddressToward(
+  destination: { host: string; port: number },
+): Promise<string | undefined> {
+  if (familyOf(destination.host) !== 4) return undefined;
+  const { createSocket } = await import("node:dgram");
+  const socket = createSocket("udp4");
+  try {
+    return await new Promise<string | undefined>((resolve) => {
+      socket.once("error", () => resolve(undefined));
+      socket.connect(destination.port, destination.host, () => {
+        const { address } = socket.address();
+        resolve(address === "0.0.0.0" ? undefined : address);
+      });
+    });
+  } finally {
+    socket.close();
+  }
 }
 
 /** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */

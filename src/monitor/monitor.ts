@@ -273,6 +273,7 @@ export class Monitor {
           "forged",
           "replayed",
           "future",
+          "wrong-sender",
           "not-allowed",
           "full",
           "no-address",
