@@ -430,6 +430,69 @@ test(
 );
 
 test(
+  `e2e ${runtime}: sources that stalled it: a named pipe for a while, and a command leaving a child behind`,
+  {
+    skip,
+  },
+  async () => {
+    const lab = network();
+    const listener = lab.spawn(
+      "peer",
+      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27991", "239.0.0.1"]),
+    );
+    const heard = collect(listener);
+    await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+    const count = (payload: string) =>
+      heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
+    const load = join(lab.dir, "load");
+    execFileSync("mkfifo", [load]);
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27991",
+        "--source",
+        `file:${load}`,
+        "--interval",
+        "0.1",
+      ]),
+    );
+    const log = collect(agent);
+    await waitFor(
+      () => log().stderr.includes("is not a regular file"),
+      10_000,
+      `the FIFO refused: ${log().stderr}`,
+    );
+    rmSync(load);
+    writeFileSync(load, "ready=4&busy=2\n");
+    await waitFor(
+      () => count("ready=4&busy=2") >= 3,
+      10_000,
+      `heartbeats once the path is a file again: ${log().stderr}`,
+    );
+    await stop(agent);
+    const exec = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27991",
+        "--source",
+        "exec:sleep 60 & echo ready=5\\&busy=1",
+        "--interval",
+        "0.2",
+      ]),
+    );
+    await waitFor(
+      () => count("ready=5&busy=1") >= 3,
+      10_000,
+      "heartbeats from a command that leaves a child",
+    );
+    await stop(exec);
+    await stop(listener);
+  },
+);
+
+test(
   `e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`,
   { skip },
   async () => {
