@@ -9,6 +9,7 @@ import { type Logger, ProblemLog } from "./log.ts";
 import { type Clock, runEvery } from "./scheduler.ts";
 import type { Source } from "./sources/source.ts";
 import type { Sender } from "./senders/sender.ts";
+import type { AgentStatus } from "./status.ts";
 
 export interface AgentOptions {
   /** One per destination: every heartbeat goes to each. */
@@ -25,6 +26,8 @@ export interface AgentOptions {
   shape?: (load: Load) => Load | undefined;
   /** Adds to each message before it goes out (a signature). */
   seal?: (message: string) => string;
+  /** Told of each reading and send, for agent-check, /healthz and /metrics. */
+  status?: AgentStatus;
 }
 
 /** Share of the interval a source may take to answer: the rest is left for sending. */
@@ -54,13 +57,17 @@ export function createAgent(options: AgentOptions): Agent {
       try {
         await sender.send(payload);
         problems.ok(key, `${key} works again`);
+        options.status?.sent(sender.name, true);
         return true;
       } catch (error) {
         problems.fail(key, `${key} failed: ${describeError(error)}`);
+        options.status?.sent(sender.name, false);
         return false;
       }
     }));
-    return results.every(Boolean);
+    const all = results.every(Boolean);
+    if (all) options.status?.delivered();
+    return all;
   };
 
   const beat = async (): Promise<boolean> => {
@@ -70,8 +77,10 @@ export function createAgent(options: AgentOptions): Agent {
       const load = options.shape ? options.shape(read) : read;
       lastBusy = load?.busy ?? read.busy;
       message = load && formatHeartbeat({ ...load, port: options.port });
+      options.status?.read(load);
     } catch (error) {
       problems.fail("source", `no heartbeat sent: ${source.description}: ${describeError(error)}`);
+      options.status?.sourceFailed(describeError(error));
       return false;
     }
     problems.ok("source", `${source.description} answers again; heartbeats resumed`);

@@ -338,6 +338,7 @@ const GROUPS = [
   "Where to send",
   "What to send",
   "Shaping what is sent",
+  "Asked, not told",
   "Where heartbeats come in",
   "What is kept",
   "Signing",

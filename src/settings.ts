@@ -56,6 +56,12 @@ export interface Settings {
   storage?: string;
   maxServers: number;
   http?: AddressSetting;
+  /** Where the agent answers HAProxy's agent-check. */
+  agentCheck?: AddressSetting;
+  /** HAProxy runtime API sockets (a path, or ADDR:PORT) the monitor sets weights through. */
+  haproxySockets?: string[];
+  /** The HAProxy backends whose servers' weights the monitor sets. */
+  haproxyBackends?: string[];
   /** Where the monitor's HTTP side takes POSTed heartbeats. */
   httpPaths: string[];
   allow?: Cidr[];
@@ -374,10 +380,21 @@ export const SETTINGS: readonly Setting[] = [
     flag: "http",
     env: "HEARTBEAT_HTTP",
     directive: "HeartbeatHTTPListen",
-    commands: MONITOR,
+    commands: BOTH,
     value: "ADDR:PORT",
-    group: "Where heartbeats come in",
-    help: "take heartbeats POSTed to /heartbeat; serve /servers and /metrics",
+    group: { agent: "Asked, not told", monitor: "Where heartbeats come in" },
+    help: "serve /healthz and /metrics (the monitor: also POSTed heartbeats, /servers)",
+    parse: address,
+  }),
+  setting({
+    key: "agentCheck",
+    flag: "agent-check",
+    env: "HEARTBEAT_AGENT_CHECK",
+    directive: "HeartbeatAgentCheck",
+    commands: AGENT,
+    value: "ADDR:PORT",
+    group: "Asked, not told",
+    help: "answer HAProxy's agent-check here (then --address is optional)",
     parse: address,
   }),
   setting({
@@ -442,6 +459,35 @@ export const SETTINGS: readonly Setting[] = [
       }
       return count || DEFAULT_MAX_SERVERS;
     },
+  }),
+  setting({
+    key: "haproxySockets",
+    flag: "haproxy-socket",
+    env: "HEARTBEAT_HAPROXY_SOCKET",
+    directive: "HeartbeatHAProxySocket",
+    commands: MONITOR,
+    value: "PATH|ADDR:PORT",
+    group: "What is kept",
+    help: "set HAProxy's weights by heartbeat, through this runtime API (repeatable)",
+    multiple: true,
+    parse: (value) => {
+      if (!value.startsWith("/") && !/^.+:\d+$/.test(value)) {
+        throw new SettingError("give the stats socket's path, or ADDR:PORT");
+      }
+      return value;
+    },
+  }),
+  setting({
+    key: "haproxyBackends",
+    flag: "haproxy-backend",
+    env: "HEARTBEAT_HAPROXY_BACKEND",
+    directive: "HeartbeatHAProxyBackend",
+    commands: MONITOR,
+    value: "NAME",
+    group: "What is kept",
+    help: "the HAProxy backend whose servers get the weights (repeatable)",
+    multiple: true,
+    parse: text,
   }),
   setting({
     key: "keyFile",

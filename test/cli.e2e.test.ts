@@ -493,6 +493,62 @@ test(
 );
 
 test(
+  `e2e ${runtime}: the agent's /healthz turns 503 when its source fails and 200 when it recovers`,
+  {
+    skip,
+  },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "healthz-load");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--source",
+        `file:${load}`,
+        "--interval",
+        "0.2",
+        "--http",
+        "10.99.3.1:9101",
+      ]),
+    );
+    const log = collect(agent);
+    await waitFor(
+      () => log().stderr.includes("/healthz and /metrics on"),
+      10_000,
+      `the agent's HTTP side: ${log().stderr}`,
+    );
+    const healthz = async () => {
+      const result = await lab.run("peer", [
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "http://10.99.3.1:9101/healthz",
+      ]);
+      const [body, code] = result.stdout.split(/\n(?=\d+$)/);
+      return `${code} ${body.trim()}`;
+    };
+    let answer = "";
+    for (let i = 0; i < 30 && !answer.startsWith("503"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      answer = await healthz();
+    }
+    assert.match(answer, /^503 no data: .*no such file or directory \(ENOENT\)$/);
+    writeFileSync(load, "ready=3&busy=1\n");
+    for (let i = 0; i < 30 && !answer.startsWith("200"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      answer = await healthz();
+    }
+    assert.equal(answer, "200 ok");
+    const metrics = await lab.run("peer", ["curl", "-s", "http://10.99.3.1:9101/metrics"]);
+    assert.match(metrics.stdout, /^heartbeat_ready 3$/m);
+    await stop(agent);
+  },
+);
+
+test(
   `e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`,
   { skip },
   async () => {

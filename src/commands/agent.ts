@@ -11,7 +11,7 @@ import type { Load } from "../codec.ts";
 import { describeError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
-import type { Resolved, Settings } from "../settings.ts";
+import type { AddressSetting, Resolved, Settings } from "../settings.ts";
 import { Drain, shapeLoad } from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
@@ -21,7 +21,10 @@ import { createPrintSender } from "../senders/print.ts";
 import { createResolvingSender } from "../senders/resolving.ts";
 import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
-import { VERSION } from "../version.ts";
+import { serveAgentHttp } from "../agent-http.ts";
+import { serveAgentCheck } from "../haproxy/agent-check.ts";
+import { AgentStatus } from "../status.ts";
+import { bakedBuild, VERSION } from "../version.ts";
 import {
   type Check,
   chooseAdapter,
@@ -66,7 +69,8 @@ export function agentChecks(settings: Settings, logger: Logger): Check[] {
 }
 
 function requireDestination(settings: Settings): void {
-  if (settings.addresses.length === 0) {
+  // An agent may serve HAProxy's agent-check only.
+  if (settings.addresses.length === 0 && !settings.agentCheck) {
     throw new UsageError(
       "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
     );
@@ -274,8 +278,15 @@ export async function runAgent(
     ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
     active.logger,
   );
+  // For those who ask (HAProxy's agent-check, /healthz, /metrics), across reloads.
+  const status = new AgentStatus({
+    now: () => context.clock.now(),
+    intervalMs: () => active.settings.intervalSeconds * 1000,
+    draining: () => active.lasting.drain.draining(active.settings.drainFile),
+  });
+  const services = await serve(active.settings, status, active.logger);
   try {
-    let running = start(active);
+    let running = start(active, status);
     for (;;) {
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
@@ -292,23 +303,76 @@ export async function runAgent(
       }
       const next = await reload(load, invocation, context, active);
       if (next) {
+        for (const key of ["agentCheck", "http"] as const) {
+          if (next.settings[key]?.text !== active.settings[key]?.text) {
+            next.logger.warn(
+              `reload: ${key === "http" ? "--http" : "--agent-check"} changes at a restart only`,
+            );
+          }
+        }
         await running.stop();
         await active.close();
         active = next;
-        running = start(active);
+        running = start(active, status);
       }
     }
     active.logger.info("stopped");
     return EXIT_OK;
   } finally {
     signals.close();
+    await Promise.all(services.map((service) => service.close()));
     await active.close();
   }
+}
+
+/** The agent-check and HTTP servers the settings ask for, open. */
+async function serve(
+  settings: Settings,
+  status: AgentStatus,
+  logger: Logger,
+): Promise<{ close(): Promise<void> }[]> {
+  const services: { close(): Promise<void> }[] = [];
+  const open = async (
+    what: string,
+    address: AddressSetting,
+    opening: () => Promise<{ port: number; close(): Promise<void> }>,
+  ) => {
+    try {
+      const service = await opening();
+      services.push(service);
+      logger.info(`${what} on ${address.host}:${service.port}`);
+    } catch (error) {
+      await Promise.all(services.map((service) => service.close()));
+      throw new RuntimeFailure(
+        `cannot listen on ${address.text} for ${what}: ${describeError(error)}`,
+      );
+    }
+  };
+  if (settings.agentCheck) {
+    await open(
+      "HAProxy agent-check",
+      settings.agentCheck,
+      () => serveAgentCheck(settings.agentCheck!, status),
+    );
+  }
+  if (settings.http) {
+    const build = Object.fromEntries(
+      Object.entries({ version: VERSION, ...bakedBuild(), runtime: runtimeVersion() })
+        .filter((entry): entry is [string, string] => entry[1] !== undefined),
+    );
+    await open(
+      "/healthz and /metrics",
+      settings.http,
+      () => serveAgentHttp(settings.http!, status, build),
+    );
+  }
+  return services;
 }
 
 /** Starts the agent; `stop` stops it after the heartbeat under way. */
 function start(
   { settings, logger, options, via }: Prepared,
+  status: AgentStatus,
 ): { agent: Agent; stop(): Promise<void> } {
   const { source, senders } = options;
   if (settings.intervalSeconds >= 10) {
@@ -319,13 +383,16 @@ function start(
   }
   const chosen = source.chosenBecause ? ` (chosen because ${source.chosenBecause})` : "";
   logger.info(
-    `heartbeat ${VERSION} on ${runtimeVersion()}: sending ${source.description}${chosen} to ` +
-      `${
-        senders.map((sender) => sender.name).join(", ")
-      } every ${settings.intervalSeconds} s (${via})`,
+    `heartbeat ${VERSION} on ${runtimeVersion()}: ` +
+      (senders.length
+        ? `sending ${source.description}${chosen} to ${
+          senders.map((sender) => sender.name).join(", ")
+        } ` +
+          `every ${settings.intervalSeconds} s (${via})`
+        : `reading ${source.description}${chosen} every ${settings.intervalSeconds} s, for those who ask`),
   );
   const abort = new AbortController();
-  const agent = createAgent({ ...options, signal: abort.signal });
+  const agent = createAgent({ ...options, status, signal: abort.signal });
   const running = agent.run();
   return {
     agent,

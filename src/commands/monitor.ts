@@ -7,6 +7,7 @@ import { dirname, resolve } from "node:path";
 import { type Invocation, UsageError } from "../cli.ts";
 import { describeError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
@@ -47,6 +48,16 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
     },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
     { key: "storage", run: () => settings.storage && requireWritableFolder(settings.storage) },
+    {
+      key: "haproxySockets",
+      run: () => {
+        if (!settings.haproxySockets?.length !== !settings.haproxyBackends?.length) {
+          throw new UsageError(
+            "--haproxy-socket and --haproxy-backend go together: where to set weights, and for which backend",
+          );
+        }
+      },
+    },
   ];
 }
 
@@ -101,6 +112,14 @@ export async function runMonitorCommand(
     udp,
     http: settings.http,
     httpPaths: settings.httpPaths,
+    haproxy: settings.haproxySockets?.length
+      ? new HAProxyPush({
+        sockets: settings.haproxySockets,
+        backends: settings.haproxyBackends ?? [],
+        logger,
+        now: () => clock.now(),
+      })
+      : undefined,
     openUdpListener: (await context.adapter(adapter)).openUdpListener,
     storage: settings.storage,
     maxServers,

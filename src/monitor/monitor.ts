@@ -11,6 +11,7 @@ import { describeError } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
+import type { HAProxyPush } from "../haproxy/runtime-api.ts";
 import type { SignatureCheck, SignatureProblem } from "../signing.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
 import {
@@ -37,6 +38,8 @@ export interface MonitorOptions {
   unixNow?: () => number;
   /** HTTP limits (tests shorten them): a request whole within, a connection idle at most. */
   httpTimeouts?: { requestMs: number; idleMs: number };
+  /** Sets HAProxy's weights from the table, each tick. */
+  haproxy?: HAProxyPush;
   /** Where the HTTP side takes POSTed heartbeats (default: DEFAULT_HTTP_PATHS). */
   httpPaths?: string[];
   /** Told one line per heartbeat accepted, for --print. */
@@ -167,6 +170,8 @@ export class Monitor {
     }
     this.#newServers = { logged: 0, unlogged: 0 };
     this.#options.signatures?.forget(this.#unixNow());
+    // Not awaited: an HAProxy that does not answer must not hold up the storage file.
+    void this.#options.haproxy?.sync(this.table.entries(), this.#options.clock.now());
     for (const gone of this.table.expire(this.#options.clock.now())) {
       this.#options.logger.info(`server ${gone.ip} silent for 30 s: removed`);
     }
@@ -178,8 +183,10 @@ export class Monitor {
     if (!storage) return;
     try {
       writeFileAtomic(storage, formatStorage(this.table.entries(), clock.now()));
+      this.#storageProblem = undefined;
       this.#problems.ok("storage", `writing ${storage} works again`);
     } catch (error) {
+      this.#storageProblem = `cannot write ${storage}: ${describeError(error)}`;
       this.#problems.fail("storage", `cannot write ${storage}: ${describeError(error)}`);
     }
   }
@@ -206,6 +213,15 @@ export class Monitor {
       return false;
     }
     return true;
+  }
+
+  #storageProblem: string | undefined;
+
+  /** GET /healthz: unhealthy while the storage file cannot be written. */
+  health(): { healthy: boolean; reason: string } {
+    return this.#storageProblem
+      ? { healthy: false, reason: this.#storageProblem }
+      : { healthy: true, reason: `ok: ${this.table.size} servers` };
   }
 
   /** GET /servers */
@@ -284,6 +300,21 @@ export class Monitor {
             }`
           ),
       ),
+      ...(this.#options.haproxy
+        ? [
+          family("heartbeat_haproxy_weight_changes_total", "Weights set in HAProxy.", "counter", [
+            `heartbeat_haproxy_weight_changes_total ${this.#options.haproxy.changes}`,
+          ]),
+          family(
+            "heartbeat_haproxy_errors_total",
+            "Failed exchanges with HAProxy's runtime API.",
+            "counter",
+            [
+              `heartbeat_haproxy_errors_total ${this.#options.haproxy.errors}`,
+            ],
+          ),
+        ]
+        : []),
       family(
         "heartbeat_http_requests_refused_total",
         "HTTP requests refused that were not heartbeats, by reason.",
@@ -377,6 +408,10 @@ export class Monitor {
       request.on("close", () => clearTimeout(timer));
       return;
     }
+    if (path === "/healthz") {
+      const { healthy, reason } = this.health();
+      return reply(healthy ? 200 : 503, `${reason}\n`);
+    }
     if (path === "/servers" || path === "/metrics") {
       if (request.method !== "GET" && request.method !== "HEAD") {
         return refuse(405, "method-not-allowed", "Method Not Allowed: GET it\n", {
@@ -392,7 +427,7 @@ export class Monitor {
     refuse(
       404,
       "not-found",
-      `Not Found: POST heartbeats to ${paths.join(" or ")}; GET /servers, /metrics\n`,
+      `Not Found: POST heartbeats to ${paths.join(" or ")}; GET /healthz, /servers, /metrics\n`,
     );
   }
 }

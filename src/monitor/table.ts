@@ -12,6 +12,8 @@ export interface ServerEntry {
   ready: number;
   busy: number;
   port: number;
+  /** Whether the heartbeat named its port (else 80 is assumed, as mod_heartmonitor does). */
+  portGiven: boolean;
   /** When the last heartbeat came, on the monitor's clock (ms). */
   lastSeen: number;
 }
@@ -38,6 +40,7 @@ export class ServerTable {
       ready: heartbeat.ready,
       busy: heartbeat.busy,
       port: heartbeat.port ?? DEFAULT_PORT,
+      portGiven: heartbeat.port !== undefined,
       lastSeen: now,
     });
     return known ? "updated" : "added";

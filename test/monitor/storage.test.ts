@@ -17,8 +17,8 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 test("monitor storage: mod_heartmonitor's exact line format", () => {
   const entries = [
-    { ip: "10.0.0.1", ready: 5, busy: 2, port: 80, lastSeen: 1000 },
-    { ip: "10.0.0.2", ready: 0, busy: 9, port: 8080, lastSeen: 4500 },
+    { ip: "10.0.0.1", ready: 5, busy: 2, port: 80, portGiven: false, lastSeen: 1000 },
+    { ip: "10.0.0.2", ready: 0, busy: 9, port: 8080, portGiven: true, lastSeen: 4500 },
   ];
   assert.equal(
     formatStorage(entries, 7000),

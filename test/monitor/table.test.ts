@@ -9,9 +9,18 @@ test("monitor table: one entry per sender, port 80 unless given, in address orde
   assert.equal(table.record("10.0.0.9", { ready: 3, busy: 4, port: 8080 }, 0), "added");
   assert.equal(table.record("10.0.0.10", { ready: 5, busy: 6, port: 81 }, 500), "updated");
   assert.deepEqual(table.entries(), [
-    { ip: "10.0.0.9", ready: 3, busy: 4, port: 8080, lastSeen: 0 },
-    { ip: "10.0.0.10", ready: 5, busy: 6, port: 81, lastSeen: 500 },
+    { ip: "10.0.0.9", ready: 3, busy: 4, port: 8080, portGiven: true, lastSeen: 0 },
+    { ip: "10.0.0.10", ready: 5, busy: 6, port: 81, portGiven: true, lastSeen: 500 },
   ]);
+  table.record("10.0.0.11", { ready: 1, busy: 1 }, 0);
+  assert.deepEqual(table.entries()[2], {
+    ip: "10.0.0.11",
+    ready: 1,
+    busy: 1,
+    port: 80,
+    portGiven: false,
+    lastSeen: 0,
+  });
 });
 
 test("monitor table: at the bound, known servers update and new ones are turned away", () => {

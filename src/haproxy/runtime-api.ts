@@ -1,0 +1,148 @@
+/**
+ * Heartbeats turned into HAProxy weights, pushed through its runtime API (`stats socket ...
+ * level admin`): each tick the monitor reads `show servers state BACKEND`, matches each server
+ * to a heartbeat by address (and port, when the heartbeat named one), and sends `set server
+ * BACKEND/SERVER weight W` for the weights that differ. Reading HAProxy's own state each time
+ * means only changes are sent, and a restarted HAProxy gets every weight back at the next tick.
+ */
+import { describeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { ProblemLog } from "../log.ts";
+import { BALANCER_MAX_LASTSEEN } from "../monitor/storage.ts";
+import type { ServerEntry } from "../monitor/table.ts";
+
+/** HAProxy's largest server weight. */
+export const HAPROXY_MAX_WEIGHT = 256;
+/** A runtime API command that has not answered by then has failed. */
+const COMMAND_TIMEOUT_MS = 2_000;
+
+/**
+ * The weights HAProxy should give these servers, in proportion to what mod_lbmethod_heartbeat
+ * would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent for 10 s, scaled so
+ * that the largest is 256 and none that has a free slot is below 1.
+ */
+export function haproxyWeights(entries: ServerEntry[], now: number): Map<ServerEntry, number> {
+  const base = new Map(entries.map((entry) => {
+    const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
+    const ready = entry.busy === 0 && entry.ready !== 0 ? Math.floor(entry.ready / 4) : entry.ready;
+    return [entry, fresh ? Math.max(0, ready) : 0];
+  }));
+  const most = Math.max(0, ...base.values());
+  return new Map(
+    [...base].map(([entry, weight]) => [
+      entry,
+      weight === 0 ? 0 : Math.max(1, Math.round((HAPROXY_MAX_WEIGHT * weight) / most)),
+    ]),
+  );
+}
+
+interface HAProxyServer {
+  backend: string;
+  name: string;
+  address: string;
+  port: number;
+  weight: number;
+}
+
+/** `show servers state` rows, by its own header line. */
+export function parseServersState(text: string): HAProxyServer[] {
+  const lines = text.split("\n");
+  const header = lines.find((line) => line.startsWith("# "))?.slice(2).split(" ");
+  if (!header) return [];
+  const column = (name: string) => header.indexOf(name);
+  return lines.filter((line) => line && !line.startsWith("#") && line.includes(" ")).map((line) => {
+    const fields = line.split(" ");
+    return {
+      backend: fields[column("be_name")],
+      name: fields[column("srv_name")],
+      address: fields[column("srv_addr")],
+      port: Number(fields[column("srv_port")]),
+      weight: Number(fields[column("srv_uweight")]),
+    };
+  }).filter((server) => server.backend && server.name);
+}
+
+export class HAProxyPush {
+  changes = 0;
+  errors = 0;
+  readonly #sockets: string[];
+  readonly #backends: string[];
+  readonly #problems: ProblemLog;
+  #syncing = false;
+
+  constructor(
+    options: { sockets: string[]; backends: string[]; logger: Logger; now: () => number },
+  ) {
+    this.#sockets = options.sockets;
+    this.#backends = options.backends;
+    this.#problems = new ProblemLog(options.logger, { now: options.now });
+  }
+
+  /** Brings every HAProxy's weights in line with `entries`; a sync under way is not doubled. */
+  async sync(entries: ServerEntry[], now: number): Promise<void> {
+    if (this.#syncing) return;
+    this.#syncing = true;
+    try {
+      const weights = haproxyWeights(entries, now);
+      await Promise.all(this.#sockets.map((socket) => this.#syncOne(socket, entries, weights)));
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  async #syncOne(
+    socket: string,
+    entries: ServerEntry[],
+    weights: Map<ServerEntry, number>,
+  ): Promise<void> {
+    const key = `haproxy ${socket}`;
+    try {
+      const commands: string[] = [];
+      for (const backend of this.#backends) {
+        for (
+          const server of parseServersState(
+            await runtimeCommand(socket, `show servers state ${backend}`),
+          )
+        ) {
+          const entry = entries.find((candidate) =>
+            candidate.ip === server.address &&
+            (!candidate.portGiven || candidate.port === server.port)
+          );
+          const weight = entry && weights.get(entry);
+          if (weight !== undefined && weight !== server.weight) {
+            commands.push(`set server ${server.backend}/${server.name} weight ${weight}`);
+          }
+        }
+      }
+      if (commands.length) {
+        const answer = await runtimeCommand(socket, commands.join(";"));
+        if (answer.trim()) throw new Error(answer.trim().split("\n")[0]);
+        this.changes += commands.length;
+      }
+      this.#problems.ok(key, `HAProxy at ${socket} answers again`);
+    } catch (error) {
+      this.errors++;
+      this.#problems.fail(
+        key,
+        `cannot set weights in HAProxy at ${socket}: ${describeError(error)}`,
+      );
+    }
+  }
+}
+
+/** One runtime API command (or several, `;`-separated) on a connection of its own; the answer. */
+async function runtimeCommand(socket: string, command: string): Promise<string> {
+  const { connect } = await import("node:net");
+  const at = /^(.+):(\d+)$/.exec(socket);
+  return new Promise((resolve, reject) => {
+    const connection = socket.startsWith("/") || !at
+      ? connect({ path: socket })
+      : connect({ host: at[1].replace(/^\[|\]$/g, ""), port: Number(at[2]) });
+    let answer = "";
+    connection.setTimeout(COMMAND_TIMEOUT_MS, () => connection.destroy(new Error("no answer")));
+    connection.on("connect", () => connection.write(`${command}\n`));
+    connection.on("data", (chunk) => answer += chunk);
+    connection.on("error", reject);
+    connection.on("close", () => resolve(answer));
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * What the agent knows about itself, for those who ask rather than listen: HAProxy's
+ * agent-check (one line), /healthz (is it getting its heartbeats out?) and /metrics. The agent
+ * records each reading and each send here; nothing here reads a source or sends anything, so a
+ * question is answered at once, from the last heartbeat, whoever asks and however often.
+ */
+import type { Load } from "./codec.ts";
+
+export interface DestinationCounts {
+  sent: number;
+  failed: number;
+  /** When a heartbeat last reached it (clock ms). */
+  lastSent?: number;
+}
+
+export class AgentStatus {
+  /** What the last heartbeat advertised (after drain, ramp and --min-busy). */
+  advertised?: Load;
+  /** Why the last reading gave no data; undefined when it did. */
+  sourceProblem?: string;
+  sourceErrors = 0;
+  /** When the last heartbeat reached every destination (clock ms). */
+  lastDelivered?: number;
+  readonly destinations = new Map<string, DestinationCounts>();
+  readonly #now: () => number;
+  readonly #intervalMs: () => number;
+  readonly #draining: () => boolean;
+
+  constructor(options: { now: () => number; intervalMs: () => number; draining: () => boolean }) {
+    this.#now = options.now;
+    this.#intervalMs = options.intervalMs;
+    this.#draining = options.draining;
+  }
+
+  /** The source answered, and this is what is advertised (undefined: a drain gone silent). */
+  read(advertised: Load | undefined): void {
+    this.sourceProblem = undefined;
+    if (advertised) this.advertised = advertised;
+  }
+
+  sourceFailed(problem: string): void {
+    this.sourceProblem = problem;
+    this.sourceErrors++;
+  }
+
+  sent(destination: string, ok: boolean): void {
+    const counts = this.destinations.get(destination) ?? { sent: 0, failed: 0 };
+    if (ok) {
+      counts.sent++;
+      counts.lastSent = this.#now();
+    } else counts.failed++;
+    this.destinations.set(destination, counts);
+  }
+
+  /** Every destination got this heartbeat. */
+  delivered(): void {
+    this.lastDelivered = this.#now();
+  }
+
+  draining(): boolean {
+    return this.#draining();
+  }
+
+  /**
+   * HAProxy's agent-check answer. `drain` while draining; `down` when the source gives no data
+   * (truthful or nothing); else `ready up N%`, N the share of the server's slots that are free,
+   * ready / (ready + busy), never 0 % while any is free. HAProxy gives the server N % of its
+   * configured weight: give servers weights in proportion to their size, and the traffic each
+   * gets follows its free slots, as mod_lbmethod_heartbeat's does.
+   */
+  agentCheckLine(): string {
+    if (this.#draining()) return "drain";
+    if (this.sourceProblem || !this.advertised) {
+      return `down #${(this.sourceProblem ?? "no reading yet").replace(/[\r\n#]/g, " ")}`;
+    }
+    return `ready up ${agentCheckPercent(this.advertised)}%`;
+  }
+
+  /** /healthz: healthy while heartbeats reach every destination within two intervals. */
+  health(): { healthy: boolean; reason: string } {
+    if (this.sourceProblem) return { healthy: false, reason: `no data: ${this.sourceProblem}` };
+    if (this.#draining()) return { healthy: true, reason: "draining" };
+    const failing = [...this.destinations].filter(([, counts]) =>
+      counts.lastSent === undefined || this.#now() - counts.lastSent > 2 * this.#intervalMs()
+    ).map(([name]) => name);
+    if (failing.length) {
+      return { healthy: false, reason: `no heartbeat reached ${failing.join(", ")} lately` };
+    }
+    if (this.destinations.size === 0 && !this.advertised) {
+      return { healthy: false, reason: "no reading yet" };
+    }
+    return { healthy: true, reason: "ok" };
+  }
+}
+
+/** ready / (ready + busy) in percent, 1 at the least while ready is above 0. */
+export function agentCheckPercent(load: Load): number {
+  if (load.ready <= 0) return 0;
+  return Math.max(1, Math.round((100 * load.ready) / (load.ready + load.busy)));
+}
+
+/** A Prometheus label value, escaped as the text format wants it. */
+function label(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+/** /metrics, in Prometheus' text format. */
+export function agentMetrics(status: AgentStatus, build: Record<string, string>): string {
+  const family = (name: string, help: string, type: string, samples: string[]) =>
+    [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples].join("\n");
+  const labels = Object.entries(build).map(([key, value]) => `${key}="${label(value)}"`).join(",");
+  const perDestination = (
+    name: string,
+    help: string,
+    pick: (counts: DestinationCounts) => number,
+  ) =>
+    family(
+      name,
+      help,
+      "counter",
+      [...status.destinations].map(([destination, counts]) =>
+        `${name}{destination="${label(destination)}"} ${pick(counts)}`
+      ),
+    );
+  return [
+    family(
+      "heartbeat_build_info",
+      "What this heartbeat is: version, commit, runtime, target.",
+      "gauge",
+      [
+        `heartbeat_build_info{${labels}} 1`,
+      ],
+    ),
+    perDestination(
+      "heartbeat_heartbeats_sent_total",
+      "Heartbeats that reached the destination.",
+      (c) => c.sent,
+    ),
+    perDestination(
+      "heartbeat_heartbeats_failed_total",
+      "Heartbeats that did not.",
+      (c) => c.failed,
+    ),
+    family(
+      "heartbeat_source_errors_total",
+      "Readings of the load source that gave no data.",
+      "counter",
+      [
+        `heartbeat_source_errors_total ${status.sourceErrors}`,
+      ],
+    ),
+    family("heartbeat_ready", "Idle slots the last heartbeat advertised.", "gauge", [
+      `heartbeat_ready ${status.advertised?.ready ?? 0}`,
+    ]),
+    family("heartbeat_busy", "Busy slots the last heartbeat advertised.", "gauge", [
+      `heartbeat_busy ${status.advertised?.busy ?? 0}`,
+    ]),
+    family("heartbeat_draining", "1 while the server is draining.", "gauge", [
+      `heartbeat_draining ${status.draining() ? 1 : 0}`,
+    ]),
+  ].join("\n") + "\n";
+}
