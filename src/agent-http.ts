@@ -3,6 +3,7 @@
  * with the reason otherwise (for Kubernetes probes and container health checks), and GET
  * /metrics in Prometheus' format. Answered from AgentStatus: asking costs the heartbeats nothing.
  */
+import { listen } from "./listen.ts";
 import type { Server } from "node:http";
 import { agentMetrics, type AgentStatus } from "./status.ts";
 
@@ -32,13 +33,9 @@ export async function serveAgentHttp(
     reply(404, "Not Found: GET /healthz, /metrics\n");
   });
   server.setTimeout(10_000, (socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(address.port, address.host, () => resolve());
-  });
-  const bound = server.address();
+  const port = await listen(server, address);
   return {
-    port: typeof bound === "object" && bound ? bound.port : address.port,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections?.();

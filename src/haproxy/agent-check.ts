@@ -4,6 +4,7 @@
  * written the moment a connection opens: nothing a client does (send nothing, send slowly,
  * connect a thousand times) reaches the heartbeats, and connections are few and short.
  */
+import { listen } from "../listen.ts";
 import type { Server, Socket } from "node:net";
 import type { AgentStatus } from "../status.ts";
 
@@ -26,13 +27,9 @@ export async function serveAgentCheck(
     socket.setTimeout(TIMEOUT_MS, () => socket.destroy());
     socket.end(`${status.agentCheckLine()}\n`);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(address.port, address.host, () => resolve());
-  });
-  const bound = server.address();
+  const port = await listen(server, address);
   return {
-    port: typeof bound === "object" && bound ? bound.port : address.port,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         open.forEach((socket) => socket.destroy());

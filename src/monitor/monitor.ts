@@ -3,6 +3,7 @@
  * or unicast) or POSTed over HTTP, keeps one entry per sender, and writes the storage file that
  * mod_lbmethod_heartbeat reads.
  */
+import { listen } from "../listen.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
 import { isIP, type Socket } from "node:net";
@@ -502,6 +503,7 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     )
     : undefined;
   let server: import("node:http").Server | undefined;
+  let httpPort: number | undefined;
   try {
     if (options.http) {
       const { createServer } = await import("node:http");
@@ -521,15 +523,9 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
           () => socket.destroy(),
         );
       });
-      await new Promise<void>((resolve, reject) => {
-        server!.once("error", reject);
-        server!.listen(options.http!.port, options.http!.host, () => resolve());
-      });
+      httpPort = await listen(server, options.http);
     }
-    const bound = server?.address();
-    options.onListening?.(monitor, {
-      port: typeof bound === "object" && bound ? bound.port : undefined,
-    });
+    options.onListening?.(monitor, { port: httpPort });
     await runEvery(() => Promise.resolve(monitor.tick()), {
       intervalMs: STORAGE_INTERVAL_MS,
       clock: options.clock,

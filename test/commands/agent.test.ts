@@ -4,44 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Invocation } from "../../src/cli.ts";
 import { runAgent } from "../../src/commands/agent.ts";
-import type { CommandContext } from "../../src/commands/context.ts";
-import { systemClock } from "../../src/scheduler.ts";
 import { type Resolved, resolveSettings } from "../../src/settings.ts";
 import { drainSignals } from "../../src/signals.ts";
-import { FakeSignals, Recorder, recordingAdapter, recordingLog } from "../support/fakes.ts";
+import { fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../support/lab.ts";
-
-const INVOCATION: Invocation = {
-  flags: {},
-  testConfig: false,
-  printConfig: false,
-  once: false,
-  dryRun: false,
-  print: false,
-};
 
 function configured(flags: Record<string, string>): Resolved {
   return resolveSettings({
     flags: { address: ["239.0.0.1:27999"], interval: "0.02", ...flags },
     env: {},
   });
-}
-
-function fakeContext() {
-  const recorder = new Recorder();
-  const signals = new FakeSignals();
-  const log = recordingLog();
-  const context: CommandContext = {
-    io: { stdout: log.write, stderr: log.write },
-    env: {},
-    clock: systemClock,
-    signals: signals.open,
-    adapter: () => Promise.resolve(recordingAdapter(recorder)),
-  };
-  const payloads = () => recorder.sent.map((sent) => sent.payload);
-  return { recorder, signals, log, context, payloads };
 }
 
 test("agent command: drain and undrain by signal; SIGTERM sends the farewell ready=0 and exits 0", async () => {

@@ -2,29 +2,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runMonitorCommand } from "../../src/commands/monitor.ts";
-import { systemClock } from "../../src/scheduler.ts";
 import { resolveSettings } from "../../src/settings.ts";
-import { FakeSignals, Recorder, recordingAdapter, recordingLog } from "../support/fakes.ts";
+import { fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../support/lab.ts";
 
 test("monitor command: SIGHUP, SIGUSR1, SIGUSR2, SIGTTOU and SIGTTIN are logged and change nothing; SIGTERM stops it", async () => {
-  const signals = new FakeSignals();
-  const log = recordingLog();
+  const { signals, log, context } = fakeContext();
   const { settings } = resolveSettings({ flags: { listen: "239.0.0.1:27999" }, env: {} });
-  const running = runMonitorCommand(settings, {
-    flags: {},
-    testConfig: false,
-    printConfig: false,
-    once: false,
-    dryRun: false,
-    print: false,
-  }, {
-    io: { stdout: log.write, stderr: log.write },
-    env: {},
-    clock: systemClock,
-    signals: signals.open,
-    adapter: () => Promise.resolve(recordingAdapter(new Recorder())),
-  });
+  const running = runMonitorCommand(settings, INVOCATION, context);
   await waitFor(
     () => log.lines.some((line) => line.includes("listening on udp 239.0.0.1:27999")),
     5_000,

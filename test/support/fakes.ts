@@ -3,7 +3,9 @@
  * adapters, and signals sent by hand.
  */
 import { formatDestination } from "../../src/address.ts";
-import type { Clock } from "../../src/scheduler.ts";
+import type { Invocation } from "../../src/cli.ts";
+import type { CommandContext } from "../../src/commands/context.ts";
+import { type Clock, systemClock } from "../../src/scheduler.ts";
 import type { SignalName, SignalSource } from "../../src/signals.ts";
 import type { Sender } from "../../src/senders/sender.ts";
 import type { UdpAdapter } from "../../src/transport/transport.ts";
@@ -147,4 +149,33 @@ export class FakeSignals implements SignalSource {
   close(): void {
     this.closed = true;
   }
+}
+
+/** A command line that asks for nothing but the run. */
+export const INVOCATION: Invocation = {
+  flags: {},
+  testConfig: false,
+  printConfig: false,
+  once: false,
+  dryRun: false,
+  print: false,
+};
+
+/**
+ * A CommandContext of fakes: output recorded in `log`, signals sent by hand through `signals`,
+ * heartbeats recorded in `recorder` instead of sent; the real clock.
+ */
+export function fakeContext() {
+  const recorder = new Recorder();
+  const signals = new FakeSignals();
+  const log = recordingLog();
+  const context: CommandContext = {
+    io: { stdout: log.write, stderr: log.write },
+    env: {},
+    clock: systemClock,
+    signals: signals.open,
+    adapter: () => Promise.resolve(recordingAdapter(recorder)),
+  };
+  const payloads = () => recorder.sent.map((sent) => sent.payload);
+  return { recorder, signals, log, context, payloads };
 }

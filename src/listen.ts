@@ -1,0 +1,20 @@
+/** A TCP server (node:net or node:http) listening: the one way every server here starts. */
+
+interface Listenable {
+  once(event: "error", listener: (error: Error) => void): unknown;
+  listen(port: number, host: string, listening: () => void): unknown;
+  address(): unknown;
+}
+
+/** Resolves to the port bound (the one asked for, or the system's choice for 0) once listening. */
+export async function listen(
+  server: Listenable,
+  address: { host: string; port: number },
+): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.host, () => resolve());
+  });
+  const bound = server.address();
+  return typeof bound === "object" && bound && "port" in bound ? Number(bound.port) : address.port;
+}
