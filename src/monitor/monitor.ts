@@ -97,8 +97,11 @@ export class Monitor {
   ): { reason: Rejection; detail: string } | undefined {
     const { allow, signatures, clock } = this.#options;
     // A POST whose connection is gone by the time it is read has no peer address left: a
-    // server without an address would be a line mod_lbmethod_heartbeat cannot match.
-    if (!isIP(from)) return { reason: "no-address", detail: "the sender's address is unknown" };
+    // server without an address would be a line mod_lbmethod_heartbeat cannot match. (A
+    // datagram always has one: not checked on the hot path.)
+    if (via === "http" && !isIP(from)) {
+      return { reason: "no-address", detail: "the sender's address is unknown" };
+    }
     if (allow.length > 0 && !allow.some((range) => inCidr(from, range))) {
       return { reason: "not-allowed", detail: "not in --allow" };
     }
