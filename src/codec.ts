@@ -105,6 +105,42 @@ export function parseHeartbeat(message: string | Uint8Array): ParseResult {
   };
 }
 
+/** The bytes of `v=1&ready=`, `&busy=` and `&port=`. */
+const V1_READY = [...new TextEncoder().encode("v=1&ready=")];
+const BUSY = [...new TextEncoder().encode("&busy=")];
+const PORT = [...new TextEncoder().encode("&port=")];
+
+/**
+ * The heartbeat in the form nearly every sender sends, `v=1&ready=N&busy=M[&port=P]`, read
+ * straight from the bytes: no string, no table of fields, for a monitor taking hundreds of
+ * thousands a second. Undefined for anything else, which parseHeartbeat then reads: for what
+ * it takes, the result is the one parseHeartbeat gives.
+ */
+export function readCommonHeartbeat(bytes: Uint8Array): Heartbeat | undefined {
+  let at = 0;
+  const literal = (expected: number[]) => {
+    for (const byte of expected) if (bytes[at++] !== byte) return false;
+    return true;
+  };
+  const digits = () => {
+    const start = at;
+    let value = 0;
+    while (at < bytes.length && bytes[at] >= 0x30 && bytes[at] <= 0x39 && at - start < 10) {
+      value = value * 10 + bytes[at++] - 0x30;
+    }
+    return at > start ? value : -1;
+  };
+  if (bytes.length > MAX_MESSAGE_BYTES || !literal(V1_READY)) return undefined;
+  const ready = digits();
+  if (ready < 0 || ready > MAX_COUNT || !literal(BUSY)) return undefined;
+  const busy = digits();
+  if (busy < 0 || busy > MAX_COUNT) return undefined;
+  if (at === bytes.length) return { ready, busy };
+  if (!literal(PORT)) return undefined;
+  const port = digits();
+  return at === bytes.length && port >= 1 && port <= 65535 ? { ready, busy, port } : undefined;
+}
+
 /**
  * `key=value&...` fields as Apache's qs_to_table reads them: empty fields skipped, split at the
  * first `=`, a key alone means `1`, both URL-unescaped, keys lower-cased (Apache's tables ignore

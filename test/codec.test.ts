@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formatHeartbeat, latin1, MAX_MESSAGE_BYTES, parseHeartbeat } from "../src/codec.ts";
+import {
+  formatHeartbeat,
+  latin1,
+  MAX_MESSAGE_BYTES,
+  parseHeartbeat,
+  readCommonHeartbeat,
+} from "../src/codec.ts";
 
 test("codec: formats the message mod_heartbeat sends", () => {
   assert.equal(formatHeartbeat({ ready: 75, busy: 0 }), "v=1&ready=75&busy=0");
@@ -112,4 +118,73 @@ test("codec: latin1 maps every byte to the character of the same number, 0x80-0x
   const text = latin1(bytes.subarray(1));
   assert.equal(text.length, 255);
   assert.deepEqual([...text].map((character) => character.charCodeAt(0)), [...bytes.subarray(1)]);
+});
+
+test("codec: the common form read from the bytes gives what the full parser gives, and only takes that form", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const taken = [
+    "v=1&ready=5&busy=2",
+    "v=1&ready=0&busy=0&port=80",
+    "v=1&ready=4294967295&busy=007&port=65535",
+    "v=1&ready=25&busy=0&port=8080",
+  ];
+  for (const text of taken) {
+    const parsed = parseHeartbeat(text);
+    assert.ok(parsed.ok, text);
+    const { ready, busy, port } = parsed.heartbeat;
+    assert.deepEqual(
+      readCommonHeartbeat(encode(text)),
+      port === undefined ? { ready, busy } : { ready, busy, port },
+      text,
+    );
+  }
+  const left = [
+    "v=1&ready=4294967296&busy=0", // over 32 bits
+    "v=1&ready=12345678901&busy=0", // 11 digits
+    "v=1&ready=5&busy=2&port=0",
+    "v=1&ready=5&busy=2&port=65536",
+    "v=1&ready=5&busy=2&zone=eu", // another field: the full parser takes it
+    "v=1&busy=2&ready=5", // another order
+    "V=1&READY=5&BUSY=2",
+    "v=2&ready=5&busy=2",
+    "v=1&ready=%35&busy=2",
+    "v=1&ready=&busy=2",
+    "v=1&ready=5&busy=2&",
+    "v=1&ready=5&busy=2\n",
+    "v=1&ready=-5&busy=2",
+    "",
+  ];
+  for (const text of left) assert.equal(readCommonHeartbeat(encode(text)), undefined, text);
+  // Random messages near the form: either left to the full parser, or read alike.
+  const pieces = [
+    "v=1",
+    "&ready=",
+    "&busy=",
+    "&port=",
+    "0",
+    "1",
+    "9",
+    "65535",
+    "4294967295",
+    "x",
+    "&",
+    "=",
+    "%",
+    "\n",
+  ];
+  for (let i = 0; i < 20_000; i++) {
+    const text = Array.from(
+      { length: 1 + (i % 9) },
+      (_, j) => pieces[(i * 7 + j * 13 + (i >> 3)) % pieces.length],
+    ).join("");
+    const fast = readCommonHeartbeat(encode(text));
+    if (!fast) continue;
+    const parsed = parseHeartbeat(text);
+    assert.ok(parsed.ok, text);
+    assert.deepEqual([fast.ready, fast.busy, fast.port], [
+      parsed.heartbeat.ready,
+      parsed.heartbeat.busy,
+      parsed.heartbeat.port,
+    ], text);
+  }
 });

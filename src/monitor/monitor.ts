@@ -7,7 +7,13 @@ import { listen } from "../listen.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
 import { isIP, type Socket } from "node:net";
-import { latin1, MAX_MESSAGE_BYTES, parseHeartbeat, type RejectReason } from "../codec.ts";
+import {
+  latin1,
+  MAX_MESSAGE_BYTES,
+  parseHeartbeat,
+  readCommonHeartbeat,
+  type RejectReason,
+} from "../codec.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
@@ -119,14 +125,19 @@ export class Monitor {
       this.#unixNow(),
     );
     if (unsound) return unsound;
-    const parsed = parseHeartbeat(message);
-    if (!parsed.ok) return parsed;
-    const recorded = this.table.record(from, parsed.heartbeat, clock.now());
+    // The common form straight from the bytes; anything else through the full parser.
+    let heartbeat = typeof message === "string" ? undefined : readCommonHeartbeat(message);
+    if (!heartbeat) {
+      const parsed = parseHeartbeat(message);
+      if (!parsed.ok) return parsed;
+      heartbeat = parsed.heartbeat;
+    }
+    const recorded = this.table.record(from, heartbeat, clock.now());
     if (recorded === "full") {
       return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
     }
     this.accepted[via]++;
-    const { ready, busy, port } = parsed.heartbeat;
+    const { ready, busy, port } = heartbeat;
     this.#options.print?.(
       `${new Date().toISOString()} ${from} ready=${ready} busy=${busy} port=${
         port ?? DEFAULT_PORT
