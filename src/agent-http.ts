@@ -3,7 +3,7 @@
  * with the reason otherwise (for Kubernetes probes and container health checks), and GET
  * /metrics in Prometheus' format. Answered from AgentStatus: asking costs the heartbeats nothing.
  */
-import { listen } from "./listen.ts";
+import { listen, reply } from "./listen.ts";
 import type { Server } from "node:http";
 import { agentMetrics, type AgentStatus } from "./status.ts";
 
@@ -14,23 +14,21 @@ export async function serveAgentHttp(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const { createServer } = await import("node:http");
   const server: Server = createServer((request, response) => {
-    const reply = (code: number, body: string, type = "text/plain") => {
-      response.writeHead(code, { "Content-Type": type, "Content-Length": Buffer.byteLength(body) });
-      response.end(body);
-    };
     const path = (request.url ?? "/").split("?")[0];
     if (request.method !== "GET" && request.method !== "HEAD") {
       response.setHeader("Allow", "GET, HEAD");
-      return reply(405, "Method Not Allowed\n");
+      return reply(response, 405, "Method Not Allowed\n");
     }
     if (path === "/healthz") {
       const { healthy, reason } = status.health();
-      return reply(healthy ? 200 : 503, `${reason}\n`);
+      return reply(response, healthy ? 200 : 503, `${reason}\n`);
     }
     if (path === "/metrics") {
-      return reply(200, agentMetrics(status, build), "text/plain; version=0.0.4");
+      return reply(response, 200, agentMetrics(status, build), {
+        "Content-Type": "text/plain; version=0.0.4",
+      });
     }
-    reply(404, "Not Found: GET /healthz, /metrics\n");
+    reply(response, 404, "Not Found: GET /healthz, /metrics\n");
   });
   server.setTimeout(10_000, (socket) => socket.destroy());
   const port = await listen(server, address);

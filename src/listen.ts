@@ -1,4 +1,8 @@
-/** A TCP server (node:net or node:http) listening: the one way every server here starts. */
+/**
+ * A TCP server (node:net or node:http) listening, the one way every server here starts; and the
+ * one way the HTTP ones answer.
+ */
+import type { ServerResponse } from "node:http";
 
 interface Listenable {
   once(event: "error", listener: (error: Error) => void): unknown;
@@ -17,4 +21,19 @@ export async function listen(
   });
   const bound = server.address();
   return typeof bound === "object" && bound && "port" in bound ? Number(bound.port) : address.port;
+}
+
+/** An answer of `body`, plain text unless `headers` say otherwise, with its length. */
+export function reply(
+  response: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  response.writeHead(status, {
+    "Content-Type": "text/plain",
+    ...headers,
+    "Content-Length": Buffer.byteLength(body),
+  });
+  response.end(body);
 }

@@ -423,7 +423,7 @@ async function reload(
     }
     return await prepare(resolved.settings, invocation, context, running.lasting);
   } catch (error) {
-    logger.error(`reload failed: ${(error as Error).message}; ${keeping}`);
+    logger.error(`reload failed: ${describeError(error)}; ${keeping}`);
     return undefined;
   }
 }

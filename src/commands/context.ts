@@ -67,9 +67,7 @@ export async function resolveDestinations(
       return { host, port, zone, addresses: await lookupAll(host) };
     } catch (error) {
       throw new UsageError(
-        `${flag} '${text}': cannot find an address for '${host}' (${
-          (error as { code?: string }).code ?? (error as Error).message
-        })`,
+        `${flag} '${text}': cannot find an address for '${host}' (${describeError(error)})`,
       );
     }
   }));

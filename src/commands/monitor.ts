@@ -28,8 +28,25 @@ import {
 /** Signals the monitor has no use for: logged, so that a stray one does not stop it. */
 const UNUSED_BY_MONITOR: SignalName[] = ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN"];
 
-/** What a start of the monitor checks before it opens anything; `-t` runs them all. */
+/**
+ * What a start of the monitor checks before it opens anything; `-t` runs them all. The start
+ * makes the same calls: the requirements first, then the adapter, the lookup and the key, which it
+ * keeps.
+ */
 export function monitorChecks(settings: Settings, logger: Logger): Check[] {
+  return [
+    ...requirements(settings),
+    { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
+    {
+      key: "listen",
+      run: () => settings.listen && resolveDestinations([settings.listen], "--listen"),
+    },
+    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+  ];
+}
+
+/** What the settings must say for a monitor to start, that nothing else checks. */
+function requirements(settings: Settings): Check[] {
   return [
     {
       key: "listen",
@@ -41,12 +58,6 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
         }
       },
     },
-    { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
-    {
-      key: "listen",
-      run: () => settings.listen && resolveDestinations([settings.listen], "--listen"),
-    },
-    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
     { key: "storage", run: () => settings.storage && requireWritableFolder(settings.storage) },
     {
       key: "haproxySockets",
@@ -82,7 +93,7 @@ export async function runMonitorCommand(
 ): Promise<number> {
   const { io, clock } = context;
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  await runChecks(monitorChecks(settings, logger));
+  await runChecks(requirements(settings));
   const adapter = chooseAdapter(settings);
   const { maxServers } = settings;
   const signatures = settings.keyFile

@@ -3,7 +3,7 @@
  * or unicast) or POSTed over HTTP, keeps one entry per sender, and writes the storage file that
  * mod_lbmethod_heartbeat reads.
  */
-import { listen } from "../listen.ts";
+import { listen, reply } from "../listen.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
 import { isIP, type Socket } from "node:net";
@@ -356,14 +356,8 @@ export class Monitor {
    * /metrics. Anything else is refused with the status that says why, counted and logged.
    */
   handleHttp(request: IncomingMessage, response: ServerResponse): void {
-    const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
-      response.writeHead(status, {
-        "Content-Type": "text/plain",
-        ...headers,
-        "Content-Length": Buffer.byteLength(body),
-      });
-      response.end(body);
-    };
+    const answer = (status: number, body: string, headers?: Record<string, string>) =>
+      reply(response, status, body, headers);
     const path = (request.url ?? "/").split("?")[0];
     const paths = this.#options.httpPaths ?? DEFAULT_HTTP_PATHS;
     const from = request.socket.remoteAddress ?? "?";
@@ -374,7 +368,7 @@ export class Monitor {
       headers?: Record<string, string>,
     ) => {
       this.refusedHttp(reason, `${request.method} ${JSON.stringify(path)} from ${from}`);
-      reply(status, body, headers);
+      answer(status, body, headers);
     };
     if (paths.includes(path)) {
       if (request.method !== "POST") {
@@ -390,7 +384,7 @@ export class Monitor {
         clearTimeout(timer);
         this.accept("", from, "http", size);
         hangUp();
-        reply(413, `oversize: more than ${MAX_MESSAGE_BYTES} bytes\n`, { Connection: "close" });
+        answer(413, `oversize: more than ${MAX_MESSAGE_BYTES} bytes\n`, { Connection: "close" });
       };
       const timer = setTimeout(() => {
         hangUp();
@@ -414,18 +408,18 @@ export class Monitor {
         // Tomcat ends its body with CRLF; Apache's handler takes it, and so do we.
         const rejection = this.accept(trimEnd(Buffer.concat(chunks)), from, "http");
         if (rejection) {
-          reply(
+          answer(
             rejection.reason === "not-allowed" ? 403 : 400,
             `${rejection.reason}: ${rejection.detail}\n`,
           );
-        } else reply(200, "OK");
+        } else answer(200, "OK");
       });
       request.on("close", () => clearTimeout(timer));
       return;
     }
     if (path === "/healthz") {
       const { healthy, reason } = this.health();
-      return reply(healthy ? 200 : 503, `${reason}\n`);
+      return answer(healthy ? 200 : 503, `${reason}\n`);
     }
     if (path === "/servers" || path === "/metrics") {
       if (request.method !== "GET" && request.method !== "HEAD") {
@@ -434,10 +428,10 @@ export class Monitor {
         });
       }
       return path === "/servers"
-        ? reply(200, `${JSON.stringify(this.servers(), null, 2)}\n`, {
+        ? answer(200, `${JSON.stringify(this.servers(), null, 2)}\n`, {
           "Content-Type": "application/json",
         })
-        : reply(200, this.metrics(), { "Content-Type": "text/plain; version=0.0.4" });
+        : answer(200, this.metrics(), { "Content-Type": "text/plain; version=0.0.4" });
     }
     refuse(
       404,
