@@ -65,6 +65,8 @@ export interface Settings {
   /** Where the monitor's HTTP side takes POSTed heartbeats. */
   httpPaths: string[];
   allow?: Cidr[];
+  /** SO_RCVBUF for the monitor's UDP socket, in bytes; unset: the system's default. */
+  receiveBuffer?: number;
 }
 
 /** The commands that run with settings: the agent, and `heartbeat monitor`. */
@@ -426,6 +428,24 @@ export const SETTINGS: readonly Setting[] = [
     help: "accept heartbeats only from these IPv4 senders (repeatable)",
     multiple: true,
     parse: cidr,
+  }),
+  setting({
+    key: "receiveBuffer",
+    flag: "receive-buffer",
+    env: "HEARTBEAT_RECEIVE_BUFFER",
+    directive: "HeartbeatReceiveBuffer",
+    commands: MONITOR,
+    value: "BYTES",
+    group: "Where heartbeats come in",
+    help: "the UDP socket's receive buffer, for bursts (0: the system's; Linux)",
+    parse: (value) => {
+      const bytes = wholeNumber(0, 2 ** 31 - 1)(value);
+      // Apache's own rule for ReceiveBufferSize, the core directive this one mirrors.
+      if (bytes !== 0 && bytes < 512) {
+        throw new SettingError("must be >= 512 bytes, or 0 for system default");
+      }
+      return bytes;
+    },
   }),
   setting({
     key: "storage",

@@ -798,3 +798,34 @@ test(
     assert.ok(!result.stderr.includes("    at "), "no stack trace");
   },
 );
+
+test(
+  `e2e ${runtime}: the monitor's --receive-buffer is the socket's; capped by the kernel, it says what to raise`,
+  { skip },
+  async () => {
+    const max = Number(network().sh("peer", "cat /proc/sys/net/core/rmem_max"));
+    for (const [asked, given] of [[1 << 20, 1 << 20], [max * 2, max]]) {
+      const monitor = network().spawn(
+        "peer",
+        agentCommand(runtime, [
+          "monitor",
+          "--listen",
+          "127.0.0.1:27991",
+          "--receive-buffer",
+          String(asked),
+        ]),
+      );
+      const output = collect(monitor);
+      await waitFor(() => output().stderr.includes("listening on"), 10_000, "the monitor");
+      const ss = network().sh("peer", "ss -uamn 'sport = :27991'");
+      await stop(monitor);
+      assert.match(output().stderr, new RegExp(`; receive buffer ${given} bytes`));
+      assert.match(ss, new RegExp(`\\brb${given * 2}\\b`), ss);
+      assert.equal(
+        output().stderr.includes(`the kernel gave ${given} bytes, its limit (net.core.rmem_max)`),
+        asked !== given,
+        output().stderr,
+      );
+    }
+  },
+);

@@ -205,6 +205,14 @@ test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags 
     /--max-servers '5': Should be 0 for file storage, or greater or equal than 10 for slotmem/,
   );
   assert.match(
+    resolveSettings({ flags: { "receive-buffer": "100" }, env: {} }).problems[0],
+    /--receive-buffer '100': must be >= 512 bytes, or 0 for system default/,
+  );
+  for (const [text, bytes] of [["0", 0], ["512", 512], ["4194304", 4194304]] as const) {
+    const resolved = resolveSettings({ flags: { "receive-buffer": text }, env: {} });
+    assert.deepEqual([resolved.problems, resolved.settings.receiveBuffer], [[], bytes], text);
+  }
+  assert.match(
     resolveSettings({ flags: { allow: ["10.0.0.0/40"] }, env: {} }).problems[0],
     /--allow '10\.0\.0\.0\/40': give an IPv4 address or range/,
   );

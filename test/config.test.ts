@@ -359,6 +359,11 @@ test("config: error cases name the file and line, in Apache's words", () => {
       /:1: HeartbeatMaxServers: Should be 0 for file storage, or greater or equal than 10 for slotmem$/,
     ],
     [
+      "HeartbeatReceiveBuffer as Apache checks ReceiveBufferSize",
+      { "/etc/hb/main.conf": "HeartbeatReceiveBuffer 100" },
+      /:1: HeartbeatReceiveBuffer: must be >= 512 bytes, or 0 for system default$/,
+    ],
+    [
       "HeartbeatListen without a port",
       { "/etc/hb/main.conf": "HeartbeatListen 239.0.0.1" },
       /:1: HeartbeatListen: No port provided in address$/,

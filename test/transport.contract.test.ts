@@ -369,6 +369,50 @@ for (const adapter of ADAPTERS) {
   );
 }
 
+/**
+ * Opens an adapter's listener in linkA asking for `bytes` of receive buffer; returns what the
+ * listener says the kernel gave and what the kernel says the socket has (`ss`'s rb, which Linux
+ * reports doubled).
+ */
+async function receiveBufferOf(
+  adapter: AdapterName,
+  bytes: number,
+): Promise<{ said: number; kernel: number }> {
+  const port = String(PORT - 10);
+  const child = network().spawn(
+    "linkA",
+    runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [adapter, GROUP, port]),
+    { env: { RECEIVE_BUFFER: String(bytes) } },
+  );
+  const output = collect(child);
+  try {
+    await waitFor(
+      () => output().stdout.includes("listening"),
+      10_000,
+      `the listener: ${output().stderr}`,
+    );
+    const said = JSON.parse(output().stdout.split("\n")[0]).receiveBuffer;
+    const ss = network().sh("linkA", `ss -uamn 'sport = :${port}'`);
+    const kernel = Number(/\brb(\d+)/.exec(ss)?.[1]);
+    return { said, kernel: kernel / 2 };
+  } finally {
+    await stop(child);
+  }
+}
+
+for (const adapter of ADAPTERS) {
+  const name = `transport contract, ${runtime}/${adapter} receive buffer:`;
+
+  test(`${name} the size asked for is the socket's, and said`, { skip }, async () => {
+    assert.deepEqual(await receiveBufferOf(adapter, 1 << 20), { said: 1 << 20, kernel: 1 << 20 });
+  });
+
+  test(`${name} capped by net.core.rmem_max, it says what the kernel gave`, { skip }, async () => {
+    const max = Number(network().sh("linkA", "cat /proc/sys/net/core/rmem_max"));
+    assert.deepEqual(await receiveBufferOf(adapter, max * 2), { said: max, kernel: max });
+  });
+}
+
 for (const adapter of ADAPTERS) {
   const name = `transport contract, ${runtime}/${adapter} IPv6:`;
 

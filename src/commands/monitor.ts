@@ -13,6 +13,7 @@ import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
+import { receiveBufferUnsupported } from "../transport/receive-buffer.ts";
 import { VERSION } from "../version.ts";
 import {
   type Check,
@@ -59,6 +60,13 @@ function requirements(settings: Settings): Check[] {
       },
     },
     { key: "storage", run: () => settings.storage && requireWritableFolder(settings.storage) },
+    {
+      key: "receiveBuffer",
+      run: () => {
+        const unsupported = settings.receiveBuffer ? receiveBufferUnsupported() : undefined;
+        if (unsupported) throw new UsageError(`--receive-buffer: ${unsupported}`);
+      },
+    },
     {
       key: "haproxySockets",
       run: () => {
@@ -108,6 +116,7 @@ export async function runMonitorCommand(
       port: settings.listen.port,
       interfaceAddress: settings.interfaceAddress,
       zone: settings.listen.zone,
+      receiveBuffer: settings.receiveBuffer || undefined,
     }
     : undefined;
   const where = [
@@ -141,14 +150,22 @@ export async function runMonitorCommand(
     clock,
     signal: stop.signal,
     // Said once the sockets are bound: a monitor that says it listens, listens.
-    onListening: () =>
+    onListening: (_monitor, { receiveBuffer }) => {
       logger.info(
         `heartbeat ${VERSION} monitor on ${runtimeVersion()}: listening on ${where}; ` +
           `${
             settings.storage ? `storage ${settings.storage}` : "no storage file"
           }; up to ${maxServers} servers` +
+          `${receiveBuffer ? `; receive buffer ${receiveBuffer} bytes` : ""}` +
           `${signatures ? "; signed heartbeats only" : ""}`,
-      ),
+      );
+      if (receiveBuffer && settings.receiveBuffer && receiveBuffer < settings.receiveBuffer) {
+        logger.warn(
+          `HeartbeatReceiveBuffer ${settings.receiveBuffer}: the kernel gave ${receiveBuffer} bytes, ` +
+            `its limit (net.core.rmem_max); raise it with sysctl -w net.core.rmem_max=${settings.receiveBuffer}`,
+        );
+      }
+    },
   });
   running.catch(() => stop.abort());
   try {

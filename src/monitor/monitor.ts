@@ -486,8 +486,11 @@ export interface RunMonitorOptions extends MonitorOptions {
   openUdpListener: OpenUdpListener;
   http?: { host: string; port: number };
   signal: AbortSignal;
-  /** Told once the listeners are open, with the HTTP port actually bound (for port 0). */
-  onListening?: (monitor: Monitor, http: { port?: number }) => void;
+  /**
+   * Told once the listeners are open, with the HTTP port actually bound (for port 0) and the UDP
+   * receive buffer the kernel gave, when one was asked for.
+   */
+  onListening?: (monitor: Monitor, opened: { port?: number; receiveBuffer?: number }) => void;
 }
 
 /** Runs the monitor until `signal` aborts. Rejects if a listener cannot be opened. */
@@ -533,7 +536,7 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
       });
       httpPort = await listen(server, options.http);
     }
-    options.onListening?.(monitor, { port: httpPort });
+    options.onListening?.(monitor, { port: httpPort, receiveBuffer: listener?.receiveBuffer });
     await runEvery(() => Promise.resolve(monitor.tick()), {
       intervalMs: STORAGE_INTERVAL_MS,
       clock: options.clock,

@@ -1,9 +1,12 @@
 /** The Bun adapter: Bun.udpSocket, which sets every multicast option directly. */
 import { socketHost } from "../address.ts";
+import { setReceiveBuffer } from "./receive-buffer.ts";
 import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
 
 /** The part of Bun's API this adapter uses, so that it type-checks on any runtime. */
 interface BunUdpSocket {
+  readonly fd: number;
+  readonly port: number;
   send(data: Uint8Array, port: number, address: string): boolean;
   setMulticastTTL(ttl: number): number;
   setMulticastLoopback(enabled: boolean): boolean;
@@ -85,12 +88,21 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
       data: (_socket, data, _port, from) => onDatagram({ data, from }),
     },
   });
-  if (group && !socket.addMembership(options.address, joinInterface)) {
+  let receiveBuffer: number | undefined;
+  try {
+    if (group && !socket.addMembership(options.address, joinInterface)) {
+      throw new Error(`cannot join multicast group ${options.address}`);
+    }
+    if (options.receiveBuffer) {
+      receiveBuffer = await setReceiveBuffer(socket.fd, options.receiveBuffer);
+    }
+  } catch (error) {
     socket.close();
-    throw new Error(`cannot join multicast group ${options.address}`);
+    throw error;
   }
   return {
     adapter: "bun",
+    receiveBuffer,
     close() {
       socket.close();
       return Promise.resolve();

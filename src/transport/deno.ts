@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { isMulticast, socketHost } from "../address.ts";
+import { setReceiveBuffer, udpSocketFd } from "./receive-buffer.ts";
 import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
 
 /** The part of Deno's API this adapter uses, so that it type-checks on any runtime. */
@@ -21,6 +22,7 @@ interface DenoDatagramConn {
     networkInterface: string,
   ): Promise<{ setTTL(ttl: number): Promise<void> }>;
   joinMulticastV6(group: string, networkInterface: number): Promise<unknown>;
+  readonly addr: { port: number };
   close(): void;
 }
 interface DenoUdpApi {
@@ -102,10 +104,15 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
     loopback: true,
     reuseAddress: true,
   });
+  let receiveBuffer: number | undefined;
   try {
     if (group && v6) await conn.joinMulticastV6(options.address, interfaceIndex(options.zone));
     else if (group) {
       await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
+    }
+    if (options.receiveBuffer) {
+      // Deno does not say which descriptor is the socket's: found by its port.
+      receiveBuffer = await setReceiveBuffer(udpSocketFd(conn.addr.port), options.receiveBuffer);
     }
   } catch (error) {
     conn.close();
@@ -124,6 +131,7 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   })();
   return {
     adapter: "deno",
+    receiveBuffer,
     async close() {
       open = false;
       conn.close();

@@ -1,6 +1,12 @@
 /** The node:dgram adapter: Node itself, and the fallback on Deno and Bun, which provide it too. */
 import { socketHost } from "../address.ts";
 import { detectRuntime } from "../runtime.ts";
+import {
+  grantedBytes,
+  receiveBufferUnsupported,
+  setReceiveBuffer,
+  udpSocketFd,
+} from "./receive-buffer.ts";
 import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
 
 export const openUdpTransport: OpenUdpTransport = async (options) => {
@@ -50,10 +56,27 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
     });
   });
   socket.on("error", () => {});
+  let receiveBuffer: number | undefined;
   try {
     if (group) {
       socket.addMembership(options.address, joinInterface);
       socket.setMulticastLoopback(true);
+    }
+    if (options.receiveBuffer) {
+      // Linux only, as on the other adapters, though node:dgram could do it elsewhere.
+      const unsupported = receiveBufferUnsupported();
+      if (unsupported) throw new Error(unsupported);
+      if (detectRuntime() === "deno") {
+        // Deno's node:dgram (2.9.5) answers setRecvBufferSize without telling the kernel: `ss`
+        // shows the socket's buffer unchanged. It is set on the socket itself, as the Deno adapter does.
+        receiveBuffer = await setReceiveBuffer(
+          udpSocketFd(socket.address().port),
+          options.receiveBuffer,
+        );
+      } else {
+        socket.setRecvBufferSize(options.receiveBuffer);
+        receiveBuffer = grantedBytes(socket.getRecvBufferSize());
+      }
     }
   } catch (error) {
     socket.close();
@@ -62,6 +85,7 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   socket.on("message", (data, remote) => onDatagram({ data, from: remote.address }));
   return {
     adapter: "node",
+    receiveBuffer,
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
 };

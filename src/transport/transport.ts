@@ -37,6 +37,9 @@ export interface UdpListenOptions {
   interfaceAddress?: string;
   /** IPv6 group: the interface to join it on, `eth0`. */
   zone?: string;
+  /** SO_RCVBUF to ask for, in bytes; the kernel may give less (net.core.rmem_max). Default: the
+   * system's (net.core.rmem_default). */
+  receiveBuffer?: number;
 }
 
 /** How a listener for `options` binds and joins, the same on every runtime. */
@@ -69,6 +72,8 @@ export interface Datagram {
 
 export interface UdpListener {
   readonly adapter: AdapterName;
+  /** When a receive buffer was asked for: the bytes the kernel gave. */
+  readonly receiveBuffer?: number;
   close(): Promise<void>;
 }
 

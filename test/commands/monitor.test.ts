@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runMonitorCommand } from "../../src/commands/monitor.ts";
 import { resolveSettings } from "../../src/settings.ts";
-import { fakeContext, INVOCATION } from "../support/fakes.ts";
+import { FAKE_RMEM_MAX, fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../support/lab.ts";
 
 test("monitor command: SIGHUP, SIGUSR1, SIGUSR2, SIGTTOU and SIGTTIN are logged and change nothing; SIGTERM stops it", async () => {
@@ -28,4 +28,38 @@ test("monitor command: SIGHUP, SIGUSR1, SIGUSR2, SIGTTOU and SIGTTIN are logged 
   assert.equal(await running, 0);
   assert.match(log.lines.join("\n"), /stopping on SIGTERM\n.*stopped$/s);
   assert.ok(signals.closed);
+});
+
+test("monitor command: says the receive buffer the kernel gave, and what to raise when it gave less", async () => {
+  for (
+    const [asked, said, warned] of [[1 << 20, 1 << 20, false], [
+      8 << 20,
+      FAKE_RMEM_MAX,
+      true,
+    ]] as const
+  ) {
+    const { signals, log, context } = fakeContext();
+    const { settings } = resolveSettings({
+      flags: { listen: "239.0.0.1:27999", "receive-buffer": String(asked) },
+      env: {},
+    });
+    const running = runMonitorCommand(settings, INVOCATION, context);
+    await waitFor(
+      () => log.lines.some((line) => line.includes("listening on")),
+      5_000,
+      "the monitor",
+    );
+    signals.send("SIGTERM");
+    assert.equal(await running, 0);
+    const text = log.lines.join("\n");
+    assert.match(text, new RegExp(`listening on udp .*; receive buffer ${said} bytes`));
+    assert.equal(
+      text.includes(
+        `HeartbeatReceiveBuffer ${asked}: the kernel gave ${said} bytes, its limit (net.core.rmem_max); ` +
+          `raise it with sysctl -w net.core.rmem_max=${asked}`,
+      ),
+      warned,
+      text,
+    );
+  }
 });

@@ -106,6 +106,9 @@ export function recordingLog(): { lines: string[]; write: (line: string) => void
   return { lines, write: (line) => lines.push(line) };
 }
 
+/** The most receive buffer recordingAdapter's listeners grant. */
+export const FAKE_RMEM_MAX = 4 * 1024 * 1024;
+
 /** A UDP adapter whose transports record what they send in `recorder`, named by destination. */
 export function recordingAdapter(recorder: Recorder): UdpAdapter {
   return {
@@ -115,8 +118,14 @@ export function recordingAdapter(recorder: Recorder): UdpAdapter {
         send: (payload, to) => recorder.sender(formatDestination(to)).send(payload),
         close: () => Promise.resolve(),
       }),
-    // A listener that hears nothing: for commands that need one open.
-    openUdpListener: () => Promise.resolve({ adapter: "node", close: () => Promise.resolve() }),
+    // A listener that hears nothing, for commands that need one open; it grants a receive buffer
+    // of up to FAKE_RMEM_MAX, as a kernel whose net.core.rmem_max is that.
+    openUdpListener: (options) =>
+      Promise.resolve({
+        adapter: "node",
+        receiveBuffer: options.receiveBuffer && Math.min(options.receiveBuffer, FAKE_RMEM_MAX),
+        close: () => Promise.resolve(),
+      }),
   };
 }
 
