@@ -100,20 +100,22 @@ const JIT_POLICY = 1_000_000;
 /** The bun that compiles: the one running this script, else the project's (under Deno). */
 const BUN = "Bun" in globalThis ? process.execPath : join(BIN, "bun");
 
-function buildBun(name: string, stamp: { commit: string; date: string }): string {
-  const target = TARGETS[name];
-  const outfile = join(DIST, `heartbeat-${name}${target.windows ? ".exe" : ""}`);
-  // Commit, date and target are baked in for --version (src/version.ts); the version comes
-  // from deno.json through the bundle.
-  const defines = Object.entries({ TARGET: name, COMMIT: stamp.commit, DATE: stamp.date })
-    .flatMap((
-      [key, value],
-    ) => ["--define", `process.env.HEARTBEAT_BUILD_${key}=${JSON.stringify(value)}`]);
+/**
+ * `bun build --compile` of `entry` for `target` with the project's flags, as every heartbeat
+ * binary is built; scripts/bench.ts builds its bare floors with it too. Throws with Bun's output
+ * when the build fails.
+ */
+export function compileWithBun(
+  entry: string,
+  outfile: string,
+  target: string,
+  defines: Record<string, string> = {},
+): void {
   const built = run(BUN, [
     "build",
     "--compile",
-    `--target=${target.bun}`,
-    ...defines,
+    `--target=${target}`,
+    ...Object.entries(defines).flatMap(([key, value]) => ["--define", `${key}=${value}`]),
     // Bytecode halves the time to the first heartbeat (23 → 13 ms here, scripts/bench.ts).
     "--bytecode",
     "--format=esm",
@@ -123,11 +125,28 @@ function buildBun(name: string, stamp: { commit: string; date: string }): string
     // .env or bunfig.toml that happens to be in the directory it was started in.
     "--no-compile-autoload-dotenv",
     "--no-compile-autoload-bunfig",
-    "src/main.ts",
+    entry,
     "--outfile",
     outfile,
   ]);
-  if (!built.ok) throw new Error(`bun build --compile for ${name} failed:\n${built.output}`);
+  if (!built.ok) throw new Error(`bun build --compile of ${entry} failed:\n${built.output}`);
+}
+
+function buildBun(name: string, stamp: { commit: string; date: string }): string {
+  const target = TARGETS[name];
+  const outfile = join(DIST, `heartbeat-${name}${target.windows ? ".exe" : ""}`);
+  // Commit, date and target are baked in for --version (src/version.ts); the version comes
+  // from deno.json through the bundle.
+  compileWithBun(
+    "src/main.ts",
+    outfile,
+    target.bun,
+    Object.fromEntries(
+      Object.entries({ TARGET: name, COMMIT: stamp.commit, DATE: stamp.date }).map((
+        [key, value],
+      ) => [`process.env.HEARTBEAT_BUILD_${key}`, JSON.stringify(value)]),
+    ),
+  );
   return outfile;
 }
 
