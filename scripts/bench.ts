@@ -66,7 +66,7 @@ function compileC(lab: Lab, name: string): string {
 
 /** Compiles scripts/bench/NAME.ts as heartbeat's binary is compiled, into the lab's folder. */
 function compileBun(lab: Lab, name: string): string {
-  const path = join(lab.dir, name);
+  const path = join(lab.dir, `${name}-bun`); // beside the C programs, some of the same name
   compileWithBun(join(PROGRAMS, `${name}.ts`), path, "bun-linux-x64");
   return path;
 }
