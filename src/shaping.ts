@@ -11,6 +11,11 @@ import type { Logger } from "./log.ts";
  * once, one more in case a datagram is lost.
  */
 export const DRAIN_ANNOUNCEMENTS = 2;
+/**
+ * A drain by signal sends its second announcement this soon after the first (or at the next tick
+ * if that comes sooner): the balancer drops the server 10 s after the last one.
+ */
+export const DRAIN_REPEAT_MS = 250;
 /** After a drain, ready climbs back from 0 over --ramp-up seconds, or this many. */
 export const UNDRAIN_RAMP_SECONDS = 10;
 

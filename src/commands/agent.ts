@@ -12,7 +12,7 @@ import { describeError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
-import { Drain, shapeLoad } from "../shaping.ts";
+import { Drain, DRAIN_REPEAT_MS, shapeLoad } from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
 import { createSource } from "../sources/index.ts";
@@ -291,8 +291,16 @@ export async function runAgent(
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
         active.lasting.drain.set(drain.includes(signal), signal);
-        // Said at once, not at the next tick: every second counts while the proxies drop it.
-        void running.agent.beat();
+        // Said at once, not at the next tick: every second counts while the proxies drop it. A
+        // drain's second announcement follows soon too, so that the balancer's 10 s of silence
+        // start counting almost at once (the next tick, if it comes first, makes it the second).
+        const { agent, stopped } = running;
+        const draining = drain.includes(signal);
+        void agent.beat().then(async () => {
+          if (!draining) return;
+          await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
+          if (!stopped.aborted) await agent.beat();
+        });
         continue;
       }
       if (signal !== "SIGHUP") {
@@ -373,7 +381,7 @@ async function serve(
 function start(
   { settings, logger, options, via }: Prepared,
   status: AgentStatus,
-): { agent: Agent; stop(): Promise<void> } {
+): { agent: Agent; stopped: AbortSignal; stop(): Promise<void> } {
   const { source, senders } = options;
   if (settings.intervalSeconds >= 10) {
     logger.warn(
@@ -396,6 +404,7 @@ function start(
   const running = agent.run();
   return {
     agent,
+    stopped: abort.signal,
     stop: async () => {
       abort.abort();
       await running;

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runAgent } from "../../src/commands/agent.ts";
 import { type Resolved, resolveSettings } from "../../src/settings.ts";
+import { DRAIN_REPEAT_MS } from "../../src/shaping.ts";
 import { drainSignals } from "../../src/signals.ts";
 import { fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../support/lab.ts";
@@ -93,4 +94,25 @@ test("agent command: SIGHUP rereads the configuration; a broken or crashing one 
   signals.send("SIGTERM");
   assert.equal(await running, 0);
   assert.equal(payloads().at(-1), "v=1&ready=0&busy=0");
+});
+
+test("agent command: a drain by signal says ready=0 twice within a moment, not a tick apart, then nothing", async () => {
+  const { signals, context, recorder } = fakeContext();
+  const { drain } = drainSignals();
+  // Ticks 10 s apart: any second ready=0 soon after the first is the drain's own repeat.
+  const resolved = configured({ ready: "5", busy: "1", interval: "10" });
+  const running = runAgent(resolved, () => resolved, INVOCATION, context);
+  await waitFor(() => recorder.sent.length === 1, 5_000, "the first heartbeat");
+  signals.send(drain[0]);
+  await waitFor(() => recorder.sent.length === 3, 5_000, "two announcements");
+  const [, first, second] = recorder.sent;
+  assert.deepEqual([first.payload, second.payload], ["v=1&ready=0&busy=1", "v=1&ready=0&busy=1"]);
+  assert.ok(
+    second.at - first.at >= DRAIN_REPEAT_MS - 5 && second.at - first.at < DRAIN_REPEAT_MS + 200,
+    `${second.at - first.at} ms apart`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 2 * DRAIN_REPEAT_MS));
+  assert.equal(recorder.sent.length, 3, "silent after the two");
+  signals.send("SIGTERM");
+  assert.equal(await running, 0);
 });

@@ -175,7 +175,7 @@ export const INVOCATION: Invocation = {
  * heartbeats recorded in `recorder` instead of sent; the real clock.
  */
 export function fakeContext() {
-  const recorder = new Recorder();
+  const recorder = new Recorder(systemClock);
   const signals = new FakeSignals();
   const log = recordingLog();
   const context: CommandContext = {
