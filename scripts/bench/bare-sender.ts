@@ -21,3 +21,5 @@ const heartbeat = new TextEncoder().encode("v=1&ready=10&busy=0");
 const send = () => socket.send(heartbeat, 27999, "239.0.0.1");
 send();
 setInterval(send, interval);
+// A module, for the top-level await.
+export {};
