@@ -6,7 +6,6 @@ import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./tr
 /** The part of Bun's API this adapter uses, so that it type-checks on any runtime. */
 interface BunUdpSocket {
   readonly fd: number;
-  readonly port: number;
   send(data: Uint8Array, port: number, address: string): boolean;
   setMulticastTTL(ttl: number): number;
   setMulticastLoopback(enabled: boolean): boolean;

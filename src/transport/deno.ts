@@ -111,7 +111,8 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
       await conn.joinMulticastV4(options.address, options.interfaceAddress ?? "0.0.0.0");
     }
     if (options.receiveBuffer) {
-      // Deno does not say which descriptor is the socket's: found by its port.
+      // Deno does not say which descriptor is the socket's: found by its port (a process with
+      // two sockets on one port, which the monitor never is, would have the first one's set).
       receiveBuffer = await setReceiveBuffer(udpSocketFd(conn.addr.port), options.receiveBuffer);
     }
   } catch (error) {
