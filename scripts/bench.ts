@@ -14,35 +14,39 @@
  *                   file-backed (RssFile: mostly the mapped binary)
  *     CPU/beat      CPU time per heartbeat over 100 heartbeats at 20 a second, from a cpuacct
  *                   cgroup around the process (every thread, exited ones too)
- *   bun scripts/bench.ts --accuracy S    the compiled agent and Apache's own mod_heartbeat send
- *                                        once a second side by side for S seconds: the p50 and
- *                                        p99 of how far each interval is from 1 s, and the drift
- *                                        of the last heartbeat from first + N × 1 s
+ *   bun scripts/bench.ts --accuracy S    the compiled agent, Apache's own mod_heartbeat, the bare
+ *                                        Bun sender and the C reference send once a second side
+ *                                        by side for S seconds: the p50 and p99 of how far each
+ *                                        interval is from 1 s, and the drift of the last heartbeat
+ *                                        from first + N × 1 s
  *   bun scripts/bench.ts --ingest [--runs N]
  *                                        monitors taking a blast of heartbeats from 100 senders
  *                                        (the blaster on CPU 0, the monitor on CPU 1): the share
  *                                        each accepted (a bare receiver: received) at each rate,
  *                                        its ratio to the bare Bun receiver's, and whether the
  *                                        compiled monitor meets the ingest goal
- *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/
+ *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/, beside
+ *                                        the bare Bun sender compiled for the same target
  */
 import { execFileSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   rmdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Lab, REPO, waitFor } from "../test/support/lab.ts";
 import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
 import { VERSION } from "../src/version.ts";
-import { compileWithBun } from "./build.ts";
+import { compileWithBun, TARGETS } from "./build.ts";
 
 const BIN = join(REPO, "node_modules", ".bin");
 const DIST = join(REPO, "dist");
@@ -375,24 +379,64 @@ function accuracy(arrivals: number[]): { n: number; p50: number; p99: number; dr
 }
 
 async function measureAccuracy(lab: Lab, seconds: number): Promise<void> {
-  const arrivals = await listener(lab, [27997, 27998]);
-  startApacheOrigin(lab, NS, { heartbeatAddress: "239.0.0.1:27997" });
-  const argv = [BINARY, "-a", "239.0.0.1:27998", "--source", "static", "--ready", "10", "-q"];
-  lab.spawn(NS, argv);
-  console.log(`$ ip netns exec ${lab.ns(NS)} ${argv.join(" ")}`);
+  const ports = { reference: 27995, bare: 27996, apache: 27997, agent: 27998 };
+  const arrivals = await listener(lab, Object.values(ports));
+  const senders: [string, number, string[]][] = [
+    ["C reference sender", ports.reference, [
+      compileC(lab, "reference-sender"),
+      "1",
+      "0",
+      String(ports.reference),
+    ]],
+    ["bare Bun sender (compiled)", ports.bare, [
+      compileBun(lab, "bare-sender"),
+      "1",
+      String(ports.bare),
+    ]],
+    ["compiled agent", ports.agent, [
+      BINARY,
+      "-a",
+      `239.0.0.1:${ports.agent}`,
+      "--source",
+      "static",
+      "--ready",
+      "10",
+      "-q",
+    ]],
+  ];
+  for (const [, , argv] of senders) {
+    lab.spawn(NS, argv);
+    console.log(`$ ip netns exec ${lab.ns(NS)} ${argv.join(" ")}`);
+  }
+  startApacheOrigin(lab, NS, { heartbeatAddress: `239.0.0.1:${ports.apache}` });
   console.log(
     `$ ip netns exec ${
       lab.ns(NS)
-    } apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:27997)    for ${seconds} s`,
+    } apache2 (mod_heartbeat: HeartbeatAddress 239.0.0.1:${ports.apache})`,
   );
+  console.log(`    all side by side, for ${seconds} s`);
   await sleep(seconds * 1000);
-  const rows = ([["compiled agent", 27998], ["mod_heartbeat", 27997]] as const).map(
-    ([name, port]) => {
-      const { n, p50, p99, drift } = accuracy(arrivals.get(port)!);
-      return [name, String(n), p50.toFixed(2), p99.toFixed(2), drift.toFixed(1)];
-    },
+  const floor = accuracy(arrivals.get(ports.reference)!);
+  const rows = [
+    ...senders.map(([name, port]) => [name, port] as const),
+    [
+      "mod_heartbeat",
+      ports.apache,
+    ] as const,
+  ].map(([name, port]) => {
+    const { n, p50, p99, drift } = accuracy(arrivals.get(port)!);
+    return [
+      name,
+      String(n),
+      withRatio(p50, floor.p50, 2),
+      withRatio(p99, floor.p99, 2),
+      drift.toFixed(1),
+    ];
+  });
+  console.log(
+    `\n(Nx): the ratio to the C reference sender's, measured beside it; drift: the last heartbeat's` +
+      ` distance from the first + N × 1 s (the C reference's is the floor)\n`,
   );
-  console.log();
   table(["sender", "heartbeats", "p50 |interval-1s| ms", "p99 ms", "drift of the last ms"], rows);
 }
 
@@ -585,24 +629,39 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   );
 }
 
+/**
+ * Binary and archive sizes of each target in dist/, beside the floor: the bare Bun sender
+ * compiled for the same target with the same flags, which is what the Bun runtime alone weighs.
+ */
 function sizes(): void {
-  const mb = (path: string) => existsSync(path) ? (statSync(path).size / 1e6).toFixed(1) : "-";
+  const mb = (path: string) => existsSync(path) ? statSync(path).size / 1e6 : undefined;
+  const shown = (size: number | undefined) => size === undefined ? "-" : size.toFixed(1);
   const binaries = readdirSync(DIST).filter((name) => /^heartbeat-[^.]+(\.exe)?$/.test(name))
     .sort();
-  console.log(`$ ls -l ${DIST}\n`);
-  table(
-    ["target", "binary MB", "archive MB", "image MB"],
-    binaries.map((name) => {
-      const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
-      const release = join(DIST, `heartbeat-${VERSION}-${target}`);
-      return [
-        target,
-        mb(join(DIST, name)),
-        mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`),
-        mb(`${release}.image.tar`),
-      ];
-    }),
-  );
+  const floors = mkdtempSync(join(tmpdir(), "heartbeat-bench-"));
+  try {
+    console.log(`$ ls -l ${DIST}; and ${PROGRAMS}/bare-sender.ts compiled for each target\n`);
+    table(
+      ["target", "binary MB", "bare Bun MB", "archive MB", "image MB"],
+      binaries.map((name) => {
+        const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
+        const release = join(DIST, `heartbeat-${VERSION}-${target}`);
+        const bare = join(floors, name);
+        compileWithBun(join(PROGRAMS, "bare-sender.ts"), bare, TARGETS[target].bun);
+        const binary = mb(join(DIST, name))!;
+        const floor = mb(bare)!;
+        return [
+          target,
+          withRatio(binary, floor, 1),
+          floor.toFixed(1),
+          shown(mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`)),
+          shown(mb(`${release}.image.tar`)),
+        ];
+      }),
+    );
+  } finally {
+    rmSync(floors, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<number> {

@@ -1,8 +1,8 @@
 /**
  * For scripts/bench.ts: the floor of the agent. Bun's own UDP socket sending a fixed heartbeat to
- * 239.0.0.1:27999 every INTERVAL seconds (the first at once), as the agent's Bun adapter opens
+ * 239.0.0.1:PORT (27999) every INTERVAL seconds (the first at once), as the agent's Bun adapter opens
  * it, and nothing else: compiled with the project's flags, it is what any Bun program pays.
- * Usage: bare-sender INTERVAL
+ * Usage: bare-sender INTERVAL [PORT]
  */
 interface BunUdp {
   udpSocket(options: { hostname: string; port: number }): Promise<{
@@ -14,11 +14,12 @@ interface BunUdp {
 
 const { Bun } = globalThis as unknown as { Bun: BunUdp };
 const interval = Number(process.argv[2]) * 1000;
+const port = Number(process.argv[3] ?? 27999);
 const socket = await Bun.udpSocket({ hostname: "0.0.0.0", port: 0 });
 socket.setMulticastTTL(1);
 socket.setMulticastLoopback(true);
 const heartbeat = new TextEncoder().encode("v=1&ready=10&busy=0");
-const send = () => socket.send(heartbeat, 27999, "239.0.0.1");
+const send = () => socket.send(heartbeat, port, "239.0.0.1");
 send();
 setInterval(send, interval);
 // A module, for the top-level await.

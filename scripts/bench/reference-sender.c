@@ -28,8 +28,9 @@ static int scoreboard(int port, int *ready, int *busy) {
 int main(int argc, char **argv) {
   double interval = atof(argv[1]);
   int status_port = argc > 2 ? atoi(argv[2]) : 0;
+  int port = argc > 3 ? atoi(argv[3]) : 27999;
   int sock = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(27999) };
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
   inet_pton(AF_INET, "239.0.0.1", &to.sin_addr);
   char message[64];
   struct timespec next;
