@@ -35,20 +35,16 @@ export type ParseResult =
 export type RejectReason = "oversize" | "missing-field" | "bad-number";
 
 /** Why a count cannot go on the wire, or undefined when it can; `shown` is what was given. */
-export function invalidCount(
-  name: string,
-  value: unknown,
-  shown = String(value),
-): string | undefined {
+export function invalidCount(name: string, value: unknown, shown?: string): string | undefined {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_COUNT) {
-    return `${name} must be a whole number from 0 to ${MAX_COUNT}, got ${shown}`;
+    return `${name} must be a whole number from 0 to ${MAX_COUNT}, got ${shown ?? String(value)}`;
   }
   return undefined;
 }
 
-export function invalidPort(value: unknown, shown = String(value)): string | undefined {
+export function invalidPort(value: unknown, shown?: string): string | undefined {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
-    return `port must be a whole number from 1 to 65535, got ${shown}`;
+    return `port must be a whole number from 1 to 65535, got ${shown ?? String(value)}`;
   }
   return undefined;
 }

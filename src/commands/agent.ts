@@ -158,20 +158,21 @@ async function prepare(
     })
   );
   const senders: Sender[] = [
-    ...udp.map((destination) =>
-      isIP(destination.host)
-        ? {
-          name: formatDestination(destination),
-          send: async (payload: Uint8Array) =>
-            (await transports.get(familyOf(destination.host))).send(payload, destination),
-        }
-        : createResolvingSender(destination.host, destination.port, transports.get, {
+    ...udp.map((destination): Sender => {
+      if (!isIP(destination.host)) {
+        return createResolvingSender(destination.host, destination.port, transports.get, {
           addresses: destination.addresses,
           resolveIntervalMs,
           now: () => clock.now(),
           logger,
-        })
-    ),
+        });
+      }
+      const family = familyOf(destination.host); // once, not an address regex every heartbeat
+      return {
+        name: formatDestination(destination),
+        send: async (payload) => (await transports.get(family)).send(payload, destination),
+      };
+    }),
     ...httpSenders,
   ];
   const via = [
