@@ -12,6 +12,7 @@
 import { constants } from "node:os";
 import process from "node:process";
 import { clearInterval, setInterval } from "node:timers";
+import { openLibc } from "./libc.ts";
 import type { Logger } from "./log.ts";
 import { detectRuntime, type RuntimeName } from "./runtime.ts";
 
@@ -94,13 +95,13 @@ interface DenoFfi {
 function ignoreInspectorSignal(logger: Logger): () => void {
   let libc: ReturnType<DenoFfi["dlopen"]> | undefined;
   const deno = (globalThis as unknown as { Deno?: DenoFfi }).Deno;
-  for (const path of ["libc.so.6", "libc.so", "libSystem.B.dylib"]) {
-    try {
-      libc = deno?.dlopen(path, { signal: { parameters: ["i32", "usize"], result: "usize" } });
-      break;
-    } catch (error) {
-      if ((error as { name?: string }).name === "NotCapable") break;
-    }
+  try {
+    libc = deno &&
+      openLibc((path) =>
+        deno.dlopen(path, { signal: { parameters: ["i32", "usize"], result: "usize" } })
+      );
+  } catch {
+    // No FFI (no --allow-ffi), or no C library found: said below.
   }
   if (!libc) {
     logger.warn(

@@ -291,12 +291,12 @@ export async function runAgent(
     for (;;) {
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
-        active.lasting.drain.set(drain.includes(signal), signal);
+        const draining = drain.includes(signal);
+        active.lasting.drain.set(draining, signal);
         // Said at once, not at the next tick: every second counts while the proxies drop it. A
         // drain's second announcement follows soon too, so that the balancer's 10 s of silence
         // start counting almost at once (the next tick, if it comes first, makes it the second).
         const { agent, stopped } = running;
-        const draining = drain.includes(signal);
         void agent.beat().then(async () => {
           if (!draining) return;
           await context.clock.sleep(DRAIN_REPEAT_MS, stopped);

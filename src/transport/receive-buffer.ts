@@ -9,6 +9,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
+import { isFfiRefused, openLibc } from "../libc.ts";
 
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
@@ -40,35 +41,30 @@ interface Libc {
   ): number;
 }
 
-const LIBC_PATHS = ["libc.so.6", "libc.so"];
-
 /** libc's setsockopt and getsockopt, through Bun's FFI or Deno's. */
 async function libc(): Promise<Libc> {
   const deno = (globalThis as unknown as { Deno?: DenoFfi }).Deno;
-  let lastError: unknown;
-  for (const path of LIBC_PATHS) {
-    try {
-      if (deno) {
-        return deno.dlopen(path, {
+  // A name in a variable: Deno's type checker would otherwise try to resolve Bun's module.
+  const bunFfi = "bun:ffi";
+  const bun = deno ? undefined : await import(bunFfi) as BunFfi;
+  try {
+    return openLibc((path) =>
+      deno
+        ? deno.dlopen(path, {
           setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
           getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-        }).symbols;
-      }
-      // A name in a variable: Deno's type checker would otherwise try to resolve Bun's module.
-      const bunFfi = "bun:ffi";
-      const { dlopen } = await import(bunFfi) as BunFfi;
-      return dlopen(path, {
-        setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
-        getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
-      }).symbols;
-    } catch (error) {
-      if ((error as { name?: string }).name === "NotCapable") {
-        throw new Error("setting the receive buffer needs --allow-ffi (or -A) on Deno");
-      }
-      lastError = error;
+        }).symbols
+        : bun!.dlopen(path, {
+          setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+          getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+        }).symbols
+    );
+  } catch (error) {
+    if (isFfiRefused(error)) {
+      throw new Error("setting the receive buffer needs --allow-ffi (or -A) on Deno");
     }
+    throw new Error(`cannot load libc to set the receive buffer: ${(error as Error).message}`);
   }
-  throw new Error(`cannot load libc to set the receive buffer: ${(lastError as Error).message}`);
 }
 
 /** The part of Deno's and of Bun's FFI this uses, so that it type-checks on any runtime. */
