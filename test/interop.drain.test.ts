@@ -46,7 +46,7 @@ async function lastRequestAfterDrain(
   mode: Mode,
   by: By,
   subnet: number,
-): Promise<{ last: number; answered: number }> {
+): Promise<{ last: number; answered: number; lastHeartbeat?: number }> {
   const lab = new Lab();
   labs.push(lab);
   lab.addSwitch("switch");
@@ -54,12 +54,20 @@ async function lastRequestAfterDrain(
   lab.addNamespace("proxy");
   lab.plug("proxy", `${ip(1)}/24`);
   const storage = join(lab.dir, "monitor.dat");
-  if (mode === "heartbeat monitor") {
-    lab.spawn(
+  // heartbeat monitor also prints each heartbeat it takes, with the time: when origin2 fell silent.
+  const printed = mode === "heartbeat monitor"
+    ? collect(lab.spawn(
       "proxy",
-      agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27999", "--storage", storage]),
-    );
-  }
+      agentCommand(runtime, [
+        "monitor",
+        "--listen",
+        "239.0.0.1:27999",
+        "--storage",
+        storage,
+        "--print",
+      ]),
+    ))
+    : undefined;
   const apache = startApacheProxy(lab, "proxy", {
     address: ip(1),
     ...(mode === "heartbeat monitor"
@@ -116,8 +124,21 @@ async function lastRequestAfterDrain(
   const byOrigin2 = served.filter(([, , body]) => body === "origin2").map(([at]) =>
     Number(at) - drainedAt
   );
-  return { last: Math.max(...byOrigin2), answered: served.length };
+  const heard = printed?.().stdout.split("\n").filter((line) => line.includes(` ${ip(12)} `))
+    .map((line) => Date.parse(line.split(" ")[0]) - drainedAt);
+  return {
+    last: Math.max(...byOrigin2),
+    answered: served.length,
+    lastHeartbeat: heard && Math.max(...heard),
+  };
 }
+
+/**
+ * How soon after the drain origin2's last heartbeat must have come (heard by heartbeat monitor):
+ * its two announcements 0.25 s apart, the first at once (or, by file, within 200 ms); before the
+ * drain file was looked for between ticks, they came at the next two ticks, 1 to 2 s after.
+ */
+const LAST_HEARTBEAT_MS = 1000;
 
 /**
  * How soon after the drain origin2 must have had its last request, by signal or by drain file
@@ -148,12 +169,22 @@ for (
     } s)`,
     { skip },
     async () => {
-      const { last, answered } = await lastRequestAfterDrain(mode, by, subnet);
+      const { last, answered, lastHeartbeat } = await lastRequestAfterDrain(mode, by, subnet);
       console.log(
-        `drain by ${by} (${mode}): origin2's last new request came ${last} ms after the drain (${answered} answered)`,
+        `drain by ${by} (${mode}): origin2's last new request came ${last} ms after the drain (${answered} answered)${
+          lastHeartbeat === undefined ? "" : `, its last heartbeat ${lastHeartbeat} ms after`
+        }`,
       );
       assert.ok(answered > 100, `requests answered: ${answered}`);
       assert.ok(last < BOUND_MS[mode], `origin2's last request ${last} ms after the drain`);
+      // Both announcements within a moment of the drain (0.25 s apart; a drain file is looked
+      // for every 200 ms), by file as by signal, rather than a tick or two later.
+      if (lastHeartbeat !== undefined) {
+        assert.ok(
+          lastHeartbeat < LAST_HEARTBEAT_MS,
+          `origin2's last heartbeat ${lastHeartbeat} ms after the drain`,
+        );
+      }
     },
   );
 }
