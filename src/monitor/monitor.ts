@@ -177,7 +177,8 @@ export class Monitor {
 
   /**
    * Takes the servers of a storage file left by an earlier run (or by mod_heartmonitor), aged
-   * by their lastseen, as mod_heartmonitor keeps the existing lines: a restart loses no one.
+   * by their lastseen: a restart loses no one. (mod_heartmonitor's own rewrite is from what it
+   * heard since its start, so its file is empty at the first one after a restart.)
    */
   restore(servers: StoredServer[]): number {
     const now = this.#options.clock.now();
