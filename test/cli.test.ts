@@ -522,11 +522,11 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
     );
     assert.equal(
       out.lines[0],
-      "balancer://web (members in " + conf + "'s order: 10.0.0.1, 10.0.0.2)",
+      "balancer://web (members in " + conf + "'s order: http://10.0.0.1:80, http://10.0.0.2:80)",
     );
     assert.match(
       out.lines[1],
-      /^10\.0\.0\.1 +80 +0 +3 +1 s +0 +0\.0%\n10\.0\.0\.2 +80 +20 +2 +1 s +20 +100\.0%$/m,
+      /^http:\/\/10\.0\.0\.1:80 +10\.0\.0\.1 +0 +3 +1 s +0 +0\.0%\nhttp:\/\/10\.0\.0\.2:80 +10\.0\.0\.2 +20 +2 +1 s +20 +100\.0%$/m,
     );
     const plain = recordingLog();
     assert.equal(
@@ -574,4 +574,41 @@ test("cli: a bare '--' before the flags (deno task start -- --address …) is ta
     () => parseCommandLine(["--ready", "3", "--", "--busy", "1"]),
     /unexpected argument '--busy'/,
   );
+});
+
+test("main: heartbeat servers -f with two members on one host: its weight counted twice, every pick to the later member, the heartbeat's port= ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-servers-"));
+  try {
+    const storage = join(dir, "hb.dat");
+    writeFileSync(
+      storage,
+      "10.0.0.1 &ready=20&busy=2&lastseen=1&port=80\n10.0.0.2 &ready=10&busy=1&lastseen=1&port=8080\n",
+    );
+    const conf = join(dir, "httpd.conf");
+    writeFileSync(
+      conf,
+      '<Proxy "balancer://web">\n  BalancerMember "http://10.0.0.1:80"\n  BalancerMember "http://10.0.0.1:8080"\n  BalancerMember "http://10.0.0.2:80"\n</Proxy>\n',
+    );
+    const out = recordingLog();
+    assert.equal(
+      await main(["servers", storage, "-f", conf], { stdout: out.write, stderr: out.write }, {}),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines[1].split("\n").map((line) => line.split(/ {2,}/)), [
+      ["member", "server", "ready", "busy", "age", "weight", "share"],
+      [
+        "http://10.0.0.1:80",
+        "10.0.0.1",
+        "20",
+        "2",
+        "1 s",
+        "20 (its picks go to http://10.0.0.1:8080)",
+        "0.0%",
+      ],
+      ["http://10.0.0.1:8080", "10.0.0.1", "20", "2", "1 s", "20", "78.4%"],
+      ["http://10.0.0.2:80", "10.0.0.2", "10", "1", "1 s", "10", "21.6%"],
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

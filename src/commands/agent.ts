@@ -12,7 +12,13 @@ import { describeError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
-import { Drain, DRAIN_REPEAT_MS, shapeLoad } from "../shaping.ts";
+import {
+  Drain,
+  DRAIN_FILE_POLL_MS,
+  DRAIN_REPEAT_MS,
+  drainFileExists,
+  shapeLoad,
+} from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
 import { createSource } from "../sources/index.ts";
@@ -286,26 +292,43 @@ export async function runAgent(
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
   });
   const services = await serve(active.settings, status, active.logger);
+  // The drain file is looked for between ticks too (drainFileExists, a stat).
+  const watching = new AbortController();
+  let watchingDrainFile = Promise.resolve();
   try {
     let running = start(active, status);
+    // A drain or its end is said at once, not at the next tick: every second counts while the
+    // proxies drop it. A drain's second announcement follows soon too, so that the balancer's
+    // 10 s of silence start counting almost at once (the next tick, if it comes first, makes it
+    // the second).
+    const sayAtOnce = (draining: boolean) => {
+      const { agent, stopped } = running;
+      void agent.beat().then(async () => {
+        if (!draining) return;
+        await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
+        if (!stopped.aborted) await agent.beat();
+      });
+    };
+    watchingDrainFile = (async () => {
+      let present = drainFileExists(active.settings.drainFile);
+      while (!watching.signal.aborted) {
+        await context.clock.sleep(DRAIN_FILE_POLL_MS, watching.signal);
+        const now = drainFileExists(active.settings.drainFile);
+        if (now !== present && !watching.signal.aborted) sayAtOnce(now);
+        present = now;
+      }
+    })();
     for (;;) {
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
         const draining = drain.includes(signal);
         active.lasting.drain.set(draining, signal);
-        // Said at once, not at the next tick: every second counts while the proxies drop it. A
-        // drain's second announcement follows soon too, so that the balancer's 10 s of silence
-        // start counting almost at once (the next tick, if it comes first, makes it the second).
-        const { agent, stopped } = running;
-        void agent.beat().then(async () => {
-          if (!draining) return;
-          await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
-          if (!stopped.aborted) await agent.beat();
-        });
+        sayAtOnce(draining);
         continue;
       }
       if (signal !== "SIGHUP") {
         active.logger.info(`stopping on ${signal}: telling the proxies ready=0`);
+        watching.abort(); // nothing after the farewell
         await running.stop();
         await running.agent.farewell();
         break;
@@ -328,6 +351,8 @@ export async function runAgent(
     active.logger.info("stopped");
     return EXIT_OK;
   } finally {
+    watching.abort();
+    await watchingDrainFile;
     signals.close();
     await Promise.all(services.map((service) => service.close()));
     await active.close();

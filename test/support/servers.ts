@@ -15,6 +15,8 @@ function wwwData(): { uid: number; gid: number } {
 export interface Apache {
   /** mod_heartmonitor's storage file (proxies). */
   storage: string;
+  /** The httpd.conf it runs with. */
+  config: string;
   /** What apache2 printed, and its error log: for a failing test's message. */
   diagnostics(): string;
 }
@@ -63,7 +65,7 @@ ${options.directives}`,
     } catch { /* not written yet */ }
     return `apache2 printed: ${output().stderr}\n${errorLog}:\n${log}`;
   };
-  return { storage: storagePath(lab, ns), diagnostics };
+  return { storage: storagePath(lab, ns), config, diagnostics };
 }
 
 const apacheRoot = (lab: Lab, ns: string) => join(lab.dir, `apache-${ns}`);
@@ -150,10 +152,14 @@ MaxRequestWorkers 40
 }
 
 /**
- * Starts nginx in namespace `ns` on `listen` (ADDR:PORT), answering every request with `body`
+ * Starts nginx in namespace `ns` on `listen` (ADDR:PORT, or several), answering every request with `body` (nginx variables such as $server_port are expanded)
  * but /nginx_status, its stub_status page.
  */
-export function startNginx(lab: Lab, ns: string, options: { listen: string; body: string }): void {
+export function startNginx(
+  lab: Lab,
+  ns: string,
+  options: { listen: string | string[]; body: string },
+): void {
   const root = join(lab.dir, `nginx-${ns}`);
   mkdirSync(root, { recursive: true });
   const config = join(root, "nginx.conf");
@@ -172,7 +178,7 @@ http {
   uwsgi_temp_path ${root}/uwsgi;
   scgi_temp_path ${root}/scgi;
   server {
-    listen ${options.listen};
+    ${[options.listen].flat().map((address) => `listen ${address};`).join(" ")}
     location = /nginx_status { stub_status; }
     location / { return 200 "${options.body}\\n"; }
   }
