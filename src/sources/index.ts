@@ -5,6 +5,7 @@ import { cpuSource } from "./cpu.ts";
 import { execSource } from "./exec.ts";
 import { fileSource } from "./file.ts";
 import { nginxSource } from "./nginx.ts";
+import { pressureSource } from "./pressure.ts";
 import {
   type Source,
   SourceConfigError,
@@ -23,6 +24,7 @@ export const SOURCES: Readonly<Record<string, SourceDefinition>> = {
   exec: execSource,
   file: fileSource,
   cpu: cpuSource,
+  pressure: pressureSource,
 };
 
 /** Builds the source that `--source` names (`NAME` or `NAME:ARG`). */
