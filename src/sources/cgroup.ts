@@ -344,17 +344,18 @@ export async function locateCgroup(
   argument: string | undefined,
 ): Promise<CgroupLocation | undefined> {
   let mounts: CgroupMount[];
+  let memberships: CgroupMembership[];
   try {
     mounts = parseMountinfo(await files.read("/proc/self/mountinfo"));
+    memberships = parseProcCgroup(await files.read("/proc/self/cgroup"));
   } catch (error) {
     throw new SourceConfigError(
-      `--source ${source} reads cgroups, found through /proc/self/mountinfo: ${
+      `--source ${source} finds cgroups through /proc/self/mountinfo and /proc/self/cgroup: ${
         (error as Error).message
       } (Linux only)`,
     );
   }
   if (argument === undefined) {
-    const memberships = parseProcCgroup(await files.read("/proc/self/cgroup"));
     return (source === "cpu" ? ownCgroup : ownV2Cgroup)(mounts, memberships);
   }
   if (!argument.startsWith("/")) {

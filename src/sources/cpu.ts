@@ -41,6 +41,8 @@ export type CpuSample =
     at: number;
     /** Seconds of CPU time the cgroup has used. */
     used: number;
+    /** The tightest quota, in CPUs. */
+    quota: number;
     /** CPUs it may use: the quota, at most its cpuset's CPUs. */
     limit: number;
   }
@@ -221,7 +223,8 @@ export const cpuSource: SourceDefinition = {
       }
       if (quota !== undefined) {
         const used = await cgroup!.used();
-        return { kind: "quota", at: clock.now(), used, limit: Math.min(quota, usable.length) };
+        const limit = Math.min(quota, usable.length);
+        return { kind: "quota", at: clock.now(), used, quota, limit };
       }
       const ticks = parseProcStat(await files.read("/proc/stat"));
       return { kind: "cpus", at: clock.now(), ticks, cpus: usable };
@@ -231,7 +234,9 @@ export const cpuSource: SourceDefinition = {
     let baseline = await sample();
     const version = location ? `cgroup v${location.version}` : "no cgroup mounted";
     const measured = baseline.kind === "quota"
-      ? `quota ${cpus(baseline.limit)}, ${version}`
+      ? `quota ${cpus(baseline.quota)}${
+        baseline.limit < baseline.quota ? ` but ${cpus(baseline.limit)} in its cpuset` : ""
+      }, ${version}`
       : `no quota: the busy share of CPUs ${
         formatCpuList(baseline.cpus)
       } from /proc/stat, ${version}`;

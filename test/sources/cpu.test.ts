@@ -32,7 +32,7 @@ function tree(name: string) {
 
 test("cpu: the share of a quota, and of CPUs' ticks, between two samples", () => {
   const quota = (at: number, used: number, limit = 0.5) =>
-    ({ kind: "quota", at, used, limit }) as const;
+    ({ kind: "quota", at, used, quota: limit, limit }) as const;
   assert.equal(cpuShare(quota(0, 10), quota(1000, 10.25)), 0.5);
   assert.equal(cpuShare(quota(0, 10), quota(2000, 11)), 1);
   // A quota is enforced per period: an interval may see a little more, never reported above 1.
@@ -270,4 +270,15 @@ test("cpu, for real: a cgroup v2 mounted for the test (no cpu controller here: n
   } finally {
     mount.remove();
   }
+});
+
+test("cpu: a quota larger than its cpuset: the startup line says which one limits", async () => {
+  const v2 = tree("cgroup-v2");
+  const dir = "/sys/fs/cgroup/system.slice/app.service";
+  v2.write(`${dir}/cpu.max`, "400000 100000\n");
+  const source = await createSource("cpu", { capacity: 100, fsRoot: v2.root });
+  assert.equal(
+    source.description,
+    `cpu of ${dir} (quota 4 CPUs but 2 CPUs in its cpuset, cgroup v2)`,
+  );
 });
