@@ -235,7 +235,7 @@ export const cpuSource: SourceDefinition = {
     const version = location ? `cgroup v${location.version}` : "no cgroup mounted";
     const measured = baseline.kind === "quota"
       ? `quota ${cpus(baseline.quota)}${
-        baseline.limit < baseline.quota ? ` but ${cpus(baseline.limit)} in its cpuset` : ""
+        baseline.limit < baseline.quota ? ` but ${cpus(baseline.limit)} to run on` : ""
       }, ${version}`
       : `no quota: the busy share of CPUs ${
         formatCpuList(baseline.cpus)
@@ -254,7 +254,9 @@ export const cpuSource: SourceDefinition = {
         }
         const share = cpuShare(baseline, current);
         baseline = current;
-        if (share === undefined) throw new Error("the CPU quota changed while it was read");
+        if (share === undefined) {
+          throw new Error("no CPU time counted between two readings, or the quota came or went");
+        }
         return cpuLoad(share, capacity);
       },
     };

@@ -279,6 +279,6 @@ test("cpu: a quota larger than its cpuset: the startup line says which one limit
   const source = await createSource("cpu", { capacity: 100, fsRoot: v2.root });
   assert.equal(
     source.description,
-    `cpu of ${dir} (quota 4 CPUs but 2 CPUs in its cpuset, cgroup v2)`,
+    `cpu of ${dir} (quota 4 CPUs but 2 CPUs to run on, cgroup v2)`,
   );
 });
