@@ -268,7 +268,7 @@ test("cpu, for real: a cgroup v2 mounted for the test (no cpu controller here: n
     const { ready, busy } = await source.read(never);
     assert.equal(ready + busy, 100);
   } finally {
-    mount.remove();
+    await mount.remove();
   }
 });
 

@@ -116,7 +116,7 @@ test("pressure, for real: a v2 cgroup's cpu pressure rises under more busy loops
     assert.ok(seen.at(-1)! <= 75, `ready under three loops: ${seen.join(", ")}`);
   } finally {
     await limit.remove();
-    mount.remove();
+    await mount.remove();
   }
 });
 

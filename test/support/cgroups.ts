@@ -90,16 +90,14 @@ export class V1Cgroup {
 
   async remove(): Promise<void> {
     await this.idle();
-    for (const directory of this.#directories) {
-      if (existsSync(directory)) rmdirSync(directory);
-    }
+    for (const directory of this.#directories) await removeCgroup(directory);
   }
 }
 
 /**
  * A cgroup v2 hierarchy mounted for the test at a fresh directory (the kernel shares one v2
- * hierarchy among all its mounts), with a child cgroup in it; undefined, with the reason, when
- * the kernel refuses.
+ * hierarchy among all its mounts), with a child cgroup in it; create() gives the reason instead
+ * when the kernel refuses.
  */
 export class V2Mount {
   readonly mountPoint = mkdtempSync(join(tmpdir(), "heartbeat-cgroup2-"));
@@ -117,9 +115,25 @@ export class V2Mount {
     return mount;
   }
 
-  remove(): void {
-    if (existsSync(this.child)) rmdirSync(this.child);
+  async remove(): Promise<void> {
+    await removeCgroup(this.child);
     execFileSync("umount", [this.mountPoint]);
     rmdirSync(this.mountPoint);
+  }
+}
+
+/**
+ * Removes a cgroup once its last process is gone: a loop killed while it ran `date` leaves that
+ * child for a moment (rmdir says EBUSY until then).
+ */
+async function removeCgroup(directory: string): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      if (existsSync(directory)) rmdirSync(directory);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EBUSY" || attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
