@@ -293,7 +293,8 @@ export const SETTINGS: readonly Setting[] = [
     commands: AGENT,
     value: "N",
     group: "What to send",
-    help: "connections the server can serve at once, for nginx and tcp",
+    help:
+      "connections the server can serve at once, for nginx and tcp; ready when idle, for cpu and pressure",
     parse: wholeNumber(0, 0xffff_ffff),
   }),
   setting({
