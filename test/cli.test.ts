@@ -373,6 +373,12 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
     assert.ok(!err.lines.join("\n").includes("    at "), "no stack trace");
   }
   assert.deepEqual(out.lines, []);
+  // The monitor's mistakes point to the monitor's help.
+  for (const argv of [["monitor", "--listen", "x"], ["--ready", "1", "monitor"]]) {
+    err.lines.length = 0;
+    assert.equal(await main(argv, { stdout: out.write, stderr: err.write }), EXIT_USAGE);
+    assert.equal(err.lines[1], "Try 'heartbeat monitor --help' for the options.", argv.join(" "));
+  }
 });
 
 test("main: --help and --version print to stdout and exit 0", async () => {
