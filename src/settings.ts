@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { parseAddress } from "./address.ts";
 import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
+import { closest } from "./spelling.ts";
 import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
@@ -610,8 +611,14 @@ export function resolveSettings(layers: Layers): Resolved {
       if (
         /^heartbeat/i.test(directive.name) && !KNOWN_DIRECTIVES.has(directive.name.toLowerCase())
       ) {
+        const meant = SETTINGS.find((spec) =>
+          spec.directive.toLowerCase() ===
+            closest(directive.name.toLowerCase(), [...KNOWN_DIRECTIVES])
+        )?.directive;
         problems.push(
-          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled`,
+          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled${
+            meant ? `; did you mean '${meant}'?` : ""
+          }`,
         );
       }
     }
@@ -629,9 +636,27 @@ export function resolveSettings(layers: Layers): Resolved {
   return {
     settings: { ...DEFAULTS, ...values } as Settings,
     origins,
-    problems: [...flagProblems, ...problems],
+    problems: [...flagProblems, ...inLineOrder(problems)],
     flagProblems,
   };
+}
+
+/**
+ * Problems as the operator reads the files: those of one file in line order (each setting's
+ * row finds its own, so they come by row), files in the order their first problem came.
+ */
+function inLineOrder(problems: string[]): string[] {
+  const located = (problem: string) => /^(.+?):(\d+): /.exec(problem);
+  const files = [...new Set(problems.map((problem) => located(problem)?.[1]))];
+  const place = (problem: string) => {
+    const where = located(problem);
+    return where ? [files.indexOf(where[1]), Number(where[2])] : [files.indexOf(undefined), 0];
+  };
+  return [...problems].sort((a, b) => {
+    const [fileA, lineA] = place(a);
+    const [fileB, lineB] = place(b);
+    return fileA - fileB || lineA - lineB;
+  });
 }
 
 interface Candidate {
