@@ -306,10 +306,11 @@ function optionLines(
   return wrap(name.padEnd(HELP_COLUMN), help, HELP_WIDTH, HELP_COLUMN);
 }
 
-/** The help line of a setting: its own, and its default where it has one. */
-export function settingHelp(spec: Setting): string {
+/** The help line of a setting for `command`: its own, and its default where it has one. */
+export function settingHelp(spec: Setting, command: SettingsCommand): string {
+  const help = typeof spec.help === "string" ? spec.help : spec.help[command];
   const shown = defaultText(spec);
-  return shown === undefined ? spec.help : `${spec.help} (default ${shown})`;
+  return shown === undefined ? help : `${help} (default ${shown})`;
 }
 
 /** A setting's default as the user writes it, or undefined where it has none worth saying. */
@@ -402,7 +403,7 @@ export function usage(command: CommandName): string {
   if (command !== "servers") {
     for (const spec of SETTINGS.filter((row) => row.commands.includes(command))) {
       const group = typeof spec.group === "string" ? spec.group : spec.group[command];
-      add(group, optionLines(spec, settingHelp(spec)));
+      add(group, optionLines(spec, settingHelp(spec, command)));
       if (spec.key === "source") {
         for (const [name, source] of Object.entries(SOURCES)) {
           add(

@@ -97,8 +97,8 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   commands: readonly Command[];
   /** What the value looks like, in usage: `HOST:PORT`, `N`, `SECONDS`. */
   value: string;
-  /** One line of help. */
-  help: string;
+  /** One line of help; by command where a setting means something else to each. */
+  help: string | Record<Command, string>;
   /** The section of --help it is listed in; by command where that differs. */
   group: string | Record<Command, string>;
   /** In effect when nothing sets it. */
@@ -211,7 +211,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "ADDR",
     group: { agent: "Where to send", monitor: "Where heartbeats come in" },
-    help: "IPv4 address of the interface multicast leaves by, or is joined on",
+    help: {
+      agent: "IPv4 address of the interface multicast leaves by",
+      monitor: "IPv4 address of the interface the group is joined on",
+    },
     parse: (value) => {
       if (!isIPv4(value)) throw new SettingError("give the IPv4 address of a local interface");
       return value;
@@ -387,7 +390,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "ADDR:PORT",
     group: { agent: "Asked, not told", monitor: "Where heartbeats come in" },
-    help: "serve /healthz and /metrics (the monitor: also POSTed heartbeats, /servers)",
+    help: {
+      agent: "serve /healthz and /metrics",
+      monitor: "take POSTed heartbeats, and serve /servers, /healthz and /metrics",
+    },
     parse: address,
   }),
   setting({
@@ -469,7 +475,7 @@ export const SETTINGS: readonly Setting[] = [
     commands: MONITOR,
     value: "N",
     group: "What is kept",
-    help: "servers kept at most; new ones are turned away (0: the default)",
+    help: "servers kept at most; new ones are turned away (0 or 10 and more, as Apache's)",
     default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
@@ -519,7 +525,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "FILE",
     group: "Signing",
-    help: "sign heartbeats with this key; the monitor takes only signed ones",
+    help: {
+      agent: "sign heartbeats with this key",
+      monitor: "take only heartbeats signed with this key",
+    },
     file: "server-root",
     parse: text,
   }),

@@ -307,6 +307,13 @@ test("cli: every command's --help is made from the rows and fits 80 columns", ()
   );
   assert.match(usage("monitor"), /--max-servers N/);
   assert.doesNotMatch(usage("monitor"), /--ttl|--once|--source/);
+  // Each command's help in its own words: the monitor neither sends nor signs.
+  assert.doesNotMatch(
+    usage("monitor"),
+    /leaves by|sign heartbeats|the monitor:|\(0: the default\)/,
+  );
+  assert.match(usage("monitor"), /--key-file FILE {7}take only heartbeats signed with this key$/m);
+  assert.match(usage("agent"), /--key-file FILE {7}sign heartbeats with this key$/m);
   assert.match(
     usage("servers"),
     /^Usage:\n {2}heartbeat servers FILE \[-f httpd.conf \[--balancer NAME\]\]$/m,
