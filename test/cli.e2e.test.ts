@@ -154,7 +154,7 @@ test(
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
+      /^heartbeat: no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
     );
   },
 );
@@ -175,7 +175,7 @@ test(
     writeFileSync(sourceless, "HeartbeatAddress 239.0.0.1:27999\n");
     const unstartable = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", sourceless]));
     assert.equal(unstartable.code, 2);
-    assert.match(unstartable.stderr, /^no load source found \(tried apache: /);
+    assert.match(unstartable.stderr, /^no load source found \(tried apache http:/);
     writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
     const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
     assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
@@ -827,5 +827,50 @@ test(
         output().stderr,
       );
     }
+  },
+);
+
+test(
+  `e2e ${runtime}: a failure reads the same on every adapter and path, with what to do: no multicast route, a refused status page, a name not found`,
+  { skip },
+  async () => {
+    const lonely = (args: string[]) => network().run("lonely", agentCommand(runtime, args));
+    // The compiled binary is Bun: its adapters are bun and node.
+    const adapters = process.env.HEARTBEAT_BINARY ? ["bun", "node"] : [runtime, "node"];
+    for (const adapter of adapters) {
+      const monitor = await lonely([
+        "monitor",
+        "--listen",
+        "239.0.0.1:27999",
+        "--http",
+        "127.0.0.1:8080",
+        "--runtime-adapter",
+        adapter,
+      ]);
+      assert.equal(monitor.code, 1, monitor.stderr);
+      // Only the listener that failed is named, with what to do about it.
+      assert.equal(
+        monitor.stderr,
+        `heartbeat: cannot listen on udp 239.0.0.1:27999 (${adapter} adapter): no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS\n`,
+      );
+    }
+    const refused = await lonely(["-a", "127.0.0.1:27999", "--source", "apache", "--once"]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /warn {2}no heartbeat sent: apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\)\n/,
+    );
+    const unnamed = await lonely([
+      "-a",
+      "http://proxy.invalid/heartbeat",
+      "--ready",
+      "1",
+      "--once",
+    ]);
+    assert.equal(unnamed.code, 1);
+    assert.match(
+      unnamed.stderr,
+      /warn {2}send http:\/\/proxy\.invalid\/heartbeat failed: (the name could not be looked up now \(EAI_AGAIN\)|no such host \(ENOTFOUND\))\n/,
+    );
   },
 );

@@ -8,7 +8,7 @@ import { familyOf, formatDestination } from "../address.ts";
 import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
-import { describeError } from "../errors.ts";
+import { describeError, listenFailure } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
@@ -378,7 +378,9 @@ async function serve(
     } catch (error) {
       await Promise.all(services.map((service) => service.close()));
       throw new RuntimeFailure(
-        `cannot listen on ${address.text} for ${what}: ${describeError(error)}`,
+        `cannot listen on ${address.text} for ${what}: ${
+          listenFailure(error, { port: address.port, multicast: false })
+        }`,
       );
     }
   };

@@ -5,7 +5,8 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { type Invocation, UsageError } from "../cli.ts";
-import { describeError } from "../errors.ts";
+import { describeError, listenFailure } from "../errors.ts";
+import { isMulticast } from "../address.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
@@ -119,12 +120,14 @@ export async function runMonitorCommand(
       receiveBuffer: settings.receiveBuffer || undefined,
     }
     : undefined;
-  const where = [
-    udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
-    settings.http
-      ? `http ${settings.http.text} (POST ${settings.httpPaths.join(", ")})`
-      : undefined,
-  ].filter(Boolean).join(", ");
+  const udpWhere = udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined;
+  const httpWhere = settings.http
+    ? `http ${settings.http.text} (POST ${settings.httpPaths.join(", ")})`
+    : undefined;
+  const where = [udpWhere, httpWhere].filter(Boolean).join(", ");
+  // Which listener failed, so that the message names that one only.
+  const { openUdpListener } = await context.adapter(adapter);
+  let udpFailed: string | undefined;
   const signals = context.signals(["SIGINT", "SIGTERM", "SIGHUP", ...UNUSED_BY_MONITOR], logger);
   const stop = new AbortController();
   allowOptimizingJit();
@@ -140,7 +143,14 @@ export async function runMonitorCommand(
         now: () => clock.now(),
       })
       : undefined,
-    openUdpListener: (await context.adapter(adapter)).openUdpListener,
+    openUdpListener: (options, onDatagram) =>
+      openUdpListener(options, onDatagram).catch((error) => {
+        udpFailed = listenFailure(error, {
+          port: options.port,
+          multicast: isMulticast(options.address),
+        });
+        throw error;
+      }),
     storage: settings.storage,
     maxServers,
     allow: settings.allow ?? [],
@@ -190,7 +200,11 @@ export async function runMonitorCommand(
     logger.info("stopped");
     return EXIT_OK;
   } catch (error) {
-    throw new RuntimeFailure(`cannot listen on ${where}: ${describeError(error)}`);
+    if (udpFailed) throw new RuntimeFailure(`cannot listen on ${udpWhere}: ${udpFailed}`);
+    const failed = settings.http
+      ? `${httpWhere}: ${listenFailure(error, { port: settings.http.port, multicast: false })}`
+      : `${where}: ${describeError(error)}`;
+    throw new RuntimeFailure(`cannot listen on ${failed}`);
   } finally {
     signals.close();
   }

@@ -3,6 +3,7 @@
  * Apache if its status page answers; else, with --capacity, nginx if its status page answers,
  * else the tcp source if something listens.
  */
+import { describeError } from "../errors.ts";
 import { APACHE_DEFAULT_URL, apacheSource } from "./apache.ts";
 import { NGINX_DEFAULT_URL, nginxSource } from "./nginx.ts";
 import {
@@ -58,12 +59,14 @@ async function working(
   settings: SourceSettings,
   tried: string[],
 ): Promise<Source | undefined> {
+  let source: Source | undefined;
   try {
-    const source = await definition.create(undefined, settings);
+    source = await definition.create(undefined, settings);
     await source.read(AbortSignal.timeout(PROBE_TIMEOUT_MS));
     return source;
   } catch (error) {
-    tried.push(`${name}: ${(error as Error).message}`);
+    // What was tried, where: `apache http://127.0.0.1/server-status?auto: connection refused`.
+    tried.push(`${source?.description ?? name}: ${describeError(error)}`);
     return undefined;
   }
 }

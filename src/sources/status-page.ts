@@ -19,7 +19,7 @@ export async function httpGet(url: URL, signal: AbortSignal): Promise<string> {
     maxBodyBytes: MAX_BODY_BYTES,
   });
   if (response.status !== 200) {
-    throw new Error(`${url.href} answered ${response.status} ${response.statusText}`.trim());
+    throw new Error(`answered ${response.status} ${response.statusText}`.trim());
   }
   return response.body;
 }

@@ -22,7 +22,7 @@ test("auto: static when --ready is given, and a clear error listing the choices 
       assert.ok(error instanceof SourceConfigError);
       assert.match(
         error.message,
-        /^no load source found \(tried apache: http:\/\/127\.0\.0\.1\/server-status\?auto: .*; nginx, tcp: need --capacity N\)/,
+        /^no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); nginx, tcp: need --capacity N\)/,
       );
       assert.match(
         error.message,
