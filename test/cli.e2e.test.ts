@@ -874,3 +874,73 @@ test(
     );
   },
 );
+
+test(
+  `e2e ${runtime}: -t tries what a start would bind: a group no interface routes, a port below 1024 without root`,
+  { skip: skip || (commandAvailable("setpriv") ? false : "setpriv is not installed") },
+  async () => {
+    const noRoute = await network().run(
+      "lonely",
+      agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27999", "-t"]),
+    );
+    assert.equal(noRoute.code, 2, noRoute.stderr);
+    assert.equal(
+      noRoute.stderr,
+      "--listen '239.0.0.1:27999': no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS\n",
+    );
+    // As user nobody (a runtime's caches in a folder of its own), ports below 1024 are refused.
+    const home = join(network().dir, "nobody");
+    execFileSync("install", ["-d", "-o", "65534", home]);
+    const asNobody = (args: string[]) =>
+      network().run(
+        "lonely",
+        [
+          "setpriv",
+          "--reuid",
+          "65534",
+          "--regid",
+          "65534",
+          "--clear-groups",
+          ...agentCommand(runtime, args),
+        ],
+        { env: { HOME: home, DENO_DIR: join(home, "deno") } },
+      );
+    const monitor = await asNobody([
+      "monitor",
+      "--listen",
+      "127.0.0.1:27999",
+      "--http",
+      "127.0.0.1:80",
+      "-t",
+    ]);
+    assert.equal(monitor.code, 2, monitor.stderr);
+    assert.equal(
+      monitor.stderr,
+      "--http '127.0.0.1:80': permission denied (EACCES): ports below 1024 need root or CAP_NET_BIND_SERVICE\n",
+    );
+    const agent = await asNobody([
+      "-a",
+      "127.0.0.1:27999",
+      "--ready",
+      "1",
+      "--agent-check",
+      "127.0.0.1:300",
+      "-t",
+    ]);
+    assert.equal(agent.code, 2, agent.stderr);
+    assert.match(
+      agent.stderr,
+      /^--agent-check '127\.0\.0\.1:300': permission denied \(EACCES\): ports below 1024/,
+    );
+    // Above 1024, and beside a running monitor on the same group and port, it is fine.
+    const fine = await asNobody([
+      "monitor",
+      "--listen",
+      "127.0.0.1:27999",
+      "--http",
+      "127.0.0.1:8080",
+      "-t",
+    ]);
+    assert.equal(fine.stdout, "Syntax OK\n", fine.stderr);
+  },
+);

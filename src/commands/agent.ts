@@ -38,6 +38,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   RuntimeFailure,
 } from "./context.ts";
@@ -71,6 +72,11 @@ export function agentChecks(settings: Settings, logger: Logger): Check[] {
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
+    {
+      key: "agentCheck",
+      run: () => settings.agentCheck && requireBindablePort(settings.agentCheck, "--agent-check"),
+    },
   ];
 }
 

@@ -15,6 +15,7 @@ import type { Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
 import { receiveBufferUnsupported } from "../transport/receive-buffer.ts";
+import { loadAdapter } from "../transport/index.ts";
 import { VERSION } from "../version.ts";
 import {
   type Check,
@@ -22,6 +23,7 @@ import {
   type CommandContext,
   EXIT_OK,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   runChecks,
   RuntimeFailure,
@@ -43,8 +45,39 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
       key: "listen",
       run: () => settings.listen && resolveDestinations([settings.listen], "--listen"),
     },
+    { key: "listen", run: () => settings.listen && tryListening(settings) },
+    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
   ];
+}
+
+/**
+ * For `-t`: binds and joins as a start would, on a socket closed at once, so that a group no
+ * interface routes or a port the user may not bind is said before a start fails on it. Its
+ * SO_REUSEADDR lets it share the port with a monitor that is running.
+ */
+async function tryListening(settings: Settings): Promise<void> {
+  const listen = settings.listen!;
+  const [{ addresses }] = await resolveDestinations([listen], "--listen");
+  const { openUdpListener } = await loadAdapter(chooseAdapter(settings));
+  try {
+    const listener = await openUdpListener(
+      {
+        address: addresses[0],
+        port: listen.port,
+        interfaceAddress: settings.interfaceAddress,
+        zone: listen.zone,
+      },
+      () => {},
+    );
+    await listener.close();
+  } catch (error) {
+    throw new UsageError(
+      `--listen '${listen.text}': ${
+        listenFailure(error, { port: listen.port, multicast: isMulticast(addresses[0]) })
+      }`,
+    );
+  }
 }
 
 /** What the settings must say for a monitor to start, that nothing else checks. */
