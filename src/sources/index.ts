@@ -4,6 +4,7 @@ import { autoSource } from "./auto.ts";
 import { execSource } from "./exec.ts";
 import { fileSource } from "./file.ts";
 import { nginxSource } from "./nginx.ts";
+import { phpFpmSource } from "./php-fpm.ts";
 import {
   type Source,
   SourceConfigError,
@@ -18,6 +19,7 @@ export const SOURCES: Readonly<Record<string, SourceDefinition>> = {
   static: staticSource,
   apache: apacheSource,
   nginx: nginxSource,
+  "php-fpm": phpFpmSource,
   tcp: tcpSource,
   exec: execSource,
   file: fileSource,
