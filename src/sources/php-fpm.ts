@@ -25,11 +25,13 @@ export interface PoolStatus {
   pool: string;
   /** Connections waiting for a free process. */
   listenQueue: number;
+  /** Processes waiting for a request. */
   idle: number;
+  /** Processes serving one. */
   active: number;
   /**
-   * Processes running a request php-fpm answers itself (its status and ping pages) rather than a
-   * PHP script: our own request among them.
+   * Of the active, those serving a page php-fpm answers itself (its status and ping pages)
+   * rather than a PHP script: our own request among them.
    */
   ownPages: number;
 }
@@ -37,7 +39,14 @@ export interface PoolStatus {
 const isCount = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 
-/** The figures of a `?json&full` status page; throws when the text is not one. */
+/** The stages of a request in which php-fpm knows the script it runs, or that it runs none. */
+const SCRIPT_KNOWN = new Set(["Running", "Finishing", "Ending"]);
+
+/**
+ * The figures of a `?json&full` status page; throws when the text is not one. idle and active
+ * are counted in the list of processes, the reading that says which of them answer status pages:
+ * php-fpm copies its totals at another moment, and they disagreed with the list now and then.
+ */
 export function parsePoolStatus(text: string): PoolStatus {
   let page: Record<string, unknown>;
   try {
@@ -48,10 +57,8 @@ export function parsePoolStatus(text: string): PoolStatus {
   if (typeof page !== "object" || page === null || typeof page.pool !== "string") {
     throw new Error("not a php-fpm ?json&full status page: no pool name");
   }
-  const counts = ["listen queue", "idle processes", "active processes"].map((key) => {
-    if (!isCount(page[key])) throw new Error(`php-fpm's status page has no count '${key}'`);
-    return page[key];
-  });
+  const listenQueue = page["listen queue"];
+  if (!isCount(listenQueue)) throw new Error("php-fpm's status page has no 'listen queue' count");
   const processes = page.processes;
   if (
     !Array.isArray(processes) ||
@@ -61,10 +68,17 @@ export function parsePoolStatus(text: string): PoolStatus {
   ) {
     throw new Error("php-fpm's status page lists no processes: is this the ?json&full page?");
   }
-  // A request php-fpm answers itself runs no script: php-fpm shows "-" for it.
-  const ownPages =
-    processes.filter((process) => process.state === "Running" && process.script === "-").length;
-  return { pool: page.pool, listenQueue: counts[0], idle: counts[1], active: counts[2], ownPages };
+  let [idle, active, ownPages] = [0, 0, 0];
+  for (const { state, script } of processes) {
+    if (state === "Idle") idle++;
+    // A process php-fpm has forked shows "(null)" until it first waits for a request.
+    else if (state !== "(null)") {
+      active++;
+      // A request php-fpm answers itself runs no script: php-fpm shows "-" for it.
+      if (script === "-" && SCRIPT_KNOWN.has(state)) ownPages++;
+    }
+  }
+  return { pool: page.pool, listenQueue, idle, active, ownPages };
 }
 
 /**
@@ -73,9 +87,8 @@ export function parsePoolStatus(text: string): PoolStatus {
  * listen queue means there is no free process: ready = 0, and every process is busy.
  */
 export function poolLoad(status: PoolStatus): Load {
-  const own = Math.min(status.ownPages, status.active);
-  const idle = status.idle + own;
-  const active = status.active - own;
+  const idle = status.idle + status.ownPages;
+  const active = status.active - status.ownPages;
   return status.listenQueue > 0 ? { ready: 0, busy: idle + active } : { ready: idle, busy: active };
 }
 
@@ -127,9 +140,6 @@ export function describeLocation(location: StatusLocation): string {
     : `${describeAddress(location.address)}${location.path}`;
 }
 
-/** What to do when the pool answers its status path with "File not found.". */
-const enableStatus = (path: string) => `set pm.status_path = ${path} in the pool's configuration`;
-
 /**
  * The body of a CGI response (headers, a blank line, the body); throws when its `Status:` header
  * is not 200.
@@ -141,7 +151,12 @@ export function cgiBody(response: string, path: string): string {
   const status = /^Status:\s*(\d{3})[^\S\r\n]*(.*)$/im.exec(headers);
   if (status && status[1] !== "200") {
     const answered = `answered ${status[1]} ${status[2]}`.trim();
-    throw new Error(status[1] === "404" ? `${answered}: ${enableStatus(path)}` : answered);
+    // php-fpm's "File not found.": the path is not the pool's status page, so it looked for a script.
+    throw new Error(
+      status[1] === "404"
+        ? `${answered}: set pm.status_path = ${path} in the pool's configuration`
+        : answered,
+    );
   }
   return response.slice(match.index + match[0].length);
 }
@@ -173,9 +188,8 @@ async function readOverHttp(url: URL, signal: AbortSignal): Promise<string> {
   } catch (error) {
     if (error instanceof HttpStatusError && error.status === 404) {
       throw new Error(
-        `${error.message}: if the URL reaches php-fpm, ${
-          enableStatus("/PATH")
-        } (the path php-fpm receives)`,
+        `${error.message}: pass this URL to the pool with SCRIPT_NAME set to its pm.status_path, ` +
+          "or set pm.status_path in the pool's configuration",
       );
     }
     throw error;

@@ -34,6 +34,40 @@ test("php-fpm: idle pools report every process ready, our own request counted as
   assert.deepEqual(loadOf("php-fpm-dynamic-idle.fcgi"), { ready: 2, busy: 0 });
 });
 
+test("php-fpm: processes counted as they are now, not by the pool's totals, which lag", () => {
+  const page = JSON.parse(cgiBody(recorded("php-fpm-static-idle.fcgi"), "/status"));
+  const withProcesses = (states: [string, string][]) =>
+    JSON.stringify({
+      ...page,
+      processes: states.map(([state, script]) => ({ ...page.processes[0], state, script })),
+    });
+  // Seen from php8.2-fpm just after it started: three processes forked, not yet waiting.
+  const starting: [string, string][] = [
+    ["Running", "-"],
+    ["(null)", "-"],
+    ["(null)", "-"],
+    ["(null)", "-"],
+  ];
+  assert.deepEqual(poolLoad(parsePoolStatus(withProcesses(starting))), { ready: 1, busy: 0 });
+  // Seen with status requests 5 ms apart: the previous one still finishing.
+  const finishing: [string, string][] = [
+    ["Idle", "-"],
+    ["Idle", "-"],
+    ["Finishing", "-"],
+    ["Running", "-"],
+  ];
+  assert.deepEqual(poolLoad(parsePoolStatus(withProcesses(finishing))), { ready: 4, busy: 0 });
+  // A PHP script's request is busy in every stage; one not yet read is busy too.
+  const scripts = withProcesses([
+    ["Reading headers", "-"],
+    ["Getting request information", "-"],
+    ["Running", "/var/www/index.php"],
+    ["Finishing", "/var/www/index.php"],
+    ["Running", "-"],
+  ]);
+  assert.deepEqual(poolLoad(parsePoolStatus(scripts)), { ready: 1, busy: 4 });
+});
+
 test("php-fpm: requests held in a sleeping script are busy", () => {
   assert.deepEqual(loadOf("php-fpm-static-busy.fcgi"), { ready: 2, busy: 2 });
   assert.deepEqual(loadOf("php-fpm-dynamic-busy.fcgi"), { ready: 1, busy: 2 });
@@ -71,8 +105,8 @@ test("php-fpm: a pool without pm.status_path, and pages that are not status page
     const [body, message] of [
       ["pool: www\n", /not JSON/],
       ["[1]", /no pool name/],
-      [without("idle processes"), /no count 'idle processes'/],
-      [JSON.stringify({ ...page, "listen queue": -1 }), /no count 'listen queue'/],
+      [without("listen queue"), /no 'listen queue' count/],
+      [JSON.stringify({ ...page, "listen queue": -1 }), /no 'listen queue' count/],
       [without("processes"), /lists no processes: is this the \?json&full page\?/],
       [JSON.stringify({ ...page, processes: [{ state: "Idle" }] }), /lists no processes/],
     ] as const

@@ -151,13 +151,13 @@ MaxRequestWorkers 40
 
 /**
  * Starts nginx in namespace `ns` on `listen` (ADDR:PORT), answering every request with `body`
- * but /nginx_status, its stub_status page, and, given `phpFpmStatus` (a FastCGI address),
- * /fpm-status: that pool's status page, asked for as `/status`.
+ * but /nginx_status, its stub_status page, and the locations in `phpFpmStatus`: each passed to
+ * a FastCGI address as a request for `/status`, a pool's status page if it has one.
  */
 export function startNginx(
   lab: Lab,
   ns: string,
-  options: { listen: string; body: string; phpFpmStatus?: string },
+  options: { listen: string; body: string; phpFpmStatus?: Record<string, string> },
 ): void {
   const root = join(lab.dir, `nginx-${ns}`);
   mkdirSync(root, { recursive: true });
@@ -179,18 +179,19 @@ http {
   server {
     listen ${options.listen};
     location = /nginx_status { stub_status; }
-    location / { return 200 "${options.body}\\n"; }${
-      options.phpFpmStatus
-        ? `
-    location = /fpm-status {
+    location / { return 200 "${options.body}\\n"; }
+${
+      Object.entries(options.phpFpmStatus ?? {}).map(([location, address]) =>
+        `    location = ${location} {
       fastcgi_param REQUEST_METHOD $request_method;
       fastcgi_param QUERY_STRING $query_string;
       fastcgi_param REQUEST_URI $request_uri;
       fastcgi_param SCRIPT_NAME /status;
       fastcgi_param SCRIPT_FILENAME /status;
-      fastcgi_pass ${options.phpFpmStatus};
-    }`
-        : ""
+      fastcgi_pass ${address};
+    }
+`
+      ).join("")
     }
   }
 }
