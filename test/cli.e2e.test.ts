@@ -154,7 +154,7 @@ test(
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
+      /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED[^;]*; php-fpm: tcp:\/\/127\.0\.0\.1:9000: connection refused: .*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
     );
   },
 );
