@@ -154,7 +154,7 @@ test(
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /^heartbeat: no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
+      /^heartbeat: no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); php-fpm tcp:\/\/127\.0\.0\.1:9000\/status: connection refused \(ECONNREFUSED\): is php-fpm running, with a pool that listens there\?; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
     );
   },
 );
