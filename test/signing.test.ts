@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,7 @@ import { after, test } from "node:test";
 import { parseHeartbeat } from "../src/codec.ts";
 import { createLogger } from "../src/log.ts";
 import { Monitor } from "../src/monitor/monitor.ts";
-import { readKeyFile, sign, SignatureCheck } from "../src/signing.ts";
+import { MAX_KEY_FILE_BYTES, readKeyFile, sign, SignatureCheck } from "../src/signing.ts";
 import { FakeClock, recordingLog } from "./support/fakes.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-signing-"));
@@ -129,6 +130,21 @@ test("signing: key files that are missing, short or readable by others", () => {
   assert.match(readKeyFile(open).warning ?? "", /can be read by other users: chmod 600/);
   chmodSync(open, 0o600);
   assert.deepEqual(readKeyFile(open), { key, warning: undefined });
+});
+
+test("signing: only a regular key file of at most 4 KiB is read, so a FIFO or /dev/zero cannot hang -t, a start or a reload", () => {
+  const fifo = join(scratch, "fifo.key");
+  execFileSync("mkfifo", [fifo]);
+  const big = join(scratch, "big.key");
+  writeFileSync(big, "k".repeat(MAX_KEY_FILE_BYTES + 1));
+  for (
+    const [path, why] of [[fifo, "not a regular file"], ["/dev/zero", "not a regular file"], [
+      big,
+      `larger than ${MAX_KEY_FILE_BYTES} bytes`,
+    ]]
+  ) {
+    assert.throws(() => readKeyFile(path), { message: `cannot read the key file ${path}: ${why}` });
+  }
 });
 
 test("signing: a heartbeat is bound to the address it names, numbered, and taken once within a few seconds", () => {
