@@ -68,13 +68,20 @@ export type SignatureProblem = "unsigned" | "forged" | "replayed" | "future" | "
 export class SignatureCheck {
   readonly #key: Buffer;
   readonly #windowSeconds: number;
+  readonly #startedSeconds: number;
   readonly #lastAccepted = new Map<string, { ts: number; seq: number }>();
   /** Signatures taken within the window, with their ts. */
   readonly #taken = new Map<string, number>();
 
-  constructor(key: Buffer, windowSeconds: number) {
+  /**
+   * `startedSeconds`: when this monitor started (UNIX seconds). What the monitor took before then
+   * is forgotten, so a heartbeat signed at or before its start may have been taken already: it is
+   * refused (for one window at most: after that the window refuses it anyway).
+   */
+  constructor(key: Buffer, windowSeconds: number, startedSeconds: number) {
     this.#key = key;
     this.#windowSeconds = windowSeconds;
+    this.#startedSeconds = startedSeconds;
   }
 
   /** Undefined when `text` from `from` is signed, genuine, its own sender's and fresh; else why not. */
@@ -107,6 +114,12 @@ export class SignatureCheck {
       return {
         reason: "replayed",
         detail: `ts is ${nowSeconds - ts} s old, more than the ${this.#windowSeconds} s window`,
+      };
+    }
+    if (ts <= this.#startedSeconds) {
+      return {
+        reason: "replayed",
+        detail: "signed before this monitor started, which cannot know whether it was taken",
       };
     }
     const sig = text.slice(at + 5);
