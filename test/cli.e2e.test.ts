@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { sigusr1In } from "../src/inspector-guard.ts";
 import { drainSignals } from "../src/signals.ts";
 import { sign } from "../src/signing.ts";
 import {
@@ -393,6 +394,89 @@ test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent 
   }
 });
 
+/** Process `pid`'s /proc status ("" once it is gone). */
+function procStatus(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** The TCP ports listened on in namespace `ns`, but `expected`. */
+function unexpectedListeners(lab: Lab, ns: string, expected: string[] = []): string[] {
+  return lab.sh(ns, "ss -Htln").split("\n").filter((line) =>
+    line && !expected.some((port) => line.includes(`:${port} `))
+  );
+}
+
+test(`e2e ${runtime}: SIGUSR1 the instant a handler for it appears opens no debugger`, {
+  skip,
+}, async () => {
+  const lab = network();
+  const agent = lab.spawn(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27993", "--ready", "2", "--interval", "0.2"]),
+  );
+  const agentLog = collect(agent);
+  // Watched without a pause: the signal follows the handler (Deno's inspector trigger, 500 ms
+  // after start, or ours) within microseconds, where a guard polling every 25 ms would be late.
+  const deadline = Date.now() + 15_000;
+  let status = "";
+  while (Date.now() < deadline && agent.exitCode === null) {
+    status = procStatus(agent.pid!);
+    if (sigusr1In(status, "SigCgt")) break;
+  }
+  assert.ok(sigusr1In(status, "SigCgt"), `no SIGUSR1 handler appeared: ${agentLog().stderr}`);
+  if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) {
+    assert.ok(sigusr1In(status, "SigBlk"), "Deno's handler is there and SIGUSR1 is not blocked");
+  }
+  process.kill(agent.pid!, "SIGUSR1");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(unexpectedListeners(lab, "host"), [], "a TCP port is open");
+  assert.doesNotMatch(agentLog().stderr, /Debugger|inspect/i);
+  const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+  process.kill(agent.pid!, "SIGTERM");
+  assert.equal(await exited, 0, agentLog().stderr);
+});
+
+test(`e2e ${runtime}: SIGUSR1 during a slow start opens no debugger`, { skip }, async () => {
+  const lab = network();
+  // auto probes Apache's and nginx's status pages at 127.0.0.1:80, 1 s each: a server that never
+  // answers makes a start of over 2 s.
+  const server = lab.spawn(
+    "host",
+    runtimeCommand(runtime, "test/support/silent-server.ts", ["80"]),
+  );
+  const serverOutput = collect(server);
+  await waitFor(() => serverOutput().stdout.includes("listening"), 10_000, "the silent server");
+  const agent = lab.spawn(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27993", "--capacity", "10", "--interval", "0.2"]),
+  );
+  const agentLog = collect(agent);
+  try {
+    for (const atMs of [1000, 1600]) {
+      await new Promise((resolve) => setTimeout(resolve, atMs === 1000 ? 1000 : 600));
+      assert.doesNotMatch(agentLog().stderr, /sending tcp/, "the start was not slow");
+      if (agent.exitCode === null && agent.signalCode === null) process.kill(agent.pid!, "SIGUSR1");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(unexpectedListeners(lab, "host", ["80"]), [], "a TCP port is open");
+    assert.doesNotMatch(agentLog().stderr, /Debugger|inspect/i);
+    if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) {
+      // Deno runs heartbeat with SIGUSR1 blocked: the signals wait, unseen, and the start goes on.
+      await waitFor(() => agentLog().stderr.includes("sending tcp"), 10_000, "the start");
+      assert.ok(sigusr1In(procStatus(agent.pid!), "SigBlk"), "SIGUSR1 is not blocked");
+      const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+      process.kill(agent.pid!, "SIGTERM");
+      assert.equal(await exited, 0, agentLog().stderr);
+    }
+  } finally {
+    await Promise.all([stop(agent), stop(server)]);
+  }
+});
+
 test(
   `e2e ${runtime}: a log reader that goes away stops nothing: heartbeats go on, and the farewell`,
   {
@@ -576,6 +660,8 @@ test(
       10_000,
       `the monitor: ${output().stderr}`,
     );
+    // One signed in the second the monitor started is refused: it may be one taken before a restart.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     const send = (args: string[]) =>
       lab.run(
         "host",

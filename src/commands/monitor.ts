@@ -2,7 +2,8 @@
  * `heartbeat monitor`: collects heartbeats by UDP and HTTP into mod_heartmonitor's storage file
  * until SIGTERM or SIGINT; other signals are logged and change nothing.
  */
-import { accessSync, constants, statSync } from "node:fs";
+import { closeSync, constants, openSync, statSync, unlinkSync } from "node:fs";
+import process from "node:process";
 import { dirname, resolve } from "node:path";
 import { type Invocation, UsageError } from "../cli.ts";
 import { describeError, listenFailure } from "../errors.ts";
@@ -114,12 +115,21 @@ function requirements(settings: Settings): Check[] {
   ];
 }
 
-/** The storage file's folder must exist and be writable, or no storage file would ever appear. */
+/**
+ * The storage file's folder must exist and take a new file, or no storage file would ever appear.
+ * Tried by making one, named as writeFileAtomic's temporaries (a monitor killed meanwhile leaves
+ * nothing a later start keeps): Deno's access(W_OK) judges by the mode bits alone, so it refused
+ * root a folder another user owns.
+ */
 function requireWritableFolder(file: string): void {
-  const folder = dirname(resolve(file));
+  const path = resolve(file);
+  const folder = dirname(path);
+  const probe = `${path}.tmp.${process.pid}.probe`;
   try {
     if (!statSync(folder).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
-    accessSync(folder, constants.W_OK);
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+    closeSync(openSync(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600));
+    unlinkSync(probe);
   } catch (error) {
     throw new UsageError(
       `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
@@ -142,6 +152,7 @@ export async function runMonitorCommand(
     ? new SignatureCheck(
       keyFrom(settings.keyFile, logger),
       settings.signatureWindowSeconds,
+      Math.floor(Date.now() / 1000),
     )
     : undefined;
   const udp = settings.listen
