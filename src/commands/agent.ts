@@ -259,8 +259,22 @@ export async function runAgent(
   invocation: Invocation,
   context: CommandContext,
 ): Promise<number> {
-  let active = await prepare(resolved.settings, invocation, context);
-  if (invocation.once) {
+  const { drain, undrain } = drainSignals();
+  // Listened for before the start's slow part (a source that probes, a name to look up): a drain
+  // or a stop then waits for the agent to act on it, where on Bun its default action would kill
+  // the process. --once acts on none.
+  const signals = invocation.once ? undefined : context.signals(
+    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
+    createLogger({ level: resolved.settings.logLevel, write: context.io.stderr }),
+  );
+  let active: Prepared;
+  try {
+    active = await prepare(resolved.settings, invocation, context);
+  } catch (error) {
+    signals?.close();
+    throw error;
+  }
+  if (!signals) {
     // Say what went where: --once is run by hand, or by scripts that log what they did.
     const sent: string[] = [];
     let payload = "";
@@ -286,11 +300,6 @@ export async function runAgent(
       await active.close();
     }
   }
-  const { drain, undrain } = drainSignals();
-  const signals = context.signals(
-    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
-    active.logger,
-  );
   // For those who ask (HAProxy's agent-check, /healthz, /metrics), across reloads.
   const status = new AgentStatus({
     now: () => context.clock.now(),
