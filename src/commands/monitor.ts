@@ -9,6 +9,7 @@ import { describeError } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
+import { storageFolderProblem } from "../monitor/storage.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
@@ -80,16 +81,25 @@ function requirements(settings: Settings): Check[] {
   ];
 }
 
-/** The storage file's folder must exist and be writable, or no storage file would ever appear. */
+/**
+ * The storage file's folder must exist and be writable, or no storage file would ever appear,
+ * and safe: not one where any local user could swap the monitor's files.
+ */
 function requireWritableFolder(file: string): void {
   const folder = dirname(resolve(file));
+  let unsafe: string | undefined;
   try {
-    if (!statSync(folder).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    const stat = statSync(folder);
+    if (!stat.isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
     accessSync(folder, constants.W_OK);
+    unsafe = process.platform === "win32" ? undefined : storageFolderProblem(stat.mode);
   } catch (error) {
     throw new UsageError(
       `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
     );
+  }
+  if (unsafe) {
+    throw new UsageError(`--storage '${file}': the folder ${folder} is unsafe: ${unsafe}`);
   }
 }
 
