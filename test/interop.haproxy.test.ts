@@ -10,7 +10,7 @@
  *   origin2  10.99.19.12  nginx, agent --ready 10 --busy 30 --agent-check :9300
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseServersState } from "../src/haproxy/runtime-api.ts";
@@ -24,6 +24,7 @@ import {
   skipUnlessLab,
   waitFor,
 } from "./support/lab.ts";
+import { serveFakeHAProxy } from "./support/fake-haproxy.ts";
 import { startNginx } from "./support/servers.ts";
 
 const skip = skipUnlessLab(["haproxy", "nginx", "curl", "socat"]);
@@ -179,6 +180,68 @@ test(
         { origin1: 50, origin2: 0 },
         `port ${port}, drained`,
       );
+    }
+  },
+);
+
+test(
+  "haproxy push: runtime API sockets that stream without end or drip a byte at a time cost a bounded exchange, counted and logged; the storage file goes on",
+  { skip: skipUnlessLab(["curl"]) },
+  async () => {
+    const misbehaving = new Lab();
+    misbehaving.addNamespace("monitor");
+    const sockets = ["stream", "drip"].map((mode) => join(misbehaving.dir, `${mode}.sock`));
+    const fakes = await Promise.all(
+      ["stream", "drip"].map((mode, i) => serveFakeHAProxy(mode, sockets[i], 8_000)),
+    );
+    try {
+      const storage = join(misbehaving.dir, "hb.dat");
+      const monitor = misbehaving.spawn(
+        "monitor",
+        agentCommand(runtime, [
+          "monitor",
+          "--http",
+          "127.0.0.1:8080",
+          "--storage",
+          storage,
+          ...sockets.flatMap((socket) => ["--haproxy-socket", socket]),
+          "--haproxy-backend",
+          "pushed",
+        ]),
+      );
+      const output = collect(monitor);
+      await waitFor(() => existsSync(storage), 20_000, "the storage file");
+      const writes = new Set<number>();
+      let largestRss = 0;
+      for (const until = Date.now() + 8_000; Date.now() < until;) {
+        writes.add(statSync(storage).mtimeMs);
+        for (const pid of misbehaving.pids("monitor")) {
+          const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+          largestRss = Math.max(largestRss, Number(rss?.[1] ?? 0) * 1024);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      assert.equal(monitor.exitCode, null, output().stderr);
+      assert.ok(writes.size >= 6, `the storage file written ${writes.size} times in 8 s`);
+      assert.ok(largestRss < 250e6, `the monitor took ${largestRss} bytes`);
+      const metrics = await misbehaving.run("monitor", [
+        "curl",
+        "-sS",
+        "http://127.0.0.1:8080/metrics",
+      ]);
+      const errors = Number(/^heartbeat_haproxy_errors_total (\d+)$/m.exec(metrics.stdout)?.[1]);
+      assert.ok(errors >= 4, `${errors} errors counted\n${metrics.stdout}`);
+      assert.match(
+        output().stderr,
+        /stream\.sock: the answer to 'show servers state pushed' is larger than/,
+      );
+      assert.match(
+        output().stderr,
+        /drip\.sock: no whole answer to 'show servers state pushed' within 2 s/,
+      );
+    } finally {
+      await misbehaving.close();
+      for (const fake of fakes) fake.close();
     }
   },
 );

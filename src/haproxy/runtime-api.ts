@@ -13,8 +13,16 @@ import type { ServerEntry } from "../monitor/table.ts";
 
 /** HAProxy's largest server weight. */
 export const HAPROXY_MAX_WEIGHT = 256;
-/** A runtime API command that has not answered by then has failed. */
-const COMMAND_TIMEOUT_MS = 2_000;
+/**
+ * One exchange with the runtime API (connect, command, whole answer) has this long, from the
+ * start: a socket that answers a byte at a time must not hold the push for good.
+ */
+export const EXCHANGE_DEADLINE_MS = 2_000;
+/**
+ * An answer larger than this has failed: `show servers state` takes about 200 bytes a server, so
+ * this is some 20,000 servers, and a socket streaming without end cannot take the memory.
+ */
+export const MAX_ANSWER_BYTES = 4 << 20;
 
 /**
  * The weights HAProxy should give these servers, in proportion to what mod_lbmethod_heartbeat
@@ -130,19 +138,43 @@ export class HAProxyPush {
   }
 }
 
-/** One runtime API command (or several, `;`-separated) on a connection of its own; the answer. */
-async function runtimeCommand(socket: string, command: string): Promise<string> {
+/**
+ * One runtime API command (or several, `;`-separated) on a connection of its own; the answer,
+ * whole within `deadlineMs` of the start and at most MAX_ANSWER_BYTES, or an error.
+ */
+export async function runtimeCommand(
+  socket: string,
+  command: string,
+  deadlineMs = EXCHANGE_DEADLINE_MS,
+): Promise<string> {
   const { connect } = await import("node:net");
   const at = /^(.+):(\d+)$/.exec(socket);
   return new Promise((resolve, reject) => {
     const connection = socket.startsWith("/") || !at
       ? connect({ path: socket })
       : connect({ host: at[1].replace(/^\[|\]$/g, ""), port: Number(at[2]) });
-    let answer = "";
-    connection.setTimeout(COMMAND_TIMEOUT_MS, () => connection.destroy(new Error("no answer")));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (error: Error) => {
+      clearTimeout(deadline);
+      connection.destroy();
+      reject(error);
+    };
+    const deadline = setTimeout(
+      () => fail(new Error(`no whole answer to '${command}' within ${deadlineMs / 1000} s`)),
+      deadlineMs,
+    );
     connection.on("connect", () => connection.write(`${command}\n`));
-    connection.on("data", (chunk) => answer += chunk);
-    connection.on("error", reject);
-    connection.on("close", () => resolve(answer));
+    connection.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_ANSWER_BYTES) {
+        fail(new Error(`the answer to '${command}' is larger than ${MAX_ANSWER_BYTES} bytes`));
+      } else chunks.push(chunk);
+    });
+    connection.on("error", fail);
+    connection.on("close", () => {
+      clearTimeout(deadline);
+      resolve(Buffer.concat(chunks).toString("latin1"));
+    });
   });
 }

@@ -1,7 +1,19 @@
 /** Heartbeats as HAProxy weights, and HAProxy's own state read back (src/haproxy/runtime-api.ts). */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
-import { haproxyWeights, parseServersState } from "../../src/haproxy/runtime-api.ts";
+import {
+  EXCHANGE_DEADLINE_MS,
+  HAProxyPush,
+  haproxyWeights,
+  MAX_ANSWER_BYTES,
+  parseServersState,
+} from "../../src/haproxy/runtime-api.ts";
+import { createLogger } from "../../src/log.ts";
+import { serveFakeHAProxy } from "../support/fake-haproxy.ts";
+import { recordingLog } from "../support/fakes.ts";
 import type { ServerEntry } from "../../src/monitor/table.ts";
 
 const entry = (ip: string, ready: number, busy: number, lastSeen = 0): ServerEntry => ({
@@ -40,4 +52,42 @@ test("haproxy weights: show servers state read by its header", () => {
     { backend: "pushed", name: "o2", address: "10.99.19.12", port: 8080, weight: 85 },
   ]);
   assert.deepEqual(parseServersState("Can't find backend.\n"), []);
+});
+
+test("haproxy push: an answer without end or a byte at a time fails within the deadline, counted and logged, and the next sync runs", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "heartbeat-haproxy-"));
+  const servers = await Promise.all(
+    ["stream", "drip"].map((mode) => serveFakeHAProxy(mode, join(folder, `${mode}.sock`), 5_000)),
+  );
+  try {
+    const log = recordingLog();
+    const push = new HAProxyPush({
+      sockets: ["stream", "drip"].map((mode) => join(folder, `${mode}.sock`)),
+      backends: ["pushed"],
+      logger: createLogger({ level: "info", write: log.write }),
+      now: Date.now,
+    });
+    for (const round of [1, 2]) {
+      const started = Date.now();
+      await push.sync([entry("10.0.0.1", 5, 1)], Date.now());
+      const tookMs = Date.now() - started;
+      assert.ok(tookMs < EXCHANGE_DEADLINE_MS + 1_000, `round ${round} took ${tookMs} ms`);
+      assert.equal(push.errors, 2 * round);
+    }
+    const text = log.lines.join("\n");
+    assert.match(
+      text,
+      new RegExp(
+        `cannot set weights in HAProxy at \\S+stream\\.sock: the answer to 'show servers state pushed' is larger than ${MAX_ANSWER_BYTES} bytes`,
+      ),
+    );
+    assert.match(
+      text,
+      /cannot set weights in HAProxy at \S+drip\.sock: no whole answer to 'show servers state pushed' within 2 s/,
+    );
+    assert.equal(log.lines.length, 2, "logged once each, not every sync");
+  } finally {
+    for (const server of servers) server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
 });
