@@ -8,6 +8,8 @@
  *                         heartbeat monitor --listen 239.0.0.1:27999 --haproxy-socket ...
  *   origin1  10.99.19.11  nginx, agent --ready 30 --busy 10 --agent-check :9300
  *   origin2  10.99.19.12  nginx, agent --ready 10 --busy 30 --agent-check :9300
+ *
+ * Then origin2 is drained, and at last origin1 dies with its agent while origin2 comes back.
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -179,6 +181,32 @@ test(
         await served(port, 50),
         { origin1: 50, origin2: 0 },
         `port ${port}, drained`,
+      );
+    }
+
+    // origin1 dies, its agent with it (no farewell), and origin2 comes back: HAProxy ignores an
+    // agent it cannot reach and the monitor waits 10 s of silence, so only the health check takes
+    // origin1 out of rotation, within fall x inter (3 s).
+    process.kill(agents[1].pid!, drainSignals(runtime).undrain[0]);
+    for (const backend of ["pulled", "pushed"]) {
+      for (const until = Date.now() + 10_000; !((await state(backend)).o2 > 0);) {
+        assert.ok(Date.now() < until, `origin2 back in ${backend}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    lab.pids("origin1").forEach((pid) => process.kill(pid, "SIGKILL"));
+    const killedAt = Date.now();
+    const allToOrigin2 = async (count: number) =>
+      (await Promise.all([8001, 8002].map((port) => served(port, count))))
+        .every((split) => split.origin2 === count);
+    while (Date.now() - killedAt < 8_000 && !(await allToOrigin2(20))) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    for (const port of [8001, 8002]) {
+      assert.deepEqual(
+        await served(port, 200),
+        { origin1: 0, origin2: 200 },
+        `port ${port}, origin1 dead for ${Date.now() - killedAt} ms`,
       );
     }
   },
