@@ -151,6 +151,40 @@ test(
       );
     }
 
+    // A mistyped backend is said in the log and by /healthz, not left to push nothing silently.
+    const mistyped = collect(lab.spawn(
+      "haproxy",
+      agentCommand(runtime, [
+        "monitor",
+        "--http",
+        "10.99.19.1:8090",
+        "--haproxy-socket",
+        socket,
+        "--haproxy-backend",
+        "pushd",
+      ]),
+    ));
+    await waitFor(
+      () => mistyped().stderr.includes("--haproxy-backend pushd"),
+      20_000,
+      "the mistyped backend's warning",
+    );
+    assert.match(
+      mistyped().stderr,
+      /warn {2}--haproxy-backend pushd: HAProxy at \S+ has no such backend \(it says "Can't find backend\."\): nothing is pushed there/,
+    );
+    const health = await lab.run("haproxy", [
+      "curl",
+      "-sS",
+      "-w",
+      "%{http_code}",
+      "http://10.99.19.1:8090/healthz",
+    ]);
+    assert.equal(
+      health.stdout,
+      `no such --haproxy-backend: backend 'pushd' in HAProxy at ${socket}\n503`,
+    );
+
     // HAProxy restarted under the monitor gets its weights back.
     const haproxyPids = () =>
       lab!.pids("haproxy").filter((pid) => {

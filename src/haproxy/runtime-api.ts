@@ -25,21 +25,22 @@ export const EXCHANGE_DEADLINE_MS = 2_000;
 export const MAX_ANSWER_BYTES = 4 << 20;
 
 /**
- * The weights HAProxy should give these servers, in proportion to what mod_lbmethod_heartbeat
- * would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent for 10 s, scaled so
- * that the largest is 256 and none that has a free slot is below 1.
+ * The weights HAProxy should give these servers (one backend's members), in proportion to what
+ * mod_lbmethod_heartbeat would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent
+ * for 10 s, scaled so that the largest is 256 and none that has a free slot is below 1 (a server
+ * at ready=1-3 and busy=0 is 0 to the balancer, but HAProxy would answer 503 with only those).
  */
 export function haproxyWeights(entries: ServerEntry[], now: number): Map<ServerEntry, number> {
   const base = new Map(entries.map((entry) => {
     const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
-    const ready = entry.busy === 0 && entry.ready !== 0 ? Math.floor(entry.ready / 4) : entry.ready;
-    return [entry, fresh ? Math.max(0, ready) : 0];
+    const ready = entry.busy === 0 ? Math.floor(entry.ready / 4) : entry.ready;
+    return [entry, fresh && entry.ready > 0 ? ready : undefined];
   }));
-  const most = Math.max(0, ...base.values());
+  const most = Math.max(1, ...[...base.values()].map((ready) => ready ?? 0));
   return new Map(
-    [...base].map(([entry, weight]) => [
+    [...base].map(([entry, ready]) => [
       entry,
-      weight === 0 ? 0 : Math.max(1, Math.round((HAPROXY_MAX_WEIGHT * weight) / most)),
+      ready === undefined ? 0 : Math.max(1, Math.round((HAPROXY_MAX_WEIGHT * ready) / most)),
     ]),
   );
 }
@@ -91,31 +92,54 @@ export class HAProxyPush {
     if (this.#syncing) return;
     this.#syncing = true;
     try {
-      const weights = haproxyWeights(entries, now);
-      await Promise.all(this.#sockets.map((socket) => this.#syncOne(socket, entries, weights)));
+      await Promise.all(this.#sockets.map((socket) => this.#syncOne(socket, entries, now)));
     } finally {
       this.#syncing = false;
     }
   }
 
-  async #syncOne(
-    socket: string,
-    entries: ServerEntry[],
-    weights: Map<ServerEntry, number>,
-  ): Promise<void> {
+  /**
+   * The backends named by --haproxy-backend that an HAProxy answering says it does not have, as
+   * `/healthz` tells them: a mistyped name would otherwise push nothing, silently.
+   */
+  get missingBackends(): string[] {
+    return [...this.#missing];
+  }
+
+  readonly #missing = new Set<string>();
+
+  async #syncOne(socket: string, entries: ServerEntry[], now: number): Promise<void> {
     const key = `haproxy ${socket}`;
     try {
       const commands: string[] = [];
       for (const backend of this.#backends) {
-        for (
-          const server of parseServersState(
-            await runtimeCommand(socket, `show servers state ${backend}`),
-          )
-        ) {
-          const entry = entries.find((candidate) =>
+        const answer = await runtimeCommand(socket, `show servers state ${backend}`);
+        const missing = `backend '${backend}' in HAProxy at ${socket}`;
+        if (!answer.split("\n").some((line) => line.startsWith("# "))) {
+          this.#missing.add(missing);
+          this.#problems.fail(
+            `${key} ${backend}`,
+            `--haproxy-backend ${backend}: HAProxy at ${socket} has no such backend ` +
+              `(it says ${JSON.stringify(answer.trim().split("\n")[0])}): nothing is pushed there`,
+          );
+          continue;
+        }
+        if (this.#missing.delete(missing)) {
+          this.#problems.ok(`${key} ${backend}`, `HAProxy at ${socket} has backend ${backend}`);
+        }
+        // Scaled over this backend's members only: no server outside it sets their weights.
+        const members = parseServersState(answer).map((server) => ({
+          server,
+          entry: entries.find((candidate) =>
             candidate.ip === server.address &&
             (!candidate.portGiven || candidate.port === server.port)
-          );
+          ),
+        }));
+        const weights = haproxyWeights(
+          members.flatMap(({ entry }) => entry ? [entry] : []),
+          now,
+        );
+        for (const { server, entry } of members) {
           const weight = entry && weights.get(entry);
           if (weight !== undefined && weight !== server.weight) {
             commands.push(`set server ${server.backend}/${server.name} weight ${weight}`);
