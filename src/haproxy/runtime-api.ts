@@ -164,15 +164,12 @@ export class HAProxyPush {
 
 /**
  * One runtime API command (or several, `;`-separated) on a connection of its own; the answer,
- * whole within `deadlineMs` of the start and at most MAX_ANSWER_BYTES, or an error.
+ * whole within EXCHANGE_DEADLINE_MS of the start and at most MAX_ANSWER_BYTES, or an error.
  */
-export async function runtimeCommand(
-  socket: string,
-  command: string,
-  deadlineMs = EXCHANGE_DEADLINE_MS,
-): Promise<string> {
+async function runtimeCommand(socket: string, command: string): Promise<string> {
   const { connect } = await import("node:net");
   const at = /^(.+):(\d+)$/.exec(socket);
+  const what = `'${command.split(";")[0]}'${command.includes(";") ? " and the rest" : ""}`;
   return new Promise((resolve, reject) => {
     const connection = socket.startsWith("/") || !at
       ? connect({ path: socket })
@@ -185,14 +182,14 @@ export async function runtimeCommand(
       reject(error);
     };
     const deadline = setTimeout(
-      () => fail(new Error(`no whole answer to '${command}' within ${deadlineMs / 1000} s`)),
-      deadlineMs,
+      () => fail(new Error(`no whole answer to ${what} within ${EXCHANGE_DEADLINE_MS / 1000} s`)),
+      EXCHANGE_DEADLINE_MS,
     );
     connection.on("connect", () => connection.write(`${command}\n`));
     connection.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_ANSWER_BYTES) {
-        fail(new Error(`the answer to '${command}' is larger than ${MAX_ANSWER_BYTES} bytes`));
+        fail(new Error(`the answer to ${what} is larger than ${MAX_ANSWER_BYTES} bytes`));
       } else chunks.push(chunk);
     });
     connection.on("error", fail);

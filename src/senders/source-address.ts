@@ -10,13 +10,22 @@ import { familyOf } from "../address.ts";
 /** How often each destination's source address is learned again: a renumbered host is believed within this. */
 export const RELEARN_MS = 10_000;
 
+/** A destination not sent to for this long is forgotten. */
+const FORGET_UNUSED_MS = 6 * RELEARN_MS;
+
 /** The local address the kernel would send from to `host` (with its zone); undefined where it does not say. */
 export type RouteProbe = (host: string, family: 4 | 6) => Promise<string | undefined>;
 
 export class SourceAddresses {
   readonly #known = new Map<
     string,
-    { address?: string; learnedAt: number; learning?: Promise<void> }
+    {
+      address?: string;
+      learnedAt: number;
+      usedAt: number;
+      first?: Promise<void>;
+      learning?: Promise<void>;
+    }
   >();
   readonly #now: () => number;
   readonly #probe: RouteProbe;
@@ -43,16 +52,22 @@ export class SourceAddresses {
     const family = familyOf(to.host);
     if (family === 4 && this.#bound) return this.#bound;
     const host = to.zone ? `${to.host}%${to.zone}` : to.host;
+    const now = this.#now();
     let known = this.#known.get(host);
     if (!known) {
-      known = { learnedAt: this.#now() };
+      // Addresses a name no longer resolves to go, as new ones come.
+      for (const [other, { usedAt }] of this.#known) {
+        if (now - usedAt > FORGET_UNUSED_MS) this.#known.delete(other);
+      }
+      known = { learnedAt: now, usedAt: now };
+      known.first = this.#learn(host, family, known);
       this.#known.set(host, known);
-      await this.#learn(host, family, known);
-    } else if (!known.learning && this.#now() - known.learnedAt >= RELEARN_MS) {
-      known.learnedAt = this.#now();
+    } else if (!known.learning && now - known.learnedAt >= RELEARN_MS) {
+      known.learnedAt = now;
       void this.#learn(host, family, known);
     }
-    await known.learning; // the first lookup under way, for a second heartbeat that came meanwhile
+    known.usedAt = now;
+    await known.first; // the first time only: a heartbeat never waits for a learning again
     return known.address;
   }
 

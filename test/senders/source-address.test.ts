@@ -11,7 +11,8 @@ function addressesWith(routes: Map<string, string>, boundIPv4?: string) {
     boundIPv4,
     probe: (host) => {
       asked.push(host);
-      return Promise.resolve(routes.get(host));
+      const address = routes.get(host);
+      return new Promise((resolve) => setTimeout(() => resolve(address), 1)); // as a socket takes I/O
     },
   });
   return { sources, asked, advance: (ms: number) => now += ms };
@@ -41,7 +42,9 @@ test("source addresses: learned again every RELEARN_MS beside the heartbeats, an
   advance(RELEARN_MS - 1);
   assert.equal(await sources.toward({ host: "10.0.1.1" }), "10.0.1.9");
   advance(1);
-  await sources.toward({ host: "10.0.1.1" });
+  // Learned again beside the heartbeat, which goes at once with the address known so far.
+  assert.equal(await sources.toward({ host: "10.0.1.1" }), "10.0.1.9");
+  await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(await sources.toward({ host: "10.0.1.1" }), "10.0.1.77");
   assert.equal(asked.length, 2);
   routes.set("10.0.1.1", "10.0.1.78");
@@ -54,4 +57,16 @@ test("source addresses: --interface's IPv4 address for IPv4, the route for IPv6"
   assert.equal(await sources.toward({ host: "239.0.0.1" }), "10.0.0.5");
   assert.equal(await sources.toward({ host: "fd00::1" }), "fd00::9");
   assert.deepEqual(asked, ["fd00::1"]);
+});
+
+test("source addresses: a destination not sent to for a minute is forgotten as new ones come", async () => {
+  const routes = new Map([["10.0.1.1", "10.0.1.9"], ["10.0.2.1", "10.0.2.9"]]);
+  const { sources, asked, advance } = addressesWith(routes);
+  await sources.toward({ host: "10.0.1.1" });
+  advance(6 * RELEARN_MS + 1);
+  await sources.toward({ host: "10.0.2.1" });
+  routes.set("10.0.1.1", "10.0.1.77");
+  // Learned anew and waited for, not the stale address while it is learned again.
+  assert.equal(await sources.toward({ host: "10.0.1.1" }), "10.0.1.77");
+  assert.deepEqual(asked, ["10.0.1.1", "10.0.2.1", "10.0.1.1"]);
 });
