@@ -7,6 +7,12 @@ export interface Source {
   /** Why the auto source chose this one, for the startup log. */
   readonly chosenBecause?: string;
   /**
+   * The time constant, in seconds, of the moving average `--smooth` applies to this source's
+   * free share when the operator does not set one: 0 (none) for exact slot counts, more for
+   * noisy readings such as CPU use.
+   */
+  readonly defaultSmoothSeconds?: number;
+  /**
    * The current load. Rejects when there is no truthful answer (server down, unreadable,
    * garbage): the agent then sends nothing for that tick. `signal` aborts at the tick's
    * deadline; the agent stops waiting then whether or not the source notices.
