@@ -646,6 +646,26 @@ test(
     const lab = network();
     const keyFile = join(lab.dir, "key");
     writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+    const destinations = ["-a", "10.99.3.2:27989", "-a", "[fd00:99:3::2]:27989"];
+    const dryRun = await lab.run(
+      "host",
+      agentCommand(runtime, [
+        ...destinations,
+        "--ready",
+        "5",
+        "--key-file",
+        keyFile,
+        "--dry-run",
+        "--once",
+      ]),
+    );
+    assert.deepEqual(
+      dryRun.stdout.trim().split("\n").map((line) =>
+        /^(\S+) .*&from=([^&]+)&/.exec(line)?.slice(1)
+      ),
+      [["10.99.3.2:27989", "10.99.3.1"], ["[fd00:99:3::2]:27989", "fd00:99:3::1"]],
+      dryRun.stdout + dryRun.stderr,
+    );
     const monitors = ["10.99.3.2:27989", "[fd00:99:3::2]:27989"].map((listen) =>
       collect(lab.spawn(
         "peer",
@@ -657,16 +677,7 @@ test(
     }
     const agent = lab.spawn(
       "host",
-      agentCommand(runtime, [
-        "-a",
-        "10.99.3.2:27989",
-        "-a",
-        "[fd00:99:3::2]:27989",
-        "--ready",
-        "5",
-        "--key-file",
-        keyFile,
-      ]),
+      agentCommand(runtime, [...destinations, "--ready", "5", "--key-file", keyFile]),
     );
     const agentOutput = collect(agent);
     const heard = (output: () => { stdout: string }, from: string) => () =>

@@ -6,6 +6,7 @@
  * packet is sent), and learned again every RELEARN_MS and after a send to it failed.
  */
 import { familyOf } from "../address.ts";
+import { routeSourceByLibc } from "./route-libc.ts";
 
 /** How often each destination's source address is learned again: a renumbered host is believed within this. */
 export const RELEARN_MS = 10_000;
@@ -89,10 +90,11 @@ export class SourceAddresses {
 
 /**
  * The local address the kernel sends from to `host`, from a UDP socket connected to it (which
- * sends nothing); undefined where the runtime does not tell (Deno says 0.0.0.0 or ::) or there is
- * no route.
+ * sends nothing), on Deno through libc (its node:dgram says 0.0.0.0 or ::); undefined where
+ * neither can tell or there is no route.
  */
 async function localAddressToward(host: string, family: 4 | 6): Promise<string | undefined> {
+  if ("Deno" in globalThis) return routeSourceByLibc(host, family);
   const { createSocket } = await import("node:dgram");
   const socket = createSocket(family === 4 ? "udp4" : "udp6");
   try {

@@ -1,6 +1,7 @@
 /** The source address each destination sees, learned per destination and again (src/senders/source-address.ts). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ipv6Bytes, ipv6Text } from "../../src/senders/route-libc.ts";
 import { RELEARN_MS, SourceAddresses } from "../../src/senders/source-address.ts";
 
 function addressesWith(routes: Map<string, string>, boundIPv4?: string) {
@@ -69,4 +70,18 @@ test("source addresses: a destination not sent to for a minute is forgotten as n
   // Learned anew and waited for, not the stale address while it is learned again.
   assert.equal(await sources.toward({ host: "10.0.1.1" }), "10.0.1.77");
   assert.deepEqual(asked, ["10.0.1.1", "10.0.2.1", "10.0.1.1"]);
+});
+
+test("source addresses: IPv6 text to bytes and back as runtimes print it", () => {
+  for (
+    const [text, printed] of [
+      ["fd00:99:3::1", "fd00:99:3::1"],
+      ["::1", "::1"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+      ["FE80:0:0:0:0:0:0:1", "fe80::1"],
+    ]
+  ) {
+    assert.equal(ipv6Text(ipv6Bytes(text)), printed);
+  }
+  assert.deepEqual([...ipv6Bytes("::ffff:10.0.0.1").subarray(10)], [255, 255, 10, 0, 0, 1]);
 });
