@@ -748,6 +748,69 @@ test(
 );
 
 test(
+  `e2e ${runtime}: a signed heartbeat names the address each destination sees, IPv4 and IPv6, and again after the host is renumbered`,
+  { skip },
+  async () => {
+    const lab = network();
+    const keyFile = join(lab.dir, "key");
+    writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+    const destinations = ["-a", "10.99.3.2:27989", "-a", "[fd00:99:3::2]:27989"];
+    const dryRun = await lab.run(
+      "host",
+      agentCommand(runtime, [
+        ...destinations,
+        "--ready",
+        "5",
+        "--key-file",
+        keyFile,
+        "--dry-run",
+        "--once",
+      ]),
+    );
+    assert.deepEqual(
+      dryRun.stdout.trim().split("\n").map((line) =>
+        /^(\S+) .*&from=([^&]+)&/.exec(line)?.slice(1)
+      ),
+      [["10.99.3.2:27989", "10.99.3.1"], ["[fd00:99:3::2]:27989", "fd00:99:3::1"]],
+      dryRun.stdout + dryRun.stderr,
+    );
+    const monitors = ["10.99.3.2:27989", "[fd00:99:3::2]:27989"].map((listen) =>
+      collect(lab.spawn(
+        "peer",
+        agentCommand(runtime, ["monitor", "--listen", listen, "--key-file", keyFile, "--print"]),
+      ))
+    );
+    for (const output of monitors) {
+      await waitFor(() => output().stderr.includes("signed heartbeats only"), 10_000, "a monitor");
+    }
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [...destinations, "--ready", "5", "--key-file", keyFile]),
+    );
+    const agentOutput = collect(agent);
+    const heard = (output: () => { stdout: string }, from: string) => () =>
+      output().stdout.includes(`${from} ready=5 busy=0`);
+    const why = () => monitors.map((output) => output().stderr).join("") + agentOutput().stderr;
+    await waitFor(heard(monitors[0], "10.99.3.1"), 10_000, `IPv4: ${why()}`);
+    await waitFor(heard(monitors[1], "fd00:99:3::1"), 10_000, `IPv6: ${why()}`);
+    assert.doesNotMatch(why(), /wrong-sender/);
+    // Renumbered: the IPv4 monitor believes the new address within RELEARN_MS (10 s).
+    // (Promoted, or deleting the first address of a subnet takes the others with it.)
+    lab.sh(
+      "host",
+      "sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1; ip addr add 10.99.3.5/24 dev eth0; ip addr del 10.99.3.1/24 dev eth0",
+    );
+    try {
+      await waitFor(heard(monitors[0], "10.99.3.5"), 15_000, `renumbered: ${why()}`);
+    } finally {
+      lab.sh("host", "ip addr add 10.99.3.1/24 dev eth0; ip addr del 10.99.3.5/24 dev eth0");
+      lab.sh("host", "ip route replace 224.0.0.0/4 dev eth0");
+    }
+    await stop(agent);
+  },
+);
+
+test(
   `e2e ${runtime}: IPv6 multicast and unicast heartbeats reach the monitor`,
   { skip },
   async () => {

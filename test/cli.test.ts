@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  chmodSync,
   chownSync,
   mkdirSync,
   mkdtempSync,
@@ -519,6 +520,39 @@ test("main: -t checks what a start would, and says each problem where it is", as
       err.lines[0],
       /^heartbeat: --storage '.*': the folder .* cannot take it: no such file or directory \(ENOENT\)$/,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: -t and a start refuse a storage folder anybody may write to without the sticky bit", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
+  try {
+    const storage = join(dir, "hb.dat");
+    chmodSync(dir, 0o777);
+    for (const [argv, prefix] of [[["-t"], ""], [[], "heartbeat: "]] as const) {
+      const err = recordingLog();
+      assert.equal(
+        await main(["monitor", ...argv, "--listen", "239.0.0.1:27999", "--storage", storage], {
+          stdout: err.write,
+          stderr: err.write,
+        }, {}),
+        EXIT_USAGE,
+      );
+      assert.deepEqual(err.lines.slice(0, 1), [
+        `${prefix}--storage '${storage}': the folder ${dir} is unsafe: it is writable by everyone (mode 0777) without the sticky bit: any local user could swap the monitor's files there; use a folder only the monitor's user may write to, or chmod +t it`,
+      ]);
+    }
+    chmodSync(dir, 0o1777);
+    const out = recordingLog();
+    assert.equal(
+      await main(["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", storage], {
+        stdout: out.write,
+        stderr: out.write,
+      }, {}),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines, ["Syntax OK"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

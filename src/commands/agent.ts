@@ -25,6 +25,7 @@ import { createSource } from "../sources/index.ts";
 import { createHttpSender } from "../senders/http-post.ts";
 import { createPrintSender } from "../senders/print.ts";
 import { createResolvingSender } from "../senders/resolving.ts";
+import { SourceAddresses } from "../senders/source-address.ts";
 import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
 import { serveAgentHttp } from "../agent-http.ts";
@@ -136,21 +137,22 @@ async function prepare(
     logger,
     clock,
     shape,
-    seal: await sealer(
-      settings,
-      logger,
-      udp[0] && { host: udp[0].addresses[0], port: udp[0].port },
-    ),
   };
+  const signer = sealer(settings, logger, () => clock.now());
 
   if (invocation.dryRun) {
     const senders = [
       ...udp.flatMap(({ port, zone, addresses }) =>
-        addresses.map((address) => formatDestination({ host: address, port, zone }))
+        addresses.map((address) =>
+          sealed(
+            createPrintSender(formatDestination({ host: address, port, zone }), io.stdout),
+            signer,
+            { host: address, zone },
+          )
+        )
       ),
-      ...http.map((url) => url.href),
-    ]
-      .map((name) => createPrintSender(name, io.stdout));
+      ...http.map((url) => sealed(createPrintSender(url.href, io.stdout), signer, httpHost(url))),
+    ];
     return {
       ...base,
       options: { ...agent, senders },
@@ -158,7 +160,10 @@ async function prepare(
       close: () => Promise.resolve(),
     };
   }
-  const transports = transportPool((family) => openTransport(settings, adapter, family, context));
+  const transports = transportPool(async (family) => {
+    const transport = await openTransport(settings, adapter, family, context);
+    return signer ? sealing(transport, signer) : transport;
+  });
   // Open at start the sockets the addresses known now need, so that mistakes show at once.
   await Promise.all(
     [...new Set(udp.flatMap(({ addresses }) => addresses.map(familyOf)))].map(transports.get),
@@ -185,7 +190,7 @@ async function prepare(
         send: async (payload) => (await transports.get(family)).send(payload, destination),
       };
     }),
-    ...httpSenders,
+    ...httpSenders.map((sender, i) => sealed(sender, signer, httpHost(http[i]))),
   ];
   const via = [
     udp.length
@@ -207,43 +212,66 @@ async function prepare(
 }
 
 /**
- * Signs messages with --key-file's key, if there is one, bound to the address they leave from
- * where that is known (--interface, or the route to the first UDP destination), and numbered, so
- * that the monitor takes each once and only from this address.
+ * Signs heartbeats with --key-file's key, if there is one, each bound to the address its
+ * destination will see it come from (SourceAddresses: by route, learned per destination, and
+ * again now and then) and numbered, so that the monitor takes each once and only from there.
  */
-async function sealer(
-  settings: Settings,
-  logger: Logger,
-  firstUdp: { host: string; port: number } | undefined,
-): Promise<((message: string) => string) | undefined> {
-  if (!settings.keyFile) return undefined;
-  const key = keyFrom(settings.keyFile, logger);
-  const from = settings.interfaceAddress ?? (firstUdp && await localAddressToward(firstUdp));
-  let seq = Math.floor(Math.random() * 2 ** 31);
-  return (message) => sign(message, key, Math.floor(Date.now() / 1000), { from, seq: seq++ });
+interface Sealer {
+  /** `payload` signed for `to` (no `from=` where the source address is not known). */
+  seal(payload: Uint8Array, to?: { host: string; zone?: string }): Promise<Uint8Array>;
+  /** A send to `to` failed: its source address is learned again. */
+  failed(to: { host: string; zone?: string }): void;
 }
 
-/**
- * The local IPv4 address the kernel sends from to `destination`, from a connected UDP socket;
- * undefined where the runtime does not tell (Deno says 0.0.0.0) or the route is not IPv4.
- */
-async function localAddressToward(
-  destination: { host: string; port: number },
-): Promise<string | undefined> {
-  if (familyOf(destination.host) !== 4) return undefined;
-  const { createSocket } = await import("node:dgram");
-  const socket = createSocket("udp4");
-  try {
-    return await new Promise<string | undefined>((resolve) => {
-      socket.once("error", () => resolve(undefined));
-      socket.connect(destination.port, destination.host, () => {
-        const { address } = socket.address();
-        resolve(address === "0.0.0.0" ? undefined : address);
-      });
-    });
-  } finally {
-    socket.close();
-  }
+function sealer(settings: Settings, logger: Logger, now: () => number): Sealer | undefined {
+  if (!settings.keyFile) return undefined;
+  const key = keyFrom(settings.keyFile, logger);
+  const sources = new SourceAddresses({ now, boundIPv4: settings.interfaceAddress });
+  let seq = Math.floor(Math.random() * 2 ** 31);
+  return {
+    async seal(payload, to) {
+      const from = to && await sources.toward(to);
+      const message = Buffer.from(payload).toString("latin1");
+      return Buffer.from(
+        sign(message, key, Math.floor(Date.now() / 1000), { from, seq: seq++ }),
+        "latin1",
+      );
+    },
+    failed: (to) => sources.forget(to),
+  };
+}
+
+/** `transport`, each datagram signed for its destination by `sealer`. */
+function sealing(transport: UdpTransport, sealer: Sealer): UdpTransport {
+  return {
+    adapter: transport.adapter,
+    close: () => transport.close(),
+    send: async (payload, to) => {
+      try {
+        await transport.send(await sealer.seal(payload, to), to);
+      } catch (error) {
+        sealer.failed(to);
+        throw error;
+      }
+    },
+  };
+}
+
+/** `sender`, each heartbeat signed for `to` by `sealer`, if there is one. */
+function sealed(
+  sender: Sender,
+  sealer: Sealer | undefined,
+  to?: { host: string; zone?: string },
+): Sender {
+  return sealer
+    ? { name: sender.name, send: async (payload) => sender.send(await sealer.seal(payload, to)) }
+    : sender;
+}
+
+/** An HTTP destination's address, when its URL names one: a host name's is not known here. */
+function httpHost(url: URL): { host: string } | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return isIP(host) ? { host } : undefined;
 }
 
 /** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */

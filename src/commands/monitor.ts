@@ -11,6 +11,7 @@ import { isMulticast } from "../address.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
+import { storageFolderProblem } from "../monitor/storage.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
@@ -116,8 +117,9 @@ function requirements(settings: Settings): Check[] {
 }
 
 /**
- * The storage file's folder must exist and take a new file, or no storage file would ever appear.
- * Tried by making one, named as writeFileAtomic's temporaries (a monitor killed meanwhile leaves
+ * The storage file's folder must exist and take a new file, or no storage file would ever appear,
+ * and be safe: not one where any local user could swap the monitor's files. Taking a file is
+ * tried by making one, named as writeFileAtomic's temporaries (a monitor killed meanwhile leaves
  * nothing a later start keeps): Deno's access(W_OK) judges by the mode bits alone, so it refused
  * root a folder another user owns.
  */
@@ -125,15 +127,21 @@ function requireWritableFolder(file: string): void {
   const path = resolve(file);
   const folder = dirname(path);
   const probe = `${path}.tmp.${process.pid}.probe`;
+  let unsafe: string | undefined;
   try {
-    if (!statSync(folder).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    const stat = statSync(folder);
+    if (!stat.isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
     const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
     closeSync(openSync(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600));
     unlinkSync(probe);
+    unsafe = process.platform === "win32" ? undefined : storageFolderProblem(stat.mode);
   } catch (error) {
     throw new UsageError(
       `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
     );
+  }
+  if (unsafe) {
+    throw new UsageError(`--storage '${file}': the folder ${folder} is unsafe: ${unsafe}`);
   }
 }
 

@@ -254,10 +254,16 @@ export class Monitor {
 
   #storageProblem: string | undefined;
 
-  /** GET /healthz: unhealthy while the storage file cannot be written. */
+  /**
+   * GET /healthz: unhealthy while the storage file cannot be written, or while an HAProxy says it
+   * has no backend of that name (a mistyped --haproxy-backend).
+   */
   health(): { healthy: boolean; reason: string } {
-    return this.#storageProblem
-      ? { healthy: false, reason: this.#storageProblem }
+    const missing = this.#options.haproxy?.missingBackends ?? [];
+    const problem = this.#storageProblem ??
+      (missing.length ? `no such --haproxy-backend: ${missing.join(", ")}` : undefined);
+    return problem
+      ? { healthy: false, reason: problem }
       : { healthy: true, reason: `ok: ${this.table.size} servers` };
   }
 

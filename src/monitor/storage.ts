@@ -2,7 +2,16 @@
  * mod_heartmonitor's storage file, which mod_lbmethod_heartbeat reads: one line per server,
  * `IP &ready=N&busy=M&lastseen=S&port=P`. Written here; read here as the balancer reads it.
  */
-import { chmodSync, readdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseFields } from "../codec.ts";
 import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
@@ -16,20 +25,48 @@ export function formatStorage(entries: ServerEntry[], now: number): string {
 
 /**
  * Replaces `path` with `text` at once: a temporary file beside it, readable by everyone (the
- * proxy runs as another user), renamed over it. Readers see the old file or the new one.
+ * proxy runs as another user), renamed over it. Readers see the old file or the new one. The
+ * temporary file is made here and nowhere else (O_EXCL, O_NOFOLLOW: never a file or symlink
+ * someone put there), and its mode set on the open descriptor, never by path: a symlink swapped
+ * in by whoever can rename in the folder is never followed. (That someone could still swap
+ * the file before the rename: see storageFolderProblem.)
  */
 export function writeFileAtomic(path: string, text: string): void {
   const temporary = `${path}.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  let descriptor: number | undefined;
   try {
-    writeFileSync(temporary, text, { mode: 0o644 });
-    chmodSync(temporary, 0o644); // whatever the umask
+    descriptor = openSync(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
+      0o644,
+    );
+    fchmodSync(descriptor, 0o644); // whatever the umask
+    const bytes = Buffer.from(text);
+    for (let written = 0; written < bytes.length;) {
+      written += writeSync(descriptor, bytes, written, bytes.length - written);
+    }
+    closeSync(descriptor);
+    descriptor = undefined;
     renameSync(temporary, path);
   } catch (error) {
+    if (descriptor !== undefined) closeSync(descriptor);
     try {
       unlinkSync(temporary);
     } catch { /* never created */ }
     throw error;
   }
+}
+
+/**
+ * Why a folder is unsafe for the storage file, or undefined: one anybody may write to without
+ * the sticky bit lets every local user rename over or swap the monitor's files there.
+ */
+export function storageFolderProblem(mode: number): string | undefined {
+  return (mode & 0o002) && !(mode & 0o1000)
+    ? `it is writable by everyone (mode ${
+      (mode & 0o7777).toString(8).padStart(4, "0")
+    }) without the sticky bit: any local user could swap the monitor's files there; use a folder only the monitor's user may write to, or chmod +t it`
+    : undefined;
 }
 
 /**

@@ -1,8 +1,17 @@
 /** mod_heartmonitor's storage file, written and read (src/monitor/storage.ts). */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, test } from "node:test";
 import {
   balancerMembers,
@@ -11,8 +20,10 @@ import {
   heardElsewhere,
   memberShares,
   parseStorage,
+  storageFolderProblem,
   writeFileAtomic,
 } from "../../src/monitor/storage.ts";
+import { collect, currentRuntime, REPO, runtimeCommand, waitFor } from "../support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-storage-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -156,4 +167,50 @@ test("monitor storage: balancer members, in order, from Apache's BalancerMember 
       ["balancer://api", [{ url: "http://10.0.1.1", host: "10.0.1.1" }]],
     ]),
   );
+});
+
+test("monitor storage: a symlink swapped in for the temporary file is never followed (a local user racing the monitor)", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "heartbeat-race-"));
+  const secret = join(folder, "..", `${basename(folder)}-secret`);
+  writeFileSync(secret, "root only\n", { mode: 0o600 });
+  chmodSync(secret, 0o600);
+  try {
+    const [command, ...args] = runtimeCommand(currentRuntime(), "test/support/symlink-swapper.ts", [
+      folder,
+      "hb.dat.tmp.",
+      secret,
+      "3",
+    ]);
+    const swapper = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+    const output = collect(swapper);
+    await waitFor(() => output().stdout.includes("started"), 20_000, "the swapper");
+    const exited = new Promise((resolve) => swapper.once("exit", resolve));
+    let done = false;
+    void exited.then(() => done = true);
+    while (!done) {
+      for (let i = 0; i < 200; i++) {
+        try {
+          writeFileAtomic(join(folder, "hb.dat"), "10.0.0.1 &ready=1&busy=1&lastseen=0&port=80\n");
+        } catch { /* lost the race: the monitor logs it and writes again next second */ }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const { swapped } = JSON.parse(output().stdout.trim().split("\n").at(-1)!);
+    assert.ok(swapped > 0, "the swapper never won a race");
+    assert.equal(statSync(secret).mode & 0o777, 0o600, `after ${swapped} swaps`);
+    assert.equal(readFileSync(secret, "utf8"), "root only\n", `after ${swapped} swaps`);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+    rmSync(secret, { force: true });
+  }
+});
+
+test("monitor storage: a folder anybody may write to without the sticky bit is unsafe", () => {
+  assert.match(
+    storageFolderProblem(0o40777)!,
+    /writable by everyone \(mode 0777\) without the sticky bit/,
+  );
+  assert.equal(storageFolderProblem(0o41777), undefined);
+  assert.equal(storageFolderProblem(0o40755), undefined);
+  assert.equal(storageFolderProblem(0o40775), undefined);
 });
