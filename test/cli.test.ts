@@ -307,6 +307,13 @@ test("cli: every command's --help is made from the rows and fits 80 columns", ()
   );
   assert.match(usage("monitor"), /--max-servers N/);
   assert.doesNotMatch(usage("monitor"), /--ttl|--once|--source/);
+  // Each command's help in its own words: the monitor neither sends nor signs.
+  assert.doesNotMatch(
+    usage("monitor"),
+    /leaves by|sign heartbeats|the monitor:|\(0: the default\)/,
+  );
+  assert.match(usage("monitor"), /--key-file FILE {7}take only heartbeats signed with this key$/m);
+  assert.match(usage("agent"), /--key-file FILE {7}sign heartbeats with this key$/m);
   assert.match(
     usage("servers"),
     /^Usage:\n {2}heartbeat servers FILE \[-f httpd.conf \[--balancer NAME\]\]$/m,
@@ -373,6 +380,12 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
     assert.ok(!err.lines.join("\n").includes("    at "), "no stack trace");
   }
   assert.deepEqual(out.lines, []);
+  // The monitor's mistakes point to the monitor's help.
+  for (const argv of [["monitor", "--listen", "x"], ["--ready", "1", "monitor"]]) {
+    err.lines.length = 0;
+    assert.equal(await main(argv, { stdout: out.write, stderr: err.write }), EXIT_USAGE);
+    assert.equal(err.lines[1], "Try 'heartbeat monitor --help' for the options.", argv.join(" "));
+  }
 });
 
 test("main: --help and --version print to stdout and exit 0", async () => {

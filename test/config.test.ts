@@ -295,7 +295,7 @@ test("config: error cases name the file and line, in Apache's words", () => {
     [
       "a misspelled Heartbeat directive",
       { "/etc/hb/main.conf": "HeartbeatAdress 239.0.0.1:1" },
-      /:1: Invalid command 'HeartbeatAdress', perhaps misspelled$/,
+      /:1: Invalid command 'HeartbeatAdress', perhaps misspelled; did you mean 'HeartbeatAddress'\?$/,
     ],
     [
       "mismatched section end",
@@ -403,6 +403,26 @@ test("config: every problem is reported, not just the first", () => {
       "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 999\nHeartbeatInterval 0\n</IfModule>",
   });
   assert.equal(problems.length, 4, problems.join("\n"));
+});
+
+test("config: problems come in the order of the lines, file by file, as the operator reads them", () => {
+  const { problems } = settings({
+    "/etc/hb/main.conf":
+      "HeartbeatTTL 999\nInclude x.conf\nHeartbeatInterval 0\nHeartbeatAddress 239.0.0.1\n</IfModule>",
+    "/etc/hb/x.conf": "HeartbeatPort 99999\nHeartbeatAdress 239.0.0.1:1",
+  });
+  assert.deepEqual(
+    problems.map((problem) => /^(\S+?:\d+):/.exec(problem)?.[1]),
+    [
+      "/etc/hb/main.conf:1",
+      "/etc/hb/main.conf:3",
+      "/etc/hb/main.conf:4",
+      "/etc/hb/main.conf:5",
+      "/etc/hb/x.conf:1",
+      "/etc/hb/x.conf:2",
+    ],
+    problems.join("\n"),
+  );
 });
 
 test("config: one value per setting, the last line wins; repeated addresses add up", () => {

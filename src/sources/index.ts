@@ -1,9 +1,11 @@
 /** The load sources, by the name `--source NAME[:ARG]` uses. */
 import { apacheSource } from "./apache.ts";
 import { autoSource } from "./auto.ts";
+import { cpuSource } from "./cpu.ts";
 import { execSource } from "./exec.ts";
 import { fileSource } from "./file.ts";
 import { nginxSource } from "./nginx.ts";
+import { pressureSource } from "./pressure.ts";
 import {
   type Source,
   SourceConfigError,
@@ -21,6 +23,8 @@ export const SOURCES: Readonly<Record<string, SourceDefinition>> = {
   tcp: tcpSource,
   exec: execSource,
   file: fileSource,
+  cpu: cpuSource,
+  pressure: pressureSource,
 };
 
 /** Builds the source that `--source` names (`NAME` or `NAME:ARG`). */
