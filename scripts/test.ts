@@ -112,7 +112,7 @@ async function main(): Promise<number> {
     ]);
     if (built.code !== 0) totals.failed += 1;
     const endToEnd = readdirSync(join(REPO, "test")).filter((file) =>
-      /^(binary|cli\.e2e|image|interop\..*)\.test\.ts$/.test(file)
+      /^(binary|cli\.e2e|image|readme|interop\..*)\.test\.ts$/.test(file)
     ).map((file) => `./test/${file}`);
     runners.push({
       name: "binary",
