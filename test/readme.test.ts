@@ -1,8 +1,9 @@
 /**
  * The documents' commands, as a reader copies them. The README's shell blocks marked
  * `<!-- runnable -->` run as written, as root, on a host that has only the binary: in a lab
- * network namespace, and in a mount namespace of their own where /etc and /var are overlays on
- * a tmpfs (writes go nowhere else) with no /etc/heartbeat, /var/lib/heartbeat or /run/heartbeat.
+ * network namespace, and in a mount namespace of their own where /etc, /var, /run and /usr/local
+ * are overlays on a tmpfs (writes go nowhere else), with no /etc/heartbeat,
+ * /var/lib/heartbeat or /run/heartbeat.
  * `heartbeat` is a script first on PATH running HEARTBEAT_BINARY, else this runtime on
  * src/main.ts. The repository's scripts run with the project's own Bun (`npx bun`, as `npm ci`
  * puts no `bun` on PATH), and CONTRIBUTING.md explains every HEARTBEAT_* variable the tests read.
@@ -141,8 +142,17 @@ test("readme: every shell block is marked runnable or says here why it is not ru
   assert.deepEqual(stale, [], "NOT_RUN names blocks the README no longer has unmarked");
 });
 
-/** How long a command that keeps running (an agent, a monitor) runs before it is stopped. */
-const RUN_SECONDS = 5;
+/**
+ * The folders the commands may write to, each an overlay on a tmpfs in their mount namespace:
+ * what they write there is gone with it. A block writing anywhere else must not be marked.
+ */
+const OVERLAID = ["etc", "var", "run", "usr/local"];
+
+/**
+ * How long a command that keeps running (an agent, a monitor) may take to log that it started;
+ * it is stopped with SIGTERM a second after.
+ */
+const START_SECONDS = 30;
 
 /** A command that runs until stopped: `heartbeat` without --once, -t and the like. */
 const keepsRunning = (command: string) =>
@@ -200,22 +210,47 @@ test("readme: the runnable shell blocks run as written on a host with only the b
   const commands = blocks.flatMap((block) =>
     block.commands.map((command) => ({ block: block.line, command }))
   );
-  // One shell runs every command in order, so a folder one makes is there for the next; each
-  // command is bounded, those that keep running stopped by SIGTERM after RUN_SECONDS.
+  // One shell runs every command in order, so a folder one makes is there for the next. A
+  // command that keeps running (one heartbeat command, exec'd so that it gets the signal) gets a
+  // session of its own, and SIGTERM a second after its first log line (its start), sent to the
+  // session by procps' kill (dash's takes no process group); anything else has a minute to finish.
+  const startTenths = START_SECONDS * 10;
+  const script = (command: string) => `'${command.replaceAll("'", `'"'"'`)}'`;
   const driver = [
     "set -e",
     `mount -t tmpfs tmpfs '${overlays}'`,
-    ...["etc", "var"].map((dir) =>
+    ...OVERLAID.map((dir) =>
       `mkdir -p '${overlays}/${dir}/upper' '${overlays}/${dir}/work' && ` +
       `mount -t overlay overlay -o 'lowerdir=/${dir},upperdir=${overlays}/${dir}/upper,workdir=${overlays}/${dir}/work' /${dir}`
     ),
+    // Only inside the overlays: the machine's own folders, if any, stay as they are.
     "rm -rf /etc/heartbeat /var/lib/heartbeat /run/heartbeat",
     `mkdir '${overlays}/home' && cd '${overlays}/home'`,
     "set +e",
+    `results='${results}'`,
+    // A child that has exited is a zombie, /proc entry and all, until it is waited for.
+    `alive() { state=$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null); [ -n "$state" ] && [ "$state" != Z ]; }`,
+    `until_stopped() {
+      setsid sh -c "exec $2" >"$results/$1.out" 2>"$results/$1.err" &
+      pid=$!
+      i=0
+      while [ $i -lt ${startTenths} ] && alive $pid && ! grep -q '^[^ ]* info ' "$results/$1.err"; do
+        sleep 0.1; i=$((i + 1))
+      done
+      alive $pid && sleep 1
+      if ! alive $pid; then wait $pid; echo "exited $?" >"$results/$1.status"; return; fi
+      env kill -s TERM -- -$pid
+      i=0
+      while [ $i -lt 50 ] && alive $pid; do sleep 0.1; i=$((i + 1)); done
+      env kill -s KILL -- -$pid 2>/dev/null
+      wait $pid
+      echo "stopped $?" >"$results/$1.status"
+    }`,
     ...commands.map(({ command }, index) =>
-      `timeout -k 3 ${keepsRunning(command) ? RUN_SECONDS : 60} sh -c '${
-        command.replaceAll("'", `'"'"'`)
-      }' >'${results}/${index}.out' 2>'${results}/${index}.err'; echo $? >'${results}/${index}.status'`
+      keepsRunning(command)
+        ? `until_stopped ${index} ${script(command)}`
+        : `timeout -k 3 60 sh -c ${script(command)} >"$results/${index}.out" ` +
+          `2>"$results/${index}.err"; echo "exited $?" >"$results/${index}.status"`
     ),
   ].join("\n");
   const run = spawnSync("ip", [
@@ -233,24 +268,22 @@ test("readme: the runnable shell blocks run as written on a host with only the b
   ], {
     encoding: "utf8",
     env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
-    timeout: (commands.length * (RUN_SECONDS + 10) + 30) * 1000,
+    timeout: commands.length * (START_SECONDS + 10) * 1000,
   });
   assert.equal(run.status, 0, `the mount namespace: ${run.stderr}`);
 
   const failures = commands.flatMap(({ block, command }, index) => {
-    const status = Number(readFileSync(join(results, `${index}.status`), "utf8"));
+    const status = readFileSync(join(results, `${index}.status`), "utf8").trim();
     const stderr = readFileSync(join(results, `${index}.err`), "utf8");
     const problems = [
-      // Stopped while running (timeout's 124) after a start, or done with status 0.
+      // Running until stopped, then a clean stop (status 0, the farewell logged); or done, 0.
       keepsRunning(command)
-        ? status !== 124
-          ? `exited with status ${status}, where it should run until stopped`
-          : /\binfo +stopping on SIGTERM/.test(stderr)
+        ? status === "stopped 0" && /\binfo +stopping on SIGTERM/.test(stderr)
           ? undefined
-          : `had not started within ${RUN_SECONDS} s`
-        : status === 0
+          : `${status}, where it should run until SIGTERM stops it with status 0`
+        : status === "exited 0"
         ? undefined
-        : `exit status ${status}`,
+        : status,
       /^\S+ (warn|error) /m.test(stderr) ? "warnings or errors logged" : undefined,
     ].filter(Boolean);
     return problems.length
