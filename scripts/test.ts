@@ -45,10 +45,24 @@ function run(
   });
 }
 
-/** `argv` inside a fresh network namespace with loopback up, when this process may make one. */
+/**
+ * `argv` inside a fresh network namespace with loopback up, when this process may make one.
+ * Multicast is routed to loopback there, as a host's default route would carry it, so that a
+ * test starting a monitor on a group in-process (`-t` joins it) finds a route, and nothing
+ * leaves.
+ */
 function isolated(argv: string[]): string[] {
   if (process.getuid?.() !== 0 || !existsSync("/usr/bin/unshare")) return argv;
-  return ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", ...argv];
+  return [
+    "unshare",
+    "--net",
+    "--",
+    "sh",
+    "-c",
+    'ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec "$@"',
+    "sh",
+    ...argv,
+  ];
 }
 
 // deno test: "ok | 31 passed | 0 failed | 2 ignored (1s)"

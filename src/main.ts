@@ -4,6 +4,9 @@
  * and hands them to the command (src/commands/), with the process's real I/O, clock, signals
  * and UDP adapters.
  */
+// First, so that it is evaluated before anything else: on Deno it executes heartbeat again with
+// SIGUSR1 blocked, before Deno can take SIGUSR1 to open its inspector.
+import "./inspector-guard.ts";
 import process from "node:process";
 import { parseCommandLine, usage, UsageError } from "./cli.ts";
 import { agentChecks, runAgent } from "./commands/agent.ts";

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import process from "node:process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -571,6 +580,39 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "cli: a monitor run by root takes a storage folder another user owns; one it cannot write in is refused",
+  {
+    skip: process.getuid?.() === 0 ? false : "needs root",
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "heartbeat-cli-"));
+    try {
+      const owned = join(dir, "owned");
+      mkdirSync(owned, { mode: 0o755 });
+      chownSync(owned, 65534, 65534); // nobody: root may write there all the same
+      const out = recordingLog();
+      const check = (folder: string) =>
+        main(
+          ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(folder, "hb.dat")],
+          { stdout: out.write, stderr: out.write },
+          {},
+        );
+      assert.equal(await check(owned), EXIT_OK, out.lines.join("\n"));
+      assert.deepEqual(out.lines, ["Syntax OK"]);
+      assert.deepEqual(readdirSync(owned), [], "the probe is gone");
+      // Not even root writes in /proc.
+      assert.equal(await check("/proc"), EXIT_USAGE);
+      assert.match(
+        out.lines[1],
+        /^--storage '\/proc\/hb\.dat': the folder \/proc cannot take it: /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test("cli: a bare '--' before the flags (deno task start -- --address …) is taken as nothing", () => {
   const agent = parseCommandLine(["--", "--address", "239.0.0.1:27999", "--ready", "3"]);

@@ -8,7 +8,7 @@ import { familyOf, formatDestination } from "../address.ts";
 import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
-import { describeError } from "../errors.ts";
+import { describeError, listenFailure } from "../errors.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
@@ -38,6 +38,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   RuntimeFailure,
 } from "./context.ts";
@@ -71,6 +72,11 @@ export function agentChecks(settings: Settings, logger: Logger): Check[] {
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
+    {
+      key: "agentCheck",
+      run: () => settings.agentCheck && requireBindablePort(settings.agentCheck, "--agent-check"),
+    },
   ];
 }
 
@@ -253,8 +259,22 @@ export async function runAgent(
   invocation: Invocation,
   context: CommandContext,
 ): Promise<number> {
-  let active = await prepare(resolved.settings, invocation, context);
-  if (invocation.once) {
+  const { drain, undrain } = drainSignals();
+  // Listened for before the start's slow part (a source that probes, a name to look up): a drain
+  // or a stop then waits for the agent to act on it, where on Bun its default action would kill
+  // the process. --once acts on none.
+  const signals = invocation.once ? undefined : context.signals(
+    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
+    createLogger({ level: resolved.settings.logLevel, write: context.io.stderr }),
+  );
+  let active: Prepared;
+  try {
+    active = await prepare(resolved.settings, invocation, context);
+  } catch (error) {
+    signals?.close();
+    throw error;
+  }
+  if (!signals) {
     // Say what went where: --once is run by hand, or by scripts that log what they did.
     const sent: string[] = [];
     let payload = "";
@@ -280,11 +300,6 @@ export async function runAgent(
       await active.close();
     }
   }
-  const { drain, undrain } = drainSignals();
-  const signals = context.signals(
-    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
-    active.logger,
-  );
   // For those who ask (HAProxy's agent-check, /healthz, /metrics), across reloads.
   const status = new AgentStatus({
     now: () => context.clock.now(),
@@ -378,7 +393,9 @@ async function serve(
     } catch (error) {
       await Promise.all(services.map((service) => service.close()));
       throw new RuntimeFailure(
-        `cannot listen on ${address.text} for ${what}: ${describeError(error)}`,
+        `cannot listen on ${address.text} for ${what}: ${
+          listenFailure(error, { port: address.port, multicast: false })
+        }`,
       );
     }
   };

@@ -166,11 +166,11 @@ export class Monitor {
     return undefined;
   }
 
-  /** New servers logged one a line, at most NEW_SERVER_LINES a second; the rest counted. */
+  /** New servers logged one a line, at most SERVER_LINES a second; the rest counted. */
   #newServers = { logged: 0, unlogged: 0 };
 
   #newServer(ip: string, via: Via): void {
-    if (this.#newServers.logged++ < NEW_SERVER_LINES) {
+    if (this.#newServers.logged++ < SERVER_LINES) {
       this.#options.logger.info(`new server ${ip} (${via})`);
     } else this.#newServers.unlogged++;
   }
@@ -205,8 +205,12 @@ export class Monitor {
     this.#options.signatures?.forget(this.#unixNow());
     // Not awaited: an HAProxy that does not answer must not hold up the storage file.
     void this.#options.haproxy?.sync(this.table.entries(), this.#options.clock.now());
-    for (const gone of this.table.expire(this.#options.clock.now())) {
-      this.#options.logger.info(`server ${gone.ip} silent for 30 s: removed`);
+    const gone = this.table.expire(this.#options.clock.now());
+    for (const { ip } of gone.slice(0, SERVER_LINES)) {
+      this.#options.logger.info(`server ${ip} silent for 30 s: removed`);
+    }
+    if (gone.length > SERVER_LINES) {
+      this.#options.logger.info(`and ${gone.length - SERVER_LINES} more servers silent: removed`);
     }
     this.writeStorage();
   }
@@ -474,8 +478,8 @@ function readStorageFile(path: string): StoredServer[] {
   }
 }
 
-/** How many new servers a second get a log line each. */
-const NEW_SERVER_LINES = 10;
+/** How many new servers, and how many removed ones, get a log line each a second. */
+const SERVER_LINES = 10;
 
 /** Why the HTTP side refused a request or a connection, other than for what a heartbeat said. */
 export type HttpRefusal =

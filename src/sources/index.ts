@@ -5,6 +5,7 @@ import { cpuSource } from "./cpu.ts";
 import { execSource } from "./exec.ts";
 import { fileSource } from "./file.ts";
 import { nginxSource } from "./nginx.ts";
+import { phpFpmSource } from "./php-fpm.ts";
 import { pressureSource } from "./pressure.ts";
 import {
   type Source,
@@ -20,6 +21,7 @@ export const SOURCES: Readonly<Record<string, SourceDefinition>> = {
   static: staticSource,
   apache: apacheSource,
   nginx: nginxSource,
+  "php-fpm": phpFpmSource,
   tcp: tcpSource,
   exec: execSource,
   file: fileSource,

@@ -277,6 +277,23 @@ test("monitor: new servers wait for the next tick's rewrite, and a storm of them
   assert.ok(log.some((line) => line.includes("and 190 more new servers")));
 });
 
+test("monitor: a storm of servers falling silent is logged in a few lines", () => {
+  const { monitor, clock, log } = monitorWith({
+    storage: join(scratch, "silent-storm.dat"),
+    maxServers: 1000,
+  });
+  for (let i = 1; i <= 200; i++) {
+    monitor.accept("v=1&ready=1&busy=1", `10.2.${i >> 8}.${i & 255}`, "udp");
+  }
+  monitor.tick();
+  clock.advance(SEEN_TIMEOUT_MS + 1);
+  log.length = 0;
+  monitor.tick();
+  assert.equal(log.filter((line) => /server \S+ silent for 30 s: removed$/.test(line)).length, 10);
+  assert.equal(log.length, 11, log.join("\n"));
+  assert.match(log[10], /info {2}and 190 more servers silent: removed$/);
+});
+
 test("monitor: a restart keeps the servers in the storage file, aged, and removes a killed run's temporary file", async () => {
   const storage = join(scratch, "restart.dat");
   writeFileSync(
