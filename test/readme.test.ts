@@ -114,6 +114,8 @@ const NOT_RUN: Record<string, string> = {
     "needs Apache on two ports (interop.sources.test.ts reads a real one)",
   "heartbeat -a 239.0.0.1:27999 --source nginx --capacity 1024":
     "needs nginx (interop.sources.test.ts reads a real one)",
+  "heartbeat -a 239.0.0.1:27999 --source php-fpm":
+    "needs php-fpm pools at those addresses (interop.php-fpm.test.ts reads a real one)",
   "heartbeat -a 239.0.0.1:27999 --source tcp:8080 --capacity 200":
     "needs servers on those ports (interop.sources.test.ts)",
   "heartbeat -a 239.0.0.1:27999 --source 'exec:/usr/local/bin/myapp-load'":
