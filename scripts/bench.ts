@@ -3,36 +3,32 @@
  * run: a bare Bun sender or receiver compiled with the project's own flags (scripts/build.ts's
  * compileWithBun), and a C program. Run as root (everything happens in a private network
  * namespace, where heartbeats go to 239.0.0.1 on loopback and nowhere else), after
- * `bun scripts/build.ts --target linux-x64 --no-archives`. Prints the machine, versions and
+ * `npx bun scripts/build.ts --target linux-x64 --no-archives`. Prints the machine, versions and
  * commit, each command it measures, then tables of medians with their ratios to the floor.
  *
- *   bun scripts/bench.ts [--runs N]      the agent beside its floors, with the static source and
- *                                        with the apache source against a real Apache, each run
- *                                        once from a cold page cache and once warm:
+ *   npx bun scripts/bench.ts [--runs N]
+ *       the agent beside its floors, with the static source and with the apache source against a
+ *       real Apache, each run once from a cold page cache and once warm:
  *     first packet  ms from starting the process to its first heartbeat arriving at a listener
  *     VmRSS         resident memory after its heartbeats (MB), and of it anonymous (RssAnon) and
  *                   file-backed (RssFile: mostly the mapped binary)
  *     CPU/beat      CPU time per heartbeat over 100 heartbeats at 20 a second, from a cpuacct
  *                   cgroup around the process (every thread, exited ones too)
- *   bun scripts/bench.ts --accuracy S    the compiled agent, Apache's own mod_heartbeat, the bare
- *                                        Bun sender and the C reference send once a second side
- *                                        by side for S seconds: the p50 and p99 of how far each
- *                                        interval is from 1 s, and the drift of the last heartbeat
- *                                        from first + N × 1 s
- *   bun scripts/bench.ts --ingest [--runs N]
- *                                        monitors taking a blast of heartbeats from 100 senders
- *                                        (the blaster on CPU 0, the monitor on CPU 1): the share
- *                                        each accepted (a bare receiver: received) at each rate,
- *                                        its ratio to the bare Bun receiver's, and whether the
- *                                        compiled monitor meets the ingest goal
- *   bun scripts/bench.ts --cluster [--runs N]
- *                                        the monitor with 10, 1,000 and 10,000 servers heard,
- *                                        each heartbeating once a second, rewriting its storage
- *                                        file, serving /servers each second and pushing to a real
- *                                        HAProxy: CPU a second and memory, per server, beside the
- *                                        bare Bun receiver taking the same datagrams
- *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/, beside
- *                                        the bare Bun sender compiled for the same target
+ *   npx bun scripts/bench.ts --accuracy S
+ *       the compiled agent, Apache's own mod_heartbeat, the bare Bun sender and the C reference
+ *       send once a second side by side for S seconds: the p50 and p99 of how far each interval is
+ *       from 1 s, and the drift of the last heartbeat from first + N × 1 s
+ *   npx bun scripts/bench.ts --ingest [--runs N]
+ *       monitors taking a blast of heartbeats from 100 senders (the blaster on CPU 0, the monitor
+ *       on CPU 1): the share each accepted (a bare receiver: received) at each rate, its ratio to
+ *       the bare Bun receiver's, and whether the compiled monitor meets the ingest goal
+ *   npx bun scripts/bench.ts --cluster [--runs N]
+ *       the monitor with 10, 1,000 and 10,000 servers heard, each heartbeating once a second,
+ *       rewriting its storage file, serving /servers each second and pushing to a real HAProxy: CPU
+ *       a second and memory, per server, beside the bare Bun receiver taking the same datagrams
+ *   npx bun scripts/bench.ts --sizes
+ *       binary and archive sizes of each target in dist/, beside the bare Bun sender compiled for
+ *       the same target
  */
 import { execFileSync } from "node:child_process";
 import {
@@ -120,7 +116,7 @@ function describeMachine(): void {
       `versions heartbeat ${VERSION} at ${git(["rev-parse", "--short=7", "HEAD"])}${dirty}, bun ${
         version("bun")
       }, ${version("deno")}`,
-      `command  bun scripts/bench.ts ${process.argv.slice(2).join(" ")}`,
+      `command  npx bun scripts/bench.ts ${process.argv.slice(2).join(" ")}`,
       "",
     ].join("\n"),
   );
@@ -852,7 +848,7 @@ async function main(): Promise<number> {
   }
   if (!existsSync(BINARY)) {
     console.error(
-      "bench: build the binary first: bun scripts/build.ts --target linux-x64 --no-archives",
+      "bench: build the binary first: npx bun scripts/build.ts --target linux-x64 --no-archives",
     );
     return 2;
   }

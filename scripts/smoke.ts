@@ -1,7 +1,7 @@
 /**
  * A release binary's smoke test, for the platforms this repository's tests cannot run it on
  * (the release workflow runs it on Windows and macOS runners; the binary test runs it on
- * linux-x64): `bun scripts/smoke.ts BINARY`. It checks `--version`, a `--dry-run --once`
+ * linux-x64): `npx bun scripts/smoke.ts BINARY`. It checks `--version`, a `--dry-run --once`
  * heartbeat, and a real heartbeat sent to 127.0.0.1 and received by a listener here. Only
  * loopback is used. Exits 0 when all hold, 1 naming the first that did not.
  */
@@ -11,7 +11,7 @@ import { once } from "node:events";
 
 const binary = process.argv[2];
 if (!binary) {
-  console.error("usage: bun scripts/smoke.ts BINARY");
+  console.error("usage: npx bun scripts/smoke.ts BINARY");
   process.exit(2);
 }
 

@@ -2,7 +2,7 @@
  * The whole test suite on both runtimes: type checks, `deno test`, `bun test`, and on linux-x64
  * a third pass of the end-to-end and interop tests with the compiled binary as the agent; then
  * one closing line `N passed, N failed` summing them. Run it as `npm test` (or
- * `bun scripts/test.ts`).
+ * `npx bun scripts/test.ts`).
  *
  * As root, each test runner runs in a network namespace of its own (unshare -n) with only a
  * loopback: tests that need a network build private ones, and nothing can reach the machine's
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
     ]);
     if (built.code !== 0) totals.failed += 1;
     const endToEnd = readdirSync(join(REPO, "test")).filter((file) =>
-      /^(binary|cli\.e2e|image|interop\..*)\.test\.ts$/.test(file)
+      /^(binary|cli\.e2e|image|readme|interop\..*)\.test\.ts$/.test(file)
     ).map((file) => `./test/${file}`);
     runners.push({
       name: "binary",
