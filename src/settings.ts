@@ -12,6 +12,7 @@ import type { ConfigRead } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
+import { SOURCES } from "./sources/index.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { type AdapterName, ADAPTERS } from "./transport/transport.ts";
 
@@ -35,7 +36,10 @@ export interface Settings {
   interfaceAddress?: string;
   ttl: number;
   port?: number;
-  source: string;
+  /** Each --source; with several, the heartbeat reports the tightest. */
+  source: string[];
+  /** The time constant of each source's moving average; unset: each source's own default. */
+  smoothSeconds?: number;
   ready?: number;
   busy?: number;
   capacity?: number;
@@ -104,6 +108,11 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   default?: Settings[K];
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
+  /**
+   * A repeatable one's values whose text may hold spaces and commas: where its variable's list
+   * splits (else at every comma and space), and what --print-config puts between them.
+   */
+  list?: { split: RegExp; join: string };
   /**
    * A file path, made absolute as Apache makes a directive's: against the run-time folder
    * (ap_runtime_dir_relative, as mod_heartmonitor does for HeartbeatStorage) or ServerRoot. A
@@ -259,9 +268,26 @@ export const SETTINGS: readonly Setting[] = [
     commands: AGENT,
     value: "NAME[:ARG]",
     group: "What to send",
-    help: "where ready and busy come from (the sources are listed below)",
-    default: "auto",
+    help: "where ready and busy come from (repeatable: the tightest is sent; sources below)",
+    default: ["auto"],
+    multiple: true,
+    // exec:COMMAND may hold spaces and commas: a list splits only where a source's name follows.
+    list: {
+      split: new RegExp(`\\s*,\\s*(?=(?:${Object.keys(SOURCES).join("|")})(?:[:,]|$))`),
+      join: ", ",
+    },
     parse: text,
+  }),
+  setting({
+    key: "smoothSeconds",
+    flag: "smooth",
+    env: "HEARTBEAT_SMOOTH",
+    directive: "HeartbeatSmooth",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "What to send",
+    help: "average each source's free share over this time (if not given: 0 for slot counts)",
+    parse: seconds(0, 3600),
   }),
   setting({
     key: "ready",
@@ -658,7 +684,7 @@ function fromFlag(
 function fromEnv(spec: Setting, env: Layers["env"], problems: string[]): Candidate | undefined {
   const raw = env[spec.env];
   if (raw === undefined || raw === "") return undefined;
-  const texts = spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : [raw];
+  const texts = spec.multiple ? raw.split(spec.list?.split ?? /[\s,]+/).filter(Boolean) : [raw];
   return collect(
     spec,
     texts.map((text) => ({ text, where: `${spec.env} '${text}'` })),
@@ -741,7 +767,7 @@ export function describeSettings(resolved: Resolved, command: Command = "agent")
     // Addresses and ranges keep the text they were given.
     const shown = Array.isArray(value)
       ? value.map((item) => typeof item === "string" ? item : (item as { text: string }).text).join(
-        " ",
+        spec.list?.join ?? " ",
       )
       : typeof value === "object"
       ? (value as { text: string }).text

@@ -23,7 +23,7 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
   assert.deepEqual(settings, {
     addresses: [{ kind: "udp", text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
     ttl: 1,
-    source: "auto",
+    source: ["auto"],
     ready: 10,
     intervalSeconds: 1,
     logLevel: "info",
@@ -417,6 +417,51 @@ test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends
     "127.0.0.1:5000 v=1&ready=7&busy=1&port=81",
   ]);
   assert.deepEqual(err.lines, []);
+});
+
+test("main: --dry-run --once with several sources prints each source's reading beside the heartbeat", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
+  try {
+    const load = join(dir, "load");
+    writeFileSync(load, "ready=2&busy=3");
+    const run = async (extra: string[]) => {
+      const out = recordingLog();
+      const err = recordingLog();
+      const status = await main(
+        ["-a", "239.0.0.1:27999", "--ready", "40", "--busy", "10", "--dry-run", "--once", ...extra],
+        { stdout: out.write, stderr: err.write },
+      );
+      return { status, out: out.lines, err: err.lines };
+    };
+    assert.deepEqual(await run(["--source", "static", "--source", `file:${load}`]), {
+      status: EXIT_OK,
+      out: [
+        "239.0.0.1:27999 v=1&ready=20&busy=30",
+        "# static: ready=40 busy=10, 80.0 % free",
+        `# file:${load}: ready=2 busy=3, 40.0 % free (the tightest)`,
+      ],
+      err: [],
+    });
+    writeFileSync(load, "garbage");
+    const failed = await run(["--source", "static", "--source", `file:${load}`]);
+    assert.equal(failed.status, 1);
+    assert.deepEqual(failed.out, [
+      "# static: ready=40 busy=10, 80.0 % free",
+      `# file:${load}: no answer: ${failed.out[1].split(": no answer: ")[1]}`,
+    ]);
+    assert.match(
+      failed.err.join("\n"),
+      new RegExp(
+        `no heartbeat sent: the tightest of \\(static ready=40 busy=10\\) and \\(file ${load}\\): file:${load}: `,
+      ),
+    );
+    // One source: its heartbeat is its reading, and only the heartbeat is printed, as before.
+    assert.deepEqual((await run(["--source", "static"])).out, [
+      "239.0.0.1:27999 v=1&ready=40&busy=10",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("main: -t checks what a start would, and says each problem where it is", async () => {

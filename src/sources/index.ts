@@ -36,3 +36,18 @@ export async function createSource(spec: string, settings: SourceSettings): Prom
   }
   return await definition.create(argument, settings);
 }
+
+/** Builds every source `--source` names, in order; naming one twice is a mistake. */
+export async function createSources(
+  specs: readonly string[],
+  settings: SourceSettings,
+): Promise<{ name: string; source: Source }[]> {
+  const created = [];
+  for (const [index, spec] of specs.entries()) {
+    if (specs.indexOf(spec) !== index) {
+      throw new SourceConfigError(`--source ${spec} is given twice: give each source once`);
+    }
+    created.push({ name: spec, source: await createSource(spec, settings) });
+  }
+  return created;
+}
