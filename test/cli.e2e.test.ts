@@ -202,7 +202,10 @@ test(
   async () => {
     const lab = network();
     const conf = join(lab.dir, "print.conf");
-    writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\n");
+    writeFileSync(
+      conf,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\nHeartbeatSource static\nHeartbeatSource apache:http://127.0.0.1:8080/server-status?auto\nHeartbeatSmooth 2\n",
+    );
     const result = await lab.run(
       "lonely",
       agentCommand(runtime, ["-f", conf, "--print-config", "--ready", "4"]),
@@ -219,6 +222,17 @@ test(
     assert.match(result.stdout, /^HeartbeatPort +8080 +HEARTBEAT_PORT$/m);
     assert.match(result.stdout, /^HeartbeatReady +4 +--ready$/m);
     assert.match(result.stdout, /^HeartbeatInterval +1 +default$/m);
+    const at = (line: number) => `${conf.replace(/[.]/g, "\\.")}:${line}`;
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `^HeartbeatSource +static, apache:http://127\\.0\\.0\\.1:8080/server-status\\?auto +${
+          at(3)
+        }, ${at(4)}$`,
+        "m",
+      ),
+    );
+    assert.match(result.stdout, new RegExp(`^HeartbeatSmooth +2 +${at(5)}$`, "m"));
   },
 );
 
@@ -544,6 +558,137 @@ test(
     assert.equal(answer, "200 ok");
     const metrics = await lab.run("peer", ["curl", "-s", "http://10.99.3.1:9101/metrics"]);
     assert.match(metrics.stdout, /^heartbeat_ready 3$/m);
+    await stop(agent);
+  },
+);
+
+/** The `ready=N&busy=M` of each heartbeat an agent in --dry-run printed so far. */
+function printedHeartbeats(stdout: string): string[] {
+  return stdout.split("\n").filter(Boolean).map((line) => line.split(" v=1&")[1]);
+}
+
+test(
+  `e2e ${runtime}: two sources, each in turn the tight one; each one's reading in /metrics`,
+  { skip },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "second-source-load");
+    writeFileSync(load, "ready=1&busy=1\n");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--ready",
+        "40",
+        "--busy",
+        "10",
+        "--interval",
+        "0.2",
+        "--dry-run",
+        "--http",
+        "10.99.3.1:9102",
+      ]),
+      { env: { HEARTBEAT_SOURCE: `static, file:${load}` } },
+    );
+    const output = collect(agent);
+    const latest = () => printedHeartbeats(output().stdout).at(-1);
+    const settles = async (expected: string, what: string) => {
+      const start = printedHeartbeats(output().stdout).length;
+      // Two in a row that say it, after the file changed: the one under way may be the old one.
+      await waitFor(
+        () =>
+          printedHeartbeats(output().stdout).slice(start).slice(-2).join() ===
+            `${expected},${expected}`,
+        10_000,
+        `${what}: ${expected}, last ${latest()}\n${output().stderr}`,
+      );
+    };
+    // The file's 50 % free is tighter than static's 80 %: half of static's 50 slots.
+    await settles("ready=25&busy=25", "the file the tight one");
+    assert.match(
+      output().stderr,
+      new RegExp(
+        `sending the tightest of \\(static ready=40 busy=10\\) and \\(file ${load}\\) to 239\\.0\\.0\\.1:27990 `,
+      ),
+    );
+    const metrics = async () =>
+      (await lab.run("peer", ["curl", "-s", "http://10.99.3.1:9102/metrics"])).stdout;
+    const file = `file:${load}`;
+    assert.match(
+      await metrics(),
+      new RegExp(`^heartbeat_source_free_ratio\\{source="${file}"\\} 0\\.5$`, "m"),
+    );
+
+    writeFileSync(load, "ready=9&busy=1\n");
+    await settles("ready=40&busy=10", "static the tight one");
+    const text = await metrics();
+    for (
+      const line of [
+        'heartbeat_source_ready{source="static"} 40',
+        'heartbeat_source_busy{source="static"} 10',
+        'heartbeat_source_free_ratio{source="static"} 0.8',
+        `heartbeat_source_up{source="${file}"} 1`,
+        `heartbeat_source_ready{source="${file}"} 9`,
+        `heartbeat_source_busy{source="${file}"} 1`,
+        `heartbeat_source_free_ratio{source="${file}"} 0.9`,
+        "heartbeat_ready 40",
+      ]
+    ) assert.ok(text.split("\n").includes(line), `${line} in\n${text}`);
+
+    writeFileSync(load, "ready=0&busy=4\n");
+    await settles("ready=0&busy=50", "nothing free in the file");
+    // One source without an answer: no heartbeat, and /metrics says which.
+    writeFileSync(load, "nonsense\n");
+    await waitFor(
+      () => output().stderr.includes(`no heartbeat sent: the tightest of`),
+      10_000,
+      `the failure logged: ${output().stderr}`,
+    );
+    assert.match(await metrics(), new RegExp(`^heartbeat_source_up\\{source="${file}"\\} 0$`, "m"));
+    await stop(agent);
+  },
+);
+
+test(
+  `e2e ${runtime}: --smooth: a step in a source's free share shows gradually, 63 % of it in the time constant`,
+  { skip },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "smoothed-load");
+    writeFileSync(load, "ready=0&busy=100\n");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--source",
+        `file:${load}`,
+        "--smooth",
+        "1",
+        "--interval",
+        "0.1",
+        "--dry-run",
+      ]),
+    );
+    const output = collect(agent);
+    const readies = () =>
+      printedHeartbeats(output().stdout).map((heartbeat) =>
+        Number(/ready=(\d+)/.exec(heartbeat)![1])
+      );
+    await waitFor(() => readies().length >= 3, 10_000, `heartbeats: ${output().stderr}`);
+    assert.match(output().stderr, new RegExp(`sending file ${load}, smoothed over 1 s to `));
+    assert.deepEqual(new Set(readies()), new Set([0]));
+    const before = readies().length;
+    const stepped = Date.now();
+    writeFileSync(load, "ready=100&busy=0\n");
+    await waitFor(() => readies().at(-1)! >= 95, 10_000, `ready 95: ${readies()}`);
+    const took = Date.now() - stepped;
+    // 95 % takes three time constants, 3 s; unsmoothed it would be the next heartbeat.
+    assert.ok(took >= 2500 && took < 6000, `95 % after ${took} ms: ${readies().slice(before)}`);
+    const climb = readies().slice(before).filter((ready) => ready > 0 && ready < 95);
+    assert.ok(climb.length >= 10, `a gradual climb: ${readies().slice(before)}`);
+    for (let i = 1; i < climb.length; i++) assert.ok(climb[i] >= climb[i - 1], `${climb}`);
     await stop(agent);
   },
 );
