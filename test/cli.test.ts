@@ -437,8 +437,8 @@ test("main: --dry-run --once with several sources prints each source's reading b
       status: EXIT_OK,
       out: [
         "239.0.0.1:27999 v=1&ready=20&busy=30",
-        "# static: ready=40 busy=10, 80.0 % free",
-        `# file:${load}: ready=2 busy=3, 40.0 % free (the tightest)`,
+        "source static: ready=40 busy=10, 80.0 % free",
+        `source file:${load}: ready=2 busy=3, 40.0 % free (the tightest)`,
       ],
       err: [],
     });
@@ -446,8 +446,8 @@ test("main: --dry-run --once with several sources prints each source's reading b
     const failed = await run(["--source", "static", "--source", `file:${load}`]);
     assert.equal(failed.status, 1);
     assert.deepEqual(failed.out, [
-      "# static: ready=40 busy=10, 80.0 % free",
-      `# file:${load}: no answer: ${failed.out[1].split(": no answer: ")[1]}`,
+      "source static: ready=40 busy=10, 80.0 % free",
+      `source file:${load}: no answer: ${failed.out[1].split(": no answer: ")[1]}`,
     ]);
     assert.match(
       failed.err.join("\n"),

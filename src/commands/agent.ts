@@ -346,14 +346,14 @@ export async function runAgent(
 }
 
 /**
- * Each source's reading, for `--once --dry-run` with several: `# apache: ready=3 busy=7, 30.0 %
+ * Each source's reading, for `--once --dry-run` with several: `source apache: ready=3 busy=7, 30.0 %
  * free (the tightest)`, or why it gave none.
  */
 function readingLines(readings: readonly SourceReading[]): string[] {
   const shares = readings.map((reading) => reading.problem ? NaN : reading.share ?? NaN);
   const tightest = shares.some(Number.isNaN) ? -1 : shares.indexOf(Math.min(...shares));
   return readings.map(({ name, load, share, problem }, index) =>
-    `# ${name}: ${
+    `source ${name}: ${
       problem || !load
         ? `no answer: ${problem ?? "not read"}`
         : `ready=${load.ready} busy=${load.busy}, ${(100 * share!).toFixed(1)} % free${
