@@ -55,8 +55,15 @@ export function combineSources(
     exact: false,
   }));
   const several = tracked.length > 1;
-  const describe = ({ source, timeConstantMs }: (typeof tracked)[number]) =>
-    `${source.description}${timeConstantMs ? `, smoothed over ${timeConstantMs / 1000} s` : ""}`;
+  const smoothing = ({ timeConstantMs }: (typeof tracked)[number]) =>
+    timeConstantMs ? `, smoothed over ${timeConstantMs / 1000} s` : "";
+  // One source's choice is said by the startup line, as before; several say theirs each.
+  const describe = (entry: (typeof tracked)[number]) => {
+    const chosen = entry.source.chosenBecause;
+    return `${entry.source.description}${chosen ? ` (chosen because ${chosen})` : ""}${
+      smoothing(entry)
+    }`;
+  };
 
   const readOne = async (entry: (typeof tracked)[number], signal: AbortSignal): Promise<Load> => {
     const { reading } = entry;
@@ -88,7 +95,7 @@ export function combineSources(
   return {
     description: several
       ? `the tightest of ${tracked.map((entry) => `(${describe(entry)})`).join(" and ")}`
-      : describe(tracked[0]),
+      : `${tracked[0].source.description}${smoothing(tracked[0])}`,
     chosenBecause: several ? undefined : tracked[0].source.chosenBecause,
     readings: () => tracked.map((entry) => ({ ...entry.reading })),
     async read(signal) {

@@ -68,6 +68,20 @@ test("combined: the first sets the size, the smallest free share sets ready, eac
     { name: "static", load: { ready: 40, busy: 10 }, share: 0.8, problem: undefined },
     { name: "file:/run/load", load: { ready: 2, busy: 3 }, share: 0.4, problem: undefined },
   ]);
+  // Where auto chose a source, the startup line says why, for each.
+  const chosen = combined([["auto", { ...first, chosenBecause: "--ready was given" }], [
+    "file:/run/load",
+    second,
+  ]]);
+  assert.equal(
+    chosen.description,
+    "the tightest of (static ready=40 busy=10 (chosen because --ready was given)) and (file /run/load)",
+  );
+  assert.equal(chosen.chosenBecause, undefined);
+  assert.equal(
+    combined([["auto", { ...first, chosenBecause: "--ready was given" }]]).chosenBecause,
+    "--ready was given",
+  );
   // Now the static one is the tight one: its own numbers go out.
   second.load = { ready: 99, busy: 1 };
   assert.deepEqual(await both.read(never), { ready: 40, busy: 10 });
