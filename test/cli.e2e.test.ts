@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { drainSignals } from "../src/signals.ts";
@@ -573,7 +573,12 @@ test(
   async () => {
     const lab = network();
     const load = join(lab.dir, "second-source-load");
-    writeFileSync(load, "ready=1&busy=1\n");
+    // Written whole and renamed over, as the file source asks: never read half written.
+    const write = (text: string) => {
+      writeFileSync(`${load}.new`, text);
+      renameSync(`${load}.new`, load);
+    };
+    write("ready=1&busy=1\n");
     const agent = lab.spawn(
       "host",
       agentCommand(runtime, [
@@ -620,7 +625,7 @@ test(
       new RegExp(`^heartbeat_source_free_ratio\\{source="${file}"\\} 0\\.5$`, "m"),
     );
 
-    writeFileSync(load, "ready=9&busy=1\n");
+    write("ready=9&busy=1\n");
     await settles("ready=40&busy=10", "static the tight one");
     const text = await metrics();
     for (
@@ -636,14 +641,18 @@ test(
       ]
     ) assert.ok(text.split("\n").includes(line), `${line} in\n${text}`);
 
-    writeFileSync(load, "ready=0&busy=4\n");
+    write("ready=0&busy=4\n");
     await settles("ready=0&busy=50", "nothing free in the file");
     // One source without an answer: no heartbeat, and /metrics says which.
-    writeFileSync(load, "nonsense\n");
+    write("nonsense\n");
     await waitFor(
       () => output().stderr.includes(`no heartbeat sent: the tightest of`),
       10_000,
       `the failure logged: ${output().stderr}`,
+    );
+    assert.match(
+      output().stderr,
+      new RegExp(`no heartbeat sent: the tightest of .*: file:${load}: expected ready=N&busy=M`),
     );
     assert.match(await metrics(), new RegExp(`^heartbeat_source_up\\{source="${file}"\\} 0$`, "m"));
     await stop(agent);
