@@ -605,6 +605,8 @@ export interface Resolved {
   settings: Settings;
   /** Where each setting's value came from: `--ttl`, `HEARTBEAT_TTL`, `FILE:LINE`, or `default`. */
   origins: Partial<Record<keyof Settings, string>>;
+  /** A repeatable setting's origin for each of its values, in order: `FILE:LINE` for each line. */
+  itemOrigins: Partial<Record<keyof Settings, string[]>>;
   /** Everything wrong, each a line that says where. */
   problems: string[];
   /** Which problems come from flags: usage errors. */
@@ -615,6 +617,7 @@ export interface Resolved {
 export function resolveSettings(layers: Layers): Resolved {
   const values: Partial<Record<keyof Settings, unknown>> = {};
   const origins: Resolved["origins"] = {};
+  const itemOrigins: Resolved["itemOrigins"] = {};
   const problems: string[] = [];
   const flagProblems: string[] = [];
 
@@ -628,6 +631,7 @@ export function resolveSettings(layers: Layers): Resolved {
     if (chosen) {
       values[spec.key] = chosen.value;
       origins[spec.key] = chosen.origin;
+      if (spec.multiple) itemOrigins[spec.key] = chosen.itemOrigins;
     }
   }
   if (layers.config) {
@@ -654,6 +658,7 @@ export function resolveSettings(layers: Layers): Resolved {
   return {
     settings: { ...DEFAULTS, ...values } as Settings,
     origins,
+    itemOrigins,
     problems: [...flagProblems, ...problems],
     flagProblems,
   };
@@ -662,6 +667,7 @@ export function resolveSettings(layers: Layers): Resolved {
 interface Candidate {
   value: unknown;
   origin: string;
+  itemOrigins: string[];
 }
 
 function fromFlag(
@@ -674,7 +680,7 @@ function fromFlag(
   const texts = Array.isArray(raw) ? raw : [raw];
   return collect(
     spec,
-    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })),
+    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'`, origin: `--${spec.flag}` })),
     `--${spec.flag}`,
     problems,
     WORKING_FOLDER,
@@ -687,7 +693,7 @@ function fromEnv(spec: Setting, env: Layers["env"], problems: string[]): Candida
   const texts = spec.multiple ? raw.split(spec.list?.split ?? /[\s,]+/).filter(Boolean) : [raw];
   return collect(
     spec,
-    texts.map((text) => ({ text, where: `${spec.env} '${text}'` })),
+    texts.map((text) => ({ text, where: `${spec.env} '${text}'`, origin: spec.env })),
     spec.env,
     problems,
     WORKING_FOLDER,
@@ -721,6 +727,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     used.map((directive) => ({
       text: directive.args[0],
       where: `${directive.file}:${directive.line}: ${spec.directive}:`,
+      origin: `${directive.file}:${directive.line}`,
     })),
     used.map((directive) => `${directive.file}:${directive.line}`).join(", "),
     problems,
@@ -734,16 +741,18 @@ const WORKING_FOLDER = { "runtime-dir": ".", "server-root": "." };
 /** Parses each text; a problem is `WHERE: reason` (or `WHERE reason` after a colon). */
 function collect(
   spec: Setting,
-  texts: { text: string; where: string }[],
+  texts: { text: string; where: string; origin: string }[],
   origin: string,
   problems: string[],
   folders: Record<NonNullable<Setting["file"]>, string>,
 ): Candidate | undefined {
   const values: unknown[] = [];
-  for (const { text, where } of texts) {
+  const itemOrigins: string[] = [];
+  for (const { text, where, origin } of texts) {
     try {
       const value = spec.parse(text);
       values.push(spec.file ? resolve(folders[spec.file], value as string) : value);
+      itemOrigins.push(origin);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
       problems.push(
@@ -752,7 +761,7 @@ function collect(
     }
   }
   if (values.length === 0) return undefined;
-  return { value: spec.multiple ? values : values[0], origin };
+  return { value: spec.multiple ? values : values[0], origin, itemOrigins };
 }
 
 /**

@@ -472,6 +472,11 @@ test("main: -t checks what a start would, and says each problem where it is", as
       conf,
       "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource static\nHeartbeatKeyFile /nonexistent/key\n",
     );
+    const several = join(dir, "several.conf");
+    writeFileSync(
+      several,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource file:/run/load\nHeartbeatSource nginx\nHeartbeatSource exec:\nHeartbeatSource nginx\n",
+    );
     const cases: [string[], string[]][] = [
       [["-t", "--ready", "1"], [
         "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
@@ -479,6 +484,15 @@ test("main: -t checks what a start would, and says each problem where it is", as
       [["-t", "-f", conf], [
         `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
         `${conf}:3: --key-file: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
+      ]],
+      // Several sources: each problem at its own line.
+      [["-t", "-f", several], [
+        `${several}:3: --source nginx needs --capacity N: how many connections this server can serve at once`,
+        `${several}:4: --source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
+        `${several}:5: --source nginx is given twice: give each source once`,
+      ]],
+      [["-t", "-a", "239.0.0.1:27999", "--source", "file:/run/load", "--source", "tcp"], [
+        "--source tcp needs --capacity N: how many connections this server can serve at once",
       ]],
       [["monitor", "-t"], [
         "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",

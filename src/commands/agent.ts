@@ -16,7 +16,7 @@ import { Drain, DRAIN_REPEAT_MS, shapeLoad } from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
 import { type CombinedSource, combineSources, type SourceReading } from "../sources/combined.ts";
-import { createSources } from "../sources/index.ts";
+import { createListedSource, createSources } from "../sources/index.ts";
 import { createHttpSender } from "../senders/http-post.ts";
 import { createPrintSender } from "../senders/print.ts";
 import { createResolvingSender } from "../senders/resolving.ts";
@@ -64,7 +64,11 @@ interface Lasting {
 export function agentChecks(settings: Settings, logger: Logger): Check[] {
   return [
     { key: "addresses", run: () => requireDestination(settings) },
-    { key: "source", run: () => createSources(settings.source, settings) },
+    ...settings.source.map((_, item): Check => ({
+      key: "source",
+      item,
+      run: () => createListedSource(settings.source, item, settings),
+    })),
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
