@@ -137,6 +137,7 @@ export type Command =
 
 /** What the command line asks for; throws UsageError with a message saying what to fix. */
 export function parseCommandLine(argv: string[]): Command {
+  argv = withoutLeadingSeparator(argv);
   // `-address`: a long option with one dash, which parseArgs would read as -a "ddress".
   const oneDash = argv.find((arg) =>
     /^-[a-z][a-z-]+(=.*)?$/.test(arg) && OPTIONS[arg.slice(1).split("=")[0]]
@@ -222,6 +223,19 @@ export function parseCommandLine(argv: string[]): Command {
 function commandsOf(flag: string): readonly CommandName[] | undefined {
   return SETTINGS.find((spec) => spec.flag === flag)?.commands ??
     COMMAND_FLAGS.find((command) => command.flag === flag)?.commands;
+}
+
+/**
+ * `deno task start -- --address …` and `./heartbeat -- --address …` put a bare `--` before the
+ * flags; heartbeat takes no argument that starts with a dash, so a `--` first (or just after the
+ * command word) means nothing, as most command lines take it.
+ */
+function withoutLeadingSeparator(argv: string[]): string[] {
+  if (argv[0] === "--") return argv.slice(1);
+  if (argv[1] === "--" && (argv[0] === "monitor" || argv[0] === "servers")) {
+    return [argv[0], ...argv.slice(2)];
+  }
+  return argv;
 }
 
 /**

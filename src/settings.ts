@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { parseAddress } from "./address.ts";
 import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
-import type { ConfigRead } from "./config/httpd.ts";
+import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
@@ -716,7 +716,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     } else if (directive.args.length !== 1) {
       problems.push(`${where} takes one argument`);
     } else if (directive.undefinedVariables.length) {
-      problems.push(`${where}: variable \${${directive.undefinedVariables[0]}} is not defined`);
+      problems.push(`${where}: ${undefinedVariable(directive.undefinedVariables[0])}`);
     } else return true;
     return false;
   });

@@ -617,3 +617,20 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("cli: a bare '--' before the flags (deno task start -- --address …) is taken as nothing", () => {
+  const agent = parseCommandLine(["--", "--address", "239.0.0.1:27999", "--ready", "3"]);
+  assert.deepEqual(agent.kind === "run" && agent.invocation.flags, {
+    address: ["239.0.0.1:27999"],
+    ready: "3",
+  });
+  const monitor = parseCommandLine(["monitor", "--", "--listen", "239.0.0.1:27999"]);
+  assert.equal(monitor.kind === "run" && monitor.mode, "monitor");
+  const servers = parseCommandLine(["servers", "--", "/tmp/hb.dat"]);
+  assert.deepEqual(servers, { kind: "servers", file: "/tmp/hb.dat" });
+  // Anywhere else it is still an argument heartbeat does not take.
+  assert.throws(
+    () => parseCommandLine(["--ready", "3", "--", "--busy", "1"]),
+    /unexpected argument '--busy'/,
+  );
+});

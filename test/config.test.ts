@@ -284,6 +284,11 @@ test("config: error cases name the file and line, in Apache's words", () => {
       { "/etc/hb/main.conf": "HeartbeatAddress ${HB}:27999" },
       /:1: HeartbeatAddress: variable \$\{HB\} is not defined$/,
     ],
+    [
+      "systemd's credentials folder, checked outside systemd",
+      { "/etc/hb/main.conf": "HeartbeatKeyFile ${CREDENTIALS_DIRECTORY}/heartbeat.key" },
+      /:1: HeartbeatKeyFile: variable \$\{CREDENTIALS_DIRECTORY\} is not defined \(systemd sets it for a unit with LoadCredential=; to check the file outside the unit, give it: CREDENTIALS_DIRECTORY=\/etc\/heartbeat heartbeat -t -f FILE\)$/,
+    ],
     ["inside a VirtualHost", {
       "/etc/hb/main.conf": "<VirtualHost *:80>\nHeartbeatAddress 239.0.0.1:1\n</VirtualHost>",
     }, /:2: HeartbeatAddress cannot occur within <VirtualHost> section$/],

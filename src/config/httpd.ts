@@ -240,7 +240,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       return;
     }
     if (undefinedVariables.length) {
-      problem(file, line, `${name}: variable \${${undefinedVariables[0]}} is not defined`);
+      problem(file, line, `${name}: ${undefinedVariable(undefinedVariables[0])}`);
       return;
     }
     if (stack.length > MAX_INCLUDE_DEPTH) {
@@ -411,4 +411,16 @@ function reason(error: unknown): string {
     : code === "EACCES"
     ? "Permission denied"
     : String((error as Error).message ?? error);
+}
+
+/**
+ * Apache's words for a `${NAME}` that neither a Define nor the environment sets, with what to do
+ * for the one a systemd unit sets (LoadCredential=) and a check outside it does not.
+ */
+export function undefinedVariable(name: string): string {
+  return `variable \${${name}} is not defined${
+    name === "CREDENTIALS_DIRECTORY"
+      ? " (systemd sets it for a unit with LoadCredential=; to check the file outside the unit, give it: CREDENTIALS_DIRECTORY=/etc/heartbeat heartbeat -t -f FILE)"
+      : ""
+  }`;
 }
