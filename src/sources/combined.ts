@@ -41,31 +41,41 @@ export interface CombineOptions {
  */
 const SETTLED = 1e-9;
 
+/** One of the sources, with its last reading and its moving average. */
+interface Tracked {
+  source: Source;
+  reading: SourceReading;
+  /** τ of its moving average; 0: none. */
+  timeConstantMs: number;
+  /** When `reading.share` was last updated (clock ms). */
+  at: number;
+  /** The share is exactly ready / (ready + busy) of the last reading, not an average. */
+  exact: boolean;
+}
+
 export function combineSources(
   sources: readonly { name: string; source: Source }[],
   options: CombineOptions,
 ): CombinedSource {
-  const tracked = sources.map(({ name, source }) => ({
+  const tracked = sources.map(({ name, source }): Tracked => ({
     source,
-    reading: { name } as SourceReading,
+    reading: { name },
     timeConstantMs: 1000 * (options.smoothSeconds ?? source.defaultSmoothSeconds ?? 0),
-    /** When `reading.share` was last updated (clock ms). */
     at: 0,
-    /** The share is exactly ready / (ready + busy) of the last reading, not an average. */
     exact: false,
   }));
   const several = tracked.length > 1;
-  const smoothing = ({ timeConstantMs }: (typeof tracked)[number]) =>
+  const smoothing = ({ timeConstantMs }: Tracked) =>
     timeConstantMs ? `, smoothed over ${timeConstantMs / 1000} s` : "";
   // One source's choice is said by the startup line, as before; several say theirs each.
-  const describe = (entry: (typeof tracked)[number]) => {
+  const describe = (entry: Tracked) => {
     const chosen = entry.source.chosenBecause;
     return `${entry.source.description}${chosen ? ` (chosen because ${chosen})` : ""}${
       smoothing(entry)
     }`;
   };
 
-  const readOne = async (entry: (typeof tracked)[number], signal: AbortSignal): Promise<Load> => {
+  const readOne = async (entry: Tracked, signal: AbortSignal): Promise<Load> => {
     const { reading } = entry;
     try {
       const load = await entry.source.read(signal);
@@ -111,10 +121,7 @@ export function combineSources(
  * floor(size × the source's share): exact, in integers, for a share that is a reading's own
  * ready / (ready + busy), so that a single source's heartbeat is its reading to the slot.
  */
-function readyAt(
-  size: number,
-  { reading, exact }: { reading: SourceReading; exact: boolean },
-): number {
+function readyAt(size: number, { reading, exact }: Tracked): number {
   const { ready, busy } = reading.load!;
   if (!exact) return Math.min(size, Math.floor(size * reading.share!));
   if (ready + busy === 0) return 0;
