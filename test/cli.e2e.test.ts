@@ -6,7 +6,7 @@
  *   lonely (loopback only)
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -19,11 +19,13 @@ import {
   commandAvailable,
   currentRuntime,
   Lab,
+  REPO,
   runtimeCommand,
   skipUnlessLab,
   stop,
   waitFor,
 } from "./support/lab.ts";
+import { skipUnlessCgroupV1, V1Cgroup } from "./support/cgroups.ts";
 import type { Probe } from "./support/send-probe.ts";
 
 const skip = skipUnlessLab();
@@ -783,6 +785,62 @@ test(
     assert.ok(climb.length >= 10, `a gradual climb: ${readies().slice(before)}`);
     for (let i = 1; i < climb.length; i++) assert.ok(climb[i] >= climb[i - 1], `${climb}`);
     await stop(agent);
+  },
+);
+
+test(
+  `e2e ${runtime}: static and cpu at once: static's numbers while the CPU is idle, ready near 0 once its quota is used, smoothed over cpu's 3 s`,
+  { skip: skip || skipUnlessCgroupV1(), timeout: 90_000 },
+  async () => {
+    const cgroup = new V1Cgroup(0.5);
+    // In a network namespace of its own, though it only prints; not by `ip netns exec`, which
+    // mounts a /sys of its own, without the cgroup hierarchies.
+    const agent = spawn("unshare", [
+      "--net",
+      ...agentCommand(runtime, [
+        ...["-a", "239.0.0.1:27990", "--dry-run"],
+        ...["--source", "static", "--ready", "40", "--busy", "10"],
+        ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "100"],
+      ]),
+    ], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const output = collect(agent);
+    const heartbeats = () => printedHeartbeats(output().stdout);
+    try {
+      await waitFor(() => heartbeats().length >= 2, 30_000, `heartbeats: ${output().stderr}`);
+      assert.match(
+        output().stderr,
+        /sending the tightest of \(static ready=40 busy=10\) and \(cpu of .* \(quota 0\.5 CPU, cgroup v1\), smoothed over 3 s\)/,
+      );
+      // Idle, the CPU has more room than static's 80 %: static's own numbers.
+      assert.equal(heartbeats().at(-1), "ready=40&busy=10");
+      const before = heartbeats().length;
+      cgroup.busy(1, 40);
+      // The half CPU used up: at most 10 % of it free, floor(50 × 0.1) = 5.
+      await waitFor(
+        () =>
+          heartbeats().slice(before).some((heartbeat) =>
+            /^ready=[0-5]&busy=(4[5-9]|50)$/.test(heartbeat)
+          ),
+        20_000,
+        `ready near 0: ${heartbeats().slice(before)}`,
+      );
+      const busy = heartbeats().slice(before);
+      // Smoothed: it came down over several heartbeats, not in one step.
+      assert.ok(
+        busy.filter((heartbeat) => !/^ready=(40|[0-5])&/.test(heartbeat)).length >= 2,
+        `a gradual fall: ${busy}`,
+      );
+      await cgroup.idle();
+      const busyUntil = heartbeats().length;
+      await waitFor(
+        () => heartbeats().slice(busyUntil).includes("ready=40&busy=10"),
+        20_000,
+        `static's numbers again: ${heartbeats().slice(busyUntil)}`,
+      );
+    } finally {
+      await stop(agent);
+      await cgroup.remove();
+    }
   },
 );
 
