@@ -5,6 +5,7 @@
  * question is answered at once, from the last heartbeat, whoever asks and however often.
  */
 import type { Load } from "./codec.ts";
+import type { SourceReading } from "./sources/combined.ts";
 
 export interface DestinationCounts {
   sent: number;
@@ -25,11 +26,19 @@ export class AgentStatus {
   readonly #now: () => number;
   readonly #intervalMs: () => number;
   readonly #draining: () => boolean;
+  /** Each source's last reading, before they are combined and shaped. */
+  readonly sources: () => readonly SourceReading[];
 
-  constructor(options: { now: () => number; intervalMs: () => number; draining: () => boolean }) {
+  constructor(options: {
+    now: () => number;
+    intervalMs: () => number;
+    draining: () => boolean;
+    sources?: () => readonly SourceReading[];
+  }) {
     this.#now = options.now;
     this.#intervalMs = options.intervalMs;
     this.#draining = options.draining;
+    this.sources = options.sources ?? (() => []);
   }
 
   /** The source answered, and this is what is advertised (undefined: a drain gone silent). */
@@ -122,6 +131,16 @@ export function agentMetrics(status: AgentStatus, build: Record<string, string>)
         `${name}{destination="${label(destination)}"} ${pick(counts)}`
       ),
     );
+  const sources = status.sources();
+  const perSource = (name: string, help: string, pick: (reading: SourceReading) => number) =>
+    family(
+      name,
+      help,
+      "gauge",
+      sources.flatMap((reading) =>
+        reading.load ? [`${name}{source="${label(reading.name)}"} ${pick(reading)}`] : []
+      ),
+    );
   return [
     family(
       "heartbeat_build_info",
@@ -148,6 +167,31 @@ export function agentMetrics(status: AgentStatus, build: Record<string, string>)
       [
         `heartbeat_source_errors_total ${status.sourceErrors}`,
       ],
+    ),
+    family(
+      "heartbeat_source_up",
+      "1 while the source's last read answered, 0 when it gave no data.",
+      "gauge",
+      sources.flatMap((reading) =>
+        reading.load || reading.problem
+          ? [`heartbeat_source_up{source="${label(reading.name)}"} ${reading.problem ? 0 : 1}`]
+          : []
+      ),
+    ),
+    perSource(
+      "heartbeat_source_ready",
+      "Idle slots the source last reported, before sources are combined and shaped.",
+      (reading) => reading.load!.ready,
+    ),
+    perSource(
+      "heartbeat_source_busy",
+      "Busy slots the source last reported, before sources are combined and shaped.",
+      (reading) => reading.load!.busy,
+    ),
+    perSource(
+      "heartbeat_source_free_ratio",
+      "The source's free share, ready / (ready + busy), smoothed by --smooth: the lowest sets ready.",
+      (reading) => reading.share!,
     ),
     family("heartbeat_ready", "Idle slots the last heartbeat advertised.", "gauge", [
       `heartbeat_ready ${status.advertised?.ready ?? 0}`,

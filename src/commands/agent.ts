@@ -21,7 +21,8 @@ import {
 } from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
-import { createSource } from "../sources/index.ts";
+import { type CombinedSource, combineSources, type SourceReading } from "../sources/combined.ts";
+import { createListedSource, createSources } from "../sources/index.ts";
 import { createHttpSender } from "../senders/http-post.ts";
 import { createPrintSender } from "../senders/print.ts";
 import { createResolvingSender } from "../senders/resolving.ts";
@@ -50,6 +51,8 @@ interface Prepared {
   logger: Logger;
   lasting: Lasting;
   options: Omit<AgentOptions, "signal">;
+  /** The source the agent reads, with each of the sources it combines. */
+  sources: CombinedSource;
   /** How heartbeats go out, for the startup line. */
   via: string;
   /** Closes the sockets it opened. */
@@ -69,7 +72,11 @@ interface Lasting {
 export function agentChecks(settings: Settings, logger: Logger): Check[] {
   return [
     { key: "addresses", run: () => requireDestination(settings) },
-    { key: "source", run: () => createSource(settings.source, settings) },
+    ...settings.source.map((_, item): Check => ({
+      key: "source",
+      item,
+      run: () => createListedSource(settings.source, item, settings),
+    })),
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
@@ -104,7 +111,10 @@ async function prepare(
   const { io, clock } = context;
   requireDestination(settings);
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const source = await createSource(settings.source, settings);
+  const source = combineSources(await createSources(settings.source, settings), {
+    smoothSeconds: settings.smoothSeconds,
+    now: () => clock.now(),
+  });
   const adapter = chooseAdapter(settings);
   const udp = await resolveDestinations(udpAddresses(settings));
   const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
@@ -116,7 +126,7 @@ async function prepare(
     drain: new Drain(logger, () => clock.now()),
     startedAt: clock.now(),
   };
-  const base = { settings, logger, lasting };
+  const base = { settings, logger, lasting, sources: source };
   const shaping = {
     minBusy: settings.minBusy,
     rampUpSeconds: settings.rampUpSeconds,
@@ -323,6 +333,10 @@ export async function runAgent(
       if (sent.length && !invocation.dryRun) {
         active.logger.info(`sent ${payload} to ${sent.join(", ")}`);
       }
+      const readings = active.sources.readings();
+      if (invocation.dryRun && readings.length > 1) {
+        readingLines(readings).forEach(context.io.stdout);
+      }
       return reached ? EXIT_OK : EXIT_FAILURE;
     } finally {
       await active.close();
@@ -333,6 +347,7 @@ export async function runAgent(
     now: () => context.clock.now(),
     intervalMs: () => active.settings.intervalSeconds * 1000,
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
+    sources: () => active.sources.readings(),
   });
   const services = await serve(active.settings, status, active.logger);
   // The drain file is looked for between ticks too (drainFileExists, a stat).
@@ -400,6 +415,24 @@ export async function runAgent(
     await Promise.all(services.map((service) => service.close()));
     await active.close();
   }
+}
+
+/**
+ * Each source's reading, for `--once --dry-run` with several: `source apache: ready=3 busy=7, 30.0 %
+ * free (the tightest)`, or why it gave none.
+ */
+function readingLines(readings: readonly SourceReading[]): string[] {
+  const shares = readings.map((reading) => reading.problem ? NaN : reading.share ?? NaN);
+  const tightest = shares.some(Number.isNaN) ? -1 : shares.indexOf(Math.min(...shares));
+  return readings.map(({ name, load, share, problem }, index) =>
+    `source ${name}: ${
+      problem || !load
+        ? `no answer: ${problem ?? "not read"}`
+        : `ready=${load.ready} busy=${load.busy}, ${(100 * share!).toFixed(1)} % free${
+          index === tightest ? " (the tightest)" : ""
+        }`
+    }`
+  );
 }
 
 /** The agent-check and HTTP servers the settings ask for, open. */
