@@ -760,3 +760,36 @@ test("main: heartbeat servers -f with two members on one host: its weight counte
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("main: --ready and --busy with a source that does not read them are said to be ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-ignored-"));
+  try {
+    const load = join(dir, "load");
+    writeFileSync(load, "ready=5&busy=1\n");
+    const run = async (source: string[]) => {
+      const out = recordingLog();
+      const err = recordingLog();
+      const status = await main(
+        ["-a", "239.0.0.1:27999", ...source, "--ready", "3", "--dry-run", "--once"],
+        { stdout: out.write, stderr: err.write },
+        {},
+      );
+      return { status, out: out.lines, err: err.lines };
+    };
+    const file = await run(["--source", `file:${load}`]);
+    assert.equal(file.status, EXIT_OK);
+    assert.deepEqual(file.out, ["239.0.0.1:27999 v=1&ready=5&busy=1"]);
+    assert.equal(file.err.length, 1, file.err.join("\n"));
+    assert.match(
+      file.err[0],
+      /warn {2}--ready and --busy are ignored: only --source static reads them, and the source is file:/,
+    );
+    // Read where they mean something: by static, and by auto, which then chooses static.
+    for (const source of [["--source", "static"], []]) {
+      const used = await run(source);
+      assert.deepEqual([used.out, used.err], [["239.0.0.1:27999 v=1&ready=3&busy=0"], []]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -115,6 +115,15 @@ async function prepare(
     smoothSeconds: settings.smoothSeconds,
     now: () => clock.now(),
   });
+  // Only static reads them (auto chooses static when --ready is given): elsewhere a mistake.
+  const fixedCounts = settings.ready !== undefined || settings.busy !== undefined;
+  if (fixedCounts && !settings.source.some((spec) => spec === "static" || spec === "auto")) {
+    logger.warn(
+      `--ready and --busy are ignored: only --source static reads them, and the source is ${
+        settings.source.join(", ")
+      }`,
+    );
+  }
   const adapter = chooseAdapter(settings);
   const udp = await resolveDestinations(udpAddresses(settings));
   const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
