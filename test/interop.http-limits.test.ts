@@ -176,15 +176,15 @@ test(
     const log = collect(agent);
     await waitFor(() => /agent-check on/.test(log().stderr), 10_000, "the agent-check");
     await waitFor(() => /healthz and \/metrics on/.test(log().stderr), 10_000, "the agent's HTTP");
+    // As HAProxy asks, and as `socat … </dev/null` does: a client that half-closes at once.
+    const halfClosing = "for i in $(seq 20); do socat -T 3 - TCP:" + SERVER +
+      ":9300 </dev/null || echo failed; sleep 0.1; done";
+    assert.deepEqual(await client(halfClosing), Array(20).fill("ready up 100%"), "half-closed");
     const httpEnded = await attack(9100, 60, "GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nX-Slow: ");
     const checkEnded = await attack(9300, 80, "x");
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const from = Date.now();
-    // As HAProxy asks, and as `socat … </dev/null` does: a client that half-closes at once.
-    const checks = await client(
-      "for i in $(seq 20); do socat -T 3 - TCP:" + SERVER +
-        ":9300 </dev/null || echo failed; sleep 0.1; done",
-    );
+    const checks = await client(halfClosing);
     assert.deepEqual(checks, Array(20).fill("ready up 100%"), "every legitimate check answered");
     const probes = await client(
       "for i in $(seq 10); do curl -s -m 3 -o /dev/null -w '%{http_code}\\n' " +
@@ -194,7 +194,7 @@ test(
     const metrics = (await client(`curl -s -m 3 http://${SERVER}:9100/metrics`)).join("\n");
     assert.match(
       metrics,
-      /^heartbeat_connections_refused_total\{listener="agent-check",reason="too-many-from-address"\} [1-9]/m,
+      /^heartbeat_connections_refused_total\{listener="http",reason="too-many-from-address"\} [1-9]/m,
     );
     // Every heartbeat on time meanwhile: one each 0.2 s, none more than 0.6 s after the last.
     const during = heard.filter((at) => at >= from);
@@ -207,10 +207,18 @@ test(
     // Cut off 10 s and 2 s after opening; the attacker sees it at its next byte, up to 1 s on.
     assert.ok(http.longestMs <= 13_000, `an HTTP connection lasted ${http.longestMs} ms`);
     assert.ok(check.longestMs <= 5_000, `an agent-check connection lasted ${check.longestMs} ms`);
-    assert.match(
-      log().stderr,
-      /agent-check: refused a connection from 10\.99\.41\.3 \(8 open from it\): too-many-from-address/,
+    // Deno holds an agent-check connection until the client closes it (or the deadline), so the
+    // attacker reaches its bound there; Bun closes it as soon as the line is out, so it never does.
+    const refusedChecks = /listener="agent-check",reason="too-many-from-address"\} (\d+)/.exec(
+      metrics,
+    )![1];
+    assert.equal(
+      /agent-check: refused a connection from 10\.99\.41\.3 \(8 open from it\): too-many-from-address/
+        .test(log().stderr),
+      refusedChecks !== "0",
+      `${refusedChecks} refused, the log says:\n${log().stderr}`,
     );
+    if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) assert.notEqual(refusedChecks, "0");
     assert.match(
       log().stderr,
       /http: refused a connection from 10\.99\.41\.3 \(16 open from it\): too-many-from-address/,
