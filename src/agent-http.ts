@@ -32,8 +32,6 @@ export async function serveAgentHttp(
     }
     reply(response, 404, "Not Found: GET /healthz, /metrics\n");
   });
-  // Bun tells of a connection only once it sends something: its silent ones are closed here.
-  server.setTimeout(limits.bounds.deadlineMs, (socket) => socket.destroy());
   limitConnections(server, limits);
   const port = await listen(server, address);
   return {

@@ -105,8 +105,9 @@ export class ConnectionLimits {
 /**
  * Puts `limits` on a node:net or node:http server: each connection is let in or closed as it is
  * reported (after `screen`, which may close it first), closed at its deadline, and over HTTP
- * given a new deadline by each answer. Bun reports an HTTP connection at its first byte: until
- * then it is Bun's, and the server's timeout closes it.
+ * given a new deadline by each answer. Bun reports a connection at its first byte, or a second
+ * after it opened (TCP_DEFER_ACCEPT: the kernel holds it until then); its deadline counts from
+ * there.
  */
 export function limitConnections(
   server: Server | import("node:http").Server,

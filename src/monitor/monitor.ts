@@ -520,11 +520,8 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     if (options.http) {
       const { createServer } = await import("node:http");
       server = createServer((request, response) => monitor.handleHttp(request, response));
-      const bounds = options.httpBounds ?? HTTP_BOUNDS;
-      // Bun tells of a connection only once it sends something: its silent ones are closed here.
-      server.setTimeout(bounds.deadlineMs, (socket) => socket.destroy());
       const limits = new ConnectionLimits(
-        bounds,
+        options.httpBounds ?? HTTP_BOUNDS,
         (reason, address, detail) =>
           monitor.refusedHttp(reason, `a connection from ${address} (${detail})`),
       );
