@@ -8,7 +8,8 @@ import { resolve } from "node:path";
 import { parseAddress } from "./address.ts";
 import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
-import type { ConfigRead } from "./config/httpd.ts";
+import { closest } from "./spelling.ts";
+import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
@@ -96,8 +97,8 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   commands: readonly Command[];
   /** What the value looks like, in usage: `HOST:PORT`, `N`, `SECONDS`. */
   value: string;
-  /** One line of help. */
-  help: string;
+  /** One line of help; by command where a setting means something else to each. */
+  help: string | Record<Command, string>;
   /** The section of --help it is listed in; by command where that differs. */
   group: string | Record<Command, string>;
   /** In effect when nothing sets it. */
@@ -210,7 +211,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "ADDR",
     group: { agent: "Where to send", monitor: "Where heartbeats come in" },
-    help: "IPv4 address of the interface multicast leaves by, or is joined on",
+    help: {
+      agent: "IPv4 address of the interface multicast leaves by",
+      monitor: "IPv4 address of the interface the group is joined on",
+    },
     parse: (value) => {
       if (!isIPv4(value)) throw new SettingError("give the IPv4 address of a local interface");
       return value;
@@ -293,7 +297,8 @@ export const SETTINGS: readonly Setting[] = [
     commands: AGENT,
     value: "N",
     group: "What to send",
-    help: "connections the server can serve at once, for nginx and tcp",
+    help:
+      "connections the server can serve at once, for nginx and tcp; ready when idle, for cpu and pressure",
     parse: wholeNumber(0, 0xffff_ffff),
   }),
   setting({
@@ -385,7 +390,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "ADDR:PORT",
     group: { agent: "Asked, not told", monitor: "Where heartbeats come in" },
-    help: "serve /healthz and /metrics (the monitor: also POSTed heartbeats, /servers)",
+    help: {
+      agent: "serve /healthz and /metrics",
+      monitor: "take POSTed heartbeats, and serve /servers, /healthz and /metrics",
+    },
     parse: address,
   }),
   setting({
@@ -467,7 +475,7 @@ export const SETTINGS: readonly Setting[] = [
     commands: MONITOR,
     value: "N",
     group: "What is kept",
-    help: "servers kept at most; new ones are turned away (0: the default)",
+    help: "servers kept at most; new ones are turned away (0 or 10 and more, as Apache's)",
     default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
@@ -517,7 +525,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "FILE",
     group: "Signing",
-    help: "sign heartbeats with this key; the monitor takes only signed ones",
+    help: {
+      agent: "sign heartbeats with this key",
+      monitor: "take only heartbeats signed with this key",
+    },
     file: "server-root",
     parse: text,
   }),
@@ -609,8 +620,14 @@ export function resolveSettings(layers: Layers): Resolved {
       if (
         /^heartbeat/i.test(directive.name) && !KNOWN_DIRECTIVES.has(directive.name.toLowerCase())
       ) {
+        const meant = SETTINGS.find((spec) =>
+          spec.directive.toLowerCase() ===
+            closest(directive.name.toLowerCase(), [...KNOWN_DIRECTIVES])
+        )?.directive;
         problems.push(
-          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled`,
+          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled${
+            meant ? `; did you mean '${meant}'?` : ""
+          }`,
         );
       }
     }
@@ -628,9 +645,27 @@ export function resolveSettings(layers: Layers): Resolved {
   return {
     settings: { ...DEFAULTS, ...values } as Settings,
     origins,
-    problems: [...flagProblems, ...problems],
+    problems: [...flagProblems, ...inLineOrder(problems)],
     flagProblems,
   };
+}
+
+/**
+ * Problems as the operator reads the files: those of one file in line order (each setting's
+ * row finds its own, so they come by row), files in the order their first problem came.
+ */
+function inLineOrder(problems: string[]): string[] {
+  const located = (problem: string) => /^(.+?):(\d+): /.exec(problem);
+  const files = [...new Set(problems.map((problem) => located(problem)?.[1]))];
+  const place = (problem: string) => {
+    const where = located(problem);
+    return where ? [files.indexOf(where[1]), Number(where[2])] : [files.indexOf(undefined), 0];
+  };
+  return [...problems].sort((a, b) => {
+    const [fileA, lineA] = place(a);
+    const [fileB, lineB] = place(b);
+    return fileA - fileB || lineA - lineB;
+  });
 }
 
 interface Candidate {
@@ -684,7 +719,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     } else if (directive.args.length !== 1) {
       problems.push(`${where} takes one argument`);
     } else if (directive.undefinedVariables.length) {
-      problems.push(`${where}: variable \${${directive.undefinedVariables[0]}} is not defined`);
+      problems.push(`${where}: ${undefinedVariable(directive.undefinedVariables[0])}`);
     } else return true;
     return false;
   });

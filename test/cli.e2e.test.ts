@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { sigusr1In } from "../src/inspector-guard.ts";
 import { drainSignals } from "../src/signals.ts";
 import { sign } from "../src/signing.ts";
 import {
@@ -154,7 +155,7 @@ test(
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
+      /^heartbeat: no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); php-fpm tcp:\/\/127\.0\.0\.1:9000\/status: connection refused \(ECONNREFUSED\): is php-fpm running, with a pool that listens there\?; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
     );
   },
 );
@@ -175,7 +176,7 @@ test(
     writeFileSync(sourceless, "HeartbeatAddress 239.0.0.1:27999\n");
     const unstartable = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", sourceless]));
     assert.equal(unstartable.code, 2);
-    assert.match(unstartable.stderr, /^no load source found \(tried apache: /);
+    assert.match(unstartable.stderr, /^no load source found \(tried apache http:/);
     writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
     const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
     assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
@@ -393,6 +394,89 @@ test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent 
   }
 });
 
+/** Process `pid`'s /proc status ("" once it is gone). */
+function procStatus(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** The TCP ports listened on in namespace `ns`, but `expected`. */
+function unexpectedListeners(lab: Lab, ns: string, expected: string[] = []): string[] {
+  return lab.sh(ns, "ss -Htln").split("\n").filter((line) =>
+    line && !expected.some((port) => line.includes(`:${port} `))
+  );
+}
+
+test(`e2e ${runtime}: SIGUSR1 the instant a handler for it appears opens no debugger`, {
+  skip,
+}, async () => {
+  const lab = network();
+  const agent = lab.spawn(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27993", "--ready", "2", "--interval", "0.2"]),
+  );
+  const agentLog = collect(agent);
+  // Watched without a pause: the signal follows the handler (Deno's inspector trigger, 500 ms
+  // after start, or ours) within microseconds, where a guard polling every 25 ms would be late.
+  const deadline = Date.now() + 15_000;
+  let status = "";
+  while (Date.now() < deadline && agent.exitCode === null) {
+    status = procStatus(agent.pid!);
+    if (sigusr1In(status, "SigCgt")) break;
+  }
+  assert.ok(sigusr1In(status, "SigCgt"), `no SIGUSR1 handler appeared: ${agentLog().stderr}`);
+  if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) {
+    assert.ok(sigusr1In(status, "SigBlk"), "Deno's handler is there and SIGUSR1 is not blocked");
+  }
+  process.kill(agent.pid!, "SIGUSR1");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(unexpectedListeners(lab, "host"), [], "a TCP port is open");
+  assert.doesNotMatch(agentLog().stderr, /Debugger|inspect/i);
+  const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+  process.kill(agent.pid!, "SIGTERM");
+  assert.equal(await exited, 0, agentLog().stderr);
+});
+
+test(`e2e ${runtime}: SIGUSR1 during a slow start opens no debugger`, { skip }, async () => {
+  const lab = network();
+  // auto probes Apache's and nginx's status pages at 127.0.0.1:80, 1 s each: a server that never
+  // answers makes a start of over 2 s.
+  const server = lab.spawn(
+    "host",
+    runtimeCommand(runtime, "test/support/silent-server.ts", ["80"]),
+  );
+  const serverOutput = collect(server);
+  await waitFor(() => serverOutput().stdout.includes("listening"), 10_000, "the silent server");
+  const agent = lab.spawn(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27993", "--capacity", "10", "--interval", "0.2"]),
+  );
+  const agentLog = collect(agent);
+  try {
+    for (const atMs of [1000, 1600]) {
+      await new Promise((resolve) => setTimeout(resolve, atMs === 1000 ? 1000 : 600));
+      assert.doesNotMatch(agentLog().stderr, /sending tcp/, "the start was not slow");
+      if (agent.exitCode === null && agent.signalCode === null) process.kill(agent.pid!, "SIGUSR1");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(unexpectedListeners(lab, "host", ["80"]), [], "a TCP port is open");
+    assert.doesNotMatch(agentLog().stderr, /Debugger|inspect/i);
+    if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) {
+      // Deno runs heartbeat with SIGUSR1 blocked: the signals wait, unseen, and the start goes on.
+      await waitFor(() => agentLog().stderr.includes("sending tcp"), 10_000, "the start");
+      assert.ok(sigusr1In(procStatus(agent.pid!), "SigBlk"), "SIGUSR1 is not blocked");
+      const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+      process.kill(agent.pid!, "SIGTERM");
+      assert.equal(await exited, 0, agentLog().stderr);
+    }
+  } finally {
+    await Promise.all([stop(agent), stop(server)]);
+  }
+});
+
 test(
   `e2e ${runtime}: a log reader that goes away stops nothing: heartbeats go on, and the farewell`,
   {
@@ -576,6 +660,8 @@ test(
       10_000,
       `the monitor: ${output().stderr}`,
     );
+    // One signed in the second the monitor started is refused: it may be one taken before a restart.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     const send = (args: string[]) =>
       lab.run(
         "host",
@@ -827,5 +913,120 @@ test(
         output().stderr,
       );
     }
+  },
+);
+
+test(
+  `e2e ${runtime}: a failure reads the same on every adapter and path, with what to do: no multicast route, a refused status page, a name not found`,
+  { skip },
+  async () => {
+    const lonely = (args: string[]) => network().run("lonely", agentCommand(runtime, args));
+    // The compiled binary is Bun: its adapters are bun and node.
+    const adapters = process.env.HEARTBEAT_BINARY ? ["bun", "node"] : [runtime, "node"];
+    for (const adapter of adapters) {
+      const monitor = await lonely([
+        "monitor",
+        "--listen",
+        "239.0.0.1:27999",
+        "--http",
+        "127.0.0.1:8080",
+        "--runtime-adapter",
+        adapter,
+      ]);
+      assert.equal(monitor.code, 1, monitor.stderr);
+      // Only the listener that failed is named, with what to do about it.
+      assert.equal(
+        monitor.stderr,
+        `heartbeat: cannot listen on udp 239.0.0.1:27999 (${adapter} adapter): no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS\n`,
+      );
+    }
+    const refused = await lonely(["-a", "127.0.0.1:27999", "--source", "apache", "--once"]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /warn {2}no heartbeat sent: apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\)\n/,
+    );
+    const unnamed = await lonely([
+      "-a",
+      "http://proxy.invalid/heartbeat",
+      "--ready",
+      "1",
+      "--once",
+    ]);
+    assert.equal(unnamed.code, 1);
+    assert.match(
+      unnamed.stderr,
+      /warn {2}send http:\/\/proxy\.invalid\/heartbeat failed: (the name could not be looked up now \(EAI_AGAIN\)|no such host \(ENOTFOUND\))\n/,
+    );
+  },
+);
+
+test(
+  `e2e ${runtime}: -t tries what a start would bind: a group no interface routes, a port below 1024 without root`,
+  { skip: skip || (commandAvailable("setpriv") ? false : "setpriv is not installed") },
+  async () => {
+    const noRoute = await network().run(
+      "lonely",
+      agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27999", "-t"]),
+    );
+    assert.equal(noRoute.code, 2, noRoute.stderr);
+    assert.equal(
+      noRoute.stderr,
+      "--listen '239.0.0.1:27999': no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS\n",
+    );
+    // As user nobody (a runtime's caches in a folder of its own), ports below 1024 are refused.
+    const home = join(network().dir, "nobody");
+    execFileSync("install", ["-d", "-o", "65534", home]);
+    const asNobody = (args: string[]) =>
+      network().run(
+        "lonely",
+        [
+          "setpriv",
+          "--reuid",
+          "65534",
+          "--regid",
+          "65534",
+          "--clear-groups",
+          ...agentCommand(runtime, args),
+        ],
+        { env: { HOME: home, DENO_DIR: join(home, "deno") } },
+      );
+    const monitor = await asNobody([
+      "monitor",
+      "--listen",
+      "127.0.0.1:27999",
+      "--http",
+      "127.0.0.1:80",
+      "-t",
+    ]);
+    assert.equal(monitor.code, 2, monitor.stderr);
+    assert.equal(
+      monitor.stderr,
+      "--http '127.0.0.1:80': permission denied (EACCES): ports below 1024 need root or CAP_NET_BIND_SERVICE\n",
+    );
+    const agent = await asNobody([
+      "-a",
+      "127.0.0.1:27999",
+      "--ready",
+      "1",
+      "--agent-check",
+      "127.0.0.1:300",
+      "-t",
+    ]);
+    assert.equal(agent.code, 2, agent.stderr);
+    assert.match(
+      agent.stderr,
+      /^--agent-check '127\.0\.0\.1:300': permission denied \(EACCES\): ports below 1024/,
+    );
+    // Above 1024, and beside a running monitor on the same group and port, it is fine.
+    const fine = await asNobody([
+      "monitor",
+      "--listen",
+      "127.0.0.1:27999",
+      "--http",
+      "127.0.0.1:8080",
+      "-t",
+    ]);
+    assert.equal(fine.stdout, "Syntax OK\n", fine.stderr);
   },
 );

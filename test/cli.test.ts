@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import process from "node:process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -307,6 +316,13 @@ test("cli: every command's --help is made from the rows and fits 80 columns", ()
   );
   assert.match(usage("monitor"), /--max-servers N/);
   assert.doesNotMatch(usage("monitor"), /--ttl|--once|--source/);
+  // Each command's help in its own words: the monitor neither sends nor signs.
+  assert.doesNotMatch(
+    usage("monitor"),
+    /leaves by|sign heartbeats|the monitor:|\(0: the default\)/,
+  );
+  assert.match(usage("monitor"), /--key-file FILE {7}take only heartbeats signed with this key$/m);
+  assert.match(usage("agent"), /--key-file FILE {7}sign heartbeats with this key$/m);
   assert.match(
     usage("servers"),
     /^Usage:\n {2}heartbeat servers FILE \[-f httpd.conf \[--balancer NAME\]\]$/m,
@@ -373,6 +389,12 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
     assert.ok(!err.lines.join("\n").includes("    at "), "no stack trace");
   }
   assert.deepEqual(out.lines, []);
+  // The monitor's mistakes point to the monitor's help.
+  for (const argv of [["monitor", "--listen", "x"], ["--ready", "1", "monitor"]]) {
+    err.lines.length = 0;
+    assert.equal(await main(argv, { stdout: out.write, stderr: err.write }), EXIT_USAGE);
+    assert.equal(err.lines[1], "Try 'heartbeat monitor --help' for the options.", argv.join(" "));
+  }
 });
 
 test("main: --help and --version print to stdout and exit 0", async () => {
@@ -522,11 +544,11 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
     );
     assert.equal(
       out.lines[0],
-      "balancer://web (members in " + conf + "'s order: 10.0.0.1, 10.0.0.2)",
+      "balancer://web (members in " + conf + "'s order: http://10.0.0.1:80, http://10.0.0.2:80)",
     );
     assert.match(
       out.lines[1],
-      /^10\.0\.0\.1 +80 +0 +3 +1 s +0 +0\.0%\n10\.0\.0\.2 +80 +20 +2 +1 s +20 +100\.0%$/m,
+      /^http:\/\/10\.0\.0\.1:80 +10\.0\.0\.1 +0 +3 +1 s +0 +0\.0%\nhttp:\/\/10\.0\.0\.2:80 +10\.0\.0\.2 +20 +2 +1 s +20 +100\.0%$/m,
     );
     const plain = recordingLog();
     assert.equal(
@@ -554,6 +576,93 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
       EXIT_USAGE,
     );
     assert.match(err.lines.at(-2)!, /--ready is not an option of 'heartbeat servers'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(
+  "cli: a monitor run by root takes a storage folder another user owns; one it cannot write in is refused",
+  {
+    skip: process.getuid?.() === 0 ? false : "needs root",
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "heartbeat-cli-"));
+    try {
+      const owned = join(dir, "owned");
+      mkdirSync(owned, { mode: 0o755 });
+      chownSync(owned, 65534, 65534); // nobody: root may write there all the same
+      const out = recordingLog();
+      const check = (folder: string) =>
+        main(
+          ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(folder, "hb.dat")],
+          { stdout: out.write, stderr: out.write },
+          {},
+        );
+      assert.equal(await check(owned), EXIT_OK, out.lines.join("\n"));
+      assert.deepEqual(out.lines, ["Syntax OK"]);
+      assert.deepEqual(readdirSync(owned), [], "the probe is gone");
+      // Not even root writes in /proc.
+      assert.equal(await check("/proc"), EXIT_USAGE);
+      assert.match(
+        out.lines[1],
+        /^--storage '\/proc\/hb\.dat': the folder \/proc cannot take it: /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test("cli: a bare '--' before the flags (deno task start -- --address …) is taken as nothing", () => {
+  const agent = parseCommandLine(["--", "--address", "239.0.0.1:27999", "--ready", "3"]);
+  assert.deepEqual(agent.kind === "run" && agent.invocation.flags, {
+    address: ["239.0.0.1:27999"],
+    ready: "3",
+  });
+  const monitor = parseCommandLine(["monitor", "--", "--listen", "239.0.0.1:27999"]);
+  assert.equal(monitor.kind === "run" && monitor.mode, "monitor");
+  const servers = parseCommandLine(["servers", "--", "/tmp/hb.dat"]);
+  assert.deepEqual(servers, { kind: "servers", file: "/tmp/hb.dat" });
+  // Anywhere else it is still an argument heartbeat does not take.
+  assert.throws(
+    () => parseCommandLine(["--ready", "3", "--", "--busy", "1"]),
+    /unexpected argument '--busy'/,
+  );
+});
+
+test("main: heartbeat servers -f with two members on one host: its weight counted twice, every pick to the later member, the heartbeat's port= ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-servers-"));
+  try {
+    const storage = join(dir, "hb.dat");
+    writeFileSync(
+      storage,
+      "10.0.0.1 &ready=20&busy=2&lastseen=1&port=80\n10.0.0.2 &ready=10&busy=1&lastseen=1&port=8080\n",
+    );
+    const conf = join(dir, "httpd.conf");
+    writeFileSync(
+      conf,
+      '<Proxy "balancer://web">\n  BalancerMember "http://10.0.0.1:80"\n  BalancerMember "http://10.0.0.1:8080"\n  BalancerMember "http://10.0.0.2:80"\n</Proxy>\n',
+    );
+    const out = recordingLog();
+    assert.equal(
+      await main(["servers", storage, "-f", conf], { stdout: out.write, stderr: out.write }, {}),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines[1].split("\n").map((line) => line.split(/ {2,}/)), [
+      ["member", "server", "ready", "busy", "age", "weight", "share"],
+      [
+        "http://10.0.0.1:80",
+        "10.0.0.1",
+        "20",
+        "2",
+        "1 s",
+        "20 (its picks go to http://10.0.0.1:8080)",
+        "0.0%",
+      ],
+      ["http://10.0.0.1:8080", "10.0.0.1", "20", "2", "1 s", "20", "78.4%"],
+      ["http://10.0.0.2:80", "10.0.0.2", "10", "1", "1 s", "10", "21.6%"],
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

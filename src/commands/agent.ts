@@ -8,11 +8,17 @@ import { familyOf, formatDestination } from "../address.ts";
 import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
-import { describeError } from "../errors.ts";
+import { describeError, listenFailure } from "../errors.ts";
 import { createLogger, type Logger, ProblemLog } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
-import { Drain, DRAIN_REPEAT_MS, shapeLoad } from "../shaping.ts";
+import {
+  Drain,
+  DRAIN_FILE_POLL_MS,
+  DRAIN_REPEAT_MS,
+  drainFileExists,
+  shapeLoad,
+} from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
 import { createSource } from "../sources/index.ts";
@@ -38,6 +44,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   RuntimeFailure,
 } from "./context.ts";
@@ -71,6 +78,11 @@ export function agentChecks(settings: Settings, logger: Logger): Check[] {
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
+    {
+      key: "agentCheck",
+      run: () => settings.agentCheck && requireBindablePort(settings.agentCheck, "--agent-check"),
+    },
   ];
 }
 
@@ -292,26 +304,43 @@ export async function runAgent(
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
   });
   const services = await serve(active.settings, status, active.logger, () => context.clock.now());
+  // The drain file is looked for between ticks too (drainFileExists, a stat).
+  const watching = new AbortController();
+  let watchingDrainFile = Promise.resolve();
   try {
     let running = start(active, status);
+    // A drain or its end is said at once, not at the next tick: every second counts while the
+    // proxies drop it. A drain's second announcement follows soon too, so that the balancer's
+    // 10 s of silence start counting almost at once (the next tick, if it comes first, makes it
+    // the second).
+    const sayAtOnce = (draining: boolean) => {
+      const { agent, stopped } = running;
+      void agent.beat().then(async () => {
+        if (!draining) return;
+        await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
+        if (!stopped.aborted) await agent.beat();
+      });
+    };
+    watchingDrainFile = (async () => {
+      let present = drainFileExists(active.settings.drainFile);
+      while (!watching.signal.aborted) {
+        await context.clock.sleep(DRAIN_FILE_POLL_MS, watching.signal);
+        const now = drainFileExists(active.settings.drainFile);
+        if (now !== present && !watching.signal.aborted) sayAtOnce(now);
+        present = now;
+      }
+    })();
     for (;;) {
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
         const draining = drain.includes(signal);
         active.lasting.drain.set(draining, signal);
-        // Said at once, not at the next tick: every second counts while the proxies drop it. A
-        // drain's second announcement follows soon too, so that the balancer's 10 s of silence
-        // start counting almost at once (the next tick, if it comes first, makes it the second).
-        const { agent, stopped } = running;
-        void agent.beat().then(async () => {
-          if (!draining) return;
-          await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
-          if (!stopped.aborted) await agent.beat();
-        });
+        sayAtOnce(draining);
         continue;
       }
       if (signal !== "SIGHUP") {
         active.logger.info(`stopping on ${signal}: telling the proxies ready=0`);
+        watching.abort(); // nothing after the farewell
         await running.stop();
         await running.agent.farewell();
         break;
@@ -334,6 +363,8 @@ export async function runAgent(
     active.logger.info("stopped");
     return EXIT_OK;
   } finally {
+    watching.abort();
+    await watchingDrainFile;
     signals.close();
     await Promise.all(services.map((service) => service.close()));
     await active.close();
@@ -369,7 +400,9 @@ async function serve(
     } catch (error) {
       await Promise.all(services.map((service) => service.close()));
       throw new RuntimeFailure(
-        `cannot listen on ${address.text} for ${what}: ${describeError(error)}`,
+        `cannot listen on ${address.text} for ${what}: ${
+          listenFailure(error, { port: address.port, multicast: false })
+        }`,
       );
     }
   };

@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import {
+  type Heartbeat,
   latin1,
   MAX_MESSAGE_BYTES,
   parseHeartbeat,
@@ -72,6 +73,8 @@ export class Monitor {
   readonly table: ServerTable;
   readonly accepted: Record<Via, number> = { udp: 0, http: 0 };
   readonly rejected = new Map<Rejection, number>();
+  /** Heartbeats taken without their `port=`, which was no port (codec: ignoredPort). */
+  portsIgnored = 0;
   readonly httpRefused = new Map<HttpRefusal, number>();
   readonly #options: MonitorOptions;
   readonly #problems: ProblemLog;
@@ -88,13 +91,16 @@ export class Monitor {
     sender: string,
     via: Via,
     /** The message's size, where only that was kept (an oversize POST is not read whole). */
-    size = message.length,
+    size?: number,
   ): { reason: Rejection; detail: string } | undefined {
     // A link-local sender comes with its zone (`fe80::1%eth0`) from some runtimes and not others: one host, one entry.
     const from = sender.includes(":")
       ? sender.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "")
       : sender;
-    const rejection = this.#take(message, from, via, size);
+    // A trailing line end is no part of the heartbeat, over UDP (`echo ... | socat`) as in a
+    // POST (Tomcat's CRLF): Apache's atoi never sees it.
+    const body = typeof message === "string" ? message : trimEnd(message);
+    const rejection = this.#take(body, from, via, size ?? body.length);
     if (rejection) {
       this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);
       this.#problems.fail(
@@ -136,7 +142,9 @@ export class Monitor {
     );
     if (unsound) return unsound;
     // The common form straight from the bytes; anything else through the full parser.
-    let heartbeat = typeof message === "string" ? undefined : readCommonHeartbeat(message);
+    let heartbeat: Heartbeat & { ignoredPort?: string } | undefined = typeof message === "string"
+      ? undefined
+      : readCommonHeartbeat(message);
     if (!heartbeat) {
       const parsed = parseHeartbeat(message);
       if (!parsed.ok) return parsed;
@@ -145,6 +153,15 @@ export class Monitor {
     const recorded = this.table.record(from, heartbeat, clock.now());
     if (recorded === "full") {
       return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
+    }
+    if (heartbeat.ignoredPort !== undefined) {
+      this.portsIgnored++;
+      this.#problems.fail(
+        "ignored port",
+        `took a heartbeat from ${from} (${via}) without its port: port=${
+          JSON.stringify(heartbeat.ignoredPort)
+        } is no port from 1 to 65535`,
+      );
     }
     this.accepted[via]++;
     const { ready, busy, port } = heartbeat;
@@ -159,18 +176,19 @@ export class Monitor {
     return undefined;
   }
 
-  /** New servers logged one a line, at most NEW_SERVER_LINES a second; the rest counted. */
+  /** New servers logged one a line, at most SERVER_LINES a second; the rest counted. */
   #newServers = { logged: 0, unlogged: 0 };
 
   #newServer(ip: string, via: Via): void {
-    if (this.#newServers.logged++ < NEW_SERVER_LINES) {
+    if (this.#newServers.logged++ < SERVER_LINES) {
       this.#options.logger.info(`new server ${ip} (${via})`);
     } else this.#newServers.unlogged++;
   }
 
   /**
    * Takes the servers of a storage file left by an earlier run (or by mod_heartmonitor), aged
-   * by their lastseen, as mod_heartmonitor keeps the existing lines: a restart loses no one.
+   * by their lastseen: a restart loses no one. (mod_heartmonitor's own rewrite is from what it
+   * heard since its start, so its file is empty at the first one after a restart.)
    */
   restore(servers: StoredServer[]): number {
     const now = this.#options.clock.now();
@@ -197,8 +215,12 @@ export class Monitor {
     this.#options.signatures?.forget(this.#unixNow());
     // Not awaited: an HAProxy that does not answer must not hold up the storage file.
     void this.#options.haproxy?.sync(this.table.entries(), this.#options.clock.now());
-    for (const gone of this.table.expire(this.#options.clock.now())) {
-      this.#options.logger.info(`server ${gone.ip} silent for 30 s: removed`);
+    const gone = this.table.expire(this.#options.clock.now());
+    for (const { ip } of gone.slice(0, SERVER_LINES)) {
+      this.#options.logger.info(`server ${ip} silent for 30 s: removed`);
+    }
+    if (gone.length > SERVER_LINES) {
+      this.#options.logger.info(`and ${gone.length - SERVER_LINES} more servers silent: removed`);
     }
     this.writeStorage();
   }
@@ -317,6 +339,12 @@ export class Monitor {
               this.rejected.get(reason) ?? 0
             }`
           ),
+      ),
+      family(
+        "heartbeat_ports_ignored_total",
+        "Heartbeats taken without their port=, which was no port from 1 to 65535.",
+        "counter",
+        [`heartbeat_ports_ignored_total ${this.portsIgnored}`],
       ),
       ...(this.#options.haproxy
         ? [
@@ -454,8 +482,8 @@ function readStorageFile(path: string): StoredServer[] {
   }
 }
 
-/** How many new servers a second get a log line each. */
-const NEW_SERVER_LINES = 10;
+/** How many new servers, and how many removed ones, get a log line each a second. */
+const SERVER_LINES = 10;
 
 /** Why the HTTP side refused a request or a connection, other than for what a heartbeat said. */
 export type HttpRefusal =
@@ -479,7 +507,8 @@ function trimEnd(bytes: Uint8Array): Uint8Array {
     (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x09 || bytes[end - 1] === 0x0d ||
       bytes[end - 1] === 0x0a)
   ) end--;
-  return bytes.subarray(0, end);
+  // Nearly always nothing to trim: no new view for each of thousands of datagrams a second.
+  return end === bytes.length ? bytes : bytes.subarray(0, end);
 }
 
 export interface RunMonitorOptions extends MonitorOptions {

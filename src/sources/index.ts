@@ -1,9 +1,12 @@
 /** The load sources, by the name `--source NAME[:ARG]` uses. */
 import { apacheSource } from "./apache.ts";
 import { autoSource } from "./auto.ts";
+import { cpuSource } from "./cpu.ts";
 import { execSource } from "./exec.ts";
 import { fileSource } from "./file.ts";
 import { nginxSource } from "./nginx.ts";
+import { phpFpmSource } from "./php-fpm.ts";
+import { pressureSource } from "./pressure.ts";
 import {
   type Source,
   SourceConfigError,
@@ -18,9 +21,12 @@ export const SOURCES: Readonly<Record<string, SourceDefinition>> = {
   static: staticSource,
   apache: apacheSource,
   nginx: nginxSource,
+  "php-fpm": phpFpmSource,
   tcp: tcpSource,
   exec: execSource,
   file: fileSource,
+  cpu: cpuSource,
+  pressure: pressureSource,
 };
 
 /** Builds the source that `--source` names (`NAME` or `NAME:ARG`). */

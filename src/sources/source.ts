@@ -1,11 +1,18 @@
 /** The contract every load source implements; sources/index.ts registers them by name. */
 import type { Load } from "../codec.ts";
+import type { Clock } from "../scheduler.ts";
 
 export interface Source {
   /** What is being read, for the startup log: `static ready=10 busy=0`. */
   readonly description: string;
   /** Why the auto source chose this one, for the startup log. */
   readonly chosenBecause?: string;
+  /**
+   * The time constant, in seconds, of the moving average `--smooth` applies to this source's
+   * free share when the operator does not set one: 0 (none) for exact slot counts, more for
+   * noisy readings such as CPU use.
+   */
+  readonly defaultSmoothSeconds?: number;
   /**
    * The current load. Rejects when there is no truthful answer (server down, unreadable,
    * garbage): the agent then sends nothing for that tick. `signal` aborts at the tick's
@@ -24,6 +31,13 @@ export interface SourceSettings {
   procRoot?: string;
   /** How old the file source's file may be, in seconds, before it counts as no data. */
   maxAgeSeconds?: number;
+  /**
+   * The directory the cpu and pressure sources read the machine's /proc and /sys under (`/`;
+   * tests point it at a fixture tree).
+   */
+  fsRoot?: string;
+  /** The clock the cpu source times its readings by (the system's; tests give a fake). */
+  clock?: Clock;
 }
 
 export interface SourceDefinition {

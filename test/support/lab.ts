@@ -161,6 +161,9 @@ export class Lab {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
+      // A process group of its own: Apache's prefork MPM (Debian's tree once mod_php is
+      // installed) stops with killpg(getpgrp(), SIGTERM), which would take the test runner too.
+      detached: true,
     });
     this.#children.add(child);
     child.once("exit", () => this.#children.delete(child));
