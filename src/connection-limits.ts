@@ -6,7 +6,8 @@
  * a few seconds each: the others are still answered, and the heartbeats, which never wait on a
  * client, go on.
  */
-import type { Server } from "node:net";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 
 export interface ConnectionBounds {
   /** Connections open at once, at most: past it, new ones are closed at once. */
@@ -103,19 +104,19 @@ export class ConnectionLimits {
 }
 
 /**
- * Puts `limits` on a node:net or node:http server: each connection is let in or closed as it is
- * reported (after `screen`, which may close it first), closed at its deadline, and over HTTP
- * given a new deadline by each answer. Bun reports a connection at its first byte, or a second
+ * Puts `limits` on a node:http server: each connection is let in or closed as it is reported
+ * (after `screen`, which may close it first), closed at its deadline, and given a new deadline by
+ * each answer. Bun reports a connection at its first byte, or a second
  * after it opened (TCP_DEFER_ACCEPT: the kernel holds it until then); its deadline counts from
  * there.
  */
 export function limitConnections(
-  server: Server | import("node:http").Server,
+  server: Server,
   limits: ConnectionLimits,
   screen: (address: string | undefined) => boolean = () => true,
 ): void {
   const admitted = new WeakMap<object, Admission>();
-  server.on("connection", (socket: import("node:net").Socket) => {
+  server.on("connection", (socket: Socket) => {
     socket.on("error", () => {});
     const admission = screen(socket.remoteAddress)
       ? limits.admit(socket.remoteAddress, () => socket.destroy())
@@ -126,7 +127,7 @@ export function limitConnections(
   });
   server.on(
     "request",
-    (request: import("node:http").IncomingMessage, response: import("node:http").ServerResponse) =>
+    (request: IncomingMessage, response: ServerResponse) =>
       response.once("finish", () => admitted.get(request.socket)?.renew()),
   );
 }

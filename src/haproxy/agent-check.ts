@@ -5,8 +5,7 @@
  * connect a thousand times) reaches the heartbeats, and connections are few and short
  * (src/connection-limits.ts: each closed 2 s after it opened, whatever it sends).
  */
-import { type Admission, type ConnectionLimits, limitConnections } from "../connection-limits.ts";
-import { listen } from "../listen.ts";
+import type { Admission, ConnectionLimits } from "../connection-limits.ts";
 import { detectRuntime } from "../runtime.ts";
 import type { AgentStatus } from "../status.ts";
 
@@ -20,41 +19,12 @@ export function serveAgentCheck(
   status: AgentStatus,
   limits: ConnectionLimits,
 ): Promise<AgentCheckServer> {
-  // Each runtime's own sockets: Deno's node:net loses the line (EPIPE) to a client that
-  // half-closed before it was written, as `socat - TCP:… </dev/null` does, and Bun's takes
-  // six times as long over a burst of connections, time the heartbeats wait for.
-  const runtime = detectRuntime();
-  return runtime === "deno"
+  // Each runtime's own sockets, not node:net: Deno's loses the line (EPIPE) to a client that
+  // half-closed before it was written, as `socat - TCP:… </dev/null` does, and Bun's takes six
+  // times as long over a burst of connections, time the heartbeats wait for.
+  return detectRuntime() === "deno"
     ? serveOnDeno(address, status, limits)
-    : runtime === "bun"
-    ? serveOnBun(address, status, limits)
-    : serveOnNodeNet(address, status, limits);
-}
-
-async function serveOnNodeNet(
-  address: { host: string; port: number },
-  status: AgentStatus,
-  limits: ConnectionLimits,
-): Promise<AgentCheckServer> {
-  const { createServer } = await import("node:net");
-  const server = createServer();
-  limitConnections(server, limits);
-  const open = new Set<import("node:net").Socket>();
-  server.on("connection", (socket) => {
-    if (socket.destroyed) return; // past a bound
-    open.add(socket);
-    socket.once("close", () => open.delete(socket));
-    socket.end(`${status.agentCheckLine()}\n`);
-  });
-  const port = await listen(server, address);
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        open.forEach((socket) => socket.destroy());
-        server.close(() => resolve());
-      }),
-  };
+    : serveOnBun(address, status, limits);
 }
 
 /** The part of Bun's API used here, so that this type-checks on any runtime. */
