@@ -5,7 +5,11 @@
  * question is answered at once, from the last heartbeat, whoever asks and however often.
  */
 import type { Load } from "./codec.ts";
+import type { ConnectionRefusal } from "./connection-limits.ts";
 import type { SourceReading } from "./sources/combined.ts";
+
+/** The agent's TCP sides, as /metrics labels them. */
+export type Listener = "agent-check" | "http";
 
 export interface DestinationCounts {
   sent: number;
@@ -23,6 +27,11 @@ export class AgentStatus {
   /** When the last heartbeat reached every destination (clock ms). */
   lastDelivered?: number;
   readonly destinations = new Map<string, DestinationCounts>();
+  /** Connections turned away at a bound (src/connection-limits.ts), by side and reason. */
+  readonly connectionsRefused: Record<Listener, Record<ConnectionRefusal, number>> = {
+    "agent-check": { "too-many-connections": 0, "too-many-from-address": 0 },
+    http: { "too-many-connections": 0, "too-many-from-address": 0 },
+  };
   readonly #now: () => number;
   readonly #intervalMs: () => number;
   readonly #draining: () => boolean;
@@ -202,5 +211,15 @@ export function agentMetrics(status: AgentStatus, build: Record<string, string>)
     family("heartbeat_draining", "1 while the server is draining.", "gauge", [
       `heartbeat_draining ${status.draining() ? 1 : 0}`,
     ]),
+    family(
+      "heartbeat_connections_refused_total",
+      "Connections to the agent-check or --http closed at once, past a bound, by reason.",
+      "counter",
+      Object.entries(status.connectionsRefused).flatMap(([listener, counts]) =>
+        Object.entries(counts).map(([reason, count]) =>
+          `heartbeat_connections_refused_total{listener="${listener}",reason="${reason}"} ${count}`
+        )
+      ),
+    ),
   ].join("\n") + "\n";
 }

@@ -9,7 +9,7 @@ import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
 import { describeError, listenFailure } from "../errors.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, type Logger, ProblemLog } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
 import {
@@ -31,7 +31,13 @@ import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
 import { serveAgentHttp } from "../agent-http.ts";
 import { serveAgentCheck } from "../haproxy/agent-check.ts";
-import { AgentStatus } from "../status.ts";
+import { AgentStatus, type Listener } from "../status.ts";
+import {
+  AGENT_CHECK_BOUNDS,
+  type ConnectionBounds,
+  ConnectionLimits,
+  HTTP_BOUNDS,
+} from "../connection-limits.ts";
 import { bakedBuild, VERSION } from "../version.ts";
 import {
   type Check,
@@ -358,7 +364,7 @@ export async function runAgent(
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
     sources: () => active.sources.readings(),
   });
-  const services = await serve(active.settings, status, active.logger);
+  const services = await serve(active.settings, status, active.logger, () => context.clock.now());
   // The drain file is looked for between ticks too (drainFileExists, a stat).
   const watching = new AbortController();
   let watchingDrainFile = Promise.resolve();
@@ -449,7 +455,17 @@ async function serve(
   settings: Settings,
   status: AgentStatus,
   logger: Logger,
+  now: () => number,
 ): Promise<{ close(): Promise<void> }[]> {
+  const problems = new ProblemLog(logger, { now });
+  const limits = (listener: Listener, bounds: ConnectionBounds) =>
+    new ConnectionLimits(bounds, (reason, address, detail) => {
+      status.connectionsRefused[listener][reason]++;
+      problems.fail(
+        `${listener} ${reason}`,
+        `${listener}: refused a connection from ${address} (${detail}): ${reason}`,
+      );
+    });
   const services: { close(): Promise<void> }[] = [];
   const open = async (
     what: string,
@@ -473,7 +489,8 @@ async function serve(
     await open(
       "HAProxy agent-check",
       settings.agentCheck,
-      () => serveAgentCheck(settings.agentCheck!, status),
+      () =>
+        serveAgentCheck(settings.agentCheck!, status, limits("agent-check", AGENT_CHECK_BOUNDS)),
     );
   }
   if (settings.http) {
@@ -484,7 +501,7 @@ async function serve(
     await open(
       "/healthz and /metrics",
       settings.http,
-      () => serveAgentHttp(settings.http!, status, build),
+      () => serveAgentHttp(settings.http!, status, build, limits("http", HTTP_BOUNDS)),
     );
   }
   return services;
