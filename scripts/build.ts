@@ -220,7 +220,7 @@ export function sha256sums(made: string[], dist = DIST): string {
 }
 
 /** The libraries a dynamically linked binary loads, as ldd names them (the loader included). */
-function sharedLibraries(binary: string): string[] {
+export function sharedLibraries(binary: string): string[] {
   return execFileSync("ldd", [binary], { encoding: "utf8" }).split("\n")
     .map((line) => /(\/\S+)/.exec(line.includes("=>") ? line.split("=>")[1] : line)?.[1])
     .filter((path): path is string => !!path);

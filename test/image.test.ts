@@ -8,11 +8,10 @@
  *   origin  10.99.12.2  the heartbeat image, run by podman in this namespace
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, test } from "node:test";
 import { Lab, requiredOrSkipped, skipUnlessLab, waitFor } from "./support/lab.ts";
+import { podman as podmanIn } from "./support/podman.ts";
 import { readStorage, startApacheProxy } from "./support/servers.ts";
 
 const image = process.env.HEARTBEAT_IMAGE;
@@ -27,33 +26,7 @@ after(() => {
   lab?.close();
 });
 
-/**
- * podman, as it works on these machines, with storage of the lab's own so that the test leaves
- * nothing behind; what it printed on stdout and stderr (`podman logs` replays the container's
- * stderr on its own). Throws if it fails.
- */
-function podman(...args: string[]): string {
-  const storage = join(lab!.dir, "podman");
-  const result = spawnSync("podman", [
-    "--root",
-    join(storage, "root"),
-    "--runroot",
-    join(storage, "run"),
-    "--storage-driver",
-    "vfs",
-    "--runtime",
-    "runc",
-    "--cgroup-manager",
-    "cgroupfs",
-    ...args,
-  ], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  if (result.status !== 0) {
-    throw new Error(
-      `podman ${args.join(" ")} failed: ${result.stderr}${result.error?.message ?? ""}`,
-    );
-  }
-  return `${result.stdout}${result.stderr}`;
-}
+const podman = (...args: string[]) => podmanIn(lab!, args);
 
 test(
   "image: podman runs it as user 65532 in a lab namespace; Apache's mod_heartmonitor records it; podman stop sends ready=0",
