@@ -101,6 +101,8 @@ const NOT_RUN: Record<string, string> = {
     "needs a release archive (release.test.ts builds one)",
   "podman load -i heartbeat-0.2.0-linux-x64.image.tar":
     "needs the image (image.test.ts loads and runs it)",
+  "sed 's/replicas: 2/replicas: 1/' contrib/kubernetes/sidecar.yaml > sidecar-one.yaml":
+    "needs the image, a registry's nginx and the host's network (interop.kubernetes.test.ts plays the same in a lab namespace)",
   "npm ci && npm start -- --address 239.0.0.1:27999 --source static --ready 10":
     "npm ci would fetch from the registry and replace the shared node_modules",
   "npx bun src/main.ts --address 239.0.0.1:27999":
