@@ -3,10 +3,13 @@
  * namespace, with the project's image (HEARTBEAT_IMAGE) and an nginx image staged FROM scratch from
  * Debian's nginx as heartbeat's image is: the agent reads nginx over the pod's localhost, its
  * POSTed heartbeats steer a real Apache's balancer (mod_heartmonitor's `SetHandler heartbeat`),
- * its agent-check answers as HAProxy reads it, the drain file made by the web server's preStop
- * command takes the pod out of the balancer, and `podman kube down` sends the farewell.
+ * a real HAProxy running contrib/kubernetes/haproxy.cfg finds the pod by the headless Service's
+ * name and weighs it by its agent-check, the drain file made by the web server's preStop command
+ * takes the pod out of both, and the stop sends the farewell.
  *
- *   proxy   10.99.42.1  apache2: balancer of the pod (first) and static (last), by heartbeat
+ *   proxy   10.99.42.1  apache2: balancer of the pod (first) and static (last), by heartbeat;
+ *                       haproxy (haproxy.cfg: its resolvers name the lab's DNS server, it binds
+ *                       this address), and a DNS server answering web.default.svc.cluster.local
  *   pod     10.99.42.2  the pod, put here by podman run in this namespace (--network host)
  *   static  10.99.42.3  nginx answering "static", and an agent POSTing ready=20 for it
  *
@@ -32,12 +35,15 @@ import {
   currentRuntime,
   Lab,
   requiredOrSkipped,
+  runtimeCommand,
   skipUnlessLab,
+  waitFor,
 } from "./support/lab.ts";
 import {
   argument,
   container,
   type KubernetesObject,
+  MANIFESTS,
   only,
   readManifest,
 } from "./support/kubernetes.ts";
@@ -64,6 +70,8 @@ const PROXY = "10.99.42.1";
 const POD = "10.99.42.2";
 const STATIC = "10.99.42.3";
 const NGINX_IMAGE = "localhost/heartbeat-test-nginx:1";
+/** The headless Service's name, which contrib/kubernetes/haproxy.cfg resolves. */
+const SERVICE_NAME = "web.default.svc.cluster.local";
 
 let lab: Lab | undefined;
 let hook: ChildProcess | undefined;
@@ -138,7 +146,7 @@ function playable(objects: KubernetesObject[]): string {
 }
 
 test(
-  "kubernetes: sidecar.yaml under podman kube play: nginx read over localhost, Apache steered by its POSTs, agent-check, the preStop drain, the farewell when the pod stops",
+  "kubernetes: sidecar.yaml under podman kube play: nginx read over localhost, Apache steered by its POSTs, HAProxy by DNS and agent-check, the preStop drain, the farewell when the pod stops",
   { skip },
   async () => {
     lab = new Lab();
@@ -166,6 +174,26 @@ test(
         "0.5",
       ]),
     ));
+
+    // HAProxy with contrib/kubernetes/haproxy.cfg, finding the pod by the headless Service's name
+    // through a DNS server in the lab (for the cluster's).
+    const dns = collect(lab.spawn(
+      "proxy",
+      runtimeCommand(currentRuntime(), "test/support/dns-server.ts", [
+        PROXY,
+        SERVICE_NAME,
+        POD,
+      ]),
+    ));
+    const haproxyConfig = join(lab.dir, "haproxy.cfg");
+    writeFileSync(
+      haproxyConfig,
+      readFileSync(join(MANIFESTS, "haproxy.cfg"), "utf8")
+        .replace(/^ *parse-resolv-conf$/m, `    nameserver lab ${PROXY}:53`)
+        .replace("bind :8080", `bind ${PROXY}:8080`),
+    );
+    const haproxy = collect(lab.spawn("proxy", ["haproxy", "-db", "-f", haproxyConfig]));
+    await waitFor(() => dns().stdout.startsWith("ready"), 10_000, "the DNS server");
 
     podman(lab, ["load", "--input", image!]);
     buildNginxImage(lab);
@@ -241,6 +269,12 @@ test(
     for (let i = 0; i < 20 && share.pod === 0; i++) share = await shares();
     assert.ok(share.pod > 0 && share.other === 0, JSON.stringify(share));
     assert.match(await agentCheck(), /^ready up \d+%\n?$/);
+    // HAProxy found the pod by DNS, and its agent-check weighs it: requests reach the pod.
+    await until(
+      async () => (await curl("proxy", `http://${PROXY}:8080/`)) === "pod\n",
+      15_000,
+      `HAProxy serving from the pod\n${haproxy().stderr}`,
+    );
 
     // The drain, as the web server's preStop hook makes it, run in its container as the kubelet
     // would (podman 4.3 runs no hook): HAProxy's agent-check says `drain` at once, and Apache sends
@@ -254,6 +288,11 @@ test(
       async () => (await agentCheck()).startsWith("drain"),
       5_000,
       `agent-check: drain\n${JSON.stringify(hookOutput())}\n${logs()}`,
+    );
+    await until(
+      async () => (await statusCode(`http://${PROXY}:8080/`)) === "503",
+      2_000,
+      `HAProxy sending nothing to the drained pod\n${haproxy().stderr}`,
     );
     await until(
       async () => (await shares()).pod === 0,
@@ -272,6 +311,7 @@ test(
     await until(async () => (await agentCheck()).startsWith("ready up"), 2_000, "ready up again");
     await until(async () => (await metric("heartbeat_ready")) >= 500, 20_000, "ramped up again");
     await until(async () => (await shares()).pod > 0, 5_000, "requests for the pod again");
+    assert.equal(await curl("proxy", `http://${PROXY}:8080/`), "pod\n", "HAProxy too");
 
     // The stop, as the kubelet makes it: SIGTERM, then SIGKILL after terminationGracePeriodSeconds;
     // the agent's last POST says ready=0. Apache then picks only the static origin, so it never
