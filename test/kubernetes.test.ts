@@ -18,6 +18,7 @@ import {
   MANIFESTS,
   only,
   readManifest,
+  unknownFields,
 } from "./support/kubernetes.ts";
 import { VERSION } from "../scripts/build.ts";
 
@@ -44,11 +45,12 @@ test("kubernetes: the manifests are sidecar.yaml and daemonset.yaml, each object
       } catch (error) {
         assert.fail(`${where}: ${(error as Error).message}`);
       }
+      assert.deepEqual(unknownFields(object), [], `${where}: fields Kubernetes does not have`);
     }
   }
 });
 
-test("kubernetes: validation rejects what the API server would (a quantity that is no quantity, a missing field)", async () => {
+test("kubernetes: validation rejects what the API server would (a quantity that is no quantity, a missing field, a misspelt field)", async () => {
   const deployment = only(readManifest("sidecar.yaml"), "Deployment");
   const badQuantity = structuredClone(deployment);
   container(badQuantity, "heartbeat").resources.limits.memory = "64 MB";
@@ -56,6 +58,20 @@ test("kubernetes: validation rejects what the API server would (a quantity that 
   const noName = structuredClone(deployment);
   delete noName.spec.template.spec.containers[0].name;
   await assert.rejects(async () => (await model(noName)).validate(), /name/);
+  const misspelt = structuredClone(deployment);
+  const agent = container(misspelt, "heartbeat");
+  agent.readinesProbe = agent.readinessProbe;
+  agent.lifecycle.preStop.sleep.second = 16;
+  misspelt.spec.template.metadata.label = {};
+  assert.deepEqual(
+    unknownFields(misspelt),
+    [
+      "Deployment.spec.template.metadata.label",
+      "Deployment.spec.template.spec.containers[1].lifecycle.preStop.sleep.second",
+      "Deployment.spec.template.spec.containers[1].readinesProbe",
+    ].sort(),
+  );
+  assert.deepEqual(unknownFields(deployment), []);
 });
 
 /** The drain wait of the web server's preStop hook, in seconds: `sleep N` in its command. */
