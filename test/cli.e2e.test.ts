@@ -967,6 +967,16 @@ test(
       /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an address/,
     );
     assert.ok(!result.stderr.includes("    at "), "no stack trace");
+    // -t says it once, though it both looks the name up and tries to listen there.
+    const checked = await network().run(
+      "lonely",
+      agentCommand(runtime, ["monitor", "-t", "--listen", "no-such-host.invalid:27999"]),
+    );
+    assert.equal(checked.code, 2);
+    assert.match(
+      checked.stderr,
+      /^--listen 'no-such-host\.invalid:27999': cannot find an address for 'no-such-host\.invalid' \(.*\)\n$/,
+    );
   },
 );
 

@@ -525,6 +525,35 @@ test("main: -t checks what a start would, and says each problem where it is", as
   }
 });
 
+test("main: monitor -t says an adapter this runtime lacks once, not again for --listen", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
+  try {
+    const other = "Deno" in globalThis ? "bun" : "deno";
+    const err = recordingLog();
+    assert.equal(
+      await main(
+        [
+          "monitor",
+          "-t",
+          "--listen",
+          "127.0.0.1:27999",
+          "--runtime-adapter",
+          other,
+          "--storage",
+          join(dir, "hb.dat"),
+        ],
+        { stdout: err.write, stderr: err.write },
+        {},
+      ),
+      EXIT_USAGE,
+    );
+    assert.equal(err.lines.length, 1, err.lines.join("\n"));
+    assert.match(err.lines[0], new RegExp(`^--runtime-adapter ${other}: `));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("main: -t and a start refuse a storage folder anybody may write to without the sticky bit", async () => {
   const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
   try {
