@@ -442,6 +442,8 @@ test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends
   assert.deepEqual(err.lines, []);
 });
 
+// The monitor's -t below listens on 127.0.0.1, never on a group: -t binds and joins for real, and
+// a join in a test run on a host would send an IGMP report out of its real interfaces.
 test("main: -t checks what a start would, and says each problem where it is", async () => {
   const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
   try {
@@ -465,7 +467,7 @@ test("main: -t checks what a start would, and says each problem where it is", as
         "monitor",
         "-t",
         "--listen",
-        "239.0.0.1:27999",
+        "127.0.0.1:27999",
         "--storage",
         join(dir, "missing", "hb.dat"),
       ], [
@@ -498,7 +500,7 @@ test("main: -t checks what a start would, and says each problem where it is", as
     assert.deepEqual(out.lines, ["Syntax OK"]);
     assert.equal(
       await main(
-        ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(dir, "hb.dat")],
+        ["monitor", "-t", "--listen", "127.0.0.1:27999", "--storage", join(dir, "hb.dat")],
         { stdout: out.write, stderr: out.write },
         {},
       ),
@@ -510,7 +512,7 @@ test("main: -t checks what a start would, and says each problem where it is", as
     const err = recordingLog();
     assert.equal(
       await main(
-        ["monitor", "--listen", "239.0.0.1:27999", "--storage", join(dir, "missing", "hb.dat")],
+        ["monitor", "--listen", "127.0.0.1:27999", "--storage", join(dir, "missing", "hb.dat")],
         { stdout: err.write, stderr: err.write },
         {},
       ),
@@ -562,7 +564,7 @@ test("main: -t and a start refuse a storage folder anybody may write to without 
     for (const [argv, prefix] of [[["-t"], ""], [[], "heartbeat: "]] as const) {
       const err = recordingLog();
       assert.equal(
-        await main(["monitor", ...argv, "--listen", "239.0.0.1:27999", "--storage", storage], {
+        await main(["monitor", ...argv, "--listen", "127.0.0.1:27999", "--storage", storage], {
           stdout: err.write,
           stderr: err.write,
         }, {}),
@@ -575,7 +577,7 @@ test("main: -t and a start refuse a storage folder anybody may write to without 
     chmodSync(dir, 0o1777);
     const out = recordingLog();
     assert.equal(
-      await main(["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", storage], {
+      await main(["monitor", "-t", "--listen", "127.0.0.1:27999", "--storage", storage], {
         stdout: out.write,
         stderr: out.write,
       }, {}),
@@ -658,7 +660,7 @@ test(
       const out = recordingLog();
       const check = (folder: string) =>
         main(
-          ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(folder, "hb.dat")],
+          ["monitor", "-t", "--listen", "127.0.0.1:27999", "--storage", join(folder, "hb.dat")],
           { stdout: out.write, stderr: out.write },
           {},
         );
