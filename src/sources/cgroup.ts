@@ -5,6 +5,7 @@
  */
 import { readFile, realpath, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
+import { describeError } from "../errors.ts";
 import { SourceConfigError } from "./source.ts";
 
 /** A mounted cgroup hierarchy, from /proc/self/mountinfo. */
@@ -351,7 +352,7 @@ export async function locateCgroup(
   } catch (error) {
     throw new SourceConfigError(
       `--source ${source} finds cgroups through /proc/self/mountinfo and /proc/self/cgroup: ${
-        (error as Error).message
+        describeError(error)
       } (Linux only)`,
     );
   }
