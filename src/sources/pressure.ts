@@ -10,7 +10,7 @@ import { describeError, errorCode } from "../errors.ts";
 import { HostFiles, locateCgroup, parsePressure } from "./cgroup.ts";
 import { requireCapacity, SourceConfigError, type SourceDefinition } from "./source.ts";
 
-export const PRESSURE_RESOURCES = ["cpu", "memory", "io"] as const;
+const PRESSURE_RESOURCES = ["cpu", "memory", "io"] as const;
 export type PressureResource = typeof PRESSURE_RESOURCES[number];
 
 /** `cpu`, `memory:/sys/fs/cgroup/x`, `/sys/fs/cgroup/x`: the resource (cpu if not given), the cgroup. */
