@@ -114,6 +114,8 @@ export class HAProxyPush {
       const commands: string[] = [];
       for (const backend of this.#backends) {
         const answer = await runtimeCommand(socket, `show servers state ${backend}`);
+        // Nothing at all is no answer (an HAProxy restarting), not a backend it says it lacks.
+        if (answer.trim() === "") throw new Error(`no answer to 'show servers state ${backend}'`);
         const missing = `backend '${backend}' in HAProxy at ${socket}`;
         if (!answer.split("\n").some((line) => line.startsWith("# "))) {
           this.#missing.add(missing);
