@@ -82,7 +82,7 @@ export async function main(
         command.mode === "monitor"
           ? monitorChecks(resolved.settings, logger)
           : agentChecks(resolved.settings, logger),
-        resolved.origins,
+        resolved,
       );
       problems.forEach((problem) => io.stderr(problem));
       if (problems.length) return EXIT_USAGE;

@@ -13,6 +13,7 @@ import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
+import { SOURCES } from "./sources/index.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { type AdapterName, ADAPTERS } from "./transport/transport.ts";
 
@@ -36,7 +37,10 @@ export interface Settings {
   interfaceAddress?: string;
   ttl: number;
   port?: number;
-  source: string;
+  /** Each --source; with several, the heartbeat reports the tightest. */
+  source: string[];
+  /** The time constant of each source's moving average; unset: each source's own default. */
+  smoothSeconds?: number;
   ready?: number;
   busy?: number;
   capacity?: number;
@@ -105,6 +109,11 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   default?: Settings[K];
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
+  /**
+   * A repeatable one's values whose text may hold spaces and commas: where its variable's list
+   * splits (else at every comma and space), and what --print-config puts between them.
+   */
+  list?: { split: RegExp; join: string };
   /**
    * A file path, made absolute as Apache makes a directive's: against the run-time folder
    * (ap_runtime_dir_relative, as mod_heartmonitor does for HeartbeatStorage) or ServerRoot. A
@@ -263,9 +272,26 @@ export const SETTINGS: readonly Setting[] = [
     commands: AGENT,
     value: "NAME[:ARG]",
     group: "What to send",
-    help: "where ready and busy come from (the sources are listed below)",
-    default: "auto",
+    help: "where ready and busy come from (repeatable: the tightest is sent; sources below)",
+    default: ["auto"],
+    multiple: true,
+    // exec:COMMAND may hold spaces and commas: a list splits only where a source's name follows.
+    list: {
+      split: new RegExp(`\\s*,\\s*(?=(?:${Object.keys(SOURCES).join("|")})(?:[:,]|$))`),
+      join: ", ",
+    },
     parse: text,
+  }),
+  setting({
+    key: "smoothSeconds",
+    flag: "smooth",
+    env: "HEARTBEAT_SMOOTH",
+    directive: "HeartbeatSmooth",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "What to send",
+    help: "average each source's free share over this time (if not given: 0 for slot counts)",
+    parse: seconds(0, 3600),
   }),
   setting({
     key: "ready",
@@ -590,6 +616,8 @@ export interface Resolved {
   settings: Settings;
   /** Where each setting's value came from: `--ttl`, `HEARTBEAT_TTL`, `FILE:LINE`, or `default`. */
   origins: Partial<Record<keyof Settings, string>>;
+  /** A repeatable setting's origin for each of its values, in order: `FILE:LINE` for each line. */
+  itemOrigins: Partial<Record<keyof Settings, string[]>>;
   /** Everything wrong, each a line that says where. */
   problems: string[];
   /** Which problems come from flags: usage errors. */
@@ -600,6 +628,7 @@ export interface Resolved {
 export function resolveSettings(layers: Layers): Resolved {
   const values: Partial<Record<keyof Settings, unknown>> = {};
   const origins: Resolved["origins"] = {};
+  const itemOrigins: Resolved["itemOrigins"] = {};
   const problems: string[] = [];
   const flagProblems: string[] = [];
 
@@ -613,6 +642,7 @@ export function resolveSettings(layers: Layers): Resolved {
     if (chosen) {
       values[spec.key] = chosen.value;
       origins[spec.key] = chosen.origin;
+      if (spec.multiple) itemOrigins[spec.key] = chosen.itemOrigins;
     }
   }
   if (layers.config) {
@@ -645,6 +675,7 @@ export function resolveSettings(layers: Layers): Resolved {
   return {
     settings: { ...DEFAULTS, ...values } as Settings,
     origins,
+    itemOrigins,
     problems: [...flagProblems, ...inLineOrder(problems)],
     flagProblems,
   };
@@ -671,6 +702,7 @@ function inLineOrder(problems: string[]): string[] {
 interface Candidate {
   value: unknown;
   origin: string;
+  itemOrigins: string[];
 }
 
 function fromFlag(
@@ -683,7 +715,7 @@ function fromFlag(
   const texts = Array.isArray(raw) ? raw : [raw];
   return collect(
     spec,
-    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })),
+    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'`, origin: `--${spec.flag}` })),
     `--${spec.flag}`,
     problems,
     WORKING_FOLDER,
@@ -693,10 +725,10 @@ function fromFlag(
 function fromEnv(spec: Setting, env: Layers["env"], problems: string[]): Candidate | undefined {
   const raw = env[spec.env];
   if (raw === undefined || raw === "") return undefined;
-  const texts = spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : [raw];
+  const texts = spec.multiple ? raw.split(spec.list?.split ?? /[\s,]+/).filter(Boolean) : [raw];
   return collect(
     spec,
-    texts.map((text) => ({ text, where: `${spec.env} '${text}'` })),
+    texts.map((text) => ({ text, where: `${spec.env} '${text}'`, origin: spec.env })),
     spec.env,
     problems,
     WORKING_FOLDER,
@@ -730,6 +762,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     used.map((directive) => ({
       text: directive.args[0],
       where: `${directive.file}:${directive.line}: ${spec.directive}:`,
+      origin: `${directive.file}:${directive.line}`,
     })),
     used.map((directive) => `${directive.file}:${directive.line}`).join(", "),
     problems,
@@ -743,16 +776,18 @@ const WORKING_FOLDER = { "runtime-dir": ".", "server-root": "." };
 /** Parses each text; a problem is `WHERE: reason` (or `WHERE reason` after a colon). */
 function collect(
   spec: Setting,
-  texts: { text: string; where: string }[],
+  texts: { text: string; where: string; origin: string }[],
   origin: string,
   problems: string[],
   folders: Record<NonNullable<Setting["file"]>, string>,
 ): Candidate | undefined {
   const values: unknown[] = [];
-  for (const { text, where } of texts) {
+  const itemOrigins: string[] = [];
+  for (const { text, where, origin } of texts) {
     try {
       const value = spec.parse(text);
       values.push(spec.file ? resolve(folders[spec.file], value as string) : value);
+      itemOrigins.push(origin);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
       problems.push(
@@ -761,7 +796,7 @@ function collect(
     }
   }
   if (values.length === 0) return undefined;
-  return { value: spec.multiple ? values : values[0], origin };
+  return { value: spec.multiple ? values : values[0], origin, itemOrigins };
 }
 
 /**
@@ -776,7 +811,7 @@ export function describeSettings(resolved: Resolved, command: Command = "agent")
     // Addresses and ranges keep the text they were given.
     const shown = Array.isArray(value)
       ? value.map((item) => typeof item === "string" ? item : (item as { text: string }).text).join(
-        " ",
+        spec.list?.join ?? " ",
       )
       : typeof value === "object"
       ? (value as { text: string }).text

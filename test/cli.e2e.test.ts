@@ -6,8 +6,8 @@
  *   lonely (loopback only)
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { sigusr1In } from "../src/inspector-guard.ts";
@@ -19,11 +19,13 @@ import {
   commandAvailable,
   currentRuntime,
   Lab,
+  REPO,
   runtimeCommand,
   skipUnlessLab,
   stop,
   waitFor,
 } from "./support/lab.ts";
+import { skipUnlessCgroupV1, V1Cgroup } from "./support/cgroups.ts";
 import type { Probe } from "./support/send-probe.ts";
 
 const skip = skipUnlessLab();
@@ -203,7 +205,10 @@ test(
   async () => {
     const lab = network();
     const conf = join(lab.dir, "print.conf");
-    writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\n");
+    writeFileSync(
+      conf,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\nHeartbeatSource static\nHeartbeatSource apache:http://127.0.0.1:8080/server-status?auto\nHeartbeatSmooth 2\n",
+    );
     const result = await lab.run(
       "lonely",
       agentCommand(runtime, ["-f", conf, "--print-config", "--ready", "4"]),
@@ -220,6 +225,17 @@ test(
     assert.match(result.stdout, /^HeartbeatPort +8080 +HEARTBEAT_PORT$/m);
     assert.match(result.stdout, /^HeartbeatReady +4 +--ready$/m);
     assert.match(result.stdout, /^HeartbeatInterval +1 +default$/m);
+    const at = (line: number) => `${conf.replace(/[.]/g, "\\.")}:${line}`;
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `^HeartbeatSource +static, apache:http://127\\.0\\.0\\.1:8080/server-status\\?auto +${
+          at(3)
+        }, ${at(4)}$`,
+        "m",
+      ),
+    );
+    assert.match(result.stdout, new RegExp(`^HeartbeatSmooth +2 +${at(5)}$`, "m"));
   },
 );
 
@@ -651,6 +667,202 @@ test(
     const metrics = await lab.run("peer", ["curl", "-s", "http://10.99.3.1:9101/metrics"]);
     assert.match(metrics.stdout, /^heartbeat_ready 3$/m);
     await stop(agent);
+  },
+);
+
+/** The `ready=N&busy=M` of each heartbeat an agent in --dry-run printed so far. */
+function printedHeartbeats(stdout: string): string[] {
+  return stdout.split("\n").filter(Boolean).map((line) => line.split(" v=1&")[1]);
+}
+
+test(
+  `e2e ${runtime}: two sources, each in turn the tight one; each one's reading in /metrics`,
+  { skip },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "second-source-load");
+    // Written whole and renamed over, as the file source asks: never read half written.
+    const write = (text: string) => {
+      writeFileSync(`${load}.new`, text);
+      renameSync(`${load}.new`, load);
+    };
+    write("ready=1&busy=1\n");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--ready",
+        "40",
+        "--busy",
+        "10",
+        "--interval",
+        "0.2",
+        "--dry-run",
+        "--http",
+        "10.99.3.1:9102",
+      ]),
+      { env: { HEARTBEAT_SOURCE: `static, file:${load}` } },
+    );
+    const output = collect(agent);
+    const latest = () => printedHeartbeats(output().stdout).at(-1);
+    const settles = async (expected: string, what: string) => {
+      const start = printedHeartbeats(output().stdout).length;
+      // Two in a row that say it, after the file changed: the one under way may be the old one.
+      await waitFor(
+        () =>
+          printedHeartbeats(output().stdout).slice(start).slice(-2).join() ===
+            `${expected},${expected}`,
+        10_000,
+        `${what}: ${expected}, last ${latest()}\n${output().stderr}`,
+      );
+    };
+    // The file's 50 % free is tighter than static's 80 %: half of static's 50 slots.
+    await settles("ready=25&busy=25", "the file the tight one");
+    assert.match(
+      output().stderr,
+      new RegExp(
+        `sending the tightest of \\(static ready=40 busy=10\\) and \\(file ${load}\\) to 239\\.0\\.0\\.1:27990 `,
+      ),
+    );
+    const metrics = async () =>
+      (await lab.run("peer", ["curl", "-s", "http://10.99.3.1:9102/metrics"])).stdout;
+    const file = `file:${load}`;
+    assert.match(
+      await metrics(),
+      new RegExp(`^heartbeat_source_free_ratio\\{source="${file}"\\} 0\\.5$`, "m"),
+    );
+
+    write("ready=9&busy=1\n");
+    await settles("ready=40&busy=10", "static the tight one");
+    const text = await metrics();
+    for (
+      const line of [
+        'heartbeat_source_ready{source="static"} 40',
+        'heartbeat_source_busy{source="static"} 10',
+        'heartbeat_source_free_ratio{source="static"} 0.8',
+        `heartbeat_source_up{source="${file}"} 1`,
+        `heartbeat_source_ready{source="${file}"} 9`,
+        `heartbeat_source_busy{source="${file}"} 1`,
+        `heartbeat_source_free_ratio{source="${file}"} 0.9`,
+        "heartbeat_ready 40",
+      ]
+    ) assert.ok(text.split("\n").includes(line), `${line} in\n${text}`);
+
+    write("ready=0&busy=4\n");
+    await settles("ready=0&busy=50", "nothing free in the file");
+    // One source without an answer: no heartbeat, and /metrics says which.
+    write("nonsense\n");
+    await waitFor(
+      () => output().stderr.includes(`no heartbeat sent: the tightest of`),
+      10_000,
+      `the failure logged: ${output().stderr}`,
+    );
+    assert.match(
+      output().stderr,
+      new RegExp(`no heartbeat sent: the tightest of .*: file:${load}: expected ready=N&busy=M`),
+    );
+    assert.match(await metrics(), new RegExp(`^heartbeat_source_up\\{source="${file}"\\} 0$`, "m"));
+    await stop(agent);
+  },
+);
+
+test(
+  `e2e ${runtime}: --smooth: a step in a source's free share shows gradually, 63 % of it in the time constant`,
+  { skip },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "smoothed-load");
+    writeFileSync(load, "ready=0&busy=100\n");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--source",
+        `file:${load}`,
+        "--smooth",
+        "1",
+        "--interval",
+        "0.1",
+        "--dry-run",
+      ]),
+    );
+    const output = collect(agent);
+    const readies = () =>
+      printedHeartbeats(output().stdout).map((heartbeat) =>
+        Number(/ready=(\d+)/.exec(heartbeat)![1])
+      );
+    await waitFor(() => readies().length >= 3, 10_000, `heartbeats: ${output().stderr}`);
+    assert.match(output().stderr, new RegExp(`sending file ${load}, smoothed over 1 s to `));
+    assert.deepEqual(new Set(readies()), new Set([0]));
+    const before = readies().length;
+    const stepped = Date.now();
+    writeFileSync(load, "ready=100&busy=0\n");
+    await waitFor(() => readies().at(-1)! >= 95, 10_000, `ready 95: ${readies()}`);
+    const took = Date.now() - stepped;
+    // 95 % takes three time constants, 3 s; unsmoothed it would be the next heartbeat.
+    assert.ok(took >= 2500 && took < 6000, `95 % after ${took} ms: ${readies().slice(before)}`);
+    const climb = readies().slice(before).filter((ready) => ready > 0 && ready < 95);
+    assert.ok(climb.length >= 10, `a gradual climb: ${readies().slice(before)}`);
+    for (let i = 1; i < climb.length; i++) assert.ok(climb[i] >= climb[i - 1], `${climb}`);
+    await stop(agent);
+  },
+);
+
+test(
+  `e2e ${runtime}: static and cpu at once: static's numbers while the CPU is idle, ready near 0 once its quota is used, smoothed over cpu's 3 s`,
+  { skip: skip || skipUnlessCgroupV1(), timeout: 90_000 },
+  async () => {
+    const cgroup = new V1Cgroup(0.5);
+    // In a network namespace of its own, though it only prints; not by `ip netns exec`, which
+    // mounts a /sys of its own, without the cgroup hierarchies.
+    const agent = spawn("unshare", [
+      "--net",
+      ...agentCommand(runtime, [
+        ...["-a", "239.0.0.1:27990", "--dry-run"],
+        ...["--source", "static", "--ready", "40", "--busy", "10"],
+        ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "100"],
+      ]),
+    ], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const output = collect(agent);
+    const heartbeats = () => printedHeartbeats(output().stdout);
+    try {
+      await waitFor(() => heartbeats().length >= 2, 30_000, `heartbeats: ${output().stderr}`);
+      assert.match(
+        output().stderr,
+        /sending the tightest of \(static ready=40 busy=10\) and \(cpu of .* \(quota 0\.5 CPU, cgroup v1\), smoothed over 3 s\)/,
+      );
+      // Idle, the CPU has more room than static's 80 %: static's own numbers.
+      assert.equal(heartbeats().at(-1), "ready=40&busy=10");
+      const before = heartbeats().length;
+      cgroup.busy(1, 40);
+      // The half CPU used up: at most 10 % of it free, floor(50 × 0.1) = 5.
+      await waitFor(
+        () =>
+          heartbeats().slice(before).some((heartbeat) =>
+            /^ready=[0-5]&busy=(4[5-9]|50)$/.test(heartbeat)
+          ),
+        20_000,
+        `ready near 0: ${heartbeats().slice(before)}`,
+      );
+      const busy = heartbeats().slice(before);
+      // Smoothed: it came down over several heartbeats, not in one step.
+      assert.ok(
+        busy.filter((heartbeat) => !/^ready=(40|[0-5])&/.test(heartbeat)).length >= 2,
+        `a gradual fall: ${busy}`,
+      );
+      await cgroup.idle();
+      const busyUntil = heartbeats().length;
+      await waitFor(
+        () => heartbeats().slice(busyUntil).includes("ready=40&busy=10"),
+        20_000,
+        `static's numbers again: ${heartbeats().slice(busyUntil)}`,
+      );
+    } finally {
+      await stop(agent);
+      await cgroup.remove();
+    }
   },
 );
 

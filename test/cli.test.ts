@@ -33,7 +33,7 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
   assert.deepEqual(settings, {
     addresses: [{ kind: "udp", text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
     ttl: 1,
-    source: "auto",
+    source: ["auto"],
     ready: 10,
     intervalSeconds: 1,
     logLevel: "info",
@@ -442,6 +442,51 @@ test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends
   assert.deepEqual(err.lines, []);
 });
 
+test("main: --dry-run --once with several sources prints each source's reading beside the heartbeat", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
+  try {
+    const load = join(dir, "load");
+    writeFileSync(load, "ready=2&busy=3");
+    const run = async (extra: string[]) => {
+      const out = recordingLog();
+      const err = recordingLog();
+      const status = await main(
+        ["-a", "239.0.0.1:27999", "--ready", "40", "--busy", "10", "--dry-run", "--once", ...extra],
+        { stdout: out.write, stderr: err.write },
+      );
+      return { status, out: out.lines, err: err.lines };
+    };
+    assert.deepEqual(await run(["--source", "static", "--source", `file:${load}`]), {
+      status: EXIT_OK,
+      out: [
+        "239.0.0.1:27999 v=1&ready=20&busy=30",
+        "source static: ready=40 busy=10, 80.0 % free",
+        `source file:${load}: ready=2 busy=3, 40.0 % free (the tightest)`,
+      ],
+      err: [],
+    });
+    writeFileSync(load, "garbage");
+    const failed = await run(["--source", "static", "--source", `file:${load}`]);
+    assert.equal(failed.status, 1);
+    assert.deepEqual(failed.out, [
+      "source static: ready=40 busy=10, 80.0 % free",
+      `source file:${load}: no answer: ${failed.out[1].split(": no answer: ")[1]}`,
+    ]);
+    assert.match(
+      failed.err.join("\n"),
+      new RegExp(
+        `no heartbeat sent: the tightest of \\(static ready=40 busy=10\\) and \\(file ${load}\\): file:${load}: `,
+      ),
+    );
+    // One source: its heartbeat is its reading, and only the heartbeat is printed, as before.
+    assert.deepEqual((await run(["--source", "static"])).out, [
+      "239.0.0.1:27999 v=1&ready=40&busy=10",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // The monitor's -t below listens on 127.0.0.1, never on a group: -t binds and joins for real, and
 // a join in a test run on a host would send an IGMP report out of its real interfaces.
 test("main: -t checks what a start would, and says each problem where it is", async () => {
@@ -452,6 +497,11 @@ test("main: -t checks what a start would, and says each problem where it is", as
       conf,
       "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource static\nHeartbeatKeyFile /nonexistent/key\n",
     );
+    const several = join(dir, "several.conf");
+    writeFileSync(
+      several,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource file:/run/load\nHeartbeatSource nginx\nHeartbeatSource exec:\nHeartbeatSource nginx\n",
+    );
     const cases: [string[], string[]][] = [
       [["-t", "--ready", "1"], [
         "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
@@ -459,6 +509,15 @@ test("main: -t checks what a start would, and says each problem where it is", as
       [["-t", "-f", conf], [
         `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
         `${conf}:3: --key-file: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
+      ]],
+      // Several sources: each problem at its own line.
+      [["-t", "-f", several], [
+        `${several}:3: --source nginx needs --capacity N: how many connections this server can serve at once`,
+        `${several}:4: --source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
+        `${several}:5: --source nginx is given twice: give each source once`,
+      ]],
+      [["-t", "-a", "239.0.0.1:27999", "--source", "file:/run/load", "--source", "tcp"], [
+        "--source tcp needs --capacity N: how many connections this server can serve at once",
       ]],
       [["monitor", "-t"], [
         "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
@@ -728,6 +787,39 @@ test("main: heartbeat servers -f with two members on one host: its weight counte
       ["http://10.0.0.1:8080", "10.0.0.1", "20", "2", "1 s", "20", "78.4%"],
       ["http://10.0.0.2:80", "10.0.0.2", "10", "1", "1 s", "10", "21.6%"],
     ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: --ready and --busy with a source that does not read them are said to be ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-ignored-"));
+  try {
+    const load = join(dir, "load");
+    writeFileSync(load, "ready=5&busy=1\n");
+    const run = async (source: string[]) => {
+      const out = recordingLog();
+      const err = recordingLog();
+      const status = await main(
+        ["-a", "239.0.0.1:27999", ...source, "--ready", "3", "--dry-run", "--once"],
+        { stdout: out.write, stderr: err.write },
+        {},
+      );
+      return { status, out: out.lines, err: err.lines };
+    };
+    const file = await run(["--source", `file:${load}`]);
+    assert.equal(file.status, EXIT_OK);
+    assert.deepEqual(file.out, ["239.0.0.1:27999 v=1&ready=5&busy=1"]);
+    assert.equal(file.err.length, 1, file.err.join("\n"));
+    assert.match(
+      file.err[0],
+      /warn {2}--ready and --busy are ignored: only --source static reads them, and the source is file:/,
+    );
+    // Read where they mean something: by static, and by auto, which then chooses static.
+    for (const source of [["--source", "static"], []]) {
+      const used = await run(source);
+      assert.deepEqual([used.out, used.err], [["239.0.0.1:27999 v=1&ready=3&busy=0"], []]);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

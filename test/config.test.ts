@@ -458,6 +458,7 @@ test("config: every directive the agent reads", () => {
       "HeartbeatTTL 4",
       "HeartbeatPort 8080",
       "HeartbeatSource nginx",
+      "HeartbeatSmooth 2.5",
       "HeartbeatReady 5",
       "HeartbeatBusy 6",
       "HeartbeatCapacity 100",
@@ -477,7 +478,8 @@ test("config: every directive the agent reads", () => {
     interfaceAddress: "10.0.0.2",
     ttl: 4,
     port: 8080,
-    source: "nginx",
+    source: ["nginx"],
+    smoothSeconds: 2.5,
     ready: 5,
     busy: 6,
     capacity: 100,
@@ -558,6 +560,50 @@ test("config: flags win over the environment, the environment over the file, the
   );
   assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, [
     "HEARTBEAT_TTL 'x': give a whole number from 0 to 255",
+  ]);
+});
+
+test("config: several sources, from HeartbeatSource lines, repeated flags or HEARTBEAT_SOURCE's list", () => {
+  const files = {
+    "/etc/hb/main.conf": [
+      "HeartbeatAddress 239.0.0.1:1",
+      "HeartbeatSource static",
+      'HeartbeatSource "exec:/usr/local/bin/load --pool a,b"',
+    ].join("\n"),
+  };
+  const fromFile = settings(files);
+  assert.deepEqual(fromFile.problems, []);
+  assert.deepEqual(fromFile.settings.source, ["static", "exec:/usr/local/bin/load --pool a,b"]);
+  assert.equal(fromFile.origins.source, "/etc/hb/main.conf:2, /etc/hb/main.conf:3");
+  assert.match(
+    describeSettings(fromFile),
+    /^HeartbeatSource +static, exec:\/usr\/local\/bin\/load --pool a,b +\/etc\/hb\/main\.conf:2, \/etc\/hb\/main\.conf:3$/m,
+  );
+  // The list splits only at a comma a source's name follows: a command keeps its own commas and
+  // spaces, and tcp its ports.
+  const cases: [string, string[]][] = [
+    ["apache,file:/run/load", ["apache", "file:/run/load"]],
+    ["static , tcp:80,443, exec:printf 'ready=1,busy=2'", [
+      "static",
+      "tcp:80,443",
+      "exec:printf 'ready=1,busy=2'",
+    ]],
+    ["exec:load --a 1, file:/x,static", ["exec:load --a 1", "file:/x", "static"]],
+    ["exec:echo a,b", ["exec:echo a,b"]],
+  ];
+  for (const [list, expected] of cases) {
+    const fromEnv = settings(files, { HEARTBEAT_SOURCE: list });
+    assert.deepEqual(fromEnv.problems, []);
+    assert.deepEqual(fromEnv.settings.source, expected, list);
+    assert.equal(fromEnv.origins.source, "HEARTBEAT_SOURCE");
+  }
+  const fromFlags = settings(files, { HEARTBEAT_SOURCE: "apache" }, {
+    source: ["nginx", "file:/run/load"],
+  });
+  assert.deepEqual(fromFlags.settings.source, ["nginx", "file:/run/load"]);
+  assert.equal(fromFlags.origins.source, "--source");
+  assert.deepEqual(settings(files, { HEARTBEAT_SMOOTH: "-1" }).problems, [
+    "HEARTBEAT_SMOOTH '-1': give seconds from 0 to 3600, e.g. 1 or 0.5",
   ]);
 });
 

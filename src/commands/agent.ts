@@ -9,7 +9,7 @@ import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
 import { describeError, listenFailure } from "../errors.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, type Logger, ProblemLog } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
 import {
@@ -21,7 +21,8 @@ import {
 } from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
-import { createSource } from "../sources/index.ts";
+import { type CombinedSource, combineSources, type SourceReading } from "../sources/combined.ts";
+import { createListedSource, createSources } from "../sources/index.ts";
 import { createHttpSender } from "../senders/http-post.ts";
 import { createPrintSender } from "../senders/print.ts";
 import { createResolvingSender } from "../senders/resolving.ts";
@@ -30,7 +31,13 @@ import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
 import { serveAgentHttp } from "../agent-http.ts";
 import { serveAgentCheck } from "../haproxy/agent-check.ts";
-import { AgentStatus } from "../status.ts";
+import { AgentStatus, type Listener } from "../status.ts";
+import {
+  AGENT_CHECK_BOUNDS,
+  type ConnectionBounds,
+  ConnectionLimits,
+  HTTP_BOUNDS,
+} from "../connection-limits.ts";
 import { bakedBuild, VERSION } from "../version.ts";
 import {
   type Check,
@@ -50,6 +57,8 @@ interface Prepared {
   logger: Logger;
   lasting: Lasting;
   options: Omit<AgentOptions, "signal">;
+  /** The source the agent reads, with each of the sources it combines. */
+  sources: CombinedSource;
   /** How heartbeats go out, for the startup line. */
   via: string;
   /** Closes the sockets it opened. */
@@ -69,7 +78,11 @@ interface Lasting {
 export function agentChecks(settings: Settings, logger: Logger): Check[] {
   return [
     { key: "addresses", run: () => requireDestination(settings) },
-    { key: "source", run: () => createSource(settings.source, settings) },
+    ...settings.source.map((_, item): Check => ({
+      key: "source",
+      item,
+      run: () => createListedSource(settings.source, item, settings),
+    })),
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
@@ -104,7 +117,19 @@ async function prepare(
   const { io, clock } = context;
   requireDestination(settings);
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const source = await createSource(settings.source, settings);
+  const source = combineSources(await createSources(settings.source, settings), {
+    smoothSeconds: settings.smoothSeconds,
+    now: () => clock.now(),
+  });
+  // Only static reads them (auto chooses static when --ready is given): elsewhere a mistake.
+  const fixedCounts = settings.ready !== undefined || settings.busy !== undefined;
+  if (fixedCounts && !settings.source.some((spec) => spec === "static" || spec === "auto")) {
+    logger.warn(
+      `--ready and --busy are ignored: only --source static reads them, and the source is ${
+        settings.source.join(", ")
+      }`,
+    );
+  }
   const adapter = chooseAdapter(settings);
   const udp = await resolveDestinations(udpAddresses(settings));
   const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
@@ -116,7 +141,7 @@ async function prepare(
     drain: new Drain(logger, () => clock.now()),
     startedAt: clock.now(),
   };
-  const base = { settings, logger, lasting };
+  const base = { settings, logger, lasting, sources: source };
   const shaping = {
     minBusy: settings.minBusy,
     rampUpSeconds: settings.rampUpSeconds,
@@ -323,6 +348,10 @@ export async function runAgent(
       if (sent.length && !invocation.dryRun) {
         active.logger.info(`sent ${payload} to ${sent.join(", ")}`);
       }
+      const readings = active.sources.readings();
+      if (invocation.dryRun && readings.length > 1) {
+        readingLines(readings).forEach(context.io.stdout);
+      }
       return reached ? EXIT_OK : EXIT_FAILURE;
     } finally {
       await active.close();
@@ -333,8 +362,9 @@ export async function runAgent(
     now: () => context.clock.now(),
     intervalMs: () => active.settings.intervalSeconds * 1000,
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
+    sources: () => active.sources.readings(),
   });
-  const services = await serve(active.settings, status, active.logger);
+  const services = await serve(active.settings, status, active.logger, () => context.clock.now());
   // The drain file is looked for between ticks too (drainFileExists, a stat).
   const watching = new AbortController();
   let watchingDrainFile = Promise.resolve();
@@ -402,12 +432,40 @@ export async function runAgent(
   }
 }
 
+/**
+ * Each source's reading, for `--once --dry-run` with several: `source apache: ready=3 busy=7, 30.0 %
+ * free (the tightest)`, or why it gave none.
+ */
+function readingLines(readings: readonly SourceReading[]): string[] {
+  const shares = readings.map((reading) => reading.problem ? NaN : reading.share ?? NaN);
+  const tightest = shares.some(Number.isNaN) ? -1 : shares.indexOf(Math.min(...shares));
+  return readings.map(({ name, load, share, problem }, index) =>
+    `source ${name}: ${
+      problem || !load
+        ? `no answer: ${problem ?? "not read"}`
+        : `ready=${load.ready} busy=${load.busy}, ${(100 * share!).toFixed(1)} % free${
+          index === tightest ? " (the tightest)" : ""
+        }`
+    }`
+  );
+}
+
 /** The agent-check and HTTP servers the settings ask for, open. */
 async function serve(
   settings: Settings,
   status: AgentStatus,
   logger: Logger,
+  now: () => number,
 ): Promise<{ close(): Promise<void> }[]> {
+  const problems = new ProblemLog(logger, { now });
+  const limits = (listener: Listener, bounds: ConnectionBounds) =>
+    new ConnectionLimits(bounds, (reason, address, detail) => {
+      status.connectionsRefused[listener][reason]++;
+      problems.fail(
+        `${listener} ${reason}`,
+        `${listener}: refused a connection from ${address} (${detail}): ${reason}`,
+      );
+    });
   const services: { close(): Promise<void> }[] = [];
   const open = async (
     what: string,
@@ -431,7 +489,8 @@ async function serve(
     await open(
       "HAProxy agent-check",
       settings.agentCheck,
-      () => serveAgentCheck(settings.agentCheck!, status),
+      () =>
+        serveAgentCheck(settings.agentCheck!, status, limits("agent-check", AGENT_CHECK_BOUNDS)),
     );
   }
   if (settings.http) {
@@ -442,7 +501,7 @@ async function serve(
     await open(
       "/healthz and /metrics",
       settings.http,
-      () => serveAgentHttp(settings.http!, status, build),
+      () => serveAgentHttp(settings.http!, status, build, limits("http", HTTP_BOUNDS)),
     );
   }
   return services;

@@ -77,6 +77,8 @@ export async function resolveDestinations(
 /** One thing a start needs that the configuration may lack, and the setting it is about. */
 export interface Check {
   key?: keyof Settings;
+  /** Which of a repeatable setting's values it is about. */
+  item?: number;
   /** Throws a UsageError (or a SourceConfigError) saying what is wrong. */
   run(): unknown;
 }
@@ -85,14 +87,19 @@ export interface Check {
  * Runs every check, as `-t` does: each problem as one line, put at the FILE:LINE of the
  * directive it is about when the setting came from a config file.
  */
-export async function problemsOf(checks: Check[], origins: Resolved["origins"]): Promise<string[]> {
+export async function problemsOf(
+  checks: Check[],
+  { origins, itemOrigins }: Pick<Resolved, "origins" | "itemOrigins">,
+): Promise<string[]> {
   const problems: string[] = [];
   for (const check of checks) {
     try {
       await check.run();
     } catch (error) {
       if (!(error instanceof UsageError || error instanceof SourceConfigError)) throw error;
-      const origin = check.key ? origins[check.key] : undefined;
+      const origin = check.key &&
+        ((check.item === undefined ? undefined : itemOrigins[check.key]?.[check.item]) ??
+          origins[check.key]);
       problems.push(origin && /:\d+$/.test(origin) ? `${origin}: ${error.message}` : error.message);
     }
   }

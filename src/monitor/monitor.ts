@@ -4,9 +4,17 @@
  * mod_lbmethod_heartbeat reads.
  */
 import { listen, reply } from "../listen.ts";
+import {
+  type ConnectionBounds,
+  ConnectionLimits,
+  type ConnectionRefusal,
+  hostOf,
+  HTTP_BOUNDS,
+  limitConnections,
+} from "../connection-limits.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
-import { isIP, type Socket } from "node:net";
+import { isIP } from "node:net";
 import {
   type Heartbeat,
   latin1,
@@ -44,8 +52,10 @@ export interface MonitorOptions {
   signatures?: SignatureCheck;
   /** Seconds since 1970, for signatures' timestamps. */
   unixNow?: () => number;
-  /** HTTP limits (tests shorten them): a request whole within, a connection idle at most. */
-  httpTimeouts?: { requestMs: number; idleMs: number };
+  /** A POST's body must be whole within this of its headers (tests shorten it). */
+  httpRequestMs?: number;
+  /** Connections open at once, and how long each may take (tests shorten it). */
+  httpBounds?: ConnectionBounds;
   /** Sets HAProxy's weights from the table, each tick. */
   haproxy?: HAProxyPush;
   /** Where the HTTP side takes POSTed heartbeats (default: DEFAULT_HTTP_PATHS). */
@@ -234,19 +244,12 @@ export class Monitor {
     this.#problems.fail(`http ${reason}`, `refused ${what}: ${reason}`);
   }
 
-  /**
-   * Whether a new HTTP connection from `ip` may stay open: the sender is in --allow (checked
-   * here, before anything is read) and fewer than HTTP_MAX_CONNECTIONS are open.
-   */
-  admitConnection(ip: string | undefined, open: number): boolean {
+  /** Whether a new HTTP connection from `ip` may stay open: --allow, checked before anything is read. */
+  allowsConnection(ip: string | undefined): boolean {
     const { allow } = this.#options;
-    const sender = ip?.replace(/^::ffff:(?=\d+\.)/, "");
-    if (!sender || (allow.length > 0 && !allow.some((range) => inCidr(sender, range)))) {
-      this.refusedHttp("not-allowed", `a connection from ${ip}`);
-      return false;
-    }
-    if (open >= HTTP_MAX_CONNECTIONS) {
-      this.refusedHttp("too-many-connections", `a connection from ${ip} (${open} open)`);
+    const sender = hostOf(ip);
+    if (!ip || (allow.length > 0 && !allow.some((range) => inCidr(sender, range)))) {
+      this.refusedHttp("not-allowed", `a connection from ${sender}`);
       return false;
     }
     return true;
@@ -374,6 +377,7 @@ export class Monitor {
           "timeout",
           "not-allowed",
           "too-many-connections",
+          "too-many-from-address",
         ] as HttpRefusal[]).map((reason) =>
           `heartbeat_http_requests_refused_total{reason="${reason}"} ${
             this.httpRefused.get(reason) ?? 0
@@ -425,7 +429,7 @@ export class Monitor {
         refuse(408, "timeout", "Request Timeout: send the heartbeat at once\n", {
           Connection: "close",
         });
-      }, this.#options.httpTimeouts?.requestMs ?? HTTP_REQUEST_TIMEOUT_MS);
+      }, this.#options.httpRequestMs ?? HTTP_REQUEST_TIMEOUT_MS);
       const declared = Number(request.headers["content-length"]);
       if (declared > MAX_MESSAGE_BYTES) return oversize(declared);
       const chunks: Buffer[] = [];
@@ -493,13 +497,10 @@ export type HttpRefusal =
   | "method-not-allowed"
   | "timeout"
   | "not-allowed"
-  | "too-many-connections";
+  | ConnectionRefusal;
 
-/** A request must be whole within this; a connection idle this long is closed. */
+/** A POST's body must be whole within this of its headers. */
 export const HTTP_REQUEST_TIMEOUT_MS = 5_000;
-const HTTP_IDLE_TIMEOUT_MS = 10_000;
-/** Connections open at once, at most: past it, new ones are closed at once. */
-export const HTTP_MAX_CONNECTIONS = 128;
 
 /** Where heartbeats are POSTed when no --http-path is given. */
 export const DEFAULT_HTTP_PATHS = ["/heartbeat", "/HeartbeatListener"];
@@ -554,21 +555,12 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     if (options.http) {
       const { createServer } = await import("node:http");
       server = createServer((request, response) => monitor.handleHttp(request, response));
-      // Bun tells of a connection only once it sends something: its idle ones are closed here.
-      server.setTimeout(
-        options.httpTimeouts?.idleMs ?? HTTP_IDLE_TIMEOUT_MS,
-        (socket) => socket.destroy(),
+      const limits = new ConnectionLimits(
+        options.httpBounds ?? HTTP_BOUNDS,
+        (reason, address, detail) =>
+          monitor.refusedHttp(reason, `a connection from ${address} (${detail})`),
       );
-      const open = new Set<Socket>();
-      server.on("connection", (socket: Socket) => {
-        if (!monitor.admitConnection(socket.remoteAddress, open.size)) return socket.destroy();
-        open.add(socket);
-        socket.once("close", () => open.delete(socket));
-        socket.setTimeout(
-          options.httpTimeouts?.idleMs ?? HTTP_IDLE_TIMEOUT_MS,
-          () => socket.destroy(),
-        );
-      });
+      limitConnections(server, limits, (address) => monitor.allowsConnection(address));
       httpPort = await listen(server, options.http);
     }
     options.onListening?.(monitor, { port: httpPort, receiveBuffer: listener?.receiveBuffer });

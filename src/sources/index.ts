@@ -42,3 +42,28 @@ export async function createSource(spec: string, settings: SourceSettings): Prom
   }
   return await definition.create(argument, settings);
 }
+
+/** Builds every source `--source` names, in order. */
+export async function createSources(
+  specs: readonly string[],
+  settings: SourceSettings,
+): Promise<{ name: string; source: Source }[]> {
+  const created = [];
+  for (const [item, spec] of specs.entries()) {
+    created.push({ name: spec, source: await createListedSource(specs, item, settings) });
+  }
+  return created;
+}
+
+/** Builds the source `specs[item]` names; naming one twice is a mistake. */
+export function createListedSource(
+  specs: readonly string[],
+  item: number,
+  settings: SourceSettings,
+): Promise<Source> {
+  const spec = specs[item];
+  if (specs.indexOf(spec) !== item) {
+    throw new SourceConfigError(`--source ${spec} is given twice: give each source once`);
+  }
+  return createSource(spec, settings);
+}

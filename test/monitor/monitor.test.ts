@@ -7,7 +7,8 @@ import { after, test } from "node:test";
 import { createLogger } from "../../src/log.ts";
 import { systemClock } from "../../src/scheduler.ts";
 import { parseCidr } from "../../src/monitor/cidr.ts";
-import { HTTP_MAX_CONNECTIONS, Monitor, runMonitor } from "../../src/monitor/monitor.ts";
+import { HTTP_BOUNDS } from "../../src/connection-limits.ts";
+import { Monitor, runMonitor } from "../../src/monitor/monitor.ts";
 import { SEEN_TIMEOUT_MS } from "../../src/monitor/table.ts";
 import type { OpenUdpListener } from "../../src/transport/transport.ts";
 import { FakeClock, recordingLog } from "../support/fakes.ts";
@@ -362,7 +363,8 @@ async function httpMonitor(options: { allow?: string[] } = {}) {
     logger: createLogger({ level: "error", write: () => {} }),
     clock: systemClock,
     signal: stop.signal,
-    httpTimeouts: { requestMs: 300, idleMs: 600 },
+    httpRequestMs: 300,
+    httpBounds: { ...HTTP_BOUNDS, deadlineMs: 600 },
     onListening: (started, address) => {
       monitor = started;
       port = address.port ?? 0;
@@ -432,13 +434,17 @@ test("monitor: --allow is checked when a connection opens, and connections beyon
   await refused.stop();
 
   const { port, monitor, stop } = await httpMonitor();
+  // From as many addresses as it takes, none holding more than its share.
   const held = await Promise.all(
-    Array.from({ length: HTTP_MAX_CONNECTIONS }, () =>
+    Array.from({ length: HTTP_BOUNDS.total }, (_, i) =>
       new Promise<Socket>((resolve) => {
         // A request begun, not finished: on Bun, a connection counts once it sends something.
         const socket = connect(
-          port,
-          "127.0.0.1",
+          {
+            port,
+            host: "127.0.0.1",
+            localAddress: `127.0.0.${2 + Math.floor(i / HTTP_BOUNDS.perAddress)}`,
+          },
           () => socket.write("GET /metrics HTTP/1.1\r\n", () => resolve(socket)),
         );
         socket.on("error", () => {});
