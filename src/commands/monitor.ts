@@ -53,12 +53,15 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
 /**
  * For `-t`: looks the name up and binds and joins as a start would, on a socket closed at once,
  * so that a name that resolves to nothing, a group no interface routes or a port the user may
- * not bind is said (once) before a start fails on it. Its SO_REUSEADDR lets it share the port
- * with a monitor that is running.
+ * not bind is said (once) before a start fails on it. Its SO_REUSEADDR lets it share a group's
+ * port with a monitor that is running, which still hears every datagram. A unicast address is
+ * not bound: there Linux would hand the running monitor's datagrams to the newer socket for as
+ * long as it lives, so only what the port needs is checked.
  */
 async function tryListening(settings: Settings): Promise<void> {
   const listen = settings.listen!;
   const [{ addresses }] = await resolveDestinations([listen], "--listen");
+  if (!isMulticast(addresses[0])) return requireBindablePort(listen, "--listen");
   let adapter: AdapterName;
   try {
     adapter = chooseAdapter(settings);
@@ -80,7 +83,7 @@ async function tryListening(settings: Settings): Promise<void> {
   } catch (error) {
     throw new UsageError(
       `--listen '${listen.text}': ${
-        listenFailure(error, { port: listen.port, multicast: isMulticast(addresses[0]) })
+        listenFailure(error, { port: listen.port, multicast: true })
       }`,
     );
   }
