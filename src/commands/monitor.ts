@@ -82,9 +82,7 @@ async function tryListening(settings: Settings): Promise<void> {
     await listener.close();
   } catch (error) {
     throw new UsageError(
-      `--listen '${listen.text}': ${
-        listenFailure(error, { port: listen.port, multicast: true })
-      }`,
+      `--listen '${listen.text}': ${listenFailure(error, { port: listen.port, multicast: true })}`,
     );
   }
 }
