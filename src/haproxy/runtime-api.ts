@@ -116,7 +116,16 @@ export class HAProxyPush {
         // Nothing at all is no answer (an HAProxy restarting), not a backend it says it lacks.
         if (answer.trim() === "") throw new Error(`no answer to 'show servers state ${backend}'`);
         const missing = `backend '${backend}' in HAProxy at ${socket}`;
-        if (!answer.split("\n").some((line) => line.startsWith("# "))) {
+        const table = answer.split("\n").some((line) => line.startsWith("# "));
+        // Anything else (`Permission denied` at too low a level) is a failed push, not a name.
+        if (!table && !/^Can't find backend/.test(answer.trim())) {
+          throw new Error(
+            `'show servers state ${backend}' answered ${
+              JSON.stringify(answer.trim().split("\n")[0])
+            }`,
+          );
+        }
+        if (!table) {
           this.#missing.add(missing);
           this.#problems.fail(
             `${key} ${backend}`,
