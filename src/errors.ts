@@ -66,7 +66,7 @@ export function systemError(error: unknown): Error {
  */
 export function listenFailure(error: unknown, where: { port: number; multicast: boolean }): string {
   const code = errorCode(error);
-  const hint = (code === "ENODEV" || code === "EINVAL") && where.multicast
+  const hint = code === "ENODEV" && where.multicast
     ? "no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS"
     : code === "EACCES" && where.port < 1024
     ? "ports below 1024 need root or CAP_NET_BIND_SERVICE"

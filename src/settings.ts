@@ -501,7 +501,8 @@ export const SETTINGS: readonly Setting[] = [
     commands: MONITOR,
     value: "N",
     group: "What is kept",
-    help: "servers kept at most; new ones are turned away (0 or 10 and more, as Apache's)",
+    help:
+      "servers kept at most, 0 for the default, else 10 or more, as Apache takes them; new ones are turned away",
     default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);

@@ -1179,6 +1179,16 @@ test(
       /^heartbeat: --address 'no-such-host\.invalid:80': cannot find an address/,
     );
     assert.ok(!result.stderr.includes("    at "), "no stack trace");
+    // -t says it once, though it both looks the name up and tries to listen there.
+    const checked = await network().run(
+      "lonely",
+      agentCommand(runtime, ["monitor", "-t", "--listen", "no-such-host.invalid:27999"]),
+    );
+    assert.equal(checked.code, 2);
+    assert.match(
+      checked.stderr,
+      /^--listen 'no-such-host\.invalid:27999': cannot find an address for 'no-such-host\.invalid' \(.*\)\n$/,
+    );
   },
 );
 
@@ -1315,6 +1325,11 @@ test(
       agent.stderr,
       /^--agent-check '127\.0\.0\.1:300': permission denied \(EACCES\): ports below 1024/,
     );
+    // A unicast --listen is not bound by -t (a running monitor's datagrams would go to it), but
+    // its port is checked all the same.
+    const unicast = await asNobody(["monitor", "--listen", "127.0.0.1:514", "-t"]);
+    assert.equal(unicast.code, 2, unicast.stderr);
+    assert.match(unicast.stderr, /^--listen '127\.0\.0\.1:514': permission denied \(EACCES\)/);
     // Above 1024, and beside a running monitor on the same group and port, it is fine.
     const fine = await asNobody([
       "monitor",

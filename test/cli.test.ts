@@ -487,6 +487,8 @@ test("main: --dry-run --once with several sources prints each source's reading b
   }
 });
 
+// The monitor's -t below listens on 127.0.0.1, never on a group: -t binds and joins for real, and
+// a join in a test run on a host would send an IGMP report out of its real interfaces.
 test("main: -t checks what a start would, and says each problem where it is", async () => {
   const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
   try {
@@ -524,7 +526,7 @@ test("main: -t checks what a start would, and says each problem where it is", as
         "monitor",
         "-t",
         "--listen",
-        "239.0.0.1:27999",
+        "127.0.0.1:27999",
         "--storage",
         join(dir, "missing", "hb.dat"),
       ], [
@@ -557,7 +559,7 @@ test("main: -t checks what a start would, and says each problem where it is", as
     assert.deepEqual(out.lines, ["Syntax OK"]);
     assert.equal(
       await main(
-        ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(dir, "hb.dat")],
+        ["monitor", "-t", "--listen", "127.0.0.1:27999", "--storage", join(dir, "hb.dat")],
         { stdout: out.write, stderr: out.write },
         {},
       ),
@@ -569,7 +571,7 @@ test("main: -t checks what a start would, and says each problem where it is", as
     const err = recordingLog();
     assert.equal(
       await main(
-        ["monitor", "--listen", "239.0.0.1:27999", "--storage", join(dir, "missing", "hb.dat")],
+        ["monitor", "--listen", "127.0.0.1:27999", "--storage", join(dir, "missing", "hb.dat")],
         { stdout: err.write, stderr: err.write },
         {},
       ),
@@ -584,6 +586,35 @@ test("main: -t checks what a start would, and says each problem where it is", as
   }
 });
 
+test("main: monitor -t says an adapter this runtime lacks once, not again for --listen", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
+  try {
+    const other = "Deno" in globalThis ? "bun" : "deno";
+    const err = recordingLog();
+    assert.equal(
+      await main(
+        [
+          "monitor",
+          "-t",
+          "--listen",
+          "127.0.0.1:27999",
+          "--runtime-adapter",
+          other,
+          "--storage",
+          join(dir, "hb.dat"),
+        ],
+        { stdout: err.write, stderr: err.write },
+        {},
+      ),
+      EXIT_USAGE,
+    );
+    assert.equal(err.lines.length, 1, err.lines.join("\n"));
+    assert.match(err.lines[0], new RegExp(`^--runtime-adapter ${other}: `));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("main: -t and a start refuse a storage folder anybody may write to without the sticky bit", async () => {
   const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
   try {
@@ -592,7 +623,7 @@ test("main: -t and a start refuse a storage folder anybody may write to without 
     for (const [argv, prefix] of [[["-t"], ""], [[], "heartbeat: "]] as const) {
       const err = recordingLog();
       assert.equal(
-        await main(["monitor", ...argv, "--listen", "239.0.0.1:27999", "--storage", storage], {
+        await main(["monitor", ...argv, "--listen", "127.0.0.1:27999", "--storage", storage], {
           stdout: err.write,
           stderr: err.write,
         }, {}),
@@ -605,7 +636,7 @@ test("main: -t and a start refuse a storage folder anybody may write to without 
     chmodSync(dir, 0o1777);
     const out = recordingLog();
     assert.equal(
-      await main(["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", storage], {
+      await main(["monitor", "-t", "--listen", "127.0.0.1:27999", "--storage", storage], {
         stdout: out.write,
         stderr: out.write,
       }, {}),
@@ -688,7 +719,7 @@ test(
       const out = recordingLog();
       const check = (folder: string) =>
         main(
-          ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(folder, "hb.dat")],
+          ["monitor", "-t", "--listen", "127.0.0.1:27999", "--storage", join(folder, "hb.dat")],
           { stdout: out.write, stderr: out.write },
           {},
         );

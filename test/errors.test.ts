@@ -1,7 +1,7 @@
 /** One wording per system error on every runtime (src/errors.ts). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { describeError, errorCode } from "../src/errors.ts";
+import { describeError, errorCode, listenFailure } from "../src/errors.ts";
 
 test("errors: Bun's, Deno's and node's wordings of one failure read the same", () => {
   const bun = Object.assign(new Error("ENETUNREACH: network is unreachable, send"), {
@@ -26,4 +26,26 @@ test("errors: Bun's, Deno's and node's wordings of one failure read the same", (
   assert.equal(describeError(Object.assign(new Error("odd"), { code: "EWEIRD" })), "odd (EWEIRD)");
   assert.equal(describeError(new Error("plain")), "plain");
   assert.equal(describeError("text"), "text");
+});
+
+test("errors: a listener's failure gets the way out its code has, and only that one", () => {
+  const code = (name: string) => Object.assign(new Error(name), { code: name });
+  assert.equal(
+    listenFailure(code("ENODEV"), { port: 27999, multicast: true }),
+    "no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS",
+  );
+  // Every adapter says ENODEV for a group without a route (transport/node.ts maps Deno's
+  // node:dgram's EINVAL): an EINVAL is some other mistake, which the route would not mend.
+  assert.equal(
+    listenFailure(code("EINVAL"), { port: 27999, multicast: true }),
+    "invalid argument (EINVAL)",
+  );
+  assert.equal(
+    listenFailure(code("EACCES"), { port: 80, multicast: false }),
+    "permission denied (EACCES): ports below 1024 need root or CAP_NET_BIND_SERVICE",
+  );
+  assert.equal(
+    listenFailure(code("EADDRINUSE"), { port: 8080, multicast: false }),
+    "the address is in use (EADDRINUSE): another process listens there (ss -lnp shows which)",
+  );
 });

@@ -18,6 +18,7 @@ import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
 import { receiveBufferUnsupported } from "../transport/receive-buffer.ts";
 import { loadAdapter } from "../transport/index.ts";
+import type { AdapterName } from "../transport/transport.ts";
 import { VERSION } from "../version.ts";
 import {
   type Check,
@@ -43,10 +44,6 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
   return [
     ...requirements(settings),
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
-    {
-      key: "listen",
-      run: () => settings.listen && resolveDestinations([settings.listen], "--listen"),
-    },
     { key: "listen", run: () => settings.listen && tryListening(settings) },
     { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
@@ -54,14 +51,24 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
 }
 
 /**
- * For `-t`: binds and joins as a start would, on a socket closed at once, so that a group no
- * interface routes or a port the user may not bind is said before a start fails on it. Its
- * SO_REUSEADDR lets it share the port with a monitor that is running.
+ * For `-t`: looks the name up and binds and joins as a start would, on a socket closed at once,
+ * so that a name that resolves to nothing, a group no interface routes or a port the user may
+ * not bind is said (once) before a start fails on it. Its SO_REUSEADDR lets it share a group's
+ * port with a monitor that is running, which still hears every datagram. A unicast address is
+ * not bound: there Linux would hand the running monitor's datagrams to the newer socket for as
+ * long as it lives, so only what the port needs is checked.
  */
 async function tryListening(settings: Settings): Promise<void> {
   const listen = settings.listen!;
   const [{ addresses }] = await resolveDestinations([listen], "--listen");
-  const { openUdpListener } = await loadAdapter(chooseAdapter(settings));
+  if (!isMulticast(addresses[0])) return requireBindablePort(listen, "--listen");
+  let adapter: AdapterName;
+  try {
+    adapter = chooseAdapter(settings);
+  } catch {
+    return; // an adapter this runtime lacks: the runtimeAdapter check says so, once
+  }
+  const { openUdpListener } = await loadAdapter(adapter);
   try {
     const listener = await openUdpListener(
       {
@@ -75,9 +82,7 @@ async function tryListening(settings: Settings): Promise<void> {
     await listener.close();
   } catch (error) {
     throw new UsageError(
-      `--listen '${listen.text}': ${
-        listenFailure(error, { port: listen.port, multicast: isMulticast(addresses[0]) })
-      }`,
+      `--listen '${listen.text}': ${listenFailure(error, { port: listen.port, multicast: true })}`,
     );
   }
 }

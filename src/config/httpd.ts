@@ -380,7 +380,7 @@ export function tokenize(line: string): string[] {
 }
 
 /** Why an Include is refused before any file it names is read. */
-export class IncludeWalkError extends Error {}
+class IncludeWalkError extends Error {}
 
 /**
  * The files an Include path names: itself, a directory's files (recursively), or glob matches,

@@ -8,7 +8,7 @@
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ProblemLog } from "../log.ts";
-import { BALANCER_MAX_LASTSEEN } from "../monitor/storage.ts";
+import { BALANCER_MAX_LASTSEEN, weightOf } from "../monitor/storage.ts";
 import type { ServerEntry } from "../monitor/table.ts";
 
 /** HAProxy's largest server weight. */
@@ -33,8 +33,7 @@ export const MAX_ANSWER_BYTES = 4 << 20;
 export function haproxyWeights(entries: ServerEntry[], now: number): Map<ServerEntry, number> {
   const base = new Map(entries.map((entry) => {
     const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
-    const ready = entry.busy === 0 ? Math.floor(entry.ready / 4) : entry.ready;
-    return [entry, fresh && entry.ready > 0 ? ready : undefined];
+    return [entry, fresh && entry.ready > 0 ? weightOf(entry) : undefined];
   }));
   const most = Math.max(1, ...[...base.values()].map((ready) => ready ?? 0));
   return new Map(
@@ -114,8 +113,19 @@ export class HAProxyPush {
       const commands: string[] = [];
       for (const backend of this.#backends) {
         const answer = await runtimeCommand(socket, `show servers state ${backend}`);
+        // Nothing at all is no answer (an HAProxy restarting), not a backend it says it lacks.
+        if (answer.trim() === "") throw new Error(`no answer to 'show servers state ${backend}'`);
         const missing = `backend '${backend}' in HAProxy at ${socket}`;
-        if (!answer.split("\n").some((line) => line.startsWith("# "))) {
+        const table = answer.split("\n").some((line) => line.startsWith("# "));
+        // Anything else (`Permission denied` at too low a level) is a failed push, not a name.
+        if (!table && !/^Can't find backend/.test(answer.trim())) {
+          throw new Error(
+            `'show servers state ${backend}' answered ${
+              JSON.stringify(answer.trim().split("\n")[0])
+            }`,
+          );
+        }
+        if (!table) {
           this.#missing.add(missing);
           this.#problems.fail(
             `${key} ${backend}`,

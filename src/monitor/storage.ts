@@ -149,7 +149,7 @@ export interface Share extends StoredServer {
 }
 
 /** What the balancer weighs a server by: ready, divided by 4 while busy is 0. */
-function weightOf(server: StoredServer): number {
+export function weightOf(server: { ready: number; busy: number }): number {
   // "it likely just started up": the balancer divides ready by 4 while busy is 0.
   const ready = server.busy === 0 && server.ready !== 0
     ? Math.floor(server.ready / 4)

@@ -4,6 +4,7 @@
  * every so often. A failed lookup keeps the addresses known so far.
  */
 import { familyOf, lookupAll } from "../address.ts";
+import { describeError } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import type { UdpTransport } from "../transport/transport.ts";
 import type { Sender } from "./sender.ts";
@@ -66,7 +67,7 @@ export function createResolvingSender(
         ),
       );
       const failed = results.flatMap((result, i) =>
-        result.status === "rejected" ? [`${addresses[i]}: ${(result.reason as Error).message}`] : []
+        result.status === "rejected" ? [`${addresses[i]}: ${describeError(result.reason)}`] : []
       );
       if (failed.length) throw new Error(failed.join("; "));
     },

@@ -5,6 +5,7 @@
  */
 import { readFile, realpath, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
+import { describeError } from "../errors.ts";
 import { SourceConfigError } from "./source.ts";
 
 /** A mounted cgroup hierarchy, from /proc/self/mountinfo. */
@@ -68,7 +69,7 @@ export function parseProcCgroup(text: string): CgroupMembership[] {
 }
 
 /** The directory of cgroup `path` in `mount`, or undefined when the mount does not show it. */
-export function cgroupDirectory(mount: CgroupMount, path: string): string | undefined {
+function cgroupDirectory(mount: CgroupMount, path: string): string | undefined {
   const relative = posix.relative(mount.root, path);
   if (relative.startsWith("..") || posix.isAbsolute(relative)) return undefined;
   return posix.join(mount.mountPoint, relative);
@@ -80,7 +81,7 @@ export function v1Mount(mounts: CgroupMount[], controller: string): CgroupMount 
 }
 
 /** The mount a directory is in: the longest mount point it lies under. */
-export function mountOf(mounts: CgroupMount[], directory: string): CgroupMount | undefined {
+function mountOf(mounts: CgroupMount[], directory: string): CgroupMount | undefined {
   let found: CgroupMount | undefined;
   for (const mount of mounts) {
     const inside = directory === mount.mountPoint ||
@@ -117,7 +118,7 @@ export function parseCfsQuota(quotaText: string, periodText: string): number | u
 }
 
 /** A flat-keyed cgroup file (`cpu.stat`): `KEY VALUE` lines. */
-export function parseFlatKeyed(text: string): Map<string, number> {
+function parseFlatKeyed(text: string): Map<string, number> {
   const values = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue;
@@ -351,7 +352,7 @@ export async function locateCgroup(
   } catch (error) {
     throw new SourceConfigError(
       `--source ${source} finds cgroups through /proc/self/mountinfo and /proc/self/cgroup: ${
-        (error as Error).message
+        describeError(error)
       } (Linux only)`,
     );
   }

@@ -1,4 +1,5 @@
 /** `exec:COMMAND`: a command run each interval that prints `ready=N&busy=M` or JSON. */
+import { describeError } from "../errors.ts";
 import { parseLoadText } from "./load-text.ts";
 import { SourceConfigError, type SourceDefinition } from "./source.ts";
 
@@ -25,7 +26,7 @@ export async function runCommand(command: string, signal: AbortSignal): Promise<
     signal.addEventListener("abort", kill, { once: true });
     child.on("error", (error) => {
       signal.removeEventListener("abort", kill);
-      reject(new Error(`cannot run \`${command}\`: ${error.message}`));
+      reject(new Error(`cannot run \`${command}\`: ${describeError(error)}`));
     });
     // A command that could not start (no file descriptors left, say) has no pipes: the error
     // event above says why, rather than a TypeError about its missing stdout.

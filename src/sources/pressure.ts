@@ -6,10 +6,11 @@
  * machine's /proc/pressure/RESOURCE. avg10 is already an average: no smoothing by default.
  */
 import type { Load } from "../codec.ts";
+import { describeError, errorCode } from "../errors.ts";
 import { HostFiles, locateCgroup, parsePressure } from "./cgroup.ts";
 import { requireCapacity, SourceConfigError, type SourceDefinition } from "./source.ts";
 
-export const PRESSURE_RESOURCES = ["cpu", "memory", "io"] as const;
+const PRESSURE_RESOURCES = ["cpu", "memory", "io"] as const;
 export type PressureResource = typeof PRESSURE_RESOURCES[number];
 
 /** `cpu`, `memory:/sys/fs/cgroup/x`, `/sys/fs/cgroup/x`: the resource (cpu if not given), the cgroup. */
@@ -70,13 +71,13 @@ export const pressureSource: SourceDefinition = {
     try {
       await read();
     } catch (error) {
-      const code = (error as { code?: string }).code;
+      const code = errorCode(error);
       throw new SourceConfigError(
         code === "ENOENT" || code === "EOPNOTSUPP"
           ? `--source pressure: ${path} ${
             code === "ENOENT" ? "does not exist" : "is not supported"
           }: this kernel has no pressure stall information (PSI: CONFIG_PSI, and psi=1 on the kernel command line where it is off by default)`
-          : `--source pressure: cannot read ${path}: ${(error as Error).message}`,
+          : `--source pressure: cannot read ${path}: ${describeError(error)}`,
       );
     }
     return {

@@ -11,6 +11,7 @@ import { runAgent } from "../../src/commands/agent.ts";
 import { type Resolved, resolveSettings } from "../../src/settings.ts";
 import { DRAIN_FILE_POLL_MS, DRAIN_REPEAT_MS } from "../../src/shaping.ts";
 import { drainSignals } from "../../src/signals.ts";
+import { systemClock } from "../../src/scheduler.ts";
 import { fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../support/lab.ts";
 
@@ -150,6 +151,40 @@ test("agent command: a drain by --drain-file is said as soon as one by signal: r
     rmSync(file);
     await waitFor(() => recorder.sent.length === 4, 2_000, "a heartbeat as the drain ends");
     assert.match(recorder.sent[3].payload, /^v=1&ready=0&busy=1$/, "ramping up from 0");
+    signals.send("SIGTERM");
+    assert.equal(await running, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("agent command: without a drain file nothing is looked for between ticks; a reload that names one starts the watch", async () => {
+  const { signals, context, recorder } = fakeContext();
+  let polls = 0;
+  context.clock = {
+    now: () => performance.now(),
+    sleep: (ms, signal) => {
+      if (ms === DRAIN_FILE_POLL_MS) polls++;
+      return systemClock.sleep(ms, signal);
+    },
+  };
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-drain-"));
+  const file = join(dir, "drain");
+  try {
+    // Ticks 10 s apart: whatever comes within a second of the file is the watch's doing.
+    const without = configured({ ready: "5", busy: "1", interval: "10" });
+    const withFile = configured({ ready: "5", busy: "1", interval: "10", "drain-file": file });
+    let loaded = without;
+    const running = runAgent(without, () => loaded, INVOCATION, context);
+    await waitFor(() => recorder.sent.length === 1, 5_000, "the first heartbeat");
+    await new Promise((resolve) => setTimeout(resolve, 3 * DRAIN_FILE_POLL_MS));
+    assert.equal(polls, 0, "no wake-ups for a drain file there is none of");
+    loaded = withFile;
+    signals.send("SIGHUP");
+    await waitFor(() => recorder.sent.length === 2, 5_000, "the first heartbeat after the reload");
+    writeFileSync(file, "");
+    await waitFor(() => recorder.sent.length === 4, 2_000, "two announcements of the drain");
+    assert.ok(polls > 0);
     signals.send("SIGTERM");
     assert.equal(await running, 0);
   } finally {

@@ -190,3 +190,64 @@ test("haproxy push: a backend HAProxy does not have is logged, named by /healthz
     rmSync(folder, { recursive: true, force: true });
   }
 });
+
+test("haproxy push: a socket that closes without answering is a failed push, not a missing backend", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "heartbeat-haproxy-"));
+  const path = join(folder, "admin.sock");
+  // As an HAProxy that closes its connections while it restarts.
+  const api = createServer((connection) => connection.once("data", () => connection.end()));
+  await new Promise<void>((resolve) => api.listen(path, resolve));
+  try {
+    const log = recordingLog();
+    const push = new HAProxyPush({
+      sockets: [path],
+      backends: ["pushed"],
+      logger: createLogger({ level: "info", write: log.write }),
+      now: Date.now,
+    });
+    const monitor = new Monitor({
+      maxServers: 10,
+      allow: [],
+      haproxy: push,
+      logger: createLogger({ level: "info", write: () => {} }),
+      clock: new FakeClock(),
+    });
+    await push.sync([entry("10.0.0.11", 30, 10)], 0);
+    assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
+      `warn  cannot set weights in HAProxy at ${path}: no answer to 'show servers state pushed'`,
+    ]);
+    assert.equal(push.errors, 1);
+    assert.equal(monitor.health().healthy, true);
+  } finally {
+    api.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test("haproxy push: an answer that is neither a table nor 'Can't find backend' (a socket at too low a level) is a failed push, not a missing backend", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "heartbeat-haproxy-"));
+  const path = join(folder, "admin.sock");
+  // As HAProxy answers on a stats socket at `level user`.
+  const api = createServer((connection) =>
+    connection.once("data", () => connection.end("Permission denied\n\n"))
+  );
+  await new Promise<void>((resolve) => api.listen(path, resolve));
+  try {
+    const log = recordingLog();
+    const push = new HAProxyPush({
+      sockets: [path],
+      backends: ["pushed"],
+      logger: createLogger({ level: "info", write: log.write }),
+      now: Date.now,
+    });
+    await push.sync([entry("10.0.0.11", 30, 10)], 0);
+    assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
+      `warn  cannot set weights in HAProxy at ${path}: 'show servers state pushed' answered "Permission denied"`,
+    ]);
+    assert.equal(push.errors, 1);
+    assert.deepEqual(push.missingBackends, []);
+  } finally {
+    api.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});

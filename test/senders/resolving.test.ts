@@ -108,6 +108,28 @@ test("resolving: a send that fails to some addresses says which, and still reach
   assert.deepEqual(sent, ["10.0.0.1:1"]);
 });
 
+test("resolving: a failed send says why in the one wording of every runtime", async () => {
+  // As Bun's node:dgram words it; Deno says "Network is unreachable (os error 101)".
+  const unreachable = Object.assign(new Error("ENETUNREACH: network is unreachable, send"), {
+    code: "ENETUNREACH",
+  });
+  const transport: UdpTransport = {
+    adapter: "node",
+    send: () => Promise.reject(unreachable),
+    close: () => Promise.resolve(),
+  };
+  const sender = createResolvingSender("proxies.test", 1, () => Promise.resolve(transport), {
+    addresses: ["10.0.0.2"],
+    resolveIntervalMs: 30_000,
+    now: () => 0,
+    logger: createLogger({ level: "error", write: () => {} }),
+  });
+  await assert.rejects(
+    sender.send(payload),
+    /^Error: 10\.0\.0\.2: network is unreachable \(ENETUNREACH\)$/,
+  );
+});
+
 test("resolving: IPv4 and IPv6 addresses of a name each go by their own family's socket", async () => {
   const v4 = udpRecorder();
   const v6 = udpRecorder();

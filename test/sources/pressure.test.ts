@@ -1,7 +1,7 @@
 /** src/sources/pressure.ts */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -81,6 +81,13 @@ test("pressure: mistakes, and a kernel without PSI, are startup errors naming wh
   await assert.rejects(
     createSource("pressure:memory:/sys/fs/cgroup/nope", { capacity: 1, fsRoot: v1 }),
     /no such cgroup directory/,
+  );
+  // A system error in its one wording on every runtime, as everywhere else.
+  rmSync(join(v1, "proc/pressure/io"));
+  mkdirSync(join(v1, "proc/pressure/io"));
+  await assert.rejects(
+    createSource("pressure:io", { capacity: 1, fsRoot: v1 }),
+    /--source pressure: cannot read \/proc\/pressure\/io: is a directory \(EISDIR\)$/,
   );
   rmSync(join(v1, "proc/pressure"), { recursive: true });
   await assert.rejects(
