@@ -249,7 +249,7 @@ test(
     await until(
       async () => (await statusCode(`http://${POD}:9301/healthz`)) === "200",
       30_000,
-      `/healthz 200\n${logs()}\n${apache.diagnostics()}`,
+      () => `/healthz 200\n${logs()}\n${apache.diagnostics()}`,
     );
     // nginx read over the pod's localhost: stub_status is on 127.0.0.1 only, and the agent's ready
     // is the manifest's capacity less nginx's connections.
@@ -273,7 +273,7 @@ test(
     await until(
       async () => (await curl("proxy", `http://${PROXY}:8080/`)) === "pod\n",
       15_000,
-      `HAProxy serving from the pod\n${haproxy().stderr}`,
+      () => `HAProxy serving from the pod\n${haproxy().stderr}`,
     );
 
     // The drain, as the web server's preStop hook makes it, run in its container as the kubelet
@@ -287,17 +287,17 @@ test(
     await until(
       async () => (await agentCheck()).startsWith("drain"),
       5_000,
-      `agent-check: drain\n${JSON.stringify(hookOutput())}\n${logs()}`,
+      () => `agent-check: drain\n${JSON.stringify(hookOutput())}\n${logs()}`,
     );
     await until(
       async () => (await statusCode(`http://${PROXY}:8080/`)) === "503",
       2_000,
-      `HAProxy sending nothing to the drained pod\n${haproxy().stderr}`,
+      () => `HAProxy sending nothing to the drained pod\n${haproxy().stderr}`,
     );
     await until(
       async () => (await shares()).pod === 0,
       3_000,
-      `no request for the drained pod\n${apache.diagnostics()}`,
+      () => `no request for the drained pod\n${apache.diagnostics()}`,
     );
     const drainMs = Date.now() - drainedAt;
     share = await shares();
@@ -342,12 +342,20 @@ test(
   },
 );
 
-/** Resolves once the asynchronous `check` holds, asking every 100 ms, or rejects after `timeoutMs`. */
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string) {
+/**
+ * Resolves once the asynchronous `check` holds, asking every 100 ms, or rejects after `timeoutMs`
+ * with `what` (a function: what the servers logged by then).
+ */
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string | (() => string),
+) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      const said = typeof what === "function" ? what() : what;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${said}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
