@@ -151,15 +151,29 @@ export class Lab {
     return namespacePids(this.ns(name));
   }
 
-  /** Starts `argv` inside namespace `name`; it is killed when the lab closes. */
+  /**
+   * Starts `argv` inside namespace `name`; it is killed when the lab closes. With `cgroups`
+   * (folders of cgroup hierarchies), it starts in those, and so does every process it forks.
+   * (They are joined from outside: `ip netns exec` mounts a sysfs without the cgroup folders.)
+   */
   spawn(
     name: string,
     argv: string[],
-    options: { cwd?: string; env?: Record<string, string> } = {},
+    options: { cwd?: string; env?: Record<string, string>; cgroups?: string[] } = {},
   ): ChildProcess {
-    const child = spawn("ip", ["netns", "exec", this.ns(name), ...argv], {
+    const inNamespace = ["ip", "netns", "exec", this.ns(name), ...argv];
+    const command = options.cgroups
+      ? [
+        "sh",
+        "-c",
+        'for group in $LAB_CGROUPS; do echo $$ > "$group/cgroup.procs"; done; exec "$@"',
+        "sh",
+        ...inNamespace,
+      ]
+      : inNamespace;
+    const child = spawn(command[0], command.slice(1), {
       cwd: options.cwd ?? REPO,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...options.env, LAB_CGROUPS: options.cgroups?.join(" ") ?? "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.#children.add(child);
