@@ -651,6 +651,9 @@ async function main(): Promise<number> {
   }
   if (values.balance) {
     describeMachine();
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.on(signal, () => process.exit(130));
+    }
     mkdirSync(dirname(values.svg), { recursive: true });
     return await balance({
       runs: Number(values.runs),

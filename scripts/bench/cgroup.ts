@@ -24,6 +24,9 @@ const HIGH_WEIGHT_V1 = 65536;
 const HIGH_WEIGHT_V2 = 6400;
 
 let made = 0;
+/** Removed at exit, after the lab has killed what ran in them (its exit handler comes first). */
+const open = new Set<Cgroup>();
+process.on("exit", () => open.forEach((group) => group.remove()));
 
 /** Why CPU quotas cannot be set here, or undefined when they can. */
 export function quotaUnavailable(): string | undefined {
@@ -43,20 +46,19 @@ export class Cgroup {
   readonly accounting: string;
   /** Where the quota is set (the same folder but on cgroup v1 with separate hierarchies). */
   readonly quota: string;
+  /** Each folder a process joins: one per hierarchy. */
+  readonly folders: string[];
 
   constructor(name = `heartbeat-bench-${process.pid}-${made++}`) {
     this.accounting = join(V1 ? join(ROOT, "cpuacct") : ROOT, name);
     this.quota = V1 && existsSync(join(ROOT, "cpu")) ? join(ROOT, "cpu", name) : this.accounting;
-    for (const folder of this.folders) mkdirSync(folder);
-  }
-
-  /** Each folder a process joins: one per hierarchy. */
-  get folders(): string[] {
-    const folders = [this.accounting, this.quota];
-    return this.accounting === this.quota ||
-        (existsSync(this.quota) && realpathSync(this.quota) === realpathSync(this.accounting))
-      ? [this.accounting]
-      : folders;
+    // cgroup v1 may mount cpu and cpuacct as one hierarchy, each name a link to it.
+    const hierarchies = new Set([this.accounting, this.quota].map((folder) => {
+      mkdirSync(folder, { recursive: true });
+      return realpathSync(folder);
+    }));
+    this.folders = [...hierarchies];
+    open.add(this);
   }
 
   /** Moves process `pid` into the group; what it starts later is born there. */
@@ -90,7 +92,8 @@ export class Cgroup {
 
   /** Once its processes have exited; tries again for a while if the kernel still counts them. */
   remove(): void {
-    for (const folder of this.folders) {
+    open.delete(this);
+    for (const folder of this.folders.filter(existsSync)) {
       for (let attempt = 0;; attempt++) {
         try {
           rmdirSync(folder);

@@ -155,13 +155,24 @@ export class Lab {
    * Starts `argv` inside namespace `name`; it is killed when the lab closes. With `cgroups`
    * (folders of cgroup hierarchies), it starts in those, and so does every process it forks.
    * (They are joined from outside: `ip netns exec` mounts a sysfs without the cgroup folders.)
+   * With `hostMounts`, it enters only the network namespace, and sees the host's /sys/fs/cgroup.
+   * With `processGroup`, it leads a process group of its own: a server that signals its whole
+   * group when it stops (Apache's prefork MPM run in the foreground) then spares this one.
    */
   spawn(
     name: string,
     argv: string[],
-    options: { cwd?: string; env?: Record<string, string>; cgroups?: string[] } = {},
+    options: {
+      cwd?: string;
+      env?: Record<string, string>;
+      cgroups?: string[];
+      hostMounts?: boolean;
+      processGroup?: boolean;
+    } = {},
   ): ChildProcess {
-    const inNamespace = ["ip", "netns", "exec", this.ns(name), ...argv];
+    const inNamespace = options.hostMounts
+      ? ["nsenter", `--net=/run/netns/${this.ns(name)}`, "--", ...argv]
+      : ["ip", "netns", "exec", this.ns(name), ...argv];
     const command = options.cgroups
       ? [
         "sh",
@@ -175,6 +186,7 @@ export class Lab {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env, LAB_CGROUPS: options.cgroups?.join(" ") ?? "" },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: options.processGroup,
     });
     this.#children.add(child);
     child.once("exit", () => this.#children.delete(child));

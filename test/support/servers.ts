@@ -66,6 +66,7 @@ ${options.directives}`,
   execFileSync("chmod", ["755", lab.dir, root]);
   const child = lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"], {
     cgroups: options.cgroups,
+    processGroup: true, // prefork, stopping, signals its process group
   });
   const output = collect(child);
   const errorLog = join(logs, "error.log");
