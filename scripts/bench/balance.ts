@@ -68,6 +68,8 @@ export interface Method {
   /** What collects the heartbeats for the proxy: by default, heartbeat monitor. */
   collector?: Collector;
   needs?: Feature[];
+  /** Told what no source measures: not a candidate for the verdict. */
+  oracle?: boolean;
   /** What it is, for the tables' legend. */
   about: string;
 }
@@ -85,6 +87,14 @@ export const METHODS: Method[] = [
     lbmethod: "byrequests",
     loadfactors: [3, 1],
     about: "the oracle: byrequests with loadfactor 3:1, the capacities' ratio",
+  },
+  {
+    name: "hb by quota",
+    lbmethod: "heartbeat",
+    agent: (origin) => ["--source", "static", "--ready", String(Math.round(origin.cpus * 10))],
+    oracle: true,
+    about: "lbmethod=heartbeat, agents sending ready=10 × their CPU quota: a report in " +
+      "proportion to capacity",
   },
   {
     name: "hb apache shm",
@@ -660,20 +670,29 @@ export function drawSvg(
         }"/>`,
       );
     });
-    parts.push(
-      text(left + i * group + group / 2, y0 + chartHeight + 16, name, 'text-anchor="middle"'),
-    );
-    parts.push(
-      text(
-        left + i * group + group / 2,
-        y0 + chartHeight + 30,
-        `${s.throughput.toFixed(0)} req/s`,
-        'text-anchor="middle" fill="#555"',
-      ),
+    // "hb apache smooth" on two lines: "hb" over the rest, so that 8 methods fit side by side.
+    const [first, ...rest] = name.startsWith("hb ") ? ["hb", name.slice(3)] : [name];
+    [first, ...rest, `${s.throughput.toFixed(0)} req/s`].forEach((line, n) =>
+      parts.push(
+        text(
+          left + i * group + group / 2,
+          y0 + chartHeight + 16 + n * 13,
+          line,
+          `text-anchor="middle"${n === rest.length + 1 ? ' fill="#555"' : ""}`,
+        ),
+      )
     );
   });
+  ["p50", "p95", "p99"].forEach((label, j) =>
+    parts.push(
+      `<rect x="${width - 150 + j * 45}" y="32" width="10" height="10" fill="${
+        ["#9ecae1", "#4292c6", "#08519c"][j]
+      }"/>`,
+      text(width - 137 + j * 45, 41, label),
+    )
+  );
   // Panel 2: origin1's share each second of the step test.
-  const p2 = y0 + chartHeight + 90;
+  const p2 = y0 + chartHeight + 100;
   const length = Math.max(1, ...[...steps.values()].map((series) => series.length));
   const xOf = (second: number) => left + (second / Math.max(1, length - 1)) * plotWidth;
   const sOf = (share: number) => p2 + chartHeight - share * chartHeight;
@@ -761,6 +780,7 @@ export async function balance(options: Options): Promise<number> {
         } req/s);`,
         `closed loop: wrk -t2 -c${options.connections}; open loop: ${options.rate} req/s;`,
         `${options.warmup} s warm-up, then ${options.seconds} s measured; medians of ${options.runs} runs.`,
+        `agents and monitor: ${agentCommand("bun", []).join(" ")}`,
         "",
         ...chosen.map((method) =>
           `  ${method.name.padEnd(15)} ${method.about}${
@@ -800,7 +820,10 @@ export async function balance(options: Options): Promise<number> {
     const follow = new Map<string, number>();
     const stepAt = Math.floor(options.seconds / 2);
     if (scenarios.has("step")) {
-      for (const method of methods.filter((m) => m.name !== "byrequests" && !m.loadfactors)) {
+      const following = methods.filter((m) =>
+        m.name !== "byrequests" && !m.loadfactors && !m.oracle
+      );
+      for (const method of following) {
         const s = await sample(lab, method, origins, "closed", options, (elapsedMs) => {
           if (elapsedMs >= stepAt * 1000 - 500) origins[0].cgroup.setQuota(origins[0].cpus / 2);
         });
@@ -872,7 +895,9 @@ function verdict(
 ): string {
   const byRequests = closed.get("byrequests");
   const byBusyness = closed.get("bybusyness");
-  const heartbeat = [...closed].filter(([name]) => name.startsWith("hb "));
+  const heartbeat = [...closed].filter(([name]) =>
+    name.startsWith("hb ") && !METHODS.find((method) => method.name === name)?.oracle
+  );
   if (!byRequests || !byBusyness || !heartbeat.length) {
     return "verdict: needs byrequests, bybusyness and a heartbeat method in the closed loop";
   }
