@@ -91,10 +91,19 @@ export const METHODS: Method[] = [
   {
     name: "hb by quota",
     lbmethod: "heartbeat",
-    agent: (origin) => ["--source", "static", "--ready", String(Math.round(origin.cpus * 10))],
+    // busy=1: with busy=0 mod_lbmethod_heartbeat would divide ready by 4. Large numbers: its draw
+    // is inclusive, so the last member also wins the first slot of the others' range.
+    agent: (origin) => [
+      "--source",
+      "static",
+      "--ready",
+      String(Math.round(origin.cpus * 100)),
+      "--busy",
+      "1",
+    ],
     oracle: true,
-    about: "lbmethod=heartbeat, agents sending ready=10 × their CPU quota: a report in " +
-      "proportion to capacity",
+    about: "lbmethod=heartbeat, agents sending ready=100 × their CPU quota (busy=1): a report " +
+      "in proportion to capacity",
   },
   {
     name: "hb apache shm",
