@@ -145,6 +145,13 @@ export const METHODS: Method[] = [
     about: `heartbeat --source cpu:CGROUP --capacity ${WORKERS} (the origin's cgroup)`,
   },
   {
+    name: "hb cpu 100",
+    lbmethod: "heartbeat",
+    agent: (origin) => ["--source", `cpu:${origin.cgroup.quota}`, "--capacity", "100"],
+    needs: ["cpu source"],
+    about: "heartbeat --source cpu:CGROUP --capacity 100: the free share in percent",
+  },
+  {
     name: "hb apache+cpu",
     lbmethod: "heartbeat",
     agent: (origin) => [
@@ -792,7 +799,7 @@ export async function balance(options: Options): Promise<number> {
         `agents and monitor: ${agentCommand("bun", []).join(" ")}`,
         "",
         ...chosen.map((method) =>
-          `  ${method.name.padEnd(15)} ${method.about}${
+          `  ${method.name.padEnd(17)} ${method.about}${
             methods.includes(method) ? "" : " — not available in this build"
           }`
         ),
