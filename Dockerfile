@@ -1,7 +1,7 @@
 # heartbeat as a container image: FROM scratch, the compiled binary and exactly the libraries it
 # loads, run as the non-root user 65532. The build context is a root file system that
 # scripts/build.ts stages; it builds and saves the image too:
-#   bun scripts/build.ts --target linux-x64 --image     (or: npm run build -- --target linux-x64 --image)
+#   npx bun scripts/build.ts --target linux-x64 --image     (or: npm run build -- --target linux-x64 --image)
 #   podman load -i dist/heartbeat-VERSION-linux-x64.image.tar
 # To build it by hand from the staged folder:
 #   docker build -f Dockerfile dist/image-linux-x64

@@ -3,30 +3,36 @@
  * run: a bare Bun sender or receiver compiled with the project's own flags (scripts/build.ts's
  * compileWithBun), and a C program. Run as root (everything happens in a private network
  * namespace, where heartbeats go to 239.0.0.1 on loopback and nowhere else), after
- * `bun scripts/build.ts --target linux-x64 --no-archives`. Prints the machine, versions and
+ * `npx bun scripts/build.ts --target linux-x64 --no-archives`. Prints the machine, versions and
  * commit, each command it measures, then tables of medians with their ratios to the floor.
  *
- *   bun scripts/bench.ts [--runs N]      the agent beside its floors, with the static source and
- *                                        with the apache source against a real Apache, each run
- *                                        once from a cold page cache and once warm:
+ *   npx bun scripts/bench.ts [--runs N]
+ *       the agent beside its floors, with the static source and with the apache source against a
+ *       real Apache, each run once from a cold page cache and once warm:
  *     first packet  ms from starting the process to its first heartbeat arriving at a listener
  *     VmRSS         resident memory after its heartbeats (MB), and of it anonymous (RssAnon) and
  *                   file-backed (RssFile: mostly the mapped binary)
  *     CPU/beat      CPU time per heartbeat over 100 heartbeats at 20 a second, from a cpuacct
  *                   cgroup around the process (every thread, exited ones too)
- *   bun scripts/bench.ts --accuracy S    the compiled agent, Apache's own mod_heartbeat, the bare
- *                                        Bun sender and the C reference send once a second side
- *                                        by side for S seconds: the p50 and p99 of how far each
- *                                        interval is from 1 s, and the drift of the last heartbeat
- *                                        from first + N × 1 s
- *   bun scripts/bench.ts --ingest [--runs N]
- *                                        monitors taking a blast of heartbeats from 100 senders
- *                                        (the blaster on CPU 0, the monitor on CPU 1): the share
- *                                        each accepted (a bare receiver: received) at each rate,
- *                                        its ratio to the bare Bun receiver's, and whether the
- *                                        compiled monitor meets the ingest goal
- *   bun scripts/bench.ts --sizes         binary and archive sizes of each target in dist/, beside
- *                                        the bare Bun sender compiled for the same target
+ *   npx bun scripts/bench.ts --accuracy S
+ *       the compiled agent, Apache's own mod_heartbeat, the bare Bun sender and the C reference
+ *       send once a second side by side for S seconds: the p50 and p99 of how far each interval is
+ *       from 1 s, and the drift of the last heartbeat from first + N × 1 s
+ *   npx bun scripts/bench.ts --ingest [--runs N]
+ *       monitors taking a blast of heartbeats from 100 senders (the blaster on CPU 0, the monitor
+ *       on CPU 1): the share each accepted (a bare receiver: received) at each rate, its ratio to
+ *       the bare Bun receiver's, and whether the compiled monitor meets the ingest goal
+ *   npx bun scripts/bench.ts --cluster [--runs N]
+ *       the monitor with 10, 1,000 and 10,000 servers heard, each heartbeating once a second,
+ *       rewriting its storage file, serving /servers each second and pushing to a real HAProxy: CPU
+ *       a second and memory, per server, beside the bare Bun receiver taking the same datagrams
+ *   npx bun scripts/bench.ts --balance [--runs N] [--seconds S] [--warmup S] [--connections N]
+ *       [--rate R] [--methods A,B] [--scenarios closed,open,step,batch] [--svg FILE]
+ *       what heartbeat does for a real Apache balancer, against byrequests, bybusyness and a
+ *       static split by capacity (scripts/bench/balance.ts; needs no build)
+ *   npx bun scripts/bench.ts --sizes
+ *       binary and archive sizes of each target in dist/, beside the bare Bun sender compiled for
+ *       the same target
  */
 import { execFileSync } from "node:child_process";
 import {
@@ -37,11 +43,12 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { Lab, REPO, waitFor } from "../test/support/lab.ts";
+import { collect, Lab, REPO, waitFor } from "../test/support/lab.ts";
 import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
 import { VERSION } from "../src/version.ts";
 import { compileWithBun, TARGETS } from "./build.ts";
@@ -114,7 +121,7 @@ function describeMachine(): void {
       `versions heartbeat ${VERSION} at ${git(["rev-parse", "--short=7", "HEAD"])}${dirty}, bun ${
         version("bun")
       }, ${version("deno")}`,
-      `command  bun scripts/bench.ts ${process.argv.slice(2).join(" ")}`,
+      `command  npx bun scripts/bench.ts ${process.argv.slice(2).join(" ")}`,
       "",
     ].join("\n"),
   );
@@ -592,6 +599,167 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
   );
 }
 
+const CLUSTER_SIZES = [10, 1_000, 10_000];
+/** How long each measurement lasts, once every server has been heard. */
+const CLUSTER_SECONDS = 20;
+/** The HAProxy backend the monitor pushes weights to: this many of the servers are its members. */
+const CLUSTER_MEMBERS = 10;
+
+interface ClusterSample {
+  cpuMsPerSecond: number;
+  rss: number;
+  anon: number;
+  file: number;
+}
+
+/**
+ * The monitor's cost as the cluster grows: SERVERS distinct senders each heartbeating once a
+ * second (scripts/bench/cluster-sender.c), while the monitor keeps every one (--max-servers),
+ * rewrites its storage file each second, serves /servers to a client asking each second and
+ * pushes weights to a real HAProxy whose backend has CLUSTER_MEMBERS of them. Beside it, the
+ * bare compiled Bun receiver taking the same datagrams: what receiving alone costs Bun.
+ */
+async function cluster(lab: Lab, runs: number): Promise<void> {
+  const sender = compileC(lab, "cluster-sender");
+  const bareBun = compileBun(lab, "bare-receiver");
+  // Every address of 10.98.0.0/16 is this namespace's own: the senders' source addresses.
+  lab.sh(NS, "ip route add local 10.98.0.0/16 dev lo");
+  const socket = join(lab.dir, "haproxy.sock");
+  const haproxyConfig = join(lab.dir, "haproxy.cfg");
+  writeFileSync(
+    haproxyConfig,
+    `global
+    stats socket ${socket} mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+backend web
+    balance roundrobin
+${
+      Array.from({ length: CLUSTER_MEMBERS }, (_, i) =>
+        `    server s${i + 1} 10.98.0.${i + 1}:80 weight 1`).join("\n")
+    }
+`,
+  );
+  lab.spawn(NS, ["haproxy", "-db", "-f", haproxyConfig]);
+  await waitFor(() => existsSync(socket), 10_000, "HAProxy's runtime API socket", POLL_MS);
+  const storage = join(lab.dir, "cluster.dat");
+  const subjects = [
+    { name: "bare Bun receiver (compiled)", argv: [bareBun] },
+    {
+      name: "compiled monitor",
+      argv: [
+        BINARY,
+        "monitor",
+        "--listen",
+        "239.0.0.1:27999",
+        "--storage",
+        storage,
+        "--http",
+        `127.0.0.1:${METRICS_PORT}`,
+        "--max-servers",
+        String(Math.max(...CLUSTER_SIZES) * 2),
+        "--haproxy-socket",
+        socket,
+        "--haproxy-backend",
+        "web",
+        "-q",
+      ],
+    },
+  ];
+  const results = new Map<string, ClusterSample[]>();
+  for (const size of CLUSTER_SIZES) {
+    for (const subject of subjects) {
+      console.log(`$ ${subject.argv.join(" ")}    (${size} servers, ${runs} runs)`);
+      const samples: ClusterSample[] = [];
+      for (let run = 0; run < runs; run++) {
+        const group = new Cgroup();
+        const child = lab.spawn(NS, subject.argv);
+        const output = collect(child);
+        group.enter(child.pid!);
+        const blast = lab.spawn(NS, [sender, String(size), String(CLUSTER_SECONDS + 40)]);
+        // A client asking for /servers each second, as an operator's dashboard would.
+        const poller = subject.argv[0] === BINARY
+          ? lab.spawn(NS, [
+            "sh",
+            "-c",
+            `while sleep 1; do curl -s -o /dev/null http://127.0.0.1:${METRICS_PORT}/servers; done`,
+          ])
+          : undefined;
+        try {
+          const pid = await execed(child.pid!, subject.argv[0]);
+          if (poller) {
+            let heard = 0;
+            await waitFor(
+              () => {
+                try {
+                  heard = heardByMonitor(lab);
+                } catch { /* not serving yet */ }
+                return heard >= size;
+              },
+              30_000,
+              `the monitor to hear ${size} servers: ${output().stderr}`,
+              100,
+            ).catch((error) => {
+              throw new Error(`${error.message} (it had ${heard})`);
+            });
+          }
+          await sleep(5_000); // a steady state: the table full, the file rewritten, weights pushed
+          const before = group.usageMs();
+          await sleep(CLUSTER_SECONDS * 1000);
+          const cpuMsPerSecond = (group.usageMs() - before) / CLUSTER_SECONDS;
+          samples.push({ cpuMsPerSecond, ...residentMb(pid) });
+        } finally {
+          for (const process of [child, blast, poller]) process?.kill("SIGKILL");
+          await sleep(300);
+          group.remove();
+        }
+      }
+      results.set(`${subject.name} ${size}`, samples);
+    }
+  }
+  const med = (name: string, size: number, pick: (sample: ClusterSample) => number) =>
+    median(results.get(`${name} ${size}`)!.map(pick));
+  console.log(
+    `\nmedians of ${runs} runs of ${CLUSTER_SECONDS} s; (Nx): ratio to the bare compiled Bun receiver` +
+      ` taking the same datagrams; per server: CPU ms a second divided by the servers\n`,
+  );
+  const [floor, ours] = subjects.map((subject) => subject.name);
+  table(
+    ["servers", "monitor CPU ms/s", "per server ms/s", "VmRSS MB", "anon MB", "file MB"],
+    CLUSTER_SIZES.map((size) => {
+      const cpu = med(ours, size, (s) => s.cpuMsPerSecond);
+      return [
+        String(size),
+        withRatio(cpu, med(floor, size, (s) => s.cpuMsPerSecond), 2),
+        (cpu / size).toFixed(4),
+        withRatio(med(ours, size, (s) => s.rss), med(floor, size, (s) => s.rss), 1),
+        withRatio(med(ours, size, (s) => s.anon), med(floor, size, (s) => s.anon), 1),
+        withRatio(med(ours, size, (s) => s.file), med(floor, size, (s) => s.file), 1),
+      ];
+    }),
+  );
+  const [smallest, largest] = [CLUSTER_SIZES[0], CLUSTER_SIZES[CLUSTER_SIZES.length - 1]];
+  const perServer = (size: number) => med(ours, size, (s) => s.cpuMsPerSecond) / size;
+  const anonPerServer = (med(ours, largest, (s) => s.anon) - med(ours, smallest, (s) => s.anon)) /
+    (largest - smallest);
+  console.log(
+    `\nCPU per server at ${largest} servers is ${
+      (perServer(largest) / perServer(smallest)).toFixed(2)
+    }x that at ${smallest}; memory grows by ${
+      (anonPerServer * 1024).toFixed(1)
+    } kB (anonymous) a server`,
+  );
+}
+
+/** The number of servers in the monitor's table, from its /metrics. */
+function heardByMonitor(lab: Lab): number {
+  const metrics = lab.sh(NS, `curl -sf http://127.0.0.1:${METRICS_PORT}/metrics`);
+  return Number(/^heartbeat_servers (\d+)$/m.exec(metrics)![1]);
+}
+
 /**
  * Binary and archive sizes of each target in dist/, beside the floor: the bare Bun sender
  * compiled for the same target with the same flags, which is what the Bun runtime alone weighs.
@@ -634,6 +802,7 @@ async function main(): Promise<number> {
       runs: { type: "string", default: "3" },
       accuracy: { type: "string" },
       ingest: { type: "boolean" },
+      cluster: { type: "boolean" },
       sizes: { type: "boolean" },
       balance: { type: "boolean" },
       seconds: { type: "string", default: "30" },
@@ -672,7 +841,7 @@ async function main(): Promise<number> {
   }
   if (!existsSync(BINARY)) {
     console.error(
-      "bench: build the binary first: bun scripts/build.ts --target linux-x64 --no-archives",
+      "bench: build the binary first: npx bun scripts/build.ts --target linux-x64 --no-archives",
     );
     return 2;
   }
@@ -685,6 +854,7 @@ async function main(): Promise<number> {
     lab.sh(NS, "ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo");
     if (values.accuracy) await measureAccuracy(lab, Number(values.accuracy));
     else if (values.ingest) await ingest(lab, Number(values.runs));
+    else if (values.cluster) await cluster(lab, Number(values.runs));
     else await startup(lab, Number(values.runs));
     return 0;
   } finally {

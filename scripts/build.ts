@@ -1,6 +1,6 @@
 /**
  * Standalone binaries, release archives and container images:
- * `bun scripts/build.ts [--target NAME …] [--no-archives] [--image]` (or `npm run build --`).
+ * `npx bun scripts/build.ts [--target NAME …] [--no-archives] [--image]` (or `npm run build --`).
  *
  *   dist/heartbeat-<target>[.exe]                   bun build --compile, runnable as it is
  *   dist/heartbeat-<version>-<target>.tar.xz        the release archive (.zip for Windows): one
@@ -9,6 +9,7 @@
  *                                                   README.md, CHANGELOG.md and contrib/
  *   dist/heartbeat-<version>-<target>-deno.tar.xz   the same from deno compile, where it works
  *   dist/SHA256SUMS                                 `sha256sum -c SHA256SUMS` checks every archive
+ *                                                   and image this run made (not older ones)
  *   dist/heartbeat-<version>-<target>.image.tar     with --image (Linux glibc targets): an OCI image
  *                                                   for `podman load` or `docker load`
  *
@@ -16,7 +17,8 @@
  * staged here: the binary, exactly the libraries ldd names, the licences, and a passwd entry for
  * the non-root user 65532. podman is used where it is installed, docker otherwise
  * (CONTAINER_ENGINE chooses). IMAGE_SOURCE names the repository for the image's
- * org.opencontainers.image.source label (default: git's origin).
+ * org.opencontainers.image.source label (default: git's origin, as an https URL; see
+ * imageSource).
  *
  * deno compile fetches `denort` from Deno's download server unless DENORT_BIN names a local
  * copy; where neither works, it says so and the Bun builds still succeed.
@@ -34,7 +36,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -204,10 +206,12 @@ export function archive(binary: string, folder: string, windows: boolean, dist =
   return out;
 }
 
-/** `<dist>/SHA256SUMS` for every archive and image in `dist`, as sha256sum writes it. */
-export function sha256sums(dist = DIST): string {
-  const files = readdirSync(dist).filter((file) => /\.(tar\.xz|zip|image\.tar)$/.test(file)).sort();
-  const lines = files.map((file) =>
+/**
+ * `<dist>/SHA256SUMS` for `made`, the archives and images this build wrote into `dist`, as
+ * sha256sum writes it. Only those: a file an earlier build left in `dist` is not this release's.
+ */
+export function sha256sums(made: string[], dist = DIST): string {
+  const lines = made.map((file) => basename(file)).sort().map((file) =>
     `${createHash("sha256").update(readFileSync(join(dist, file))).digest("hex")}  ${file}`
   );
   const out = join(dist, "SHA256SUMS");
@@ -261,6 +265,21 @@ export function stageImage(binary: string, name: string): { root: string } | { s
   return { root };
 }
 
+/**
+ * The image's org.opencontainers.image.source label, a URL a browser opens: IMAGE_SOURCE (the
+ * release workflow sets it) as given, else git's origin if it is an https URL (without any
+ * user:token in it) or an scp-like `git@host:owner/repo` (as https://host/owner/repo), else
+ * empty: a clone's origin may be a local path or another protocol, which is no place to link to.
+ */
+export function imageSource(imageSourceVariable: string | undefined, origin: string | undefined) {
+  if (imageSourceVariable) return imageSourceVariable;
+  if (!origin) return "";
+  const https = /^https:\/\/(?:[^@/]*@)?([^/]+\/.+)$/.exec(origin);
+  const scp = /^[\w.-]+@([\w.-]+):(?!\/)(.+)$/.exec(origin);
+  const where = https ? https[1] : scp ? `${scp[1]}/${scp[2]}` : undefined;
+  return where ? `https://${where.replace(/\/+$/, "").replace(/\.git$/, "")}` : "";
+}
+
 /** podman or docker: CONTAINER_ENGINE, else whichever is installed, podman first. */
 function containerEngine(): string | undefined {
   if (process.env.CONTAINER_ENGINE) return process.env.CONTAINER_ENGINE;
@@ -286,8 +305,7 @@ function buildImage(
     VERSION,
     REVISION: stamp.commit,
     CREATED: `${stamp.date}T00:00:00Z`,
-    // Where the source is: IMAGE_SOURCE (the release workflow sets it), else git's origin.
-    SOURCE: process.env.IMAGE_SOURCE ?? (origin.ok ? origin.output.trim() : "unknown"),
+    SOURCE: imageSource(process.env.IMAGE_SOURCE, origin.ok ? origin.output.trim() : undefined),
   };
   const built = run(engine, [
     "build",
@@ -317,7 +335,7 @@ function buildImage(
 
 const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
-const USAGE = `Usage: bun scripts/build.ts [--target NAME ...] [--no-archives] [--image]
+const USAGE = `Usage: npx bun scripts/build.ts [--target NAME ...] [--no-archives] [--image]
   --target NAME   build only this target (repeatable); default: all of them
   --no-archives   binaries only: no archives, no SHA256SUMS
   --image         also a container image for the Linux glibc targets this machine can stage
@@ -359,15 +377,17 @@ export function main(argv: string[]): number {
   const stamp = buildStamp();
   console.log(`heartbeat ${VERSION} (${stamp.commit}, ${stamp.date})`);
   const size = (file: string) => megabytes(statSync(file).size);
+  // The archives and images this run makes: SHA256SUMS lists these, not whatever is in dist/.
+  const made: string[] = [];
   for (const name of names) {
     const windows = TARGETS[name].windows === true;
     const binary = buildBun(name, stamp);
-    const packed = (file: string, folder: string) =>
-      values["no-archives"]
-        ? ""
-        : ` → ${archive(file, folder, windows)} (${
-          size(join(DIST, `${folder}.${windows ? "zip" : "tar.xz"}`))
-        })`;
+    const packed = (file: string, folder: string) => {
+      if (values["no-archives"]) return "";
+      const packedFile = archive(file, folder, windows);
+      made.push(packedFile);
+      return ` → ${packedFile} (${size(packedFile)})`;
+    };
     console.log(
       `bun  ${name}: ${binary} (${size(binary)})${packed(binary, `heartbeat-${VERSION}-${name}`)}`,
     );
@@ -382,6 +402,7 @@ export function main(argv: string[]): number {
     if (values.image) {
       const staged = stageImage(binary, name);
       const image = "root" in staged ? buildImage(staged.root, name, stamp) : staged;
+      if ("file" in image) made.push(image.file);
       console.log(
         "skipped" in image
           ? `image ${name}: skipped: ${image.skipped}`
@@ -389,7 +410,7 @@ export function main(argv: string[]): number {
       );
     }
   }
-  if (!values["no-archives"]) console.log(`checksums: ${sha256sums()}`);
+  if (!values["no-archives"]) console.log(`checksums: ${sha256sums(made)}`);
   return 0;
 }
 

@@ -22,7 +22,9 @@ const HOST_NAME =
 export function parseAddress(text: string): AddressParse {
   const unparseable = { ok: false, error: "Unable to parse address." } as const;
   if (/^[0-9]+$/.test(text)) {
-    return validPort(text) ? { ok: false, error: "No host provided in address" } : unparseable;
+    return validPort(text)
+      ? { ok: false, error: "No host provided in address" }
+      : portOutOfRange(text);
   }
   const hostAndPort = /^(.*):([0-9]+)$/.exec(text);
   if (!hostAndPort) {
@@ -34,7 +36,8 @@ export function parseAddress(text: string): AddressParse {
   if (host.startsWith("[")) {
     // [IPv6] or [IPv6%zone], as in URLs: ff02::1234%eth0 names the link to use.
     const inner = /^\[([0-9A-Fa-f:.]+)(?:%([A-Za-z0-9_.-]+))?\]$/.exec(host);
-    if (!inner || !isIPv6(inner[1]) || !validPort(port)) return unparseable;
+    if (!inner || !isIPv6(inner[1])) return unparseable;
+    if (!validPort(port)) return portOutOfRange(port);
     return {
       ok: true,
       host: inner[1],
@@ -48,10 +51,14 @@ export function parseAddress(text: string): AddressParse {
       error: "Unable to parse address. Put an IPv6 address in brackets: [ff02::1234%eth0]:27999",
     };
   }
-  if (host === "" || !validPort(port) || !(isIPv4(host) || HOST_NAME.test(host))) {
-    return unparseable;
-  }
+  if (host === "" || !(isIPv4(host) || HOST_NAME.test(host))) return unparseable;
+  if (!validPort(port)) return portOutOfRange(port);
   return { ok: true, host, port: Number(port) };
+}
+
+/** Apache's words, and which part is wrong: it says only "Unable to parse address." */
+function portOutOfRange(port: string): AddressParse {
+  return { ok: false, error: `Unable to parse address: port ${port} is not from 1 to 65535` };
 }
 
 function validPort(text: string): boolean {

@@ -3,6 +3,7 @@
  * with the reason otherwise (for Kubernetes probes and container health checks), and GET
  * /metrics in Prometheus' format. Answered from AgentStatus: asking costs the heartbeats nothing.
  */
+import { type ConnectionLimits, limitConnections } from "./connection-limits.ts";
 import { listen, reply } from "./listen.ts";
 import type { Server } from "node:http";
 import { agentMetrics, type AgentStatus } from "./status.ts";
@@ -11,6 +12,7 @@ export async function serveAgentHttp(
   address: { host: string; port: number },
   status: AgentStatus,
   build: Record<string, string>,
+  limits: ConnectionLimits,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const { createServer } = await import("node:http");
   const server: Server = createServer((request, response) => {
@@ -30,7 +32,7 @@ export async function serveAgentHttp(
     }
     reply(response, 404, "Not Found: GET /healthz, /metrics\n");
   });
-  server.setTimeout(10_000, (socket) => socket.destroy());
+  limitConnections(server, limits);
   const port = await listen(server, address);
   return {
     port,

@@ -24,8 +24,6 @@ export interface AgentOptions {
   signal: AbortSignal;
   /** Adjusts each reading before it is sent (drain, ramp-up, minimum busy); undefined: send nothing. */
   shape?: (load: Load) => Load | undefined;
-  /** Adds to each message before it goes out (a signature). */
-  seal?: (message: string) => string;
   /** Told of each reading and send, for agent-check, /healthz and /metrics. */
   status?: AgentStatus;
 }
@@ -51,7 +49,7 @@ export function createAgent(options: AgentOptions): Agent {
 
   const send = async (message: string): Promise<boolean> => {
     logger.debug(`heartbeat ${message}`);
-    const payload = encoder.encode(options.seal ? options.seal(message) : message);
+    const payload = encoder.encode(message);
     const results = await Promise.all(senders.map(async (sender) => {
       const key = `send ${sender.name}`;
       try {

@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { type Command as SettingsCommand, type Setting, SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
+import { closest } from "./spelling.ts";
 
 /** What can be asked for: the agent (no command word), `monitor` or `servers`. */
 export type CommandName = SettingsCommand | "servers";
@@ -137,6 +138,7 @@ export type Command =
 
 /** What the command line asks for; throws UsageError with a message saying what to fix. */
 export function parseCommandLine(argv: string[]): Command {
+  argv = withoutLeadingSeparator(argv);
   // `-address`: a long option with one dash, which parseArgs would read as -a "ddress".
   const oneDash = argv.find((arg) =>
     /^-[a-z][a-z-]+(=.*)?$/.test(arg) && OPTIONS[arg.slice(1).split("=")[0]]
@@ -225,6 +227,19 @@ function commandsOf(flag: string): readonly CommandName[] | undefined {
 }
 
 /**
+ * `deno task start -- --address …` and `./heartbeat -- --address …` put a bare `--` before the
+ * flags; heartbeat takes no argument that starts with a dash, so a `--` first (or just after the
+ * command word) means nothing, as most command lines take it.
+ */
+function withoutLeadingSeparator(argv: string[]): string[] {
+  if (argv[0] === "--") return argv.slice(1);
+  if (argv[1] === "--" && (argv[0] === "monitor" || argv[0] === "servers")) {
+    return [argv[0], ...argv.slice(2)];
+  }
+  return argv;
+}
+
+/**
  * `--ready -1` as `--ready=-1`: parseArgs takes a value that starts with a dash for an option,
  * and would say the value is missing, where the truth is that it is negative.
  */
@@ -259,34 +274,6 @@ function parseArgsMessage(error: unknown): string {
   }
 }
 
-/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of candidates) {
-    const distance = editDistance(word, candidate);
-    if (!best || distance < best.distance) best = { candidate, distance };
-  }
-  return best && best.distance <= Math.max(1, Math.floor(word.length / 3))
-    ? best.candidate
-    : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j] + 1,
-        current[j - 1] + 1,
-        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length];
-}
-
 /** Help text lines are at most this wide. */
 export const HELP_WIDTH = 80;
 /** Where an option's help starts. */
@@ -319,10 +306,11 @@ function optionLines(
   return wrap(name.padEnd(HELP_COLUMN), help, HELP_WIDTH, HELP_COLUMN);
 }
 
-/** The help line of a setting: its own, and its default where it has one. */
-export function settingHelp(spec: Setting): string {
+/** The help line of a setting for `command`: its own, and its default where it has one. */
+export function settingHelp(spec: Setting, command: SettingsCommand): string {
+  const help = typeof spec.help === "string" ? spec.help : spec.help[command];
   const shown = defaultText(spec);
-  return shown === undefined ? spec.help : `${spec.help} (default ${shown})`;
+  return shown === undefined ? help : `${help} (default ${shown})`;
 }
 
 /** A setting's default as the user writes it, or undefined where it has none worth saying. */
@@ -415,7 +403,7 @@ export function usage(command: CommandName): string {
   if (command !== "servers") {
     for (const spec of SETTINGS.filter((row) => row.commands.includes(command))) {
       const group = typeof spec.group === "string" ? spec.group : spec.group[command];
-      add(group, optionLines(spec, settingHelp(spec)));
+      add(group, optionLines(spec, settingHelp(spec, command)));
       if (spec.key === "source") {
         for (const [name, source] of Object.entries(SOURCES)) {
           add(

@@ -24,6 +24,11 @@ export interface Heartbeat extends Load {
 
 export interface ParsedHeartbeat extends Heartbeat {
   version: string;
+  /**
+   * A `port=` that is no port (`0`, `65536`, `8080x`), left out: the server is taken as if the
+   * message named no port. Apache takes it with atoi, and its balancer ignores ports anyway.
+   */
+  ignoredPort?: string;
   /** Every field of the message, keys lower-cased (Apache's tables ignore case), last one wins. */
   fields: Map<string, string>;
 }
@@ -66,7 +71,8 @@ export function formatHeartbeat(heartbeat: Heartbeat): string {
  * kept, `v`, `ready` and `busy` required.
  *
  * Stricter than Apache where Apache would store a wrong number: Apache's atoi turns `busy=x`
- * into 0 and `ready=-1` into 4294967295; here they are rejected as `bad-number`.
+ * into 0 and `ready=-1` into 4294967295; here they are rejected as `bad-number`. A bad `port=`
+ * alone costs only the port (`ignoredPort`): mod_lbmethod_heartbeat never reads it.
  */
 export function parseHeartbeat(message: string | Uint8Array): ParseResult {
   const byteLength = typeof message === "string"
@@ -90,14 +96,17 @@ export function parseHeartbeat(message: string | Uint8Array): ParseResult {
   }
   const readyCount = decimal(ready);
   const busyCount = decimal(busy);
-  const port = fields.has("port") ? decimal(fields.get("port")!) : undefined;
   const problem = invalidCount("ready", readyCount, `'${ready}'`) ??
-    invalidCount("busy", busyCount, `'${busy}'`) ??
-    (fields.has("port") ? invalidPort(port, `'${fields.get("port")}'`) : undefined);
+    invalidCount("busy", busyCount, `'${busy}'`);
   if (problem) return { ok: false, reason: "bad-number", detail: problem };
+  const portText = fields.get("port");
+  const port = portText === undefined ? undefined : decimal(portText);
+  const heartbeat = { version, ready: readyCount, busy: busyCount, fields };
   return {
     ok: true,
-    heartbeat: { version, ready: readyCount, busy: busyCount, port, fields },
+    heartbeat: port === undefined || invalidPort(port)
+      ? { ...heartbeat, ignoredPort: portText }
+      : { ...heartbeat, port },
   };
 }
 

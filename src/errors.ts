@@ -13,11 +13,13 @@ const WORDS: Readonly<Record<string, string>> = {
   ECONNREFUSED: "connection refused",
   ECONNRESET: "connection reset by peer",
   EHOSTUNREACH: "host is unreachable",
+  EINVAL: "invalid argument",
   EISDIR: "is a directory",
   EMFILE: "too many open files",
   EMSGSIZE: "message too long",
   ENETUNREACH: "network is unreachable",
   ENOBUFS: "no buffer space available",
+  ENODEV: "no such device",
   ENOENT: "no such file or directory",
   ENOSPC: "no space left on device",
   ENOTDIR: "not a directory",
@@ -46,4 +48,30 @@ export function describeError(error: unknown): string {
   if (code && WORDS[code]) return `${WORDS[code]} (${code})`;
   const message = error instanceof Error ? error.message : String(error);
   return code && !message.includes(code) ? `${message} (${code})` : message;
+}
+
+/**
+ * `error` as an Error whose message is its one wording (`connection refused (ECONNREFUSED)`) and
+ * which keeps its code, for a caller that names what failed (a URL, a listener) itself.
+ */
+export function systemError(error: unknown): Error {
+  const code = errorCode(error);
+  return Object.assign(new Error(describeError(error)), code ? { code } : {});
+}
+
+/**
+ * What to do when a socket cannot listen: the error's one wording, and the usual way out for
+ * the codes that have one (a multicast group no interface routes, a port below 1024, a port
+ * taken).
+ */
+export function listenFailure(error: unknown, where: { port: number; multicast: boolean }): string {
+  const code = errorCode(error);
+  const hint = (code === "ENODEV" || code === "EINVAL") && where.multicast
+    ? "no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS"
+    : code === "EACCES" && where.port < 1024
+    ? "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+    : code === "EADDRINUSE"
+    ? "another process listens there (ss -lnp shows which)"
+    : undefined;
+  return hint ? `${describeError(error)}: ${hint}` : describeError(error);
 }

@@ -4,6 +4,7 @@
  * including the many that never speak HTTP.
  */
 import type { Agent as HttpAgent } from "node:http";
+import { systemError } from "./errors.ts";
 import type { Agent as HttpsAgent } from "node:https";
 
 function httpModule(url: URL): Promise<typeof import("node:http") | typeof import("node:https")> {
@@ -33,7 +34,10 @@ export interface HttpRequestOptions {
   maxBodyBytes: number;
 }
 
-/** The response, or a rejection that says what went wrong (refused, too large, no answer in time). */
+/**
+ * The response, or a rejection that says what went wrong (refused, too large, no answer in time)
+ * in one wording on every runtime, without the URL, which the caller names.
+ */
 export async function request(url: URL, options: HttpRequestOptions): Promise<HttpResponse> {
   const { request: send } = await httpModule(url);
   return new Promise((resolve, reject) => {
@@ -48,7 +52,7 @@ export async function request(url: URL, options: HttpRequestOptions): Promise<Ht
       response.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > options.maxBodyBytes) {
-          outgoing.destroy(new Error(`${url.href} sent more than ${options.maxBodyBytes} bytes`));
+          outgoing.destroy(new Error(`sent more than ${options.maxBodyBytes} bytes`));
           return;
         }
         chunks.push(chunk);
@@ -61,14 +65,11 @@ export async function request(url: URL, options: HttpRequestOptions): Promise<Ht
         }));
       response.on("error", reject);
     });
+    // Without the URL: whoever asked names it (`send http://…`, `apache http://…`), once.
     outgoing.on(
       "error",
       (error: Error) =>
-        reject(
-          options.signal.aborted
-            ? new Error(`${url.href} did not answer in time`)
-            : new Error(`${url.href}: ${error.message}`),
-        ),
+        reject(options.signal.aborted ? new Error("did not answer in time") : systemError(error)),
     );
     outgoing.end(options.body);
   });

@@ -1,6 +1,7 @@
 /**
  * The C library, opened through the runtime's FFI, for the few calls no runtime API makes:
- * signal() (signals.ts, on Deno) and setsockopt() (transport/receive-buffer.ts).
+ * signal() (signals.ts, on Deno), setsockopt() (transport/receive-buffer.ts) and, on Deno,
+ * connect() and getsockname() (senders/route-libc.ts).
  */
 
 /** Where the C library is found: glibc and musl on Linux, then macOS. */

@@ -1,6 +1,6 @@
 /**
- * A TCP server (node:net or node:http) listening, the one way every server here starts; and the
- * one way the HTTP ones answer.
+ * An HTTP server (node:http) listening, the one way each starts, and the one way each answers.
+ * (The agent-check listens on each runtime's own sockets: src/haproxy/agent-check.ts.)
  */
 import type { ServerResponse } from "node:http";
 

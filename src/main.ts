@@ -4,6 +4,9 @@
  * and hands them to the command (src/commands/), with the process's real I/O, clock, signals
  * and UDP adapters.
  */
+// First, so that it is evaluated before anything else: on Deno it executes heartbeat again with
+// SIGUSR1 blocked, before Deno can take SIGUSR1 to open its inspector.
+import "./inspector-guard.ts";
 import process from "node:process";
 import { parseCommandLine, usage, UsageError } from "./cli.ts";
 import { agentChecks, runAgent } from "./commands/agent.ts";
@@ -35,7 +38,13 @@ const stdout = lineWriter(1);
 const stderr = lineWriter(2);
 const processIO: CommandIO = { stdout, stderr };
 
-const HINT = "Try 'heartbeat --help' for the options.";
+/** Where to read more, for the command that went wrong: `heartbeat monitor --help` for the monitor's. */
+function hint(argv: string[]): string {
+  // The command word, wherever it stands (the command line may be why parsing failed).
+  const word = argv.find((arg) => arg === "monitor" || arg === "servers");
+  const command = word ? ` ${word}` : "";
+  return `Try 'heartbeat${command} --help' for the options.`;
+}
 
 /** Runs the command line `argv`; resolves to the exit status. */
 export async function main(
@@ -73,7 +82,7 @@ export async function main(
         command.mode === "monitor"
           ? monitorChecks(resolved.settings, logger)
           : agentChecks(resolved.settings, logger),
-        resolved.origins,
+        resolved,
       );
       problems.forEach((problem) => io.stderr(problem));
       if (problems.length) return EXIT_USAGE;
@@ -82,7 +91,7 @@ export async function main(
     }
     if (resolved.problems.length) {
       resolved.problems.forEach((problem) => io.stderr(`heartbeat: ${problem}`));
-      io.stderr(HINT);
+      io.stderr(hint(argv));
       return EXIT_USAGE;
     }
     if (invocation.printConfig) {
@@ -95,7 +104,7 @@ export async function main(
   } catch (error) {
     if (error instanceof UsageError || error instanceof SourceConfigError) {
       io.stderr(`heartbeat: ${error.message}`);
-      io.stderr(HINT);
+      io.stderr(hint(argv));
       return EXIT_USAGE;
     }
     if (error instanceof RuntimeFailure) {

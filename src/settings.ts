@@ -8,10 +8,12 @@ import { resolve } from "node:path";
 import { parseAddress } from "./address.ts";
 import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
-import type { ConfigRead } from "./config/httpd.ts";
+import { closest } from "./spelling.ts";
+import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
+import { SOURCES } from "./sources/index.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { type AdapterName, ADAPTERS } from "./transport/transport.ts";
 
@@ -35,7 +37,10 @@ export interface Settings {
   interfaceAddress?: string;
   ttl: number;
   port?: number;
-  source: string;
+  /** Each --source; with several, the heartbeat reports the tightest. */
+  source: string[];
+  /** The time constant of each source's moving average; unset: each source's own default. */
+  smoothSeconds?: number;
   ready?: number;
   busy?: number;
   capacity?: number;
@@ -96,14 +101,19 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   commands: readonly Command[];
   /** What the value looks like, in usage: `HOST:PORT`, `N`, `SECONDS`. */
   value: string;
-  /** One line of help. */
-  help: string;
+  /** One line of help; by command where a setting means something else to each. */
+  help: string | Record<Command, string>;
   /** The section of --help it is listed in; by command where that differs. */
   group: string | Record<Command, string>;
   /** In effect when nothing sets it. */
   default?: Settings[K];
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
+  /**
+   * A repeatable one's values whose text may hold spaces and commas: where its variable's list
+   * splits (else at every comma and space), and what --print-config puts between them.
+   */
+  list?: { split: RegExp; join: string };
   /**
    * A file path, made absolute as Apache makes a directive's: against the run-time folder
    * (ap_runtime_dir_relative, as mod_heartmonitor does for HeartbeatStorage) or ServerRoot. A
@@ -210,7 +220,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "ADDR",
     group: { agent: "Where to send", monitor: "Where heartbeats come in" },
-    help: "IPv4 address of the interface multicast leaves by, or is joined on",
+    help: {
+      agent: "IPv4 address of the interface multicast leaves by",
+      monitor: "IPv4 address of the interface the group is joined on",
+    },
     parse: (value) => {
       if (!isIPv4(value)) throw new SettingError("give the IPv4 address of a local interface");
       return value;
@@ -259,9 +272,26 @@ export const SETTINGS: readonly Setting[] = [
     commands: AGENT,
     value: "NAME[:ARG]",
     group: "What to send",
-    help: "where ready and busy come from (the sources are listed below)",
-    default: "auto",
+    help: "where ready and busy come from (repeatable: the tightest is sent; sources below)",
+    default: ["auto"],
+    multiple: true,
+    // exec:COMMAND may hold spaces and commas: a list splits only where a source's name follows.
+    list: {
+      split: new RegExp(`\\s*,\\s*(?=(?:${Object.keys(SOURCES).join("|")})(?:[:,]|$))`),
+      join: ", ",
+    },
     parse: text,
+  }),
+  setting({
+    key: "smoothSeconds",
+    flag: "smooth",
+    env: "HEARTBEAT_SMOOTH",
+    directive: "HeartbeatSmooth",
+    commands: AGENT,
+    value: "SECONDS",
+    group: "What to send",
+    help: "average each source's free share over this time (if not given: 0 for slot counts)",
+    parse: seconds(0, 3600),
   }),
   setting({
     key: "ready",
@@ -293,7 +323,8 @@ export const SETTINGS: readonly Setting[] = [
     commands: AGENT,
     value: "N",
     group: "What to send",
-    help: "connections the server can serve at once, for nginx and tcp",
+    help:
+      "connections the server can serve at once, for nginx and tcp; ready when idle, for cpu and pressure",
     parse: wholeNumber(0, 0xffff_ffff),
   }),
   setting({
@@ -385,7 +416,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "ADDR:PORT",
     group: { agent: "Asked, not told", monitor: "Where heartbeats come in" },
-    help: "serve /healthz and /metrics (the monitor: also POSTed heartbeats, /servers)",
+    help: {
+      agent: "serve /healthz and /metrics",
+      monitor: "take POSTed heartbeats, and serve /servers, /healthz and /metrics",
+    },
     parse: address,
   }),
   setting({
@@ -467,7 +501,7 @@ export const SETTINGS: readonly Setting[] = [
     commands: MONITOR,
     value: "N",
     group: "What is kept",
-    help: "servers kept at most; new ones are turned away (0: the default)",
+    help: "servers kept at most; new ones are turned away (0 or 10 and more, as Apache's)",
     default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
@@ -517,7 +551,10 @@ export const SETTINGS: readonly Setting[] = [
     commands: BOTH,
     value: "FILE",
     group: "Signing",
-    help: "sign heartbeats with this key; the monitor takes only signed ones",
+    help: {
+      agent: "sign heartbeats with this key",
+      monitor: "take only heartbeats signed with this key",
+    },
     file: "server-root",
     parse: text,
   }),
@@ -579,6 +616,8 @@ export interface Resolved {
   settings: Settings;
   /** Where each setting's value came from: `--ttl`, `HEARTBEAT_TTL`, `FILE:LINE`, or `default`. */
   origins: Partial<Record<keyof Settings, string>>;
+  /** A repeatable setting's origin for each of its values, in order: `FILE:LINE` for each line. */
+  itemOrigins: Partial<Record<keyof Settings, string[]>>;
   /** Everything wrong, each a line that says where. */
   problems: string[];
   /** Which problems come from flags: usage errors. */
@@ -589,6 +628,7 @@ export interface Resolved {
 export function resolveSettings(layers: Layers): Resolved {
   const values: Partial<Record<keyof Settings, unknown>> = {};
   const origins: Resolved["origins"] = {};
+  const itemOrigins: Resolved["itemOrigins"] = {};
   const problems: string[] = [];
   const flagProblems: string[] = [];
 
@@ -602,6 +642,7 @@ export function resolveSettings(layers: Layers): Resolved {
     if (chosen) {
       values[spec.key] = chosen.value;
       origins[spec.key] = chosen.origin;
+      if (spec.multiple) itemOrigins[spec.key] = chosen.itemOrigins;
     }
   }
   if (layers.config) {
@@ -609,8 +650,14 @@ export function resolveSettings(layers: Layers): Resolved {
       if (
         /^heartbeat/i.test(directive.name) && !KNOWN_DIRECTIVES.has(directive.name.toLowerCase())
       ) {
+        const meant = SETTINGS.find((spec) =>
+          spec.directive.toLowerCase() ===
+            closest(directive.name.toLowerCase(), [...KNOWN_DIRECTIVES])
+        )?.directive;
         problems.push(
-          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled`,
+          `${directive.file}:${directive.line}: Invalid command '${directive.name}', perhaps misspelled${
+            meant ? `; did you mean '${meant}'?` : ""
+          }`,
         );
       }
     }
@@ -628,14 +675,34 @@ export function resolveSettings(layers: Layers): Resolved {
   return {
     settings: { ...DEFAULTS, ...values } as Settings,
     origins,
-    problems: [...flagProblems, ...problems],
+    itemOrigins,
+    problems: [...flagProblems, ...inLineOrder(problems)],
     flagProblems,
   };
+}
+
+/**
+ * Problems as the operator reads the files: those of one file in line order (each setting's
+ * row finds its own, so they come by row), files in the order their first problem came.
+ */
+function inLineOrder(problems: string[]): string[] {
+  const located = (problem: string) => /^(.+?):(\d+): /.exec(problem);
+  const files = [...new Set(problems.map((problem) => located(problem)?.[1]))];
+  const place = (problem: string) => {
+    const where = located(problem);
+    return where ? [files.indexOf(where[1]), Number(where[2])] : [files.indexOf(undefined), 0];
+  };
+  return [...problems].sort((a, b) => {
+    const [fileA, lineA] = place(a);
+    const [fileB, lineB] = place(b);
+    return fileA - fileB || lineA - lineB;
+  });
 }
 
 interface Candidate {
   value: unknown;
   origin: string;
+  itemOrigins: string[];
 }
 
 function fromFlag(
@@ -648,7 +715,7 @@ function fromFlag(
   const texts = Array.isArray(raw) ? raw : [raw];
   return collect(
     spec,
-    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'` })),
+    texts.map((text) => ({ text, where: `--${spec.flag} '${text}'`, origin: `--${spec.flag}` })),
     `--${spec.flag}`,
     problems,
     WORKING_FOLDER,
@@ -658,10 +725,10 @@ function fromFlag(
 function fromEnv(spec: Setting, env: Layers["env"], problems: string[]): Candidate | undefined {
   const raw = env[spec.env];
   if (raw === undefined || raw === "") return undefined;
-  const texts = spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : [raw];
+  const texts = spec.multiple ? raw.split(spec.list?.split ?? /[\s,]+/).filter(Boolean) : [raw];
   return collect(
     spec,
-    texts.map((text) => ({ text, where: `${spec.env} '${text}'` })),
+    texts.map((text) => ({ text, where: `${spec.env} '${text}'`, origin: spec.env })),
     spec.env,
     problems,
     WORKING_FOLDER,
@@ -684,7 +751,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     } else if (directive.args.length !== 1) {
       problems.push(`${where} takes one argument`);
     } else if (directive.undefinedVariables.length) {
-      problems.push(`${where}: variable \${${directive.undefinedVariables[0]}} is not defined`);
+      problems.push(`${where}: ${undefinedVariable(directive.undefinedVariables[0])}`);
     } else return true;
     return false;
   });
@@ -695,6 +762,7 @@ function fromConfig(spec: Setting, config: ConfigRead, problems: string[]): Cand
     used.map((directive) => ({
       text: directive.args[0],
       where: `${directive.file}:${directive.line}: ${spec.directive}:`,
+      origin: `${directive.file}:${directive.line}`,
     })),
     used.map((directive) => `${directive.file}:${directive.line}`).join(", "),
     problems,
@@ -708,16 +776,18 @@ const WORKING_FOLDER = { "runtime-dir": ".", "server-root": "." };
 /** Parses each text; a problem is `WHERE: reason` (or `WHERE reason` after a colon). */
 function collect(
   spec: Setting,
-  texts: { text: string; where: string }[],
+  texts: { text: string; where: string; origin: string }[],
   origin: string,
   problems: string[],
   folders: Record<NonNullable<Setting["file"]>, string>,
 ): Candidate | undefined {
   const values: unknown[] = [];
-  for (const { text, where } of texts) {
+  const itemOrigins: string[] = [];
+  for (const { text, where, origin } of texts) {
     try {
       const value = spec.parse(text);
       values.push(spec.file ? resolve(folders[spec.file], value as string) : value);
+      itemOrigins.push(origin);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
       problems.push(
@@ -726,7 +796,7 @@ function collect(
     }
   }
   if (values.length === 0) return undefined;
-  return { value: spec.multiple ? values : values[0], origin };
+  return { value: spec.multiple ? values : values[0], origin, itemOrigins };
 }
 
 /**
@@ -741,7 +811,7 @@ export function describeSettings(resolved: Resolved, command: Command = "agent")
     // Addresses and ranges keep the text they were given.
     const shown = Array.isArray(value)
       ? value.map((item) => typeof item === "string" ? item : (item as { text: string }).text).join(
-        " ",
+        spec.list?.join ?? " ",
       )
       : typeof value === "object"
       ? (value as { text: string }).text

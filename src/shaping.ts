@@ -12,10 +12,16 @@ import type { Logger } from "./log.ts";
  */
 export const DRAIN_ANNOUNCEMENTS = 2;
 /**
- * A drain by signal sends its second announcement this soon after the first (or at the next tick
- * if that comes sooner): the balancer drops the server 10 s after the last one.
+ * A drain (by signal or by file) sends its second announcement this soon after the first (or at
+ * the next tick if that comes sooner): the balancer drops the server 10 s after the last one.
  */
 export const DRAIN_REPEAT_MS = 250;
+/**
+ * How often the agent looks for the drain file between ticks (one stat): a drain by file is then
+ * announced within this much of the file appearing, not at the next tick, nearly as soon as a
+ * drain by signal.
+ */
+export const DRAIN_FILE_POLL_MS = 200;
 /** After a drain, ready climbs back from 0 over --ramp-up seconds, or this many. */
 export const UNDRAIN_RAMP_SECONDS = 10;
 
@@ -49,8 +55,7 @@ export class Drain {
 
   /** Whether the server is draining now; says so in the log when that changes. */
   draining(file: string | undefined): boolean {
-    const byFile = file !== undefined && existsSync(file);
-    const now = this.#bySignal || byFile;
+    const now = this.#bySignal || drainFileExists(file);
     if (now !== this.#was) {
       this.#was = now;
       this.#announced = 0;
@@ -84,6 +89,11 @@ export class Drain {
   resumedAt(): number | undefined {
     return this.#resumedAt;
   }
+}
+
+/** Whether `file`, the drain file if there is one, exists now. */
+export function drainFileExists(file: string | undefined): boolean {
+  return file !== undefined && existsSync(file);
 }
 
 export interface Shaping {

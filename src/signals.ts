@@ -4,14 +4,16 @@
  *
  * Deno (2.9.2 and later) opens its V8 inspector, unauthenticated, on 127.0.0.1:9229 when a
  * process gets SIGUSR1, whatever the program does with the signal; any local process could then
- * attach and run code in heartbeat. So on Deno heartbeat sets SIGUSR1 to be ignored (through
- * libc, once Deno has installed its own handler) and drains on SIGTTOU instead. SIGTTOU and
+ * attach and run code in heartbeat. So on Deno heartbeat runs with SIGUSR1 blocked from its start
+ * (inspector-guard.ts), or, where it could not block it, sets it to be ignored (through libc, once
+ * Deno has installed its own handler), and drains on SIGTTOU instead. SIGTTOU and
  * SIGTTIN, HAProxy's pause and resume, drain and undrain on every runtime; SIGUSR1 and SIGUSR2
  * also do where SIGUSR1 opens nothing.
  */
 import { constants } from "node:os";
 import process from "node:process";
 import { clearInterval, setInterval } from "node:timers";
+import { sigusr1Blocked, sigusr1NotBlockedBecause } from "./inspector-guard.ts";
 import { openLibc } from "./libc.ts";
 import type { Logger } from "./log.ts";
 import { detectRuntime, type RuntimeName } from "./runtime.ts";
@@ -42,8 +44,8 @@ export function drainSignals(
 }
 
 /**
- * The process's signals `names`, one at a time. On Deno, SIGUSR1 is never listened to, and is
- * set to be ignored so that it cannot open the inspector.
+ * The process's signals `names`, one at a time. On Deno, SIGUSR1 is never listened to, and, unless
+ * the process blocks it from its start, is set to be ignored so that it cannot open the inspector.
  */
 export function processSignals(
   names: readonly SignalName[],
@@ -51,7 +53,9 @@ export function processSignals(
   runtime: RuntimeName = detectRuntime(),
 ): SignalSource {
   const listened = runtime === "deno" ? names.filter((name) => name !== "SIGUSR1") : [...names];
-  const stopGuard = runtime === "deno" ? ignoreInspectorSignal(logger) : () => {};
+  const stopGuard = runtime === "deno" && !sigusr1Blocked()
+    ? ignoreInspectorSignal(logger)
+    : () => {};
   const arrived: SignalName[] = [];
   let waiting: ((signal: SignalName) => void) | undefined;
   const handler = (signal: NodeJS.Signals) => {
@@ -90,7 +94,9 @@ interface DenoFfi {
 
 /**
  * Sets SIGUSR1 to be ignored, again each time Deno installs its handler, until Deno has done so
- * (it does once, 500 ms after start). Returns a function that stops watching.
+ * (it does once, 500 ms after start). Returns a function that stops watching. A fallback for a
+ * process that could not block SIGUSR1 at its start: it leaves the time before it is called, and
+ * up to one poll after Deno's handler appears, during which SIGUSR1 opens the inspector.
  */
 function ignoreInspectorSignal(logger: Logger): () => void {
   let libc: ReturnType<DenoFfi["dlopen"]> | undefined;
@@ -109,6 +115,12 @@ function ignoreInspectorSignal(logger: Logger): () => void {
         "do not send this process SIGUSR1; SIGTTOU drains it",
     );
     return () => {};
+  }
+  if (sigusr1NotBlockedBecause) {
+    logger.warn(
+      `SIGUSR1 is not blocked (${sigusr1NotBlockedBecause}): ignoring it from now on leaves a ` +
+        "moment in which it opens Deno's debugger; do not send it SIGUSR1, drain with SIGTTOU",
+    );
   }
   const { signal } = libc.symbols;
   const sigusr1 = constants.signals.SIGUSR1;

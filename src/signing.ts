@@ -5,20 +5,23 @@
  * logged.
  */
 import { describeError } from "./errors.ts";
-import { readFileSync, statSync } from "node:fs";
 import process from "node:process";
+import { readRegularFile } from "./regular-file.ts";
 
 /** node:crypto loads on first use: it would add about 7 MB to every agent, signing or not. */
 const crypto = () => process.getBuiltinModule("node:crypto");
 
 /** Shorter keys can be guessed. */
 const MIN_KEY_BYTES = 16;
+/** A key file is a regular file of at most this size: a key is tens of bytes. */
+export const MAX_KEY_FILE_BYTES = 4096;
 
 /** The key in `path`, trimmed; throws an Error saying what is wrong (never what the key is). */
 export function readKeyFile(path: string): { key: Buffer; warning?: string } {
   let text: string;
+  let mode: number;
   try {
-    text = readFileSync(path, "utf8");
+    ({ text, mode } = readRegularFile(path, MAX_KEY_FILE_BYTES));
   } catch (error) {
     throw new Error(`cannot read the key file ${path}: ${describeError(error)}`);
   }
@@ -28,10 +31,9 @@ export function readKeyFile(path: string): { key: Buffer; warning?: string } {
       `the key in ${path} is shorter than ${MIN_KEY_BYTES} bytes; make one with: head -c 32 /dev/urandom | base64 > ${path}`,
     );
   }
-  const mode = statSync(path).mode & 0o077;
   return {
     key,
-    warning: mode ? `${path} can be read by other users: chmod 600 ${path}` : undefined,
+    warning: mode & 0o077 ? `${path} can be read by other users: chmod 600 ${path}` : undefined,
   };
 }
 
@@ -66,13 +68,20 @@ export type SignatureProblem = "unsigned" | "forged" | "replayed" | "future" | "
 export class SignatureCheck {
   readonly #key: Buffer;
   readonly #windowSeconds: number;
+  readonly #startedSeconds: number;
   readonly #lastAccepted = new Map<string, { ts: number; seq: number }>();
   /** Signatures taken within the window, with their ts. */
   readonly #taken = new Map<string, number>();
 
-  constructor(key: Buffer, windowSeconds: number) {
+  /**
+   * `startedSeconds`: when this monitor started (UNIX seconds). What the monitor took before then
+   * is forgotten, so a heartbeat signed at or before its start may have been taken already: it is
+   * refused (for one window at most: after that the window refuses it anyway).
+   */
+  constructor(key: Buffer, windowSeconds: number, startedSeconds: number) {
     this.#key = key;
     this.#windowSeconds = windowSeconds;
+    this.#startedSeconds = startedSeconds;
   }
 
   /** Undefined when `text` from `from` is signed, genuine, its own sender's and fresh; else why not. */
@@ -105,6 +114,12 @@ export class SignatureCheck {
       return {
         reason: "replayed",
         detail: `ts is ${nowSeconds - ts} s old, more than the ${this.#windowSeconds} s window`,
+      };
+    }
+    if (ts <= this.#startedSeconds) {
+      return {
+        reason: "replayed",
+        detail: "signed before this monitor started, which cannot know whether it was taken",
       };
     }
     const sig = text.slice(at + 5);

@@ -5,6 +5,11 @@
  * question is answered at once, from the last heartbeat, whoever asks and however often.
  */
 import type { Load } from "./codec.ts";
+import type { ConnectionRefusal } from "./connection-limits.ts";
+import type { SourceReading } from "./sources/combined.ts";
+
+/** The agent's TCP sides, as /metrics labels them. */
+export type Listener = "agent-check" | "http";
 
 export interface DestinationCounts {
   sent: number;
@@ -22,14 +27,27 @@ export class AgentStatus {
   /** When the last heartbeat reached every destination (clock ms). */
   lastDelivered?: number;
   readonly destinations = new Map<string, DestinationCounts>();
+  /** Connections turned away at a bound (src/connection-limits.ts), by side and reason. */
+  readonly connectionsRefused: Record<Listener, Record<ConnectionRefusal, number>> = {
+    "agent-check": { "too-many-connections": 0, "too-many-from-address": 0 },
+    http: { "too-many-connections": 0, "too-many-from-address": 0 },
+  };
   readonly #now: () => number;
   readonly #intervalMs: () => number;
   readonly #draining: () => boolean;
+  /** Each source's last reading, before they are combined and shaped. */
+  readonly sources: () => readonly SourceReading[];
 
-  constructor(options: { now: () => number; intervalMs: () => number; draining: () => boolean }) {
+  constructor(options: {
+    now: () => number;
+    intervalMs: () => number;
+    draining: () => boolean;
+    sources?: () => readonly SourceReading[];
+  }) {
     this.#now = options.now;
     this.#intervalMs = options.intervalMs;
     this.#draining = options.draining;
+    this.sources = options.sources ?? (() => []);
   }
 
   /** The source answered, and this is what is advertised (undefined: a drain gone silent). */
@@ -122,6 +140,16 @@ export function agentMetrics(status: AgentStatus, build: Record<string, string>)
         `${name}{destination="${label(destination)}"} ${pick(counts)}`
       ),
     );
+  const sources = status.sources();
+  const perSource = (name: string, help: string, pick: (reading: SourceReading) => number) =>
+    family(
+      name,
+      help,
+      "gauge",
+      sources.flatMap((reading) =>
+        reading.load ? [`${name}{source="${label(reading.name)}"} ${pick(reading)}`] : []
+      ),
+    );
   return [
     family(
       "heartbeat_build_info",
@@ -149,6 +177,31 @@ export function agentMetrics(status: AgentStatus, build: Record<string, string>)
         `heartbeat_source_errors_total ${status.sourceErrors}`,
       ],
     ),
+    family(
+      "heartbeat_source_up",
+      "1 while the source's last read answered, 0 when it gave no data.",
+      "gauge",
+      sources.flatMap((reading) =>
+        reading.load || reading.problem
+          ? [`heartbeat_source_up{source="${label(reading.name)}"} ${reading.problem ? 0 : 1}`]
+          : []
+      ),
+    ),
+    perSource(
+      "heartbeat_source_ready",
+      "Idle slots the source last reported, before sources are combined and shaped.",
+      (reading) => reading.load!.ready,
+    ),
+    perSource(
+      "heartbeat_source_busy",
+      "Busy slots the source last reported, before sources are combined and shaped.",
+      (reading) => reading.load!.busy,
+    ),
+    perSource(
+      "heartbeat_source_free_ratio",
+      "The source's free share, ready / (ready + busy), smoothed by --smooth: the lowest sets ready.",
+      (reading) => reading.share!,
+    ),
     family("heartbeat_ready", "Idle slots the last heartbeat advertised.", "gauge", [
       `heartbeat_ready ${status.advertised?.ready ?? 0}`,
     ]),
@@ -158,5 +211,15 @@ export function agentMetrics(status: AgentStatus, build: Record<string, string>)
     family("heartbeat_draining", "1 while the server is draining.", "gauge", [
       `heartbeat_draining ${status.draining() ? 1 : 0}`,
     ]),
+    family(
+      "heartbeat_connections_refused_total",
+      "Connections to the agent-check or --http closed at once, past a bound, by reason.",
+      "counter",
+      Object.entries(status.connectionsRefused).flatMap(([listener, counts]) =>
+        Object.entries(counts).map(([reason, count]) =>
+          `heartbeat_connections_refused_total{listener="${listener}",reason="${reason}"} ${count}`
+        )
+      ),
+    ),
   ].join("\n") + "\n";
 }

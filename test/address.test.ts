@@ -15,9 +15,9 @@ test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
     ["27999", "No host provided in address"],
     ["", "Unable to parse address."],
     [":27999", "Unable to parse address."],
-    ["239.0.0.1:0", "Unable to parse address."],
-    ["239.0.0.1:65536", "Unable to parse address."],
-    ["99999", "Unable to parse address."],
+    ["239.0.0.1:0", "Unable to parse address: port 0 is not from 1 to 65535"],
+    ["239.0.0.1:65536", "Unable to parse address: port 65536 is not from 1 to 65535"],
+    ["99999", "Unable to parse address: port 99999 is not from 1 to 65535"],
     ["bad host:80", "Unable to parse address."],
     ["a..b:80", "Unable to parse address."],
     ["[ff02::1234%eth0]:27999", { host: "ff02::1234", port: 27999, zone: "eth0" }],
@@ -30,7 +30,7 @@ test("address: HOST:PORT read as mod_heartbeat's HeartbeatAddress", () => {
     ["[ff02::1]", "No port provided in address"],
     ["[nonsense]:80", "Unable to parse address."],
     ["[ff02::1%bad zone]:80", "Unable to parse address."],
-    ["[ff02::1]:0", "Unable to parse address."],
+    ["[ff02::1]:0", "Unable to parse address: port 0 is not from 1 to 65535"],
   ];
   for (const [text, expected] of cases) {
     const parsed = parseAddress(text);

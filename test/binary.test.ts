@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
+import { Lab, runtimeCommand, skipUnlessLab } from "./support/lab.ts";
 
 const binary = process.env.HEARTBEAT_BINARY;
 const skip = binary ? false : "HEARTBEAT_BINARY names no compiled binary (scripts/test.ts sets it)";
@@ -110,5 +111,21 @@ test(
       "239.0.0.1:27999 v=1&ready=5&busy=1\n",
       "",
     ]);
+  },
+);
+
+test(
+  "binary: scripts/smoke.ts, which the release workflow runs on Windows and macOS, passes here",
+  { skip: skip || skipUnlessLab() },
+  async () => {
+    const lab = new Lab();
+    try {
+      lab.addNamespace("host");
+      const result = await lab.run("host", runtimeCommand("bun", "scripts/smoke.ts", [binary!]));
+      assert.equal(result.code, 0, `${result.stdout}${result.stderr}`);
+      assert.match(result.stdout, /^ok +a listener on 127\.0\.0\.1 receives it$/m);
+    } finally {
+      await lab.close();
+    }
   },
 );

@@ -6,10 +6,11 @@
  *   lonely (loopback only)
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { sigusr1In } from "../src/inspector-guard.ts";
 import { drainSignals } from "../src/signals.ts";
 import { sign } from "../src/signing.ts";
 import {
@@ -18,11 +19,13 @@ import {
   commandAvailable,
   currentRuntime,
   Lab,
+  REPO,
   runtimeCommand,
   skipUnlessLab,
   stop,
   waitFor,
 } from "./support/lab.ts";
+import { skipUnlessCgroupV1, V1Cgroup } from "./support/cgroups.ts";
 import type { Probe } from "./support/send-probe.ts";
 
 const skip = skipUnlessLab();
@@ -154,7 +157,7 @@ test(
     assert.equal(result.code, 2);
     assert.match(
       result.stderr,
-      /^heartbeat: no load source found \(tried apache: .*ECONNREFUSED.*; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
+      /^heartbeat: no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); php-fpm tcp:\/\/127\.0\.0\.1:9000\/status: connection refused \(ECONNREFUSED\): is php-fpm running, with a pool that listens there\?; nginx, tcp: need --capacity N\)\. Choose one with --source: static --ready N, apache/,
     );
   },
 );
@@ -175,7 +178,7 @@ test(
     writeFileSync(sourceless, "HeartbeatAddress 239.0.0.1:27999\n");
     const unstartable = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", sourceless]));
     assert.equal(unstartable.code, 2);
-    assert.match(unstartable.stderr, /^no load source found \(tried apache: /);
+    assert.match(unstartable.stderr, /^no load source found \(tried apache http:/);
     writeFileSync(bad, "HeartbeatAddress 239.0.0.1\nHeartbeatTTL 300\n<IfModule x>\n");
     const ok = await lab.run("lonely", agentCommand(runtime, ["-t", "-f", good]));
     assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, "Syntax OK\n", ""]);
@@ -202,7 +205,10 @@ test(
   async () => {
     const lab = network();
     const conf = join(lab.dir, "print.conf");
-    writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\n");
+    writeFileSync(
+      conf,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatTTL 2\nHeartbeatSource static\nHeartbeatSource apache:http://127.0.0.1:8080/server-status?auto\nHeartbeatSmooth 2\n",
+    );
     const result = await lab.run(
       "lonely",
       agentCommand(runtime, ["-f", conf, "--print-config", "--ready", "4"]),
@@ -219,6 +225,17 @@ test(
     assert.match(result.stdout, /^HeartbeatPort +8080 +HEARTBEAT_PORT$/m);
     assert.match(result.stdout, /^HeartbeatReady +4 +--ready$/m);
     assert.match(result.stdout, /^HeartbeatInterval +1 +default$/m);
+    const at = (line: number) => `${conf.replace(/[.]/g, "\\.")}:${line}`;
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `^HeartbeatSource +static, apache:http://127\\.0\\.0\\.1:8080/server-status\\?auto +${
+          at(3)
+        }, ${at(4)}$`,
+        "m",
+      ),
+    );
+    assert.match(result.stdout, new RegExp(`^HeartbeatSmooth +2 +${at(5)}$`, "m"));
   },
 );
 
@@ -393,6 +410,111 @@ test(`e2e ${runtime}: no signal opens a debugger; stray ones stop neither agent 
   }
 });
 
+/** Process `pid`'s /proc status ("" once it is gone). */
+function procStatus(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** The TCP ports listened on in namespace `ns`, but `expected`. */
+function unexpectedListeners(lab: Lab, ns: string, expected: string[] = []): string[] {
+  return lab.sh(ns, "ss -Htln").split("\n").filter((line) =>
+    line && !expected.some((port) => line.includes(`:${port} `))
+  );
+}
+
+test(`e2e ${runtime}: SIGUSR1 the instant a handler for it appears opens no debugger`, {
+  skip,
+}, async () => {
+  const lab = network();
+  const agent = lab.spawn(
+    "host",
+    agentCommand(runtime, ["-a", "239.0.0.1:27993", "--ready", "2", "--interval", "0.2"]),
+  );
+  const agentLog = collect(agent);
+  // Watched without a pause: the signal follows the handler (Deno's inspector trigger, 500 ms
+  // after start, or ours) within microseconds, where a guard polling every 25 ms would be late.
+  const deadline = Date.now() + 15_000;
+  let status = "";
+  while (Date.now() < deadline && agent.exitCode === null) {
+    status = procStatus(agent.pid!);
+    if (sigusr1In(status, "SigCgt")) break;
+  }
+  assert.ok(sigusr1In(status, "SigCgt"), `no SIGUSR1 handler appeared: ${agentLog().stderr}`);
+  if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) {
+    assert.ok(sigusr1In(status, "SigBlk"), "Deno's handler is there and SIGUSR1 is not blocked");
+  }
+  process.kill(agent.pid!, "SIGUSR1");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(unexpectedListeners(lab, "host"), [], "a TCP port is open");
+  assert.doesNotMatch(agentLog().stderr, /Debugger|inspect/i);
+  const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+  process.kill(agent.pid!, "SIGTERM");
+  assert.equal(await exited, 0, agentLog().stderr);
+});
+
+test(
+  `e2e ${runtime}: SIGUSR1 during a slow start opens no debugger, and stops nothing`,
+  { skip },
+  async () => {
+    const lab = network();
+    // auto probes Apache's and nginx's status pages at 127.0.0.1:80, 1 s each: a server that never
+    // answers makes a start of over 2 s.
+    const server = lab.spawn(
+      "host",
+      runtimeCommand(runtime, "test/support/silent-server.ts", ["80"]),
+    );
+    const serverOutput = collect(server);
+    await waitFor(() => serverOutput().stdout.includes("listening"), 10_000, "the silent server");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, ["-a", "239.0.0.1:27993", "--capacity", "10", "--interval", "0.2"]),
+    );
+    const agentLog = collect(agent);
+    try {
+      for (const atMs of [1000, 1600]) {
+        await new Promise((resolve) => setTimeout(resolve, atMs === 1000 ? 1000 : 600));
+        assert.doesNotMatch(agentLog().stderr, /sending tcp/, "the start was not slow");
+        if (agent.exitCode === null && agent.signalCode === null) {
+          process.kill(
+            agent.pid!,
+            "SIGUSR1",
+          );
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.deepEqual(unexpectedListeners(lab, "host", ["80"]), [], "a TCP port is open");
+      assert.doesNotMatch(agentLog().stderr, /Debugger|inspect/i);
+      if (runtime === "deno" && !process.env.HEARTBEAT_BINARY) {
+        // Deno runs heartbeat with SIGUSR1 blocked: the signals wait, unseen, and the start goes on.
+        await waitFor(() => agentLog().stderr.includes("sending tcp"), 10_000, "the start");
+        assert.ok(sigusr1In(procStatus(agent.pid!), "SigBlk"), "SIGUSR1 is not blocked");
+        const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+        process.kill(agent.pid!, "SIGTERM");
+        assert.equal(await exited, 0, agentLog().stderr);
+      } else {
+        // On Bun and the binary SIGUSR1 drains: sent during the start, it waits for the agent, which
+        // then drains, rather than ending the process as its default action would.
+        await waitFor(() => agentLog().stderr.includes("sending tcp"), 10_000, "the start");
+        await waitFor(
+          () => agentLog().stderr.includes("SIGUSR1: drain requested"),
+          5_000,
+          `the drain: ${agentLog().stderr}`,
+        );
+        assert.equal(agent.signalCode, null, agentLog().stderr);
+        const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+        process.kill(agent.pid!, "SIGTERM");
+        assert.equal(await exited, 0, agentLog().stderr);
+      }
+    } finally {
+      await Promise.all([stop(agent), stop(server)]);
+    }
+  },
+);
+
 test(
   `e2e ${runtime}: a log reader that goes away stops nothing: heartbeats go on, and the farewell`,
   {
@@ -548,6 +670,202 @@ test(
   },
 );
 
+/** The `ready=N&busy=M` of each heartbeat an agent in --dry-run printed so far. */
+function printedHeartbeats(stdout: string): string[] {
+  return stdout.split("\n").filter(Boolean).map((line) => line.split(" v=1&")[1]);
+}
+
+test(
+  `e2e ${runtime}: two sources, each in turn the tight one; each one's reading in /metrics`,
+  { skip },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "second-source-load");
+    // Written whole and renamed over, as the file source asks: never read half written.
+    const write = (text: string) => {
+      writeFileSync(`${load}.new`, text);
+      renameSync(`${load}.new`, load);
+    };
+    write("ready=1&busy=1\n");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--ready",
+        "40",
+        "--busy",
+        "10",
+        "--interval",
+        "0.2",
+        "--dry-run",
+        "--http",
+        "10.99.3.1:9102",
+      ]),
+      { env: { HEARTBEAT_SOURCE: `static, file:${load}` } },
+    );
+    const output = collect(agent);
+    const latest = () => printedHeartbeats(output().stdout).at(-1);
+    const settles = async (expected: string, what: string) => {
+      const start = printedHeartbeats(output().stdout).length;
+      // Two in a row that say it, after the file changed: the one under way may be the old one.
+      await waitFor(
+        () =>
+          printedHeartbeats(output().stdout).slice(start).slice(-2).join() ===
+            `${expected},${expected}`,
+        10_000,
+        `${what}: ${expected}, last ${latest()}\n${output().stderr}`,
+      );
+    };
+    // The file's 50 % free is tighter than static's 80 %: half of static's 50 slots.
+    await settles("ready=25&busy=25", "the file the tight one");
+    assert.match(
+      output().stderr,
+      new RegExp(
+        `sending the tightest of \\(static ready=40 busy=10\\) and \\(file ${load}\\) to 239\\.0\\.0\\.1:27990 `,
+      ),
+    );
+    const metrics = async () =>
+      (await lab.run("peer", ["curl", "-s", "http://10.99.3.1:9102/metrics"])).stdout;
+    const file = `file:${load}`;
+    assert.match(
+      await metrics(),
+      new RegExp(`^heartbeat_source_free_ratio\\{source="${file}"\\} 0\\.5$`, "m"),
+    );
+
+    write("ready=9&busy=1\n");
+    await settles("ready=40&busy=10", "static the tight one");
+    const text = await metrics();
+    for (
+      const line of [
+        'heartbeat_source_ready{source="static"} 40',
+        'heartbeat_source_busy{source="static"} 10',
+        'heartbeat_source_free_ratio{source="static"} 0.8',
+        `heartbeat_source_up{source="${file}"} 1`,
+        `heartbeat_source_ready{source="${file}"} 9`,
+        `heartbeat_source_busy{source="${file}"} 1`,
+        `heartbeat_source_free_ratio{source="${file}"} 0.9`,
+        "heartbeat_ready 40",
+      ]
+    ) assert.ok(text.split("\n").includes(line), `${line} in\n${text}`);
+
+    write("ready=0&busy=4\n");
+    await settles("ready=0&busy=50", "nothing free in the file");
+    // One source without an answer: no heartbeat, and /metrics says which.
+    write("nonsense\n");
+    await waitFor(
+      () => output().stderr.includes(`no heartbeat sent: the tightest of`),
+      10_000,
+      `the failure logged: ${output().stderr}`,
+    );
+    assert.match(
+      output().stderr,
+      new RegExp(`no heartbeat sent: the tightest of .*: file:${load}: expected ready=N&busy=M`),
+    );
+    assert.match(await metrics(), new RegExp(`^heartbeat_source_up\\{source="${file}"\\} 0$`, "m"));
+    await stop(agent);
+  },
+);
+
+test(
+  `e2e ${runtime}: --smooth: a step in a source's free share shows gradually, 63 % of it in the time constant`,
+  { skip },
+  async () => {
+    const lab = network();
+    const load = join(lab.dir, "smoothed-load");
+    writeFileSync(load, "ready=0&busy=100\n");
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [
+        "-a",
+        "239.0.0.1:27990",
+        "--source",
+        `file:${load}`,
+        "--smooth",
+        "1",
+        "--interval",
+        "0.1",
+        "--dry-run",
+      ]),
+    );
+    const output = collect(agent);
+    const readies = () =>
+      printedHeartbeats(output().stdout).map((heartbeat) =>
+        Number(/ready=(\d+)/.exec(heartbeat)![1])
+      );
+    await waitFor(() => readies().length >= 3, 10_000, `heartbeats: ${output().stderr}`);
+    assert.match(output().stderr, new RegExp(`sending file ${load}, smoothed over 1 s to `));
+    assert.deepEqual(new Set(readies()), new Set([0]));
+    const before = readies().length;
+    const stepped = Date.now();
+    writeFileSync(load, "ready=100&busy=0\n");
+    await waitFor(() => readies().at(-1)! >= 95, 10_000, `ready 95: ${readies()}`);
+    const took = Date.now() - stepped;
+    // 95 % takes three time constants, 3 s; unsmoothed it would be the next heartbeat.
+    assert.ok(took >= 2500 && took < 6000, `95 % after ${took} ms: ${readies().slice(before)}`);
+    const climb = readies().slice(before).filter((ready) => ready > 0 && ready < 95);
+    assert.ok(climb.length >= 10, `a gradual climb: ${readies().slice(before)}`);
+    for (let i = 1; i < climb.length; i++) assert.ok(climb[i] >= climb[i - 1], `${climb}`);
+    await stop(agent);
+  },
+);
+
+test(
+  `e2e ${runtime}: static and cpu at once: static's numbers while the CPU is idle, ready near 0 once its quota is used, smoothed over cpu's 3 s`,
+  { skip: skip || skipUnlessCgroupV1(), timeout: 90_000 },
+  async () => {
+    const cgroup = new V1Cgroup(0.5);
+    // In a network namespace of its own, though it only prints; not by `ip netns exec`, which
+    // mounts a /sys of its own, without the cgroup hierarchies.
+    const agent = spawn("unshare", [
+      "--net",
+      ...agentCommand(runtime, [
+        ...["-a", "239.0.0.1:27990", "--dry-run"],
+        ...["--source", "static", "--ready", "40", "--busy", "10"],
+        ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "100"],
+      ]),
+    ], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const output = collect(agent);
+    const heartbeats = () => printedHeartbeats(output().stdout);
+    try {
+      await waitFor(() => heartbeats().length >= 2, 30_000, `heartbeats: ${output().stderr}`);
+      assert.match(
+        output().stderr,
+        /sending the tightest of \(static ready=40 busy=10\) and \(cpu of .* \(quota 0\.5 CPU, cgroup v1\), smoothed over 3 s\)/,
+      );
+      // Idle, the CPU has more room than static's 80 %: static's own numbers.
+      assert.equal(heartbeats().at(-1), "ready=40&busy=10");
+      const before = heartbeats().length;
+      cgroup.busy(1, 40);
+      // The half CPU used up: at most 10 % of it free, floor(50 × 0.1) = 5.
+      await waitFor(
+        () =>
+          heartbeats().slice(before).some((heartbeat) =>
+            /^ready=[0-5]&busy=(4[5-9]|50)$/.test(heartbeat)
+          ),
+        20_000,
+        `ready near 0: ${heartbeats().slice(before)}`,
+      );
+      const busy = heartbeats().slice(before);
+      // Smoothed: it came down over several heartbeats, not in one step.
+      assert.ok(
+        busy.filter((heartbeat) => !/^ready=(40|[0-5])&/.test(heartbeat)).length >= 2,
+        `a gradual fall: ${busy}`,
+      );
+      await cgroup.idle();
+      const busyUntil = heartbeats().length;
+      await waitFor(
+        () => heartbeats().slice(busyUntil).includes("ready=40&busy=10"),
+        20_000,
+        `static's numbers again: ${heartbeats().slice(busyUntil)}`,
+      );
+    } finally {
+      await stop(agent);
+      await cgroup.remove();
+    }
+  },
+);
+
 test(
   `e2e ${runtime}: with --key-file, the monitor takes signed heartbeats and rejects unsigned, forged and replayed ones`,
   { skip },
@@ -576,6 +894,8 @@ test(
       10_000,
       `the monitor: ${output().stderr}`,
     );
+    // One signed in the second the monitor started is refused: it may be one taken before a restart.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     const send = (args: string[]) =>
       lab.run(
         "host",
@@ -636,6 +956,69 @@ test(
     assert.doesNotMatch(output().stdout, /ready=9/);
     assert.ok(!output().stderr.includes("0123456789abcdef"), "the key is never logged");
     await stop(monitor);
+  },
+);
+
+test(
+  `e2e ${runtime}: a signed heartbeat names the address each destination sees, IPv4 and IPv6, and again after the host is renumbered`,
+  { skip },
+  async () => {
+    const lab = network();
+    const keyFile = join(lab.dir, "key");
+    writeFileSync(keyFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+    const destinations = ["-a", "10.99.3.2:27989", "-a", "[fd00:99:3::2]:27989"];
+    const dryRun = await lab.run(
+      "host",
+      agentCommand(runtime, [
+        ...destinations,
+        "--ready",
+        "5",
+        "--key-file",
+        keyFile,
+        "--dry-run",
+        "--once",
+      ]),
+    );
+    assert.deepEqual(
+      dryRun.stdout.trim().split("\n").map((line) =>
+        /^(\S+) .*&from=([^&]+)&/.exec(line)?.slice(1)
+      ),
+      [["10.99.3.2:27989", "10.99.3.1"], ["[fd00:99:3::2]:27989", "fd00:99:3::1"]],
+      dryRun.stdout + dryRun.stderr,
+    );
+    const monitors = ["10.99.3.2:27989", "[fd00:99:3::2]:27989"].map((listen) =>
+      collect(lab.spawn(
+        "peer",
+        agentCommand(runtime, ["monitor", "--listen", listen, "--key-file", keyFile, "--print"]),
+      ))
+    );
+    for (const output of monitors) {
+      await waitFor(() => output().stderr.includes("signed heartbeats only"), 10_000, "a monitor");
+    }
+    const agent = lab.spawn(
+      "host",
+      agentCommand(runtime, [...destinations, "--ready", "5", "--key-file", keyFile]),
+    );
+    const agentOutput = collect(agent);
+    const heard = (output: () => { stdout: string }, from: string) => () =>
+      output().stdout.includes(`${from} ready=5 busy=0`);
+    const why = () => monitors.map((output) => output().stderr).join("") + agentOutput().stderr;
+    await waitFor(heard(monitors[0], "10.99.3.1"), 10_000, `IPv4: ${why()}`);
+    await waitFor(heard(monitors[1], "fd00:99:3::1"), 10_000, `IPv6: ${why()}`);
+    assert.doesNotMatch(why(), /wrong-sender/);
+    // Renumbered: the IPv4 monitor believes the new address within RELEARN_MS (10 s).
+    // (Promoted, or deleting the first address of a subnet takes the others with it.)
+    lab.sh(
+      "host",
+      "sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1; ip addr add 10.99.3.5/24 dev eth0; ip addr del 10.99.3.1/24 dev eth0",
+    );
+    try {
+      await waitFor(heard(monitors[0], "10.99.3.5"), 15_000, `renumbered: ${why()}`);
+    } finally {
+      lab.sh("host", "ip addr add 10.99.3.1/24 dev eth0; ip addr del 10.99.3.5/24 dev eth0");
+      lab.sh("host", "ip route replace 224.0.0.0/4 dev eth0");
+    }
+    await stop(agent);
   },
 );
 
@@ -827,5 +1210,120 @@ test(
         output().stderr,
       );
     }
+  },
+);
+
+test(
+  `e2e ${runtime}: a failure reads the same on every adapter and path, with what to do: no multicast route, a refused status page, a name not found`,
+  { skip },
+  async () => {
+    const lonely = (args: string[]) => network().run("lonely", agentCommand(runtime, args));
+    // The compiled binary is Bun: its adapters are bun and node.
+    const adapters = process.env.HEARTBEAT_BINARY ? ["bun", "node"] : [runtime, "node"];
+    for (const adapter of adapters) {
+      const monitor = await lonely([
+        "monitor",
+        "--listen",
+        "239.0.0.1:27999",
+        "--http",
+        "127.0.0.1:8080",
+        "--runtime-adapter",
+        adapter,
+      ]);
+      assert.equal(monitor.code, 1, monitor.stderr);
+      // Only the listener that failed is named, with what to do about it.
+      assert.equal(
+        monitor.stderr,
+        `heartbeat: cannot listen on udp 239.0.0.1:27999 (${adapter} adapter): no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS\n`,
+      );
+    }
+    const refused = await lonely(["-a", "127.0.0.1:27999", "--source", "apache", "--once"]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /warn {2}no heartbeat sent: apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\)\n/,
+    );
+    const unnamed = await lonely([
+      "-a",
+      "http://proxy.invalid/heartbeat",
+      "--ready",
+      "1",
+      "--once",
+    ]);
+    assert.equal(unnamed.code, 1);
+    assert.match(
+      unnamed.stderr,
+      /warn {2}send http:\/\/proxy\.invalid\/heartbeat failed: (the name could not be looked up now \(EAI_AGAIN\)|no such host \(ENOTFOUND\))\n/,
+    );
+  },
+);
+
+test(
+  `e2e ${runtime}: -t tries what a start would bind: a group no interface routes, a port below 1024 without root`,
+  { skip: skip || (commandAvailable("setpriv") ? false : "setpriv is not installed") },
+  async () => {
+    const noRoute = await network().run(
+      "lonely",
+      agentCommand(runtime, ["monitor", "--listen", "239.0.0.1:27999", "-t"]),
+    );
+    assert.equal(noRoute.code, 2, noRoute.stderr);
+    assert.equal(
+      noRoute.stderr,
+      "--listen '239.0.0.1:27999': no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS\n",
+    );
+    // As user nobody (a runtime's caches in a folder of its own), ports below 1024 are refused.
+    const home = join(network().dir, "nobody");
+    execFileSync("install", ["-d", "-o", "65534", home]);
+    const asNobody = (args: string[]) =>
+      network().run(
+        "lonely",
+        [
+          "setpriv",
+          "--reuid",
+          "65534",
+          "--regid",
+          "65534",
+          "--clear-groups",
+          ...agentCommand(runtime, args),
+        ],
+        { env: { HOME: home, DENO_DIR: join(home, "deno") } },
+      );
+    const monitor = await asNobody([
+      "monitor",
+      "--listen",
+      "127.0.0.1:27999",
+      "--http",
+      "127.0.0.1:80",
+      "-t",
+    ]);
+    assert.equal(monitor.code, 2, monitor.stderr);
+    assert.equal(
+      monitor.stderr,
+      "--http '127.0.0.1:80': permission denied (EACCES): ports below 1024 need root or CAP_NET_BIND_SERVICE\n",
+    );
+    const agent = await asNobody([
+      "-a",
+      "127.0.0.1:27999",
+      "--ready",
+      "1",
+      "--agent-check",
+      "127.0.0.1:300",
+      "-t",
+    ]);
+    assert.equal(agent.code, 2, agent.stderr);
+    assert.match(
+      agent.stderr,
+      /^--agent-check '127\.0\.0\.1:300': permission denied \(EACCES\): ports below 1024/,
+    );
+    // Above 1024, and beside a running monitor on the same group and port, it is fine.
+    const fine = await asNobody([
+      "monitor",
+      "--listen",
+      "127.0.0.1:27999",
+      "--http",
+      "127.0.0.1:8080",
+      "-t",
+    ]);
+    assert.equal(fine.stdout, "Syntax OK\n", fine.stderr);
   },
 );

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import process from "node:process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -23,7 +33,7 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
   assert.deepEqual(settings, {
     addresses: [{ kind: "udp", text: "239.0.0.1:27999", host: "239.0.0.1", port: 27999 }],
     ttl: 1,
-    source: "auto",
+    source: ["auto"],
     ready: 10,
     intervalSeconds: 1,
     logLevel: "info",
@@ -307,6 +317,13 @@ test("cli: every command's --help is made from the rows and fits 80 columns", ()
   );
   assert.match(usage("monitor"), /--max-servers N/);
   assert.doesNotMatch(usage("monitor"), /--ttl|--once|--source/);
+  // Each command's help in its own words: the monitor neither sends nor signs.
+  assert.doesNotMatch(
+    usage("monitor"),
+    /leaves by|sign heartbeats|the monitor:|\(0: the default\)/,
+  );
+  assert.match(usage("monitor"), /--key-file FILE {7}take only heartbeats signed with this key$/m);
+  assert.match(usage("agent"), /--key-file FILE {7}sign heartbeats with this key$/m);
   assert.match(
     usage("servers"),
     /^Usage:\n {2}heartbeat servers FILE \[-f httpd.conf \[--balancer NAME\]\]$/m,
@@ -373,6 +390,12 @@ test("main: usage errors exit 2 with one line and no stack trace", async () => {
     assert.ok(!err.lines.join("\n").includes("    at "), "no stack trace");
   }
   assert.deepEqual(out.lines, []);
+  // The monitor's mistakes point to the monitor's help.
+  for (const argv of [["monitor", "--listen", "x"], ["--ready", "1", "monitor"]]) {
+    err.lines.length = 0;
+    assert.equal(await main(argv, { stdout: out.write, stderr: err.write }), EXIT_USAGE);
+    assert.equal(err.lines[1], "Try 'heartbeat monitor --help' for the options.", argv.join(" "));
+  }
 });
 
 test("main: --help and --version print to stdout and exit 0", async () => {
@@ -419,6 +442,51 @@ test("main: --dry-run --once prints DEST PAYLOAD for every destination and sends
   assert.deepEqual(err.lines, []);
 });
 
+test("main: --dry-run --once with several sources prints each source's reading beside the heartbeat", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
+  try {
+    const load = join(dir, "load");
+    writeFileSync(load, "ready=2&busy=3");
+    const run = async (extra: string[]) => {
+      const out = recordingLog();
+      const err = recordingLog();
+      const status = await main(
+        ["-a", "239.0.0.1:27999", "--ready", "40", "--busy", "10", "--dry-run", "--once", ...extra],
+        { stdout: out.write, stderr: err.write },
+      );
+      return { status, out: out.lines, err: err.lines };
+    };
+    assert.deepEqual(await run(["--source", "static", "--source", `file:${load}`]), {
+      status: EXIT_OK,
+      out: [
+        "239.0.0.1:27999 v=1&ready=20&busy=30",
+        "source static: ready=40 busy=10, 80.0 % free",
+        `source file:${load}: ready=2 busy=3, 40.0 % free (the tightest)`,
+      ],
+      err: [],
+    });
+    writeFileSync(load, "garbage");
+    const failed = await run(["--source", "static", "--source", `file:${load}`]);
+    assert.equal(failed.status, 1);
+    assert.deepEqual(failed.out, [
+      "source static: ready=40 busy=10, 80.0 % free",
+      `source file:${load}: no answer: ${failed.out[1].split(": no answer: ")[1]}`,
+    ]);
+    assert.match(
+      failed.err.join("\n"),
+      new RegExp(
+        `no heartbeat sent: the tightest of \\(static ready=40 busy=10\\) and \\(file ${load}\\): file:${load}: `,
+      ),
+    );
+    // One source: its heartbeat is its reading, and only the heartbeat is printed, as before.
+    assert.deepEqual((await run(["--source", "static"])).out, [
+      "239.0.0.1:27999 v=1&ready=40&busy=10",
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("main: -t checks what a start would, and says each problem where it is", async () => {
   const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
   try {
@@ -427,6 +495,11 @@ test("main: -t checks what a start would, and says each problem where it is", as
       conf,
       "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource static\nHeartbeatKeyFile /nonexistent/key\n",
     );
+    const several = join(dir, "several.conf");
+    writeFileSync(
+      several,
+      "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource file:/run/load\nHeartbeatSource nginx\nHeartbeatSource exec:\nHeartbeatSource nginx\n",
+    );
     const cases: [string[], string[]][] = [
       [["-t", "--ready", "1"], [
         "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
@@ -434,6 +507,15 @@ test("main: -t checks what a start would, and says each problem where it is", as
       [["-t", "-f", conf], [
         `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
         `${conf}:3: --key-file: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
+      ]],
+      // Several sources: each problem at its own line.
+      [["-t", "-f", several], [
+        `${several}:3: --source nginx needs --capacity N: how many connections this server can serve at once`,
+        `${several}:4: --source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
+        `${several}:5: --source nginx is given twice: give each source once`,
+      ]],
+      [["-t", "-a", "239.0.0.1:27999", "--source", "file:/run/load", "--source", "tcp"], [
+        "--source tcp needs --capacity N: how many connections this server can serve at once",
       ]],
       [["monitor", "-t"], [
         "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
@@ -502,6 +584,39 @@ test("main: -t checks what a start would, and says each problem where it is", as
   }
 });
 
+test("main: -t and a start refuse a storage folder anybody may write to without the sticky bit", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
+  try {
+    const storage = join(dir, "hb.dat");
+    chmodSync(dir, 0o777);
+    for (const [argv, prefix] of [[["-t"], ""], [[], "heartbeat: "]] as const) {
+      const err = recordingLog();
+      assert.equal(
+        await main(["monitor", ...argv, "--listen", "239.0.0.1:27999", "--storage", storage], {
+          stdout: err.write,
+          stderr: err.write,
+        }, {}),
+        EXIT_USAGE,
+      );
+      assert.deepEqual(err.lines.slice(0, 1), [
+        `${prefix}--storage '${storage}': the folder ${dir} is unsafe: it is writable by everyone (mode 0777) without the sticky bit: any local user could swap the monitor's files there; use a folder only the monitor's user may write to, or chmod +t it`,
+      ]);
+    }
+    chmodSync(dir, 0o1777);
+    const out = recordingLog();
+    assert.equal(
+      await main(["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", storage], {
+        stdout: out.write,
+        stderr: out.write,
+      }, {}),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines, ["Syntax OK"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member order", async () => {
   const dir = mkdtempSync(join(tmpdir(), "heartbeat-servers-"));
   try {
@@ -522,11 +637,11 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
     );
     assert.equal(
       out.lines[0],
-      "balancer://web (members in " + conf + "'s order: 10.0.0.1, 10.0.0.2)",
+      "balancer://web (members in " + conf + "'s order: http://10.0.0.1:80, http://10.0.0.2:80)",
     );
     assert.match(
       out.lines[1],
-      /^10\.0\.0\.1 +80 +0 +3 +1 s +0 +0\.0%\n10\.0\.0\.2 +80 +20 +2 +1 s +20 +100\.0%$/m,
+      /^http:\/\/10\.0\.0\.1:80 +10\.0\.0\.1 +0 +3 +1 s +0 +0\.0%\nhttp:\/\/10\.0\.0\.2:80 +10\.0\.0\.2 +20 +2 +1 s +20 +100\.0%$/m,
     );
     const plain = recordingLog();
     assert.equal(
@@ -554,6 +669,126 @@ test("main: heartbeat servers FILE -f httpd.conf draws in the balancer's member 
       EXIT_USAGE,
     );
     assert.match(err.lines.at(-2)!, /--ready is not an option of 'heartbeat servers'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test(
+  "cli: a monitor run by root takes a storage folder another user owns; one it cannot write in is refused",
+  {
+    skip: process.getuid?.() === 0 ? false : "needs root",
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "heartbeat-cli-"));
+    try {
+      const owned = join(dir, "owned");
+      mkdirSync(owned, { mode: 0o755 });
+      chownSync(owned, 65534, 65534); // nobody: root may write there all the same
+      const out = recordingLog();
+      const check = (folder: string) =>
+        main(
+          ["monitor", "-t", "--listen", "239.0.0.1:27999", "--storage", join(folder, "hb.dat")],
+          { stdout: out.write, stderr: out.write },
+          {},
+        );
+      assert.equal(await check(owned), EXIT_OK, out.lines.join("\n"));
+      assert.deepEqual(out.lines, ["Syntax OK"]);
+      assert.deepEqual(readdirSync(owned), [], "the probe is gone");
+      // Not even root writes in /proc.
+      assert.equal(await check("/proc"), EXIT_USAGE);
+      assert.match(
+        out.lines[1],
+        /^--storage '\/proc\/hb\.dat': the folder \/proc cannot take it: /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test("cli: a bare '--' before the flags (deno task start -- --address …) is taken as nothing", () => {
+  const agent = parseCommandLine(["--", "--address", "239.0.0.1:27999", "--ready", "3"]);
+  assert.deepEqual(agent.kind === "run" && agent.invocation.flags, {
+    address: ["239.0.0.1:27999"],
+    ready: "3",
+  });
+  const monitor = parseCommandLine(["monitor", "--", "--listen", "239.0.0.1:27999"]);
+  assert.equal(monitor.kind === "run" && monitor.mode, "monitor");
+  const servers = parseCommandLine(["servers", "--", "/tmp/hb.dat"]);
+  assert.deepEqual(servers, { kind: "servers", file: "/tmp/hb.dat" });
+  // Anywhere else it is still an argument heartbeat does not take.
+  assert.throws(
+    () => parseCommandLine(["--ready", "3", "--", "--busy", "1"]),
+    /unexpected argument '--busy'/,
+  );
+});
+
+test("main: heartbeat servers -f with two members on one host: its weight counted twice, every pick to the later member, the heartbeat's port= ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-servers-"));
+  try {
+    const storage = join(dir, "hb.dat");
+    writeFileSync(
+      storage,
+      "10.0.0.1 &ready=20&busy=2&lastseen=1&port=80\n10.0.0.2 &ready=10&busy=1&lastseen=1&port=8080\n",
+    );
+    const conf = join(dir, "httpd.conf");
+    writeFileSync(
+      conf,
+      '<Proxy "balancer://web">\n  BalancerMember "http://10.0.0.1:80"\n  BalancerMember "http://10.0.0.1:8080"\n  BalancerMember "http://10.0.0.2:80"\n</Proxy>\n',
+    );
+    const out = recordingLog();
+    assert.equal(
+      await main(["servers", storage, "-f", conf], { stdout: out.write, stderr: out.write }, {}),
+      EXIT_OK,
+    );
+    assert.deepEqual(out.lines[1].split("\n").map((line) => line.split(/ {2,}/)), [
+      ["member", "server", "ready", "busy", "age", "weight", "share"],
+      [
+        "http://10.0.0.1:80",
+        "10.0.0.1",
+        "20",
+        "2",
+        "1 s",
+        "20 (its picks go to http://10.0.0.1:8080)",
+        "0.0%",
+      ],
+      ["http://10.0.0.1:8080", "10.0.0.1", "20", "2", "1 s", "20", "78.4%"],
+      ["http://10.0.0.2:80", "10.0.0.2", "10", "1", "1 s", "10", "21.6%"],
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: --ready and --busy with a source that does not read them are said to be ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-ignored-"));
+  try {
+    const load = join(dir, "load");
+    writeFileSync(load, "ready=5&busy=1\n");
+    const run = async (source: string[]) => {
+      const out = recordingLog();
+      const err = recordingLog();
+      const status = await main(
+        ["-a", "239.0.0.1:27999", ...source, "--ready", "3", "--dry-run", "--once"],
+        { stdout: out.write, stderr: err.write },
+        {},
+      );
+      return { status, out: out.lines, err: err.lines };
+    };
+    const file = await run(["--source", `file:${load}`]);
+    assert.equal(file.status, EXIT_OK);
+    assert.deepEqual(file.out, ["239.0.0.1:27999 v=1&ready=5&busy=1"]);
+    assert.equal(file.err.length, 1, file.err.join("\n"));
+    assert.match(
+      file.err[0],
+      /warn {2}--ready and --busy are ignored: only --source static reads them, and the source is file:/,
+    );
+    // Read where they mean something: by static, and by auto, which then chooses static.
+    for (const source of [["--source", "static"], []]) {
+      const used = await run(source);
+      assert.deepEqual([used.out, used.err], [["239.0.0.1:27999 v=1&ready=3&busy=0"], []]);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -88,8 +88,6 @@ const BAD: [string | Uint8Array, string][] = [
   ["v=1&ready=4294967296&busy=2", "bad-number"],
   ["v=1&ready=99999999999&busy=2", "bad-number"],
   ["v=1&ready", "missing-field"],
-  ["v=1&ready=3&busy=2&port=0", "bad-number"],
-  ["v=1&ready=3&busy=2&port=70000", "bad-number"],
   [`v=1&ready=3&busy=2&pad=${"x".repeat(MAX_MESSAGE_BYTES)}`, "oversize"],
   [new Uint8Array(MAX_MESSAGE_BYTES + 1), "oversize"],
 ];
@@ -103,6 +101,24 @@ test("codec: rejects malformed messages with the reason", () => {
       assert.ok(parsed.detail.length > 0);
     }
   }
+});
+
+test("codec: a port that is no port costs only the port: the server is taken, as Apache takes it", () => {
+  for (const port of ["0", "65536", "70000", "8080x", "-1", "", "99999999999"]) {
+    const parsed = parseHeartbeat(`v=1&ready=3&busy=2&port=${port}`);
+    assert.ok(parsed.ok, port);
+    assert.deepEqual(
+      [parsed.heartbeat.ready, parsed.heartbeat.busy, parsed.heartbeat.port],
+      [3, 2, undefined],
+      port,
+    );
+    assert.equal(parsed.heartbeat.ignoredPort, port);
+  }
+  const good = parseHeartbeat("v=1&ready=3&busy=2&port=8080");
+  assert.ok(good.ok);
+  assert.equal(good.heartbeat.ignoredPort, undefined);
+  // A bad count still refuses the whole heartbeat, port or not.
+  assert.equal(parseHeartbeat("v=1&ready=x&busy=2&port=0").ok, false);
 });
 
 test("codec: a message of exactly the size limit is accepted", () => {

@@ -1,10 +1,25 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import { type ConfigFs, readHttpdConfig, tokenize } from "../src/config/httpd.ts";
+import {
+  type ConfigFs,
+  MAX_EXPANDED_BYTES,
+  MAX_INCLUDE_PATHS,
+  readHttpdConfig,
+  tokenize,
+} from "../src/config/httpd.ts";
 import { loadSettings, MAX_CONFIG_BYTES } from "../src/config/load.ts";
 import { describeSettings, KNOWN_DIRECTIVES } from "../src/settings.ts";
 import { requiredOrSkipped } from "./support/lab.ts";
@@ -24,6 +39,7 @@ function memoryFs(files: Record<string, string>): ConfigFs {
     },
     isDirectory,
     exists: (path) => path in files || isDirectory(path),
+    realpath: (path) => path,
     readdir(path) {
       const prefix = `${path.replace(/\/$/, "")}/`;
       if (!isDirectory(path)) {
@@ -284,13 +300,18 @@ test("config: error cases name the file and line, in Apache's words", () => {
       { "/etc/hb/main.conf": "HeartbeatAddress ${HB}:27999" },
       /:1: HeartbeatAddress: variable \$\{HB\} is not defined$/,
     ],
+    [
+      "systemd's credentials folder, checked outside systemd",
+      { "/etc/hb/main.conf": "HeartbeatKeyFile ${CREDENTIALS_DIRECTORY}/heartbeat.key" },
+      /:1: HeartbeatKeyFile: variable \$\{CREDENTIALS_DIRECTORY\} is not defined \(systemd sets it for a unit with LoadCredential=; to check the file outside the unit, give it: CREDENTIALS_DIRECTORY=\/etc\/heartbeat heartbeat -t -f FILE\)$/,
+    ],
     ["inside a VirtualHost", {
       "/etc/hb/main.conf": "<VirtualHost *:80>\nHeartbeatAddress 239.0.0.1:1\n</VirtualHost>",
     }, /:2: HeartbeatAddress cannot occur within <VirtualHost> section$/],
     [
       "a misspelled Heartbeat directive",
       { "/etc/hb/main.conf": "HeartbeatAdress 239.0.0.1:1" },
-      /:1: Invalid command 'HeartbeatAdress', perhaps misspelled$/,
+      /:1: Invalid command 'HeartbeatAdress', perhaps misspelled; did you mean 'HeartbeatAddress'\?$/,
     ],
     [
       "mismatched section end",
@@ -400,6 +421,26 @@ test("config: every problem is reported, not just the first", () => {
   assert.equal(problems.length, 4, problems.join("\n"));
 });
 
+test("config: problems come in the order of the lines, file by file, as the operator reads them", () => {
+  const { problems } = settings({
+    "/etc/hb/main.conf":
+      "HeartbeatTTL 999\nInclude x.conf\nHeartbeatInterval 0\nHeartbeatAddress 239.0.0.1\n</IfModule>",
+    "/etc/hb/x.conf": "HeartbeatPort 99999\nHeartbeatAdress 239.0.0.1:1",
+  });
+  assert.deepEqual(
+    problems.map((problem) => /^(\S+?:\d+):/.exec(problem)?.[1]),
+    [
+      "/etc/hb/main.conf:1",
+      "/etc/hb/main.conf:3",
+      "/etc/hb/main.conf:4",
+      "/etc/hb/main.conf:5",
+      "/etc/hb/x.conf:1",
+      "/etc/hb/x.conf:2",
+    ],
+    problems.join("\n"),
+  );
+});
+
 test("config: one value per setting, the last line wins; repeated addresses add up", () => {
   const { settings: found } = settings({
     "/etc/hb/main.conf":
@@ -417,6 +458,7 @@ test("config: every directive the agent reads", () => {
       "HeartbeatTTL 4",
       "HeartbeatPort 8080",
       "HeartbeatSource nginx",
+      "HeartbeatSmooth 2.5",
       "HeartbeatReady 5",
       "HeartbeatBusy 6",
       "HeartbeatCapacity 100",
@@ -436,7 +478,8 @@ test("config: every directive the agent reads", () => {
     interfaceAddress: "10.0.0.2",
     ttl: 4,
     port: 8080,
-    source: "nginx",
+    source: ["nginx"],
+    smoothSeconds: 2.5,
     ready: 5,
     busy: 6,
     capacity: 100,
@@ -517,6 +560,50 @@ test("config: flags win over the environment, the environment over the file, the
   );
   assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, [
     "HEARTBEAT_TTL 'x': give a whole number from 0 to 255",
+  ]);
+});
+
+test("config: several sources, from HeartbeatSource lines, repeated flags or HEARTBEAT_SOURCE's list", () => {
+  const files = {
+    "/etc/hb/main.conf": [
+      "HeartbeatAddress 239.0.0.1:1",
+      "HeartbeatSource static",
+      'HeartbeatSource "exec:/usr/local/bin/load --pool a,b"',
+    ].join("\n"),
+  };
+  const fromFile = settings(files);
+  assert.deepEqual(fromFile.problems, []);
+  assert.deepEqual(fromFile.settings.source, ["static", "exec:/usr/local/bin/load --pool a,b"]);
+  assert.equal(fromFile.origins.source, "/etc/hb/main.conf:2, /etc/hb/main.conf:3");
+  assert.match(
+    describeSettings(fromFile),
+    /^HeartbeatSource +static, exec:\/usr\/local\/bin\/load --pool a,b +\/etc\/hb\/main\.conf:2, \/etc\/hb\/main\.conf:3$/m,
+  );
+  // The list splits only at a comma a source's name follows: a command keeps its own commas and
+  // spaces, and tcp its ports.
+  const cases: [string, string[]][] = [
+    ["apache,file:/run/load", ["apache", "file:/run/load"]],
+    ["static , tcp:80,443, exec:printf 'ready=1,busy=2'", [
+      "static",
+      "tcp:80,443",
+      "exec:printf 'ready=1,busy=2'",
+    ]],
+    ["exec:load --a 1, file:/x,static", ["exec:load --a 1", "file:/x", "static"]],
+    ["exec:echo a,b", ["exec:echo a,b"]],
+  ];
+  for (const [list, expected] of cases) {
+    const fromEnv = settings(files, { HEARTBEAT_SOURCE: list });
+    assert.deepEqual(fromEnv.problems, []);
+    assert.deepEqual(fromEnv.settings.source, expected, list);
+    assert.equal(fromEnv.origins.source, "HEARTBEAT_SOURCE");
+  }
+  const fromFlags = settings(files, { HEARTBEAT_SOURCE: "apache" }, {
+    source: ["nginx", "file:/run/load"],
+  });
+  assert.deepEqual(fromFlags.settings.source, ["nginx", "file:/run/load"]);
+  assert.equal(fromFlags.origins.source, "--source");
+  assert.deepEqual(settings(files, { HEARTBEAT_SMOOTH: "-1" }).problems, [
+    "HEARTBEAT_SMOOTH '-1': give seconds from 0 to 3600, e.g. 1 or 0.5",
   ]);
 });
 
@@ -661,4 +748,96 @@ test("config: only regular files of at most 1 MiB are read, so a FIFO or /dev/ze
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("config: a quoted argument of a section is one argument, as Apache 2.4 reads it; a `!` negates only outside the quotes", () => {
+  // Each checked against apache2 -t (2.4.71) with mod_version.c: the same sections hold.
+  const config = read({
+    "/etc/hb/main.conf": [
+      ['"mod_heartbeat.c"', 1],
+      ["'heartbeat_module'", 2],
+      ['!"mod_heartbeat.c"', 3],
+      ['"!mod_nothing.c"', 4],
+      ['!"mod_nothing.c"', 5],
+      ['"mod_nothing.c"', 6],
+    ].map(([module, port]) =>
+      `<IfModule ${module}>\nHeartbeatAddress 239.0.0.1:${port}\n</IfModule>`
+    ).join("\n") + '\nDefine ON\n<IfDefine "ON">\nHeartbeatAddress 239.0.0.1:7\n</IfDefine>',
+  });
+  assert.deepEqual(config.problems, []);
+  assert.deepEqual(config.directives.map((directive) => directive.args[0]), [
+    "239.0.0.1:1",
+    "239.0.0.1:2",
+    "239.0.0.1:5",
+    "239.0.0.1:7",
+  ]);
+});
+
+test("config: Defines that double each other stop at Apache's 16 MiB line, with a FILE:LINE problem", () => {
+  // Line 21 would make 20 MiB of a 10-byte value; the old reader built it, and at 27 lines ran
+  // out of memory.
+  const lines = ["Define V0 0123456789"];
+  for (let i = 1; i < 22; i++) lines.push(`Define V${i} \${V${i - 1}}\${V${i - 1}}`);
+  const config = read({
+    "/etc/hb/main.conf": [...lines, "HeartbeatAddress 239.0.0.1:1"].join("\n"),
+  });
+  assert.equal(config.problems.length, 1, JSON.stringify(config.problems));
+  assert.deepEqual(config.problems[0].file, "/etc/hb/main.conf");
+  assert.ok(config.problems[0].line <= 22);
+  assert.match(
+    config.problems[0].message,
+    new RegExp(`^Line too long: \\$\\{\\} variables add more than ${MAX_EXPANDED_BYTES} bytes`),
+  );
+});
+
+test("config: an Include of a folder linked into itself, or reaching one folder twice, is refused at once", () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), "heartbeat-config-")));
+  try {
+    // Two links to itself: the old reader walked about 2^40 paths and never ended.
+    const loop = join(dir, "loop.d");
+    mkdirSync(loop);
+    writeFileSync(join(loop, "a.conf"), "HeartbeatAddress 239.0.0.1:1\n");
+    symlinkSync(".", join(loop, "self"));
+    symlinkSync(loop, join(loop, "again"));
+    // No loop, but each folder links to the next twice: 2^15 paths.
+    for (let level = 0; level < 15; level++) {
+      const folder = join(dir, `wide${level}`);
+      mkdirSync(folder);
+      for (const link of ["x", "y"]) symlinkSync(join(dir, `wide${level + 1}`), join(folder, link));
+    }
+    mkdirSync(join(dir, "wide15"));
+    const main = join(dir, "main.conf");
+    writeFileSync(main, `Include ${loop}\nInclude ${dir}/wide0\nHeartbeatAddress 239.0.0.1:2\n`);
+    assert.deepEqual(loadSettings({ flags: {}, env: {}, configFile: main }).problems, [
+      `${main}:1: Include: ${loop}: ${loop}/again is a link back to ${loop}, a folder it is in: a loop`,
+      `${main}:2: Include: ${dir}/wide0: ${dir}/wide0${"/x".repeat(14)}/y and ${dir}/wide0${
+        "/x".repeat(15)
+      } are one folder, ${dir}/wide15, reached twice through links`,
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("config: an Include walks at most 10,000 files and folders, 128 folders deep, as Apache", () => {
+  const main = { "/etc/hb/main.conf": "Include /etc/hb/conf.d\nHeartbeatAddress 239.0.0.1:1" };
+  const problems = (fs: ConfigFs) =>
+    loadSettings({ flags: {}, env: {}, configFile: "/etc/hb/main.conf", fs }).problems;
+  // Folders of two folders, 15 deep, and no link anywhere: 2^16 paths.
+  const wide: ConfigFs = {
+    ...memoryFs(main),
+    isDirectory: (path) => path.split("/").length < 19,
+    exists: () => true,
+    readdir: () => ["a", "b"],
+  };
+  assert.deepEqual(problems(wide), [
+    `/etc/hb/main.conf:1: Include: /etc/hb/conf.d: more than ${MAX_INCLUDE_PATHS} files and folders to include`,
+  ]);
+  // Folders in folders without end.
+  const deep: ConfigFs = { ...wide, isDirectory: () => true, readdir: () => ["a"] };
+  assert.deepEqual(problems(deep), [
+    `/etc/hb/main.conf:1: Include: /etc/hb/conf.d: Directory /etc/hb/conf.d${
+      "/a".repeat(129)
+    } exceeds the maximum include directory nesting level of 128. You have probably a recursion somewhere.`,
+  ]);
 });

@@ -77,12 +77,14 @@ test(
     const labels = JSON.parse(
       podman("image", "inspect", "--format", "{{json .Config.Labels}}", tag!),
     );
-    for (const label of ["version", "revision", "source", "licenses", "title", "description"]) {
+    for (const label of ["version", "revision", "licenses", "title", "description"]) {
       assert.ok(
         labels[`org.opencontainers.image.${label}`],
         `label org.opencontainers.image.${label}`,
       );
     }
+    // A URL, or empty where the clone's origin is none (a local path): never a path.
+    assert.match(labels["org.opencontainers.image.source"], /^(https:\/\/\S+)?$/);
     assert.equal(labels["org.opencontainers.image.licenses"], "Apache-2.0");
     podman(
       "run",

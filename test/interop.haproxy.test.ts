@@ -8,9 +8,11 @@
  *                         heartbeat monitor --listen 239.0.0.1:27999 --haproxy-socket ...
  *   origin1  10.99.19.11  nginx, agent --ready 30 --busy 10 --agent-check :9300
  *   origin2  10.99.19.12  nginx, agent --ready 10 --busy 30 --agent-check :9300
+ *
+ * Then origin2 is drained, and at last origin1 dies with its agent while origin2 comes back.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseServersState } from "../src/haproxy/runtime-api.ts";
@@ -24,6 +26,7 @@ import {
   skipUnlessLab,
   waitFor,
 } from "./support/lab.ts";
+import { serveFakeHAProxy } from "./support/fake-haproxy.ts";
 import { startNginx } from "./support/servers.ts";
 
 const skip = skipUnlessLab(["haproxy", "nginx", "curl", "socat"]);
@@ -148,6 +151,40 @@ test(
       );
     }
 
+    // A mistyped backend is said in the log and by /healthz, not left to push nothing silently.
+    const mistyped = collect(lab.spawn(
+      "haproxy",
+      agentCommand(runtime, [
+        "monitor",
+        "--http",
+        "10.99.19.1:8090",
+        "--haproxy-socket",
+        socket,
+        "--haproxy-backend",
+        "pushd",
+      ]),
+    ));
+    await waitFor(
+      () => mistyped().stderr.includes("--haproxy-backend pushd"),
+      20_000,
+      "the mistyped backend's warning",
+    );
+    assert.match(
+      mistyped().stderr,
+      /warn {2}--haproxy-backend pushd: HAProxy at \S+ has no such backend \(it says "Can't find backend\."\): nothing is pushed there/,
+    );
+    const health = await lab.run("haproxy", [
+      "curl",
+      "-sS",
+      "-w",
+      "%{http_code}",
+      "http://10.99.19.1:8090/healthz",
+    ]);
+    assert.equal(
+      health.stdout,
+      `no such --haproxy-backend: backend 'pushd' in HAProxy at ${socket}\n503`,
+    );
+
     // HAProxy restarted under the monitor gets its weights back.
     const haproxyPids = () =>
       lab!.pids("haproxy").filter((pid) => {
@@ -179,6 +216,94 @@ test(
         { origin1: 50, origin2: 0 },
         `port ${port}, drained`,
       );
+    }
+
+    // origin1 dies, its agent with it (no farewell), and origin2 comes back: HAProxy ignores an
+    // agent it cannot reach and the monitor waits 10 s of silence, so only the health check takes
+    // origin1 out of rotation, within fall x inter (3 s).
+    process.kill(agents[1].pid!, drainSignals(runtime).undrain[0]);
+    for (const backend of ["pulled", "pushed"]) {
+      for (const until = Date.now() + 10_000; !((await state(backend)).o2 > 0);) {
+        assert.ok(Date.now() < until, `origin2 back in ${backend}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    lab.pids("origin1").forEach((pid) => process.kill(pid, "SIGKILL"));
+    const killedAt = Date.now();
+    const allToOrigin2 = async (count: number) =>
+      (await Promise.all([8001, 8002].map((port) => served(port, count))))
+        .every((split) => split.origin2 === count);
+    while (Date.now() - killedAt < 8_000 && !(await allToOrigin2(20))) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    for (const port of [8001, 8002]) {
+      assert.deepEqual(
+        await served(port, 200),
+        { origin1: 0, origin2: 200 },
+        `port ${port}, origin1 dead for ${Date.now() - killedAt} ms`,
+      );
+    }
+  },
+);
+
+test(
+  "haproxy push: runtime API sockets that stream without end or drip a byte at a time cost a bounded exchange, counted and logged; the storage file goes on",
+  { skip: skipUnlessLab(["curl"]) },
+  async () => {
+    const misbehaving = new Lab();
+    misbehaving.addNamespace("monitor");
+    const sockets = ["stream", "drip"].map((mode) => join(misbehaving.dir, `${mode}.sock`));
+    const fakes = await Promise.all(
+      ["stream", "drip"].map((mode, i) => serveFakeHAProxy(mode, sockets[i], 8_000)),
+    );
+    try {
+      const storage = join(misbehaving.dir, "hb.dat");
+      const monitor = misbehaving.spawn(
+        "monitor",
+        agentCommand(runtime, [
+          "monitor",
+          "--http",
+          "127.0.0.1:8080",
+          "--storage",
+          storage,
+          ...sockets.flatMap((socket) => ["--haproxy-socket", socket]),
+          "--haproxy-backend",
+          "pushed",
+        ]),
+      );
+      const output = collect(monitor);
+      await waitFor(() => existsSync(storage), 20_000, "the storage file");
+      const writes = new Set<number>();
+      let largestRss = 0;
+      for (const until = Date.now() + 8_000; Date.now() < until;) {
+        writes.add(statSync(storage).mtimeMs);
+        for (const pid of misbehaving.pids("monitor")) {
+          const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+          largestRss = Math.max(largestRss, Number(rss?.[1] ?? 0) * 1024);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      assert.equal(monitor.exitCode, null, output().stderr);
+      assert.ok(writes.size >= 6, `the storage file written ${writes.size} times in 8 s`);
+      assert.ok(largestRss < 250e6, `the monitor took ${largestRss} bytes`);
+      const metrics = await misbehaving.run("monitor", [
+        "curl",
+        "-sS",
+        "http://127.0.0.1:8080/metrics",
+      ]);
+      const errors = Number(/^heartbeat_haproxy_errors_total (\d+)$/m.exec(metrics.stdout)?.[1]);
+      assert.ok(errors >= 4, `${errors} errors counted\n${metrics.stdout}`);
+      assert.match(
+        output().stderr,
+        /stream\.sock: the answer to 'show servers state pushed' is larger than/,
+      );
+      assert.match(
+        output().stderr,
+        /drip\.sock: no whole answer to 'show servers state pushed' within 2 s/,
+      );
+    } finally {
+      await misbehaving.close();
+      for (const fake of fakes) fake.close();
     }
   },
 );

@@ -114,5 +114,14 @@ test(
       `every request answered by an origin: ${bodies.find((body) => !body.startsWith("origin"))}`,
     );
     assert.ok(ratio > 2 && ratio < 5, `origin1 ${served("origin1")}, origin2 ${served("origin2")}`);
+
+    // The proxy's own /server-status is not proxied: an agent on the proxy host reads Apache's
+    // scoreboard, not an origin's answer or the balancer's 503.
+    const reading = await lab.run(
+      "proxy",
+      agentCommand(runtime, ["-a", "239.0.0.1:27999", "--source", "apache", "--dry-run", "--once"]),
+    );
+    assert.equal(reading.code, 0, reading.stderr);
+    assert.match(reading.stdout, /^239\.0\.0\.1:27999 v=1&ready=[1-9]\d*&busy=\d+\n$/);
   },
 );

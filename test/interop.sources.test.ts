@@ -279,3 +279,57 @@ test(`sources ${runtime}: a hung server costs heartbeats, not the schedule, and 
   );
   assert.doesNotMatch(ours.log(), /skipped/, "a hung read must not make the scheduler skip ticks");
 });
+
+test(
+  `sources ${runtime}: apache and nginx at once, each in turn the tight one, sized by Apache`,
+  { skip },
+  async () => {
+    const { modHeartbeat } = await network();
+    const ours = agent("origin", [
+      "--source",
+      "apache:http://10.99.5.11/server-status?auto",
+      "--source",
+      "nginx:http://10.99.5.12/nginx_status",
+      "--capacity",
+      "100",
+    ]);
+    const held: Awaited<ReturnType<typeof hold>>[] = [];
+    let logged = 0;
+    try {
+      // Both idle: Apache's own numbers.
+      const idle = await settled(modHeartbeat, (r) => r.busy === 0);
+      await sleep(600);
+      assertWithinOne(last(ours.heartbeats()), idle, "both idle");
+      // From here on, nothing to warn about (the first read, with two cold HTTP clients on a
+      // loaded machine, may overrun the 188 ms a 0.25 s interval gives it).
+      logged = ours.log().length;
+
+      // nginx with 20 of its 100 busy (80 % free) is the tighter: 80 % of Apache's slots.
+      held.push(await hold(20, "10.99.5.12"));
+      const size = idle.ready + idle.busy;
+      const nginxTight = { ready: Math.floor(size * 0.8), busy: size - Math.floor(size * 0.8) };
+      await waitFor(
+        () => last(ours.heartbeats()).ready === nginxTight.ready,
+        10_000,
+        `80 % of Apache's ${size} slots: ${JSON.stringify(last(ours.heartbeats()))}`,
+      );
+      await sleep(600);
+      assert.deepEqual(last(ours.heartbeats()), nginxTight);
+
+      // Apache with 12 held (it starts more workers: about 18 of 30 free, 60 %) is now the
+      // tighter: its own numbers again.
+      held.push(await hold(12, "10.99.5.11"));
+      const busy = await settled(modHeartbeat, (r) => r.busy >= 12);
+      assert.ok(busy.ready / (busy.ready + busy.busy) < 0.8, JSON.stringify(busy));
+      await sleep(600);
+      assertWithinOne(last(ours.heartbeats()), busy, "Apache the tight one");
+    } finally {
+      await Promise.all([...held.map((child) => stop(child)), stop(ours.child)]);
+    }
+    assert.doesNotMatch(ours.log().slice(logged), /warn|error/, ours.log());
+    assert.match(
+      ours.log(),
+      /sending the tightest of \(apache http:\/\/10\.99\.5\.11\/server-status\?auto\) and \(nginx http:\/\/10\.99\.5\.12\/nginx_status capacity 100\)/,
+    );
+  },
+);

@@ -28,6 +28,11 @@ test("metrics: the agent's /metrics passes promtool check metrics", { skip }, ()
     now: () => 5000,
     intervalMs: () => 1000,
     draining: () => false,
+    sources: () => [
+      { name: "static", load: { ready: 7, busy: 2 }, share: 7 / 9 },
+      { name: 'file:/run/"load"', load: { ready: 0, busy: 0 }, share: 0 },
+      { name: "exec:load", problem: "exited" },
+    ],
   });
   status.read({ ready: 7, busy: 2 });
   status.sent("239.0.0.1:27999", true);
@@ -35,6 +40,8 @@ test("metrics: the agent's /metrics passes promtool check metrics", { skip }, ()
   status.sourceFailed("connection refused");
   const text = agentMetrics(status, { version: "0.2.0", commit: "abc1234", runtime: "bun 1.4.5" });
   assert.match(text, /^heartbeat_heartbeats_sent_total\{destination="239\.0\.0\.1:27999"\} 1$/m);
+  assert.match(text, /^heartbeat_source_free_ratio\{source="static"\} 0\.7777777777777778$/m);
+  assert.match(text, /^heartbeat_source_up\{source="exec:load"\} 0$/m);
   assert.match(
     text,
     /^heartbeat_build_info\{version="0\.2\.0",commit="abc1234",runtime="bun 1\.4\.5"\} 1$/m,

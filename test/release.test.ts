@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { archive, sha256sums, VERSION } from "../scripts/build.ts";
+import { archive, imageSource, sha256sums, VERSION } from "../scripts/build.ts";
 import { loadSettings } from "../src/config/load.ts";
 import { main } from "../src/main.ts";
 import { SETTINGS } from "../src/settings.ts";
@@ -58,13 +58,50 @@ test("release: an archive holds one folder with the binary as heartbeat, LICENSE
     new RegExp(`heartbeat-${VERSION}-windows-x64/heartbeat\\.exe`),
   );
 
-  const sums = sha256sums(scratch);
+  const sums = sha256sums([zip, tarball], scratch);
   assert.deepEqual(
     readFileSync(sums, "utf8").split("\n").filter(Boolean).map((line) => line.split("  ")[1]),
     [`${folder}.tar.xz`, `heartbeat-${VERSION}-windows-x64.zip`],
   );
   const check = spawnSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: scratch, encoding: "utf8" });
   assert.equal(check.status, 0, check.stdout + check.stderr);
+});
+
+test("release: SHA256SUMS lists what this build made, not an image an earlier build left in dist", () => {
+  const dist = mkdtempSync(join(tmpdir(), "heartbeat-release-dist-"));
+  try {
+    const binary = join(dist, "heartbeat-linux-x64");
+    writeFileSync(binary, "#!/bin/sh\n", { mode: 0o755 });
+    writeFileSync(join(dist, `heartbeat-0.1.0-linux-x64.image.tar`), "an older build's image");
+    writeFileSync(join(dist, `heartbeat-0.1.0-linux-x64.tar.xz`), "an older build's archive");
+    const made = archive(binary, `heartbeat-${VERSION}-linux-x64`, false, dist);
+    const sums = readFileSync(sha256sums([made], dist), "utf8");
+    assert.equal(sums.split("\n").filter(Boolean).length, 1, sums);
+    assert.match(sums, new RegExp(`^[0-9a-f]{64}  heartbeat-${VERSION}-linux-x64\\.tar\\.xz\n$`));
+  } finally {
+    rmSync(dist, { recursive: true, force: true });
+  }
+});
+
+test("release: the image's source label is a URL: IMAGE_SOURCE, else an https or git@ origin, else empty", () => {
+  const repo = "https://github.com/example/heartbeat";
+  assert.equal(imageSource("https://example.org/src", "/work/main"), "https://example.org/src");
+  assert.equal(imageSource(undefined, "https://github.com/example/heartbeat.git"), repo);
+  assert.equal(imageSource(undefined, "https://user:token@github.com/example/heartbeat"), repo);
+  assert.equal(imageSource(undefined, "git@github.com:example/heartbeat.git"), repo);
+  assert.equal(imageSource("", "git@github.com:example/heartbeat"), repo);
+  for (
+    const origin of [
+      "/work/main",
+      "../heartbeat",
+      "file:///srv/git/heartbeat",
+      "http://git.example/x",
+      "ssh://git@github.com/example/heartbeat.git",
+      undefined,
+    ]
+  ) {
+    assert.equal(imageSource(undefined, origin), "", String(origin));
+  }
 });
 
 test("release: LICENSE is the Apache License 2.0; NOTICE names Bun and JavaScriptCore; CHANGELOG has this version", () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,7 @@ import { after, test } from "node:test";
 import { parseHeartbeat } from "../src/codec.ts";
 import { createLogger } from "../src/log.ts";
 import { Monitor } from "../src/monitor/monitor.ts";
-import { readKeyFile, sign, SignatureCheck } from "../src/signing.ts";
+import { MAX_KEY_FILE_BYTES, readKeyFile, sign, SignatureCheck } from "../src/signing.ts";
 import { FakeClock, recordingLog } from "./support/fakes.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-signing-"));
@@ -27,7 +28,7 @@ test("signing: ts and sig appended; Apache's rules still read the heartbeat", ()
 });
 
 test("signing: genuine and fresh is accepted; unsigned, forged, replayed and future are not", () => {
-  const check = new SignatureCheck(key, 30);
+  const check = new SignatureCheck(key, 30, NOW - 60);
   const good = sign("v=1&ready=5&busy=2", key, NOW);
   assert.equal(check.check(good, "10.0.0.1", NOW + 3), undefined);
   const cases: [string, string, number, string, RegExp][] = [
@@ -60,7 +61,7 @@ test("signing: genuine and fresh is accepted; unsigned, forged, replayed and fut
 });
 
 test("signing: a heartbeat older than the last one accepted from its sender is a replay", () => {
-  const check = new SignatureCheck(key, 30);
+  const check = new SignatureCheck(key, 30, NOW - 60);
   const first = sign("v=1&ready=5&busy=2", key, NOW);
   const second = sign("v=1&ready=6&busy=2", key, NOW + 1);
   assert.equal(check.check(first, "10.0.0.1", NOW + 1), undefined);
@@ -86,7 +87,7 @@ test("signing: the monitor rejects, counts and logs without ever logging the key
   const monitor = new Monitor({
     maxServers: 10,
     allow: [],
-    signatures: new SignatureCheck(key, 30),
+    signatures: new SignatureCheck(key, 30, NOW - 60),
     unixNow: () => unix,
     logger: createLogger({ level: "debug", write: log.write }),
     clock: new FakeClock(),
@@ -131,8 +132,37 @@ test("signing: key files that are missing, short or readable by others", () => {
   assert.deepEqual(readKeyFile(open), { key, warning: undefined });
 });
 
+test("signing: only a regular key file of at most 4 KiB is read, so a FIFO or /dev/zero cannot hang -t, a start or a reload", () => {
+  const fifo = join(scratch, "fifo.key");
+  execFileSync("mkfifo", [fifo]);
+  const big = join(scratch, "big.key");
+  writeFileSync(big, "k".repeat(MAX_KEY_FILE_BYTES + 1));
+  for (
+    const [path, why] of [[fifo, "not a regular file"], ["/dev/zero", "not a regular file"], [
+      big,
+      `larger than ${MAX_KEY_FILE_BYTES} bytes`,
+    ]]
+  ) {
+    assert.throws(() => readKeyFile(path), { message: `cannot read the key file ${path}: ${why}` });
+  }
+});
+
+test("signing: a heartbeat signed at or before the monitor's start is refused, as what it took before is forgotten", () => {
+  // A monitor restarted at NOW: a heartbeat captured a moment before is within the 5 s window.
+  const check = new SignatureCheck(key, 5, NOW);
+  const signer = { from: "10.0.0.1", seq: 7 };
+  for (const ts of [NOW - 3, NOW]) {
+    assert.deepEqual(check.check(sign("v=1&ready=0&busy=2", key, ts, signer), "10.0.0.1", NOW), {
+      reason: "replayed",
+      detail: "signed before this monitor started, which cannot know whether it was taken",
+    });
+  }
+  const after = sign("v=1&ready=5&busy=2", key, NOW + 1, { ...signer, seq: 8 });
+  assert.equal(check.check(after, "10.0.0.1", NOW + 1), undefined);
+});
+
 test("signing: a heartbeat is bound to the address it names, numbered, and taken once within a few seconds", () => {
-  const check = new SignatureCheck(key, 5);
+  const check = new SignatureCheck(key, 5, NOW - 60);
   const signer = { from: "10.0.0.1", seq: 41 };
   const drained = sign("v=1&ready=0&busy=2", key, NOW, { ...signer, seq: 42 });
   assert.match(

@@ -1,7 +1,7 @@
 /** What the agent tells those who ask: agent-check's line and /healthz (src/status.ts). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { agentCheckPercent, AgentStatus } from "../src/status.ts";
+import { agentCheckPercent, agentMetrics, AgentStatus } from "../src/status.ts";
 
 test("status: agent-check says ready up N% (free share, never 0 while free), drain, or down with the reason", () => {
   assert.deepEqual([
@@ -34,4 +34,37 @@ test("status: agent-check says ready up N% (free share, never 0 while free), dra
   });
   draining = true;
   assert.deepEqual(status.health(), { healthy: true, reason: "draining" });
+});
+
+test("status: /metrics has each source's own last reading, so the tight one shows", () => {
+  const status = new AgentStatus({
+    now: () => 0,
+    intervalMs: () => 1000,
+    draining: () => false,
+    sources: () => [
+      { name: "static", load: { ready: 40, busy: 10 }, share: 0.8 },
+      { name: 'file:/run/lo"ad', load: { ready: 2, busy: 3 }, share: 0.4 },
+      { name: "exec:load", load: { ready: 1, busy: 1 }, share: 0.5, problem: "exited" },
+      { name: "apache" },
+    ],
+  });
+  status.read({ ready: 20, busy: 30 });
+  const lines = agentMetrics(status, {}).split("\n").filter((line) =>
+    line.startsWith("heartbeat_source")
+  );
+  assert.deepEqual(lines, [
+    "heartbeat_source_errors_total 0",
+    'heartbeat_source_up{source="static"} 1',
+    'heartbeat_source_up{source="file:/run/lo\\"ad"} 1',
+    'heartbeat_source_up{source="exec:load"} 0',
+    'heartbeat_source_ready{source="static"} 40',
+    'heartbeat_source_ready{source="file:/run/lo\\"ad"} 2',
+    'heartbeat_source_ready{source="exec:load"} 1',
+    'heartbeat_source_busy{source="static"} 10',
+    'heartbeat_source_busy{source="file:/run/lo\\"ad"} 3',
+    'heartbeat_source_busy{source="exec:load"} 1',
+    'heartbeat_source_free_ratio{source="static"} 0.8',
+    'heartbeat_source_free_ratio{source="file:/run/lo\\"ad"} 0.4',
+    'heartbeat_source_free_ratio{source="exec:load"} 0.5',
+  ]);
 });

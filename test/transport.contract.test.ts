@@ -8,6 +8,8 @@
  *   lonely  (loopback only: no route to anywhere)
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { after, test } from "node:test";
 import type { AdapterName } from "../src/transport/transport.ts";
 import {
@@ -21,7 +23,7 @@ import {
 } from "./support/lab.ts";
 import type { Probe, ProbeResult } from "./support/send-probe.ts";
 
-const skip = skipUnlessLab(["tcpdump"]);
+const skip = skipUnlessLab(["tcpdump", "cc"]);
 const runtime = currentRuntime();
 const ADAPTERS: AdapterName[] = [runtime, "node"];
 const GROUP = "239.0.0.1";
@@ -368,6 +370,95 @@ for (const adapter of ADAPTERS) {
     },
   );
 }
+
+let plainPeer: string | undefined;
+/** test/support/reuseaddr-peer.c, compiled once into the lab's folder. */
+function plainPeerProgram(): string {
+  if (plainPeer) return plainPeer;
+  const path = join(network().dir, "reuseaddr-peer");
+  execFileSync("cc", ["-O2", "-o", path, "test/support/reuseaddr-peer.c"]);
+  return plainPeer = path;
+}
+
+/**
+ * Starts, on one group and port in linkA, an adapter's listener and a plain socket that sets
+ * SO_REUSEADDR only, as APR does for mod_heartmonitor, in the order given; sends one datagram to
+ * the group from the sender; returns what each of the two received, or why one could not start.
+ */
+async function shareWithPlainPeer(
+  adapter: AdapterName,
+  port: number,
+  peerFirst: boolean,
+): Promise<{ adapter: string; peer: string }> {
+  const lab = network();
+  const start = (which: "adapter" | "peer") => {
+    const child = lab.spawn(
+      "linkA",
+      which === "peer"
+        ? [plainPeerProgram(), GROUP, String(port)]
+        : runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [
+          adapter,
+          GROUP,
+          String(port),
+        ]),
+    );
+    const output = collect(child);
+    const started = waitFor(
+      () => output().stdout.includes("listening") || child.exitCode !== null,
+      10_000,
+      `the ${which} listener`,
+    ).then(() => output().stdout.includes("listening") ? "" : `${which}: ${output().stderr}`);
+    return { child, output, started };
+  };
+  const first = start(peerFirst ? "peer" : "adapter");
+  const failedFirst = await first.started;
+  const second = start(peerFirst ? "adapter" : "peer");
+  const failedSecond = await second.started;
+  const message = payload(adapter, `shared-${peerFirst ? "peer-first" : "adapter-first"}`);
+  if (!failedFirst && !failedSecond) {
+    const sent = await lab.run(
+      "sender",
+      runtimeCommand(runtime, "test/support/send-probe.ts", [JSON.stringify(
+        {
+          adapter: "node",
+          sessions: [{
+            options: { ttl: 1, loopback: false },
+            sends: [{ host: GROUP, port, payload: message }],
+          }],
+        } satisfies Probe,
+      )]),
+    );
+    assert.equal(sent.code, 0, sent.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  await Promise.all([first, second].map(({ child }) => stop(child)));
+  const [adapterSide, peerSide] = peerFirst ? [second, first] : [first, second];
+  const heard = (stdout: string) =>
+    stdout.includes(message) ? "heard" : `not heard${failedFirst || failedSecond}`;
+  return {
+    adapter: heard(adapterSide.output().stdout),
+    peer: heard(peerSide.output().stdout),
+  };
+}
+
+ADAPTERS.forEach((adapter, index) => {
+  const name = `transport contract, ${runtime}/${adapter} listener:`;
+  for (const peerFirst of [true, false]) {
+    test(
+      `${name} shares the group's port with a plain SO_REUSEADDR socket (mod_heartmonitor's) started ${
+        peerFirst ? "before" : "after"
+      } it, both hearing every datagram`,
+      { skip },
+      async () => {
+        const port = PORT - 20 - 2 * index - (peerFirst ? 0 : 1);
+        assert.deepEqual(await shareWithPlainPeer(adapter, port, peerFirst), {
+          adapter: "heard",
+          peer: "heard",
+        });
+      },
+    );
+  }
+});
 
 /**
  * Opens an adapter's listener in linkA asking for `bytes` of receive buffer; returns what the

@@ -20,7 +20,7 @@ const socket = await Bun.udpSocket({
   hostname: "0.0.0.0",
   port: 27999,
   binaryType: "uint8array",
-  flags: 4, // UV_UDP_REUSEADDR, as the adapter sets it
+  flags: 16, // SO_REUSEADDR, as the adapter sets it
   socket: { data() {} },
 });
 socket.addMembership("239.0.0.1", "127.0.0.1");

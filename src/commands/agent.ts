@@ -8,22 +8,36 @@ import { familyOf, formatDestination } from "../address.ts";
 import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
-import { describeError } from "../errors.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { describeError, listenFailure } from "../errors.ts";
+import { createLogger, type Logger, ProblemLog } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
-import { Drain, DRAIN_REPEAT_MS, shapeLoad } from "../shaping.ts";
+import {
+  Drain,
+  DRAIN_FILE_POLL_MS,
+  DRAIN_REPEAT_MS,
+  drainFileExists,
+  shapeLoad,
+} from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
-import { createSource } from "../sources/index.ts";
+import { type CombinedSource, combineSources, type SourceReading } from "../sources/combined.ts";
+import { createListedSource, createSources } from "../sources/index.ts";
 import { createHttpSender } from "../senders/http-post.ts";
 import { createPrintSender } from "../senders/print.ts";
 import { createResolvingSender } from "../senders/resolving.ts";
+import { SourceAddresses } from "../senders/source-address.ts";
 import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
 import { serveAgentHttp } from "../agent-http.ts";
 import { serveAgentCheck } from "../haproxy/agent-check.ts";
-import { AgentStatus } from "../status.ts";
+import { AgentStatus, type Listener } from "../status.ts";
+import {
+  AGENT_CHECK_BOUNDS,
+  type ConnectionBounds,
+  ConnectionLimits,
+  HTTP_BOUNDS,
+} from "../connection-limits.ts";
 import { bakedBuild, VERSION } from "../version.ts";
 import {
   type Check,
@@ -32,6 +46,7 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   RuntimeFailure,
 } from "./context.ts";
@@ -42,6 +57,8 @@ interface Prepared {
   logger: Logger;
   lasting: Lasting;
   options: Omit<AgentOptions, "signal">;
+  /** The source the agent reads, with each of the sources it combines. */
+  sources: CombinedSource;
   /** How heartbeats go out, for the startup line. */
   via: string;
   /** Closes the sockets it opened. */
@@ -61,10 +78,19 @@ interface Lasting {
 export function agentChecks(settings: Settings, logger: Logger): Check[] {
   return [
     { key: "addresses", run: () => requireDestination(settings) },
-    { key: "source", run: () => createSource(settings.source, settings) },
+    ...settings.source.map((_, item): Check => ({
+      key: "source",
+      item,
+      run: () => createListedSource(settings.source, item, settings),
+    })),
     { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
     { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
+    {
+      key: "agentCheck",
+      run: () => settings.agentCheck && requireBindablePort(settings.agentCheck, "--agent-check"),
+    },
   ];
 }
 
@@ -91,7 +117,19 @@ async function prepare(
   const { io, clock } = context;
   requireDestination(settings);
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const source = await createSource(settings.source, settings);
+  const source = combineSources(await createSources(settings.source, settings), {
+    smoothSeconds: settings.smoothSeconds,
+    now: () => clock.now(),
+  });
+  // Only static reads them (auto chooses static when --ready is given): elsewhere a mistake.
+  const fixedCounts = settings.ready !== undefined || settings.busy !== undefined;
+  if (fixedCounts && !settings.source.some((spec) => spec === "static" || spec === "auto")) {
+    logger.warn(
+      `--ready and --busy are ignored: only --source static reads them, and the source is ${
+        settings.source.join(", ")
+      }`,
+    );
+  }
   const adapter = chooseAdapter(settings);
   const udp = await resolveDestinations(udpAddresses(settings));
   const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
@@ -103,7 +141,7 @@ async function prepare(
     drain: new Drain(logger, () => clock.now()),
     startedAt: clock.now(),
   };
-  const base = { settings, logger, lasting };
+  const base = { settings, logger, lasting, sources: source };
   const shaping = {
     minBusy: settings.minBusy,
     rampUpSeconds: settings.rampUpSeconds,
@@ -124,21 +162,22 @@ async function prepare(
     logger,
     clock,
     shape,
-    seal: await sealer(
-      settings,
-      logger,
-      udp[0] && { host: udp[0].addresses[0], port: udp[0].port },
-    ),
   };
+  const signer = sealer(settings, logger, () => clock.now());
 
   if (invocation.dryRun) {
     const senders = [
       ...udp.flatMap(({ port, zone, addresses }) =>
-        addresses.map((address) => formatDestination({ host: address, port, zone }))
+        addresses.map((address) =>
+          sealed(
+            createPrintSender(formatDestination({ host: address, port, zone }), io.stdout),
+            signer,
+            { host: address, zone },
+          )
+        )
       ),
-      ...http.map((url) => url.href),
-    ]
-      .map((name) => createPrintSender(name, io.stdout));
+      ...http.map((url) => sealed(createPrintSender(url.href, io.stdout), signer, httpHost(url))),
+    ];
     return {
       ...base,
       options: { ...agent, senders },
@@ -146,7 +185,10 @@ async function prepare(
       close: () => Promise.resolve(),
     };
   }
-  const transports = transportPool((family) => openTransport(settings, adapter, family, context));
+  const transports = transportPool(async (family) => {
+    const transport = await openTransport(settings, adapter, family, context);
+    return signer ? sealing(transport, signer) : transport;
+  });
   // Open at start the sockets the addresses known now need, so that mistakes show at once.
   await Promise.all(
     [...new Set(udp.flatMap(({ addresses }) => addresses.map(familyOf)))].map(transports.get),
@@ -173,7 +215,7 @@ async function prepare(
         send: async (payload) => (await transports.get(family)).send(payload, destination),
       };
     }),
-    ...httpSenders,
+    ...httpSenders.map((sender, i) => sealed(sender, signer, httpHost(http[i]))),
   ];
   const via = [
     udp.length
@@ -195,43 +237,66 @@ async function prepare(
 }
 
 /**
- * Signs messages with --key-file's key, if there is one, bound to the address they leave from
- * where that is known (--interface, or the route to the first UDP destination), and numbered, so
- * that the monitor takes each once and only from this address.
+ * Signs heartbeats with --key-file's key, if there is one, each bound to the address its
+ * destination will see it come from (SourceAddresses: by route, learned per destination, and
+ * again now and then) and numbered, so that the monitor takes each once and only from there.
  */
-async function sealer(
-  settings: Settings,
-  logger: Logger,
-  firstUdp: { host: string; port: number } | undefined,
-): Promise<((message: string) => string) | undefined> {
-  if (!settings.keyFile) return undefined;
-  const key = keyFrom(settings.keyFile, logger);
-  const from = settings.interfaceAddress ?? (firstUdp && await localAddressToward(firstUdp));
-  let seq = Math.floor(Math.random() * 2 ** 31);
-  return (message) => sign(message, key, Math.floor(Date.now() / 1000), { from, seq: seq++ });
+interface Sealer {
+  /** `payload` signed for `to` (no `from=` where the source address is not known). */
+  seal(payload: Uint8Array, to?: { host: string; zone?: string }): Promise<Uint8Array>;
+  /** A send to `to` failed: its source address is learned again. */
+  failed(to: { host: string; zone?: string }): void;
 }
 
-/**
- * The local IPv4 address the kernel sends from to `destination`, from a connected UDP socket;
- * undefined where the runtime does not tell (Deno says 0.0.0.0) or the route is not IPv4.
- */
-async function localAddressToward(
-  destination: { host: string; port: number },
-): Promise<string | undefined> {
-  if (familyOf(destination.host) !== 4) return undefined;
-  const { createSocket } = await import("node:dgram");
-  const socket = createSocket("udp4");
-  try {
-    return await new Promise<string | undefined>((resolve) => {
-      socket.once("error", () => resolve(undefined));
-      socket.connect(destination.port, destination.host, () => {
-        const { address } = socket.address();
-        resolve(address === "0.0.0.0" ? undefined : address);
-      });
-    });
-  } finally {
-    socket.close();
-  }
+function sealer(settings: Settings, logger: Logger, now: () => number): Sealer | undefined {
+  if (!settings.keyFile) return undefined;
+  const key = keyFrom(settings.keyFile, logger);
+  const sources = new SourceAddresses({ now, boundIPv4: settings.interfaceAddress });
+  let seq = Math.floor(Math.random() * 2 ** 31);
+  return {
+    async seal(payload, to) {
+      const from = to && await sources.toward(to);
+      const message = Buffer.from(payload).toString("latin1");
+      return Buffer.from(
+        sign(message, key, Math.floor(Date.now() / 1000), { from, seq: seq++ }),
+        "latin1",
+      );
+    },
+    failed: (to) => sources.forget(to),
+  };
+}
+
+/** `transport`, each datagram signed for its destination by `sealer`. */
+function sealing(transport: UdpTransport, sealer: Sealer): UdpTransport {
+  return {
+    adapter: transport.adapter,
+    close: () => transport.close(),
+    send: async (payload, to) => {
+      try {
+        await transport.send(await sealer.seal(payload, to), to);
+      } catch (error) {
+        sealer.failed(to);
+        throw error;
+      }
+    },
+  };
+}
+
+/** `sender`, each heartbeat signed for `to` by `sealer`, if there is one. */
+function sealed(
+  sender: Sender,
+  sealer: Sealer | undefined,
+  to?: { host: string; zone?: string },
+): Sender {
+  return sealer
+    ? { name: sender.name, send: async (payload) => sender.send(await sealer.seal(payload, to)) }
+    : sender;
+}
+
+/** An HTTP destination's address, when its URL names one: a host name's is not known here. */
+function httpHost(url: URL): { host: string } | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return isIP(host) ? { host } : undefined;
 }
 
 /** How long a proxy may take to answer a POSTed heartbeat (at most the interval). */
@@ -247,8 +312,22 @@ export async function runAgent(
   invocation: Invocation,
   context: CommandContext,
 ): Promise<number> {
-  let active = await prepare(resolved.settings, invocation, context);
-  if (invocation.once) {
+  const { drain, undrain } = drainSignals();
+  // Listened for before the start's slow part (a source that probes, a name to look up): a drain
+  // or a stop then waits for the agent to act on it, where on Bun its default action would kill
+  // the process. --once acts on none.
+  const signals = invocation.once ? undefined : context.signals(
+    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
+    createLogger({ level: resolved.settings.logLevel, write: context.io.stderr }),
+  );
+  let active: Prepared;
+  try {
+    active = await prepare(resolved.settings, invocation, context);
+  } catch (error) {
+    signals?.close();
+    throw error;
+  }
+  if (!signals) {
     // Say what went where: --once is run by hand, or by scripts that log what they did.
     const sent: string[] = [];
     let payload = "";
@@ -269,43 +348,60 @@ export async function runAgent(
       if (sent.length && !invocation.dryRun) {
         active.logger.info(`sent ${payload} to ${sent.join(", ")}`);
       }
+      const readings = active.sources.readings();
+      if (invocation.dryRun && readings.length > 1) {
+        readingLines(readings).forEach(context.io.stdout);
+      }
       return reached ? EXIT_OK : EXIT_FAILURE;
     } finally {
       await active.close();
     }
   }
-  const { drain, undrain } = drainSignals();
-  const signals = context.signals(
-    ["SIGINT", "SIGTERM", "SIGHUP", ...drain, ...undrain],
-    active.logger,
-  );
   // For those who ask (HAProxy's agent-check, /healthz, /metrics), across reloads.
   const status = new AgentStatus({
     now: () => context.clock.now(),
     intervalMs: () => active.settings.intervalSeconds * 1000,
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
+    sources: () => active.sources.readings(),
   });
-  const services = await serve(active.settings, status, active.logger);
+  const services = await serve(active.settings, status, active.logger, () => context.clock.now());
+  // The drain file is looked for between ticks too (drainFileExists, a stat).
+  const watching = new AbortController();
+  let watchingDrainFile = Promise.resolve();
   try {
     let running = start(active, status);
+    // A drain or its end is said at once, not at the next tick: every second counts while the
+    // proxies drop it. A drain's second announcement follows soon too, so that the balancer's
+    // 10 s of silence start counting almost at once (the next tick, if it comes first, makes it
+    // the second).
+    const sayAtOnce = (draining: boolean) => {
+      const { agent, stopped } = running;
+      void agent.beat().then(async () => {
+        if (!draining) return;
+        await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
+        if (!stopped.aborted) await agent.beat();
+      });
+    };
+    watchingDrainFile = (async () => {
+      let present = drainFileExists(active.settings.drainFile);
+      while (!watching.signal.aborted) {
+        await context.clock.sleep(DRAIN_FILE_POLL_MS, watching.signal);
+        const now = drainFileExists(active.settings.drainFile);
+        if (now !== present && !watching.signal.aborted) sayAtOnce(now);
+        present = now;
+      }
+    })();
     for (;;) {
       const signal = await signals.next();
       if (drain.includes(signal) || undrain.includes(signal)) {
         const draining = drain.includes(signal);
         active.lasting.drain.set(draining, signal);
-        // Said at once, not at the next tick: every second counts while the proxies drop it. A
-        // drain's second announcement follows soon too, so that the balancer's 10 s of silence
-        // start counting almost at once (the next tick, if it comes first, makes it the second).
-        const { agent, stopped } = running;
-        void agent.beat().then(async () => {
-          if (!draining) return;
-          await context.clock.sleep(DRAIN_REPEAT_MS, stopped);
-          if (!stopped.aborted) await agent.beat();
-        });
+        sayAtOnce(draining);
         continue;
       }
       if (signal !== "SIGHUP") {
         active.logger.info(`stopping on ${signal}: telling the proxies ready=0`);
+        watching.abort(); // nothing after the farewell
         await running.stop();
         await running.agent.farewell();
         break;
@@ -328,10 +424,30 @@ export async function runAgent(
     active.logger.info("stopped");
     return EXIT_OK;
   } finally {
+    watching.abort();
+    await watchingDrainFile;
     signals.close();
     await Promise.all(services.map((service) => service.close()));
     await active.close();
   }
+}
+
+/**
+ * Each source's reading, for `--once --dry-run` with several: `source apache: ready=3 busy=7, 30.0 %
+ * free (the tightest)`, or why it gave none.
+ */
+function readingLines(readings: readonly SourceReading[]): string[] {
+  const shares = readings.map((reading) => reading.problem ? NaN : reading.share ?? NaN);
+  const tightest = shares.some(Number.isNaN) ? -1 : shares.indexOf(Math.min(...shares));
+  return readings.map(({ name, load, share, problem }, index) =>
+    `source ${name}: ${
+      problem || !load
+        ? `no answer: ${problem ?? "not read"}`
+        : `ready=${load.ready} busy=${load.busy}, ${(100 * share!).toFixed(1)} % free${
+          index === tightest ? " (the tightest)" : ""
+        }`
+    }`
+  );
 }
 
 /** The agent-check and HTTP servers the settings ask for, open. */
@@ -339,7 +455,17 @@ async function serve(
   settings: Settings,
   status: AgentStatus,
   logger: Logger,
+  now: () => number,
 ): Promise<{ close(): Promise<void> }[]> {
+  const problems = new ProblemLog(logger, { now });
+  const limits = (listener: Listener, bounds: ConnectionBounds) =>
+    new ConnectionLimits(bounds, (reason, address, detail) => {
+      status.connectionsRefused[listener][reason]++;
+      problems.fail(
+        `${listener} ${reason}`,
+        `${listener}: refused a connection from ${address} (${detail}): ${reason}`,
+      );
+    });
   const services: { close(): Promise<void> }[] = [];
   const open = async (
     what: string,
@@ -353,7 +479,9 @@ async function serve(
     } catch (error) {
       await Promise.all(services.map((service) => service.close()));
       throw new RuntimeFailure(
-        `cannot listen on ${address.text} for ${what}: ${describeError(error)}`,
+        `cannot listen on ${address.text} for ${what}: ${
+          listenFailure(error, { port: address.port, multicast: false })
+        }`,
       );
     }
   };
@@ -361,7 +489,8 @@ async function serve(
     await open(
       "HAProxy agent-check",
       settings.agentCheck,
-      () => serveAgentCheck(settings.agentCheck!, status),
+      () =>
+        serveAgentCheck(settings.agentCheck!, status, limits("agent-check", AGENT_CHECK_BOUNDS)),
     );
   }
   if (settings.http) {
@@ -372,7 +501,7 @@ async function serve(
     await open(
       "/healthz and /metrics",
       settings.http,
-      () => serveAgentHttp(settings.http!, status, build),
+      () => serveAgentHttp(settings.http!, status, build, limits("http", HTTP_BOUNDS)),
     );
   }
   return services;

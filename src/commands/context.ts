@@ -3,6 +3,7 @@
  * process's signals and the UDP adapters. main.ts passes the real ones; tests pass fakes, so
  * reload, drain and farewell are tested without a process of their own.
  */
+import { readFileSync } from "node:fs";
 import { type Destination, lookupAll } from "../address.ts";
 import { UsageError } from "../cli.ts";
 import { describeError } from "../errors.ts";
@@ -76,6 +77,8 @@ export async function resolveDestinations(
 /** One thing a start needs that the configuration may lack, and the setting it is about. */
 export interface Check {
   key?: keyof Settings;
+  /** Which of a repeatable setting's values it is about. */
+  item?: number;
   /** Throws a UsageError (or a SourceConfigError) saying what is wrong. */
   run(): unknown;
 }
@@ -84,14 +87,19 @@ export interface Check {
  * Runs every check, as `-t` does: each problem as one line, put at the FILE:LINE of the
  * directive it is about when the setting came from a config file.
  */
-export async function problemsOf(checks: Check[], origins: Resolved["origins"]): Promise<string[]> {
+export async function problemsOf(
+  checks: Check[],
+  { origins, itemOrigins }: Pick<Resolved, "origins" | "itemOrigins">,
+): Promise<string[]> {
   const problems: string[] = [];
   for (const check of checks) {
     try {
       await check.run();
     } catch (error) {
       if (!(error instanceof UsageError || error instanceof SourceConfigError)) throw error;
-      const origin = check.key ? origins[check.key] : undefined;
+      const origin = check.key &&
+        ((check.item === undefined ? undefined : itemOrigins[check.key]?.[check.item]) ??
+          origins[check.key]);
       problems.push(origin && /:\d+$/.test(origin) ? `${origin}: ${error.message}` : error.message);
     }
   }
@@ -102,3 +110,27 @@ export async function problemsOf(checks: Check[], origins: Resolved["origins"]):
 export async function runChecks(checks: Check[]): Promise<void> {
   for (const check of checks) await check.run();
 }
+
+/**
+ * Linux refuses a port below net.ipv4.ip_unprivileged_port_start (1024) to a process without
+ * CAP_NET_BIND_SERVICE (root has it): said by `-t`, where a start would fail with EACCES. Where
+ * /proc does not tell, nothing is said, and the start says it.
+ */
+export function requireBindablePort(address: AddressSetting, flag: string): void {
+  let first: number;
+  let capabilities: bigint;
+  try {
+    first = Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8"));
+    const status = readFileSync("/proc/self/status", "utf8");
+    capabilities = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"}`);
+  } catch {
+    return;
+  }
+  if (address.port >= first || (capabilities >> CAP_NET_BIND_SERVICE) & 1n) return;
+  throw new UsageError(
+    `${flag} '${address.text}': permission denied (EACCES): ports below ${first} need root or CAP_NET_BIND_SERVICE`,
+  );
+}
+
+/** Its bit in the capability sets of /proc/PID/status. */
+const CAP_NET_BIND_SERVICE = 10n;

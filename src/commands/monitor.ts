@@ -2,18 +2,22 @@
  * `heartbeat monitor`: collects heartbeats by UDP and HTTP into mod_heartmonitor's storage file
  * until SIGTERM or SIGINT; other signals are logged and change nothing.
  */
-import { accessSync, constants, statSync } from "node:fs";
+import { closeSync, constants, openSync, statSync, unlinkSync } from "node:fs";
+import process from "node:process";
 import { dirname, resolve } from "node:path";
 import { type Invocation, UsageError } from "../cli.ts";
-import { describeError } from "../errors.ts";
+import { describeError, listenFailure } from "../errors.ts";
+import { isMulticast } from "../address.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
+import { storageFolderProblem } from "../monitor/storage.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
 import { receiveBufferUnsupported } from "../transport/receive-buffer.ts";
+import { loadAdapter } from "../transport/index.ts";
 import { VERSION } from "../version.ts";
 import {
   type Check,
@@ -21,6 +25,7 @@ import {
   type CommandContext,
   EXIT_OK,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   runChecks,
   RuntimeFailure,
@@ -42,8 +47,39 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
       key: "listen",
       run: () => settings.listen && resolveDestinations([settings.listen], "--listen"),
     },
+    { key: "listen", run: () => settings.listen && tryListening(settings) },
+    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
     { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
   ];
+}
+
+/**
+ * For `-t`: binds and joins as a start would, on a socket closed at once, so that a group no
+ * interface routes or a port the user may not bind is said before a start fails on it. Its
+ * SO_REUSEADDR lets it share the port with a monitor that is running.
+ */
+async function tryListening(settings: Settings): Promise<void> {
+  const listen = settings.listen!;
+  const [{ addresses }] = await resolveDestinations([listen], "--listen");
+  const { openUdpListener } = await loadAdapter(chooseAdapter(settings));
+  try {
+    const listener = await openUdpListener(
+      {
+        address: addresses[0],
+        port: listen.port,
+        interfaceAddress: settings.interfaceAddress,
+        zone: listen.zone,
+      },
+      () => {},
+    );
+    await listener.close();
+  } catch (error) {
+    throw new UsageError(
+      `--listen '${listen.text}': ${
+        listenFailure(error, { port: listen.port, multicast: isMulticast(addresses[0]) })
+      }`,
+    );
+  }
 }
 
 /** What the settings must say for a monitor to start, that nothing else checks. */
@@ -80,16 +116,32 @@ function requirements(settings: Settings): Check[] {
   ];
 }
 
-/** The storage file's folder must exist and be writable, or no storage file would ever appear. */
+/**
+ * The storage file's folder must exist and take a new file, or no storage file would ever appear,
+ * and be safe: not one where any local user could swap the monitor's files. Taking a file is
+ * tried by making one, named as writeFileAtomic's temporaries (a monitor killed meanwhile leaves
+ * nothing a later start keeps): Deno's access(W_OK) judges by the mode bits alone, so it refused
+ * root a folder another user owns.
+ */
 function requireWritableFolder(file: string): void {
-  const folder = dirname(resolve(file));
+  const path = resolve(file);
+  const folder = dirname(path);
+  const probe = `${path}.tmp.${process.pid}.probe`;
+  let unsafe: string | undefined;
   try {
-    if (!statSync(folder).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
-    accessSync(folder, constants.W_OK);
+    const stat = statSync(folder);
+    if (!stat.isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+    closeSync(openSync(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600));
+    unlinkSync(probe);
+    unsafe = process.platform === "win32" ? undefined : storageFolderProblem(stat.mode);
   } catch (error) {
     throw new UsageError(
       `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
     );
+  }
+  if (unsafe) {
+    throw new UsageError(`--storage '${file}': the folder ${folder} is unsafe: ${unsafe}`);
   }
 }
 
@@ -108,6 +160,7 @@ export async function runMonitorCommand(
     ? new SignatureCheck(
       keyFrom(settings.keyFile, logger),
       settings.signatureWindowSeconds,
+      Math.floor(Date.now() / 1000),
     )
     : undefined;
   const udp = settings.listen
@@ -119,12 +172,14 @@ export async function runMonitorCommand(
       receiveBuffer: settings.receiveBuffer || undefined,
     }
     : undefined;
-  const where = [
-    udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined,
-    settings.http
-      ? `http ${settings.http.text} (POST ${settings.httpPaths.join(", ")})`
-      : undefined,
-  ].filter(Boolean).join(", ");
+  const udpWhere = udp ? `udp ${udp.address}:${udp.port} (${adapter} adapter)` : undefined;
+  const httpWhere = settings.http
+    ? `http ${settings.http.text} (POST ${settings.httpPaths.join(", ")})`
+    : undefined;
+  const where = [udpWhere, httpWhere].filter(Boolean).join(", ");
+  // Which listener failed, so that the message names that one only.
+  const { openUdpListener } = await context.adapter(adapter);
+  let udpFailed: string | undefined;
   const signals = context.signals(["SIGINT", "SIGTERM", "SIGHUP", ...UNUSED_BY_MONITOR], logger);
   const stop = new AbortController();
   allowOptimizingJit();
@@ -140,7 +195,14 @@ export async function runMonitorCommand(
         now: () => clock.now(),
       })
       : undefined,
-    openUdpListener: (await context.adapter(adapter)).openUdpListener,
+    openUdpListener: (options, onDatagram) =>
+      openUdpListener(options, onDatagram).catch((error) => {
+        udpFailed = listenFailure(error, {
+          port: options.port,
+          multicast: isMulticast(options.address),
+        });
+        throw error;
+      }),
     storage: settings.storage,
     maxServers,
     allow: settings.allow ?? [],
@@ -190,7 +252,11 @@ export async function runMonitorCommand(
     logger.info("stopped");
     return EXIT_OK;
   } catch (error) {
-    throw new RuntimeFailure(`cannot listen on ${where}: ${describeError(error)}`);
+    if (udpFailed) throw new RuntimeFailure(`cannot listen on ${udpWhere}: ${udpFailed}`);
+    const failed = settings.http
+      ? `${httpWhere}: ${listenFailure(error, { port: settings.http.port, multicast: false })}`
+      : `${where}: ${describeError(error)}`;
+    throw new RuntimeFailure(`cannot listen on ${failed}`);
   } finally {
     signals.close();
   }

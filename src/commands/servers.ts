@@ -13,8 +13,12 @@ import {
   BALANCER_MAX_LASTSEEN,
   balancerMembers,
   balancerShares,
+  heardElsewhere,
+  type Member,
+  memberShares,
   parseStorage,
   type Share,
+  type StoredServer,
 } from "../monitor/storage.ts";
 import { KNOWN_DIRECTIVES } from "../settings.ts";
 import { type CommandIO, EXIT_FAILURE, EXIT_OK } from "./context.ts";
@@ -60,14 +64,18 @@ export function showServers(request: ServersRequest, io: CommandIO): number {
     );
   }
   for (const [name, members] of chosen) {
-    io.stdout(`${name} (members in ${request.configFile}'s order: ${members.join(", ")})`);
-    io.stdout(table(balancerShares(servers, members)));
+    io.stdout(
+      `${name} (members in ${request.configFile}'s order: ${
+        members.map((member) => member.url).join(", ")
+      })`,
+    );
+    io.stdout(memberTable(servers, members));
   }
   return EXIT_OK;
 }
 
-/** The balancers of an Apache config and their members' hosts, in order. */
-function membersOf(configFile: string): Map<string, string[]> {
+/** The balancers of an Apache config and their members, in order. */
+function membersOf(configFile: string): Map<string, Member[]> {
   const read = readHttpdConfig(configFile, {
     fs: nodeConfigFs,
     env: process.env,
@@ -87,14 +95,60 @@ function table(shares: Share[]): string {
       String(server.port),
       String(server.ready),
       String(server.busy),
-      server.lastseen < 0
-        ? "?"
-        : `${server.lastseen} s${server.lastseen >= BALANCER_MAX_LASTSEEN ? " (too old)" : ""}`,
-      `${server.weight}${server.busy === 0 && server.ready !== 0 && server.up ? " (ready/4)" : ""}${
-        server.up ? "" : server.lastseen < BALANCER_MAX_LASTSEEN ? " (not a member)" : ""
-      }`,
-      `${(server.share * 100).toFixed(1)}%`,
+      age(server),
+      `${server.weight}${quartered(server, server.up)}`,
+      percent(server.share),
     ]),
   ];
   return formatColumns(rows);
+}
+
+/**
+ * One row per balancer member, as the balancer draws: its server found by host alone (a
+ * heartbeat's port= plays no part), and where a host has several members, whose picks go to
+ * which; then the servers heard on no member's host.
+ */
+function memberTable(servers: StoredServer[], members: Member[]): string {
+  const rows = [
+    ["member", "server", "ready", "busy", "age", "weight", "share"],
+    ...memberShares(servers, members).map((row) => {
+      const { server } = row;
+      if (!server) return [row.member, "-", "-", "-", "-", "0 (no heartbeat)", percent(0)];
+      return [
+        row.member,
+        server.ip,
+        String(server.ready),
+        String(server.busy),
+        age(server),
+        `${row.weight}${quartered(server, row.up)}${
+          row.up && row.picksTo !== row.member ? ` (its picks go to ${row.picksTo})` : ""
+        }`,
+        percent(row.share),
+      ];
+    }),
+    ...heardElsewhere(servers, members).map((server) => [
+      "-",
+      server.ip,
+      String(server.ready),
+      String(server.busy),
+      age(server),
+      "0 (not a member)",
+      percent(0),
+    ]),
+  ];
+  return formatColumns(rows);
+}
+
+function age(server: StoredServer): string {
+  return server.lastseen < 0
+    ? "?"
+    : `${server.lastseen} s${server.lastseen >= BALANCER_MAX_LASTSEEN ? " (too old)" : ""}`;
+}
+
+function quartered(server: StoredServer, up: boolean): string {
+  return server.busy === 0 && server.ready !== 0 && up ? " (ready/4)" : "";
+}
+
+function percent(share: number): string {
+  return `${(share * 100).toFixed(1)}%`;
 }

@@ -13,6 +13,8 @@ export interface ConfigFs {
   isDirectory(path: string): boolean;
   exists(path: string): boolean;
   readdir(path: string): string[];
+  /** The path with every symbolic link resolved. */
+  realpath(path: string): string;
 }
 
 export interface Directive {
@@ -63,8 +65,15 @@ const CONDITIONALS = new Map([["ifdefine", "IfDefine"], ["ifmodule", "IfModule"]
   "IfFile",
 ], ["ifdirective", "IfDirective"]]);
 const LANGUAGE = ["define", "undefine", "include", "includeoptional", "loadmodule", "serverroot"];
-/** Apache gives up on includes nested deeper than this. */
+/** Apache gives up on includes, and on folders within an included one, nested deeper than this. */
 const MAX_INCLUDE_DEPTH = 128;
+/**
+ * Apache reads a configuration line of at most 16 MiB (VARBUF_MAX_LEN); `${NAME}`s may add at most
+ * as much to all the lines read, so that Defines doubling each other cannot exhaust memory.
+ */
+export const MAX_EXPANDED_BYTES = 16 * 1024 * 1024;
+/** Files and folders one Include may walk: folders linked into themselves would be endless. */
+export const MAX_INCLUDE_PATHS = 10_000;
 
 interface OpenSection {
   name: string;
@@ -91,15 +100,21 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
   const problem = (file: string, line: number, message: string) =>
     problems.push({ file, line, message });
 
-  function expand(text: string, undefinedVariables: string[]): string {
-    return text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (written, name: string) => {
+  let expandedBytes = 0;
+  /** `text` with its `${NAME}`s replaced; undefined once expansions add up past the limit. */
+  function expand(text: string, undefinedVariables: string[]): string | undefined {
+    let over = false;
+    const expanded = text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (written, name: string) => {
       const value = defines.get(name) ?? options.env[name];
       if (value === undefined) {
         undefinedVariables.push(name);
         return written;
       }
-      return value;
+      expandedBytes += value.length;
+      over ||= expandedBytes > MAX_EXPANDED_BYTES;
+      return over ? "" : value;
     });
+    return over ? undefined : expanded;
   }
 
   function readFile(file: string, includedFrom: string[], includedAt = 0): void {
@@ -124,7 +139,17 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       const trimmed = raw.trim();
       if (trimmed === "" || trimmed.startsWith("#")) continue;
       const undefinedVariables: string[] = [];
-      const words = tokenize(expand(trimmed, undefinedVariables));
+      const expanded = expand(trimmed, undefinedVariables);
+      if (expanded === undefined) {
+        problem(
+          file,
+          line,
+          `Line too long: \${} variables add more than ${MAX_EXPANDED_BYTES} bytes to the ` +
+            "configuration, the longest line Apache reads (Defines that double each other?)",
+        );
+        return;
+      }
+      const words = tokenize(expanded);
       // A line of nothing but variables that expand to nothing: as good as blank.
       if (words.length === 0) continue;
       const first = words[0];
@@ -140,16 +165,15 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       }
 
       if (first.startsWith("<")) {
-        const name = first.slice(1).replace(/>$/, "");
-        const args = words.slice(1);
-        const closed = first.endsWith(">") ||
-          (args.length > 0 && args[args.length - 1].endsWith(">"));
-        if (!closed) problem(file, line, `<${name}> directive missing closing '>'`);
-        if (!first.endsWith(">") && args.length) {
-          args[args.length - 1] = args[args.length - 1].replace(/>$/, "");
-        }
+        // As Apache: the arguments are what stands before the line's last '>', so that a quoted
+        // one, <IfModule "mod_heartbeat.c">, is one argument.
+        const [, name, rest] = /^<([^\s>]*)(.*)$/s.exec(expanded) ?? ["", first.slice(1), ""];
+        const closing = rest.lastIndexOf(">");
+        if (closing < 0) problem(file, line, `<${name}> directive missing closing '>'`);
+        const raw = (closing < 0 ? rest : rest.slice(0, closing)).trim();
+        const args = tokenize(raw);
         const conditional = CONDITIONALS.has(name.toLowerCase());
-        const holds = !conditional || !active() || condition(name.toLowerCase(), args, file, line);
+        const holds = !conditional || !active() || condition(name.toLowerCase(), raw, file, line);
         sections.push({ name, args, file, line, active: holds, conditional });
         continue;
       }
@@ -197,13 +221,18 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     for (const open of sections) problem(open.file, open.line, `<${open.name}> was not closed.`);
   }
 
-  function condition(kind: string, args: string[], file: string, line: number): boolean {
+  /**
+   * Whether the conditional section `kind` holds for its argument, `raw` as written. As Apache,
+   * a `!` negates only before the quotes: `!"FOO"` is not FOO, `"!FOO"` is one named !FOO.
+   */
+  function condition(kind: string, raw: string, file: string, line: number): boolean {
+    const negated = raw.startsWith("!");
+    const args = tokenize(negated ? raw.slice(1) : raw);
     if (args.length !== 1) {
       problem(file, line, `<${CONDITIONALS.get(kind)}> takes one argument`);
       return false;
     }
-    const negated = args[0].startsWith("!");
-    const subject = negated ? args[0].slice(1) : args[0];
+    const subject = args[0];
     let holds: boolean;
     switch (kind) {
       case "ifdefine":
@@ -240,7 +269,7 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
       return;
     }
     if (undefinedVariables.length) {
-      problem(file, line, `${name}: variable \${${undefinedVariables[0]}} is not defined`);
+      problem(file, line, `${name}: ${undefinedVariable(undefinedVariables[0])}`);
       return;
     }
     if (stack.length > MAX_INCLUDE_DEPTH) {
@@ -252,6 +281,10 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     try {
       files = expandIncludePath(pattern, options.fs);
     } catch (error) {
+      if (error instanceof IncludeWalkError) {
+        problem(file, line, `${name}: ${pattern}: ${error.message}`);
+        return;
+      }
       // A folder that cannot be listed (one a DynamicUser may not read): say so, and go on.
       problem(
         file,
@@ -322,28 +355,39 @@ function logicalLines(text: string): { text: string; line: number }[] {
  */
 export function tokenize(line: string): string[] {
   const words: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    while (i < line.length && /\s/.test(line[i])) i++;
-    if (i >= line.length) break;
+  // Searches rather than a character at a time: a line may be megabytes long.
+  const space = /\s/g;
+  const text = /\S/g;
+  for (let i = 0;;) {
+    text.lastIndex = i;
+    if (!text.test(line)) break;
+    i = text.lastIndex - 1;
     const quote = line[i];
-    let word = "";
     if (quote === '"' || quote === "'") {
-      i++;
-      while (i < line.length && line[i] !== quote) {
-        if (line[i] === "\\" && line[i + 1] === quote) i++;
-        word += line[i++];
-      }
-      i++;
+      let end = line.indexOf(quote, i + 1);
+      while (end > 0 && line[end - 1] === "\\") end = line.indexOf(quote, end + 1);
+      if (end < 0) end = line.length;
+      words.push(line.slice(i + 1, end).replaceAll(`\\${quote}`, quote));
+      i = end + 1;
     } else {
-      while (i < line.length && !/\s/.test(line[i])) word += line[i++];
+      space.lastIndex = i;
+      const end = space.test(line) ? space.lastIndex - 1 : line.length;
+      words.push(line.slice(i, end));
+      i = end;
     }
-    words.push(word);
   }
   return words;
 }
 
-/** The files an Include path names: itself, a directory's files (recursively), or glob matches, sorted. */
+/** Why an Include is refused before any file it names is read. */
+export class IncludeWalkError extends Error {}
+
+/**
+ * The files an Include path names: itself, a directory's files (recursively), or glob matches,
+ * sorted. Throws IncludeWalkError for a folder reached twice, through a link (to itself or to a
+ * folder above it, a loop: Apache would walk it to its depth limit, 128, doubling at each level
+ * with two such links), and past MAX_INCLUDE_PATHS files and folders.
+ */
 export function expandIncludePath(pattern: string, fs: ConfigFs): string[] {
   const segments = pattern.split("/");
   let paths = [pattern.startsWith("/") ? "/" : "."];
@@ -368,14 +412,44 @@ export function expandIncludePath(pattern: string, fs: ConfigFs): string[] {
     }
     paths = next;
   }
-  return paths.flatMap((path) => filesUnder(path, fs));
+  const walk: Walk = { fs, paths: 0, folders: new Map() };
+  return paths.flatMap((path) => filesUnder(path, walk, 0));
 }
 
-function filesUnder(path: string, fs: ConfigFs): string[] {
+interface Walk {
+  fs: ConfigFs;
+  /** Files and folders looked at so far. */
+  paths: number;
+  /** The folders walked into, by real path, each with the path it was first reached by. */
+  folders: Map<string, string>;
+}
+
+/** The files at or under `path`, a folder `depth` below the one included. */
+function filesUnder(path: string, walk: Walk, depth: number): string[] {
+  const { fs, folders } = walk;
+  if (++walk.paths > MAX_INCLUDE_PATHS) {
+    throw new IncludeWalkError(`more than ${MAX_INCLUDE_PATHS} files and folders to include`);
+  }
   if (!fs.exists(path)) return [];
   if (!fs.isDirectory(path)) return [path];
+  if (depth > MAX_INCLUDE_DEPTH) {
+    throw new IncludeWalkError(
+      `Directory ${path} exceeds the maximum include directory nesting level of ` +
+        `${MAX_INCLUDE_DEPTH}. You have probably a recursion somewhere.`,
+    );
+  }
+  const real = fs.realpath(path);
+  const first = folders.get(real);
+  if (first !== undefined) {
+    throw new IncludeWalkError(
+      path.startsWith(`${first}/`)
+        ? `${path} is a link back to ${first}, a folder it is in: a loop`
+        : `${path} and ${first} are one folder, ${real}, reached twice through links`,
+    );
+  }
+  folders.set(real, path);
   return fs.readdir(path).filter((entry) => !entry.startsWith(".")).sort().flatMap((entry) =>
-    filesUnder(join(path, entry), fs)
+    filesUnder(join(path, entry), walk, depth + 1)
   );
 }
 
@@ -411,4 +485,16 @@ function reason(error: unknown): string {
     : code === "EACCES"
     ? "Permission denied"
     : String((error as Error).message ?? error);
+}
+
+/**
+ * Apache's words for a `${NAME}` that neither a Define nor the environment sets, with what to do
+ * for the one a systemd unit sets (LoadCredential=) and a check outside it does not.
+ */
+export function undefinedVariable(name: string): string {
+  return `variable \${${name}} is not defined${
+    name === "CREDENTIALS_DIRECTORY"
+      ? " (systemd sets it for a unit with LoadCredential=; to check the file outside the unit, give it: CREDENTIALS_DIRECTORY=/etc/heartbeat heartbeat -t -f FILE)"
+      : ""
+  }`;
 }

@@ -1,15 +1,7 @@
 /** Settings from flags, the environment and, when one is named, a config file on disk. */
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fstatSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-} from "node:fs";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
+import { readRegularFile } from "../regular-file.ts";
 import { KNOWN_DIRECTIVES, type Layers, type Resolved, resolveSettings } from "../settings.ts";
 import { type ConfigFs, readHttpdConfig } from "./httpd.ts";
 
@@ -17,28 +9,12 @@ import { type ConfigFs, readHttpdConfig } from "./httpd.ts";
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export const nodeConfigFs: ConfigFs = {
-  readFile: readConfigFile,
+  readFile: (path) => readRegularFile(path, MAX_CONFIG_BYTES).text,
   isDirectory: (path) => statSync(path).isDirectory(),
   exists: (path) => existsSync(path),
   readdir: (path) => readdirSync(path),
+  realpath: (path) => realpathSync(path),
 };
-
-/**
- * The text of a config file, refusing what is not a regular file (a FIFO would hang the read,
- * /dev/zero would never end) or is larger than MAX_CONFIG_BYTES.
- */
-function readConfigFile(path: string): string {
-  // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const info = fstatSync(fd);
-    if (!info.isFile()) throw new Error("not a regular file");
-    if (info.size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
-    return readFileSync(fd, "utf8");
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** This agent is mod_heartbeat, so <IfModule mod_heartbeat.c> holds. */
 const BUILTIN_MODULES = ["heartbeat_module", "mod_heartbeat.c"];

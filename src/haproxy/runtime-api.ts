@@ -13,25 +13,34 @@ import type { ServerEntry } from "../monitor/table.ts";
 
 /** HAProxy's largest server weight. */
 export const HAPROXY_MAX_WEIGHT = 256;
-/** A runtime API command that has not answered by then has failed. */
-const COMMAND_TIMEOUT_MS = 2_000;
+/**
+ * One exchange with the runtime API (connect, command, whole answer) has this long, from the
+ * start: a socket that answers a byte at a time must not hold the push for good.
+ */
+export const EXCHANGE_DEADLINE_MS = 2_000;
+/**
+ * An answer larger than this has failed: `show servers state` takes about 200 bytes a server, so
+ * this is some 20,000 servers, and a socket streaming without end cannot take the memory.
+ */
+export const MAX_ANSWER_BYTES = 4 << 20;
 
 /**
- * The weights HAProxy should give these servers, in proportion to what mod_lbmethod_heartbeat
- * would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent for 10 s, scaled so
- * that the largest is 256 and none that has a free slot is below 1.
+ * The weights HAProxy should give these servers (one backend's members), in proportion to what
+ * mod_lbmethod_heartbeat would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent
+ * for 10 s, scaled so that the largest is 256 and none that has a free slot is below 1 (a server
+ * at ready=1-3 and busy=0 is 0 to the balancer, but HAProxy would answer 503 with only those).
  */
 export function haproxyWeights(entries: ServerEntry[], now: number): Map<ServerEntry, number> {
   const base = new Map(entries.map((entry) => {
     const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
-    const ready = entry.busy === 0 && entry.ready !== 0 ? Math.floor(entry.ready / 4) : entry.ready;
-    return [entry, fresh ? Math.max(0, ready) : 0];
+    const ready = entry.busy === 0 ? Math.floor(entry.ready / 4) : entry.ready;
+    return [entry, fresh && entry.ready > 0 ? ready : undefined];
   }));
-  const most = Math.max(0, ...base.values());
+  const most = Math.max(1, ...[...base.values()].map((ready) => ready ?? 0));
   return new Map(
-    [...base].map(([entry, weight]) => [
+    [...base].map(([entry, ready]) => [
       entry,
-      weight === 0 ? 0 : Math.max(1, Math.round((HAPROXY_MAX_WEIGHT * weight) / most)),
+      ready === undefined ? 0 : Math.max(1, Math.round((HAPROXY_MAX_WEIGHT * ready) / most)),
     ]),
   );
 }
@@ -83,31 +92,54 @@ export class HAProxyPush {
     if (this.#syncing) return;
     this.#syncing = true;
     try {
-      const weights = haproxyWeights(entries, now);
-      await Promise.all(this.#sockets.map((socket) => this.#syncOne(socket, entries, weights)));
+      await Promise.all(this.#sockets.map((socket) => this.#syncOne(socket, entries, now)));
     } finally {
       this.#syncing = false;
     }
   }
 
-  async #syncOne(
-    socket: string,
-    entries: ServerEntry[],
-    weights: Map<ServerEntry, number>,
-  ): Promise<void> {
+  /**
+   * The backends named by --haproxy-backend that an HAProxy answering says it does not have, as
+   * `/healthz` tells them: a mistyped name would otherwise push nothing, silently.
+   */
+  get missingBackends(): string[] {
+    return [...this.#missing];
+  }
+
+  readonly #missing = new Set<string>();
+
+  async #syncOne(socket: string, entries: ServerEntry[], now: number): Promise<void> {
     const key = `haproxy ${socket}`;
     try {
       const commands: string[] = [];
       for (const backend of this.#backends) {
-        for (
-          const server of parseServersState(
-            await runtimeCommand(socket, `show servers state ${backend}`),
-          )
-        ) {
-          const entry = entries.find((candidate) =>
+        const answer = await runtimeCommand(socket, `show servers state ${backend}`);
+        const missing = `backend '${backend}' in HAProxy at ${socket}`;
+        if (!answer.split("\n").some((line) => line.startsWith("# "))) {
+          this.#missing.add(missing);
+          this.#problems.fail(
+            `${key} ${backend}`,
+            `--haproxy-backend ${backend}: HAProxy at ${socket} has no such backend ` +
+              `(it says ${JSON.stringify(answer.trim().split("\n")[0])}): nothing is pushed there`,
+          );
+          continue;
+        }
+        if (this.#missing.delete(missing)) {
+          this.#problems.ok(`${key} ${backend}`, `HAProxy at ${socket} has backend ${backend}`);
+        }
+        // Scaled over this backend's members only: no server outside it sets their weights.
+        const members = parseServersState(answer).map((server) => ({
+          server,
+          entry: entries.find((candidate) =>
             candidate.ip === server.address &&
             (!candidate.portGiven || candidate.port === server.port)
-          );
+          ),
+        }));
+        const weights = haproxyWeights(
+          members.flatMap(({ entry }) => entry ? [entry] : []),
+          now,
+        );
+        for (const { server, entry } of members) {
           const weight = entry && weights.get(entry);
           if (weight !== undefined && weight !== server.weight) {
             commands.push(`set server ${server.backend}/${server.name} weight ${weight}`);
@@ -130,19 +162,40 @@ export class HAProxyPush {
   }
 }
 
-/** One runtime API command (or several, `;`-separated) on a connection of its own; the answer. */
+/**
+ * One runtime API command (or several, `;`-separated) on a connection of its own; the answer,
+ * whole within EXCHANGE_DEADLINE_MS of the start and at most MAX_ANSWER_BYTES, or an error.
+ */
 async function runtimeCommand(socket: string, command: string): Promise<string> {
   const { connect } = await import("node:net");
   const at = /^(.+):(\d+)$/.exec(socket);
+  const what = `'${command.split(";")[0]}'${command.includes(";") ? " and the rest" : ""}`;
   return new Promise((resolve, reject) => {
     const connection = socket.startsWith("/") || !at
       ? connect({ path: socket })
       : connect({ host: at[1].replace(/^\[|\]$/g, ""), port: Number(at[2]) });
-    let answer = "";
-    connection.setTimeout(COMMAND_TIMEOUT_MS, () => connection.destroy(new Error("no answer")));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (error: Error) => {
+      clearTimeout(deadline);
+      connection.destroy();
+      reject(error);
+    };
+    const deadline = setTimeout(
+      () => fail(new Error(`no whole answer to ${what} within ${EXCHANGE_DEADLINE_MS / 1000} s`)),
+      EXCHANGE_DEADLINE_MS,
+    );
     connection.on("connect", () => connection.write(`${command}\n`));
-    connection.on("data", (chunk) => answer += chunk);
-    connection.on("error", reject);
-    connection.on("close", () => resolve(answer));
+    connection.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_ANSWER_BYTES) {
+        fail(new Error(`the answer to ${what} is larger than ${MAX_ANSWER_BYTES} bytes`));
+      } else chunks.push(chunk);
+    });
+    connection.on("error", fail);
+    connection.on("close", () => {
+      clearTimeout(deadline);
+      resolve(Buffer.concat(chunks).toString("latin1"));
+    });
   });
 }

@@ -4,10 +4,19 @@
  * mod_lbmethod_heartbeat reads.
  */
 import { listen, reply } from "../listen.ts";
+import {
+  type ConnectionBounds,
+  ConnectionLimits,
+  type ConnectionRefusal,
+  hostOf,
+  HTTP_BOUNDS,
+  limitConnections,
+} from "../connection-limits.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
-import { isIP, type Socket } from "node:net";
+import { isIP } from "node:net";
 import {
+  type Heartbeat,
   latin1,
   MAX_MESSAGE_BYTES,
   parseHeartbeat,
@@ -43,8 +52,10 @@ export interface MonitorOptions {
   signatures?: SignatureCheck;
   /** Seconds since 1970, for signatures' timestamps. */
   unixNow?: () => number;
-  /** HTTP limits (tests shorten them): a request whole within, a connection idle at most. */
-  httpTimeouts?: { requestMs: number; idleMs: number };
+  /** A POST's body must be whole within this of its headers (tests shorten it). */
+  httpRequestMs?: number;
+  /** Connections open at once, and how long each may take (tests shorten it). */
+  httpBounds?: ConnectionBounds;
   /** Sets HAProxy's weights from the table, each tick. */
   haproxy?: HAProxyPush;
   /** Where the HTTP side takes POSTed heartbeats (default: DEFAULT_HTTP_PATHS). */
@@ -62,6 +73,8 @@ export class Monitor {
   readonly table: ServerTable;
   readonly accepted: Record<Via, number> = { udp: 0, http: 0 };
   readonly rejected = new Map<Rejection, number>();
+  /** Heartbeats taken without their `port=`, which was no port (codec: ignoredPort). */
+  portsIgnored = 0;
   readonly httpRefused = new Map<HttpRefusal, number>();
   readonly #options: MonitorOptions;
   readonly #problems: ProblemLog;
@@ -78,13 +91,16 @@ export class Monitor {
     sender: string,
     via: Via,
     /** The message's size, where only that was kept (an oversize POST is not read whole). */
-    size = message.length,
+    size?: number,
   ): { reason: Rejection; detail: string } | undefined {
     // A link-local sender comes with its zone (`fe80::1%eth0`) from some runtimes and not others: one host, one entry.
     const from = sender.includes(":")
       ? sender.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "")
       : sender;
-    const rejection = this.#take(message, from, via, size);
+    // A trailing line end is no part of the heartbeat, over UDP (`echo ... | socat`) as in a
+    // POST (Tomcat's CRLF): Apache's atoi never sees it.
+    const body = typeof message === "string" ? message : trimEnd(message);
+    const rejection = this.#take(body, from, via, size ?? body.length);
     if (rejection) {
       this.rejected.set(rejection.reason, (this.rejected.get(rejection.reason) ?? 0) + 1);
       this.#problems.fail(
@@ -126,7 +142,9 @@ export class Monitor {
     );
     if (unsound) return unsound;
     // The common form straight from the bytes; anything else through the full parser.
-    let heartbeat = typeof message === "string" ? undefined : readCommonHeartbeat(message);
+    let heartbeat: Heartbeat & { ignoredPort?: string } | undefined = typeof message === "string"
+      ? undefined
+      : readCommonHeartbeat(message);
     if (!heartbeat) {
       const parsed = parseHeartbeat(message);
       if (!parsed.ok) return parsed;
@@ -135,6 +153,15 @@ export class Monitor {
     const recorded = this.table.record(from, heartbeat, clock.now());
     if (recorded === "full") {
       return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
+    }
+    if (heartbeat.ignoredPort !== undefined) {
+      this.portsIgnored++;
+      this.#problems.fail(
+        "ignored port",
+        `took a heartbeat from ${from} (${via}) without its port: port=${
+          JSON.stringify(heartbeat.ignoredPort)
+        } is no port from 1 to 65535`,
+      );
     }
     this.accepted[via]++;
     const { ready, busy, port } = heartbeat;
@@ -149,18 +176,19 @@ export class Monitor {
     return undefined;
   }
 
-  /** New servers logged one a line, at most NEW_SERVER_LINES a second; the rest counted. */
+  /** New servers logged one a line, at most SERVER_LINES a second; the rest counted. */
   #newServers = { logged: 0, unlogged: 0 };
 
   #newServer(ip: string, via: Via): void {
-    if (this.#newServers.logged++ < NEW_SERVER_LINES) {
+    if (this.#newServers.logged++ < SERVER_LINES) {
       this.#options.logger.info(`new server ${ip} (${via})`);
     } else this.#newServers.unlogged++;
   }
 
   /**
    * Takes the servers of a storage file left by an earlier run (or by mod_heartmonitor), aged
-   * by their lastseen, as mod_heartmonitor keeps the existing lines: a restart loses no one.
+   * by their lastseen: a restart loses no one. (mod_heartmonitor's own rewrite is from what it
+   * heard since its start, so its file is empty at the first one after a restart.)
    */
   restore(servers: StoredServer[]): number {
     const now = this.#options.clock.now();
@@ -187,8 +215,12 @@ export class Monitor {
     this.#options.signatures?.forget(this.#unixNow());
     // Not awaited: an HAProxy that does not answer must not hold up the storage file.
     void this.#options.haproxy?.sync(this.table.entries(), this.#options.clock.now());
-    for (const gone of this.table.expire(this.#options.clock.now())) {
-      this.#options.logger.info(`server ${gone.ip} silent for 30 s: removed`);
+    const gone = this.table.expire(this.#options.clock.now());
+    for (const { ip } of gone.slice(0, SERVER_LINES)) {
+      this.#options.logger.info(`server ${ip} silent for 30 s: removed`);
+    }
+    if (gone.length > SERVER_LINES) {
+      this.#options.logger.info(`and ${gone.length - SERVER_LINES} more servers silent: removed`);
     }
     this.writeStorage();
   }
@@ -212,19 +244,12 @@ export class Monitor {
     this.#problems.fail(`http ${reason}`, `refused ${what}: ${reason}`);
   }
 
-  /**
-   * Whether a new HTTP connection from `ip` may stay open: the sender is in --allow (checked
-   * here, before anything is read) and fewer than HTTP_MAX_CONNECTIONS are open.
-   */
-  admitConnection(ip: string | undefined, open: number): boolean {
+  /** Whether a new HTTP connection from `ip` may stay open: --allow, checked before anything is read. */
+  allowsConnection(ip: string | undefined): boolean {
     const { allow } = this.#options;
-    const sender = ip?.replace(/^::ffff:(?=\d+\.)/, "");
-    if (!sender || (allow.length > 0 && !allow.some((range) => inCidr(sender, range)))) {
-      this.refusedHttp("not-allowed", `a connection from ${ip}`);
-      return false;
-    }
-    if (open >= HTTP_MAX_CONNECTIONS) {
-      this.refusedHttp("too-many-connections", `a connection from ${ip} (${open} open)`);
+    const sender = hostOf(ip);
+    if (!ip || (allow.length > 0 && !allow.some((range) => inCidr(sender, range)))) {
+      this.refusedHttp("not-allowed", `a connection from ${sender}`);
       return false;
     }
     return true;
@@ -232,10 +257,16 @@ export class Monitor {
 
   #storageProblem: string | undefined;
 
-  /** GET /healthz: unhealthy while the storage file cannot be written. */
+  /**
+   * GET /healthz: unhealthy while the storage file cannot be written, or while an HAProxy says it
+   * has no backend of that name (a mistyped --haproxy-backend).
+   */
   health(): { healthy: boolean; reason: string } {
-    return this.#storageProblem
-      ? { healthy: false, reason: this.#storageProblem }
+    const missing = this.#options.haproxy?.missingBackends ?? [];
+    const problem = this.#storageProblem ??
+      (missing.length ? `no such --haproxy-backend: ${missing.join(", ")}` : undefined);
+    return problem
+      ? { healthy: false, reason: problem }
       : { healthy: true, reason: `ok: ${this.table.size} servers` };
   }
 
@@ -315,6 +346,12 @@ export class Monitor {
             }`
           ),
       ),
+      family(
+        "heartbeat_ports_ignored_total",
+        "Heartbeats taken without their port=, which was no port from 1 to 65535.",
+        "counter",
+        [`heartbeat_ports_ignored_total ${this.portsIgnored}`],
+      ),
       ...(this.#options.haproxy
         ? [
           family("heartbeat_haproxy_weight_changes_total", "Weights set in HAProxy.", "counter", [
@@ -340,6 +377,7 @@ export class Monitor {
           "timeout",
           "not-allowed",
           "too-many-connections",
+          "too-many-from-address",
         ] as HttpRefusal[]).map((reason) =>
           `heartbeat_http_requests_refused_total{reason="${reason}"} ${
             this.httpRefused.get(reason) ?? 0
@@ -391,7 +429,7 @@ export class Monitor {
         refuse(408, "timeout", "Request Timeout: send the heartbeat at once\n", {
           Connection: "close",
         });
-      }, this.#options.httpTimeouts?.requestMs ?? HTTP_REQUEST_TIMEOUT_MS);
+      }, this.#options.httpRequestMs ?? HTTP_REQUEST_TIMEOUT_MS);
       const declared = Number(request.headers["content-length"]);
       if (declared > MAX_MESSAGE_BYTES) return oversize(declared);
       const chunks: Buffer[] = [];
@@ -450,8 +488,8 @@ function readStorageFile(path: string): StoredServer[] {
   }
 }
 
-/** How many new servers a second get a log line each. */
-const NEW_SERVER_LINES = 10;
+/** How many new servers, and how many removed ones, get a log line each a second. */
+const SERVER_LINES = 10;
 
 /** Why the HTTP side refused a request or a connection, other than for what a heartbeat said. */
 export type HttpRefusal =
@@ -459,13 +497,10 @@ export type HttpRefusal =
   | "method-not-allowed"
   | "timeout"
   | "not-allowed"
-  | "too-many-connections";
+  | ConnectionRefusal;
 
-/** A request must be whole within this; a connection idle this long is closed. */
+/** A POST's body must be whole within this of its headers. */
 export const HTTP_REQUEST_TIMEOUT_MS = 5_000;
-const HTTP_IDLE_TIMEOUT_MS = 10_000;
-/** Connections open at once, at most: past it, new ones are closed at once. */
-export const HTTP_MAX_CONNECTIONS = 128;
 
 /** Where heartbeats are POSTed when no --http-path is given. */
 export const DEFAULT_HTTP_PATHS = ["/heartbeat", "/HeartbeatListener"];
@@ -478,7 +513,8 @@ function trimEnd(bytes: Uint8Array): Uint8Array {
     (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x09 || bytes[end - 1] === 0x0d ||
       bytes[end - 1] === 0x0a)
   ) end--;
-  return bytes.subarray(0, end);
+  // Nearly always nothing to trim: no new view for each of thousands of datagrams a second.
+  return end === bytes.length ? bytes : bytes.subarray(0, end);
 }
 
 export interface RunMonitorOptions extends MonitorOptions {
@@ -519,21 +555,12 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
     if (options.http) {
       const { createServer } = await import("node:http");
       server = createServer((request, response) => monitor.handleHttp(request, response));
-      // Bun tells of a connection only once it sends something: its idle ones are closed here.
-      server.setTimeout(
-        options.httpTimeouts?.idleMs ?? HTTP_IDLE_TIMEOUT_MS,
-        (socket) => socket.destroy(),
+      const limits = new ConnectionLimits(
+        options.httpBounds ?? HTTP_BOUNDS,
+        (reason, address, detail) =>
+          monitor.refusedHttp(reason, `a connection from ${address} (${detail})`),
       );
-      const open = new Set<Socket>();
-      server.on("connection", (socket: Socket) => {
-        if (!monitor.admitConnection(socket.remoteAddress, open.size)) return socket.destroy();
-        open.add(socket);
-        socket.once("close", () => open.delete(socket));
-        socket.setTimeout(
-          options.httpTimeouts?.idleMs ?? HTTP_IDLE_TIMEOUT_MS,
-          () => socket.destroy(),
-        );
-      });
+      limitConnections(server, limits, (address) => monitor.allowsConnection(address));
       httpPort = await listen(server, options.http);
     }
     options.onListening?.(monitor, { port: httpPort, receiveBuffer: listener?.receiveBuffer });

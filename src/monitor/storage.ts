@@ -2,7 +2,16 @@
  * mod_heartmonitor's storage file, which mod_lbmethod_heartbeat reads: one line per server,
  * `IP &ready=N&busy=M&lastseen=S&port=P`. Written here; read here as the balancer reads it.
  */
-import { chmodSync, readdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseFields } from "../codec.ts";
 import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
@@ -16,20 +25,48 @@ export function formatStorage(entries: ServerEntry[], now: number): string {
 
 /**
  * Replaces `path` with `text` at once: a temporary file beside it, readable by everyone (the
- * proxy runs as another user), renamed over it. Readers see the old file or the new one.
+ * proxy runs as another user), renamed over it. Readers see the old file or the new one. The
+ * temporary file is made here and nowhere else (O_EXCL, O_NOFOLLOW: never a file or symlink
+ * someone put there), and its mode set on the open descriptor, never by path: a symlink swapped
+ * in by whoever can rename in the folder is never followed. (That someone could still swap
+ * the file before the rename: see storageFolderProblem.)
  */
 export function writeFileAtomic(path: string, text: string): void {
   const temporary = `${path}.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  let descriptor: number | undefined;
   try {
-    writeFileSync(temporary, text, { mode: 0o644 });
-    chmodSync(temporary, 0o644); // whatever the umask
+    descriptor = openSync(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
+      0o644,
+    );
+    fchmodSync(descriptor, 0o644); // whatever the umask
+    const bytes = Buffer.from(text);
+    for (let written = 0; written < bytes.length;) {
+      written += writeSync(descriptor, bytes, written, bytes.length - written);
+    }
+    closeSync(descriptor);
+    descriptor = undefined;
     renameSync(temporary, path);
   } catch (error) {
+    if (descriptor !== undefined) closeSync(descriptor);
     try {
       unlinkSync(temporary);
     } catch { /* never created */ }
     throw error;
   }
+}
+
+/**
+ * Why a folder is unsafe for the storage file, or undefined: one anybody may write to without
+ * the sticky bit lets every local user rename over or swap the monitor's files there.
+ */
+export function storageFolderProblem(mode: number): string | undefined {
+  return (mode & 0o002) && !(mode & 0o1000)
+    ? `it is writable by everyone (mode ${
+      (mode & 0o7777).toString(8).padStart(4, "0")
+    }) without the sticky bit: any local user could swap the monitor's files there; use a folder only the monitor's user may write to, or chmod +t it`
+    : undefined;
 }
 
 /**
@@ -111,36 +148,97 @@ export interface Share extends StoredServer {
   share: number;
 }
 
+/** What the balancer weighs a server by: ready, divided by 4 while busy is 0. */
+function weightOf(server: StoredServer): number {
+  // "it likely just started up": the balancer divides ready by 4 while busy is 0.
+  const ready = server.busy === 0 && server.ready !== 0
+    ? Math.floor(server.ready / 4)
+    : server.ready;
+  return Math.max(0, ready);
+}
+
 /**
- * Who gets what, exactly as mod_lbmethod_heartbeat's find_best_hb draws: the servers heard
- * within 10 s, in `order` (the balancer's member order, by the member's host), each with ready
- * (divided by 4 while busy is 0) picks out of a draw `ap_random_pick(0, openslots)` that
- * includes both ends, a later server winning a tie. So every server but the last gets ready
- * picks, and the last one up gets one more: ready+1 of openslots+1, even at ready=0. Without
- * `order`, the servers' own order. Servers not in `order` are not balancer members: share 0.
+ * The fraction of find_best_hb's draw each entry wins, in draw order: `ap_random_pick(0,
+ * openslots)` includes both ends and a later entry wins a tie, so every entry gets its weight in
+ * picks and the last one, one more: weight+1 of openslots+1, even at weight 0. With no open slot
+ * the balancer picks nobody (the proxy answers 503).
  */
-export function balancerShares(servers: StoredServer[], order?: string[]): Share[] {
+function drawShares(weights: number[]): number[] {
+  const openslots = weights.reduce((sum, weight) => sum + weight, 0);
+  return weights.map((weight, i) =>
+    openslots > 0 ? (weight + (i === weights.length - 1 ? 1 : 0)) / (openslots + 1) : 0
+  );
+}
+
+/**
+ * Who gets what in the file's own order, as mod_lbmethod_heartbeat would draw among servers
+ * heard within 10 s if its members were the file's servers in that order.
+ */
+export function balancerShares(servers: StoredServer[]): Share[] {
   const weighted = servers.map((server) => {
-    // "it likely just started up": the balancer divides ready by 4 while busy is 0.
-    const ready = server.busy === 0 && server.ready !== 0
-      ? Math.floor(server.ready / 4)
-      : server.ready;
-    const up = server.lastseen < BALANCER_MAX_LASTSEEN && (!order || order.includes(server.ip));
-    return { ...server, up, weight: up ? Math.max(0, ready) : 0, share: 0 };
+    const up = server.lastseen < BALANCER_MAX_LASTSEEN;
+    return { ...server, up, weight: up ? weightOf(server) : 0, share: 0 };
   });
-  const drawn = order
-    ? order.flatMap((host) =>
-      weighted.filter((server) => server.ip === host && server.up).slice(0, 1)
-    )
-    : weighted.filter((server) => server.up);
-  const openslots = drawn.reduce((sum, server) => sum + server.weight, 0);
-  // With no open slot the balancer picks nobody (the proxy answers 503).
-  if (openslots > 0) {
-    drawn.forEach((server, i) => {
-      server.share = (server.weight + (i === drawn.length - 1 ? 1 : 0)) / (openslots + 1);
-    });
-  }
-  return order ? [...drawn, ...weighted.filter((server) => !drawn.includes(server))] : weighted;
+  const drawn = weighted.filter((server) => server.up);
+  drawShares(drawn.map((server) => server.weight)).forEach((share, i) => drawn[i].share = share);
+  return weighted;
+}
+
+/** A BalancerMember: its URL as written, and its host as mod_proxy keeps it (lower-cased). */
+export interface Member {
+  url: string;
+  host: string;
+}
+
+export interface MemberShare {
+  /** The BalancerMember's URL. */
+  member: string;
+  /** The storage file's server whose address is the member's host, if there is one. */
+  server?: StoredServer;
+  /** Whether the balancer draws among it: its server heard within 10 s. */
+  up: boolean;
+  /** What it adds to the draw: its server's weight, once for each member on that host. */
+  weight: number;
+  /** The member every pick this member's weight wins goes to: the last member on its host. */
+  picksTo: string;
+  /** The fraction of new requests it gets, 0 to 1. */
+  share: number;
+}
+
+/**
+ * Who gets what, exactly as mod_lbmethod_heartbeat's find_best_hb draws: it goes through the
+ * balancer's members in order and finds each one's server by the member's host alone (the
+ * heartbeat's `port=` is never read), adding that server's weight to the draw once per member
+ * and pointing the server at the member: so two members on one host (`:80` and `:8080`) count the
+ * host's weight twice, and every pick of both goes to the later one. Servers heard but on no
+ * member's host are not drawn (see heardElsewhere).
+ */
+export function memberShares(servers: StoredServer[], members: Member[]): MemberShare[] {
+  // The balancer keeps one server per address; a later line for it wins.
+  const byAddress = new Map(servers.map((server) => [server.ip, server]));
+  const lastOnHost = new Map(members.map((member, i) => [member.host, i]));
+  const rows = members.map((member): MemberShare => {
+    const server = byAddress.get(member.host);
+    const up = server !== undefined && server.lastseen < BALANCER_MAX_LASTSEEN;
+    return {
+      member: member.url,
+      server,
+      up,
+      weight: up ? weightOf(server) : 0,
+      picksTo: members[lastOnHost.get(member.host)!].url,
+      share: 0,
+    };
+  });
+  const drawn = rows.flatMap((row, i) => row.up ? [i] : []);
+  drawShares(drawn.map((i) => rows[i].weight)).forEach((share, entry) => {
+    rows[lastOnHost.get(members[drawn[entry]].host)!].share += share;
+  });
+  return rows;
+}
+
+/** The servers of a storage file that no member's host names: heard, but never drawn. */
+export function heardElsewhere(servers: StoredServer[], members: Member[]): StoredServer[] {
+  return servers.filter((server) => !members.some((member) => member.host === server.ip));
 }
 
 /**
@@ -150,8 +248,8 @@ export function balancerShares(servers: StoredServer[], order?: string[]): Share
  */
 export function balancerMembers(
   directives: { name: string; args: string[]; sections: { name: string; args: string[] }[] }[],
-): Map<string, string[]> {
-  const balancers = new Map<string, string[]>();
+): Map<string, Member[]> {
+  const balancers = new Map<string, Member[]>();
   const name = (text: string) => text.replace(/\/+$/, "").toLowerCase();
   for (const directive of directives) {
     if (directive.name.toLowerCase() !== "balancermember") continue;
@@ -169,7 +267,7 @@ export function balancerMembers(
       continue;
     }
     const key = name(balancer);
-    balancers.set(key, [...(balancers.get(key) ?? []), host]);
+    balancers.set(key, [...(balancers.get(key) ?? []), { url, host }]);
   }
   return balancers;
 }

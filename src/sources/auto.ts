@@ -1,10 +1,13 @@
 /**
  * `auto`, the default: the first source that works here. static when --ready is given; else
- * Apache if its status page answers; else, with --capacity, nginx if its status page answers,
- * else the tcp source if something listens.
+ * Apache if its status page answers; else, with --capacity, nginx if its status page answers;
+ * else a PHP-FPM pool if its status page answers on the default port; else, with --capacity,
+ * the tcp source if something listens.
  */
+import { describeError } from "../errors.ts";
 import { APACHE_DEFAULT_URL, apacheSource } from "./apache.ts";
 import { NGINX_DEFAULT_URL, nginxSource } from "./nginx.ts";
+import { PHP_FPM_DEFAULT_URI, phpFpmSource } from "./php-fpm.ts";
 import {
   type Source,
   SourceConfigError,
@@ -19,7 +22,7 @@ const PROBE_TIMEOUT_MS = 1000;
 
 export const autoSource: SourceDefinition = {
   summary:
-    "the default: static with --ready, else apache if it answers, else nginx or tcp with --capacity",
+    "the default: static with --ready, else apache, nginx (with --capacity) or php-fpm if it answers, else tcp with --capacity",
   async create(argument, settings) {
     if (argument !== undefined) {
       throw new SourceConfigError(`--source auto takes no argument, got 'auto:${argument}'`);
@@ -35,10 +38,11 @@ export const autoSource: SourceDefinition = {
       ["apache", `${APACHE_DEFAULT_URL} answers with a scoreboard`, apacheSource],
     ];
     if (settings.capacity !== undefined) {
-      candidates.push(
-        ["nginx", `${NGINX_DEFAULT_URL} answers`, nginxSource],
-        ["tcp", "something listens on TCP", tcpSource],
-      );
+      candidates.push(["nginx", `${NGINX_DEFAULT_URL} answers`, nginxSource]);
+    }
+    candidates.push(["php-fpm", `${PHP_FPM_DEFAULT_URI} answers`, phpFpmSource]);
+    if (settings.capacity !== undefined) {
+      candidates.push(["tcp", "something listens on TCP", tcpSource]);
     }
     for (const [name, because, definition] of candidates) {
       const found = await working(name, definition, settings, tried);
@@ -47,7 +51,7 @@ export const autoSource: SourceDefinition = {
     if (settings.capacity === undefined) tried.push("nginx, tcp: need --capacity N");
     throw new SourceConfigError(
       `no load source found (tried ${tried.join("; ")}). Choose one with --source: ` +
-        "static --ready N, apache[:URL], nginx[:URL] --capacity N, tcp[:PORTS] --capacity N, exec:COMMAND or file:PATH",
+        "static --ready N, apache[:URL], nginx[:URL] --capacity N, php-fpm[:URI], tcp[:PORTS] --capacity N, exec:COMMAND or file:PATH",
     );
   },
 };
@@ -58,12 +62,14 @@ async function working(
   settings: SourceSettings,
   tried: string[],
 ): Promise<Source | undefined> {
+  let source: Source | undefined;
   try {
-    const source = await definition.create(undefined, settings);
+    source = await definition.create(undefined, settings);
     await source.read(AbortSignal.timeout(PROBE_TIMEOUT_MS));
     return source;
   } catch (error) {
-    tried.push(`${name}: ${(error as Error).message}`);
+    // What was tried, where: `apache http://127.0.0.1/server-status?auto: connection refused`.
+    tried.push(`${source?.description ?? name}: ${describeError(error)}`);
     return undefined;
   }
 }

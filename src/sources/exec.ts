@@ -23,15 +23,21 @@ export async function runCommand(command: string, signal: AbortSignal): Promise<
       } catch { /* already gone */ }
     };
     signal.addEventListener("abort", kill, { once: true });
-    child.stdout!.on("data", (chunk) => {
+    child.on("error", (error) => {
+      signal.removeEventListener("abort", kill);
+      reject(new Error(`cannot run \`${command}\`: ${error.message}`));
+    });
+    // A command that could not start (no file descriptors left, say) has no pipes: the error
+    // event above says why, rather than a TypeError about its missing stdout.
+    if (!child.stdout || !child.stderr) return;
+    child.stdout.on("data", (chunk) => {
       stdout += chunk;
       if (stdout.length > MAX_OUTPUT_BYTES) {
         kill();
         reject(new Error(`\`${command}\` printed more than ${MAX_OUTPUT_BYTES} bytes`));
       }
     });
-    child.stderr!.on("data", (chunk) => stderr = (stderr + chunk).slice(-500));
-    child.on("error", (error) => reject(new Error(`cannot run \`${command}\`: ${error.message}`)));
+    child.stderr.on("data", (chunk) => stderr = (stderr + chunk).slice(-500));
     let settled = false;
     const settle = (code: number | null, killedBy: NodeJS.Signals | null) => {
       if (settled) return;

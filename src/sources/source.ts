@@ -1,5 +1,6 @@
 /** The contract every load source implements; sources/index.ts registers them by name. */
 import type { Load } from "../codec.ts";
+import type { Clock } from "../scheduler.ts";
 
 export interface Source {
   /** What is being read, for the startup log: `static ready=10 busy=0`. */
@@ -30,6 +31,13 @@ export interface SourceSettings {
   procRoot?: string;
   /** How old the file source's file may be, in seconds, before it counts as no data. */
   maxAgeSeconds?: number;
+  /**
+   * The directory the cpu and pressure sources read the machine's /proc and /sys under (`/`;
+   * tests point it at a fixture tree).
+   */
+  fsRoot?: string;
+  /** The clock the cpu source times its readings by (the system's; tests give a fake). */
+  clock?: Clock;
 }
 
 export interface SourceDefinition {

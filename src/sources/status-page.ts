@@ -5,21 +5,35 @@ import { SourceConfigError } from "./source.ts";
 /** Status pages are a few kilobytes; anything much larger is not one. */
 const MAX_BODY_BYTES = 256 * 1024;
 
+/** A status page that answered, but not with 200: `status` says what it answered. */
+export class HttpStatusError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
 /**
  * The body of `url`, or a rejection saying why not (refused, not 200, too large, aborted).
  * The connection is closed after each request: a kept-alive connection would hold one of a
  * prefork server's workers between scrapes and show it as busy.
  */
-export async function httpGet(url: URL, signal: AbortSignal): Promise<string> {
+export async function httpGet(
+  url: URL,
+  signal: AbortSignal,
+  maxBodyBytes = MAX_BODY_BYTES,
+): Promise<string> {
   const response = await request(url, {
     method: "GET",
     agent: false,
     headers: { Connection: "close" },
     signal,
-    maxBodyBytes: MAX_BODY_BYTES,
+    maxBodyBytes,
   });
   if (response.status !== 200) {
-    throw new Error(`${url.href} answered ${response.status} ${response.statusText}`.trim());
+    throw new HttpStatusError(
+      response.status,
+      `answered ${response.status} ${response.statusText}`.trim(),
+    );
   }
   return response.body;
 }

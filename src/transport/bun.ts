@@ -18,7 +18,7 @@ interface BunUdpApi {
     hostname: string;
     port: number;
     binaryType?: "buffer" | "uint8array";
-    /** libuv's UDP flags (not in Bun's types; its node:dgram uses them). */
+    /** uSockets' socket flags (not in Bun's types; its node:dgram uses them). */
     flags?: number;
     socket: {
       error(socket: unknown, error: Error): void;
@@ -27,7 +27,12 @@ interface BunUdpApi {
   }): Promise<BunUdpSocket>;
 }
 
-const UV_UDP_REUSEADDR = 4;
+/**
+ * uSockets' flag for SO_REUSEADDR alone. Not libuv's UV_UDP_REUSEADDR (4): to Bun, 4 means
+ * SO_REUSEPORT (strace shows it), and Linux lets two UDP sockets share a port only when both set
+ * the same one of the two; APR (mod_heartmonitor), Deno and node:dgram set SO_REUSEADDR.
+ */
+const REUSE_ADDRESS = 16;
 
 function bunApi(): BunUdpApi {
   const bun = (globalThis as { Bun?: BunUdpApi }).Bun;
@@ -78,8 +83,7 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
     port: options.port,
     // SO_REUSEADDR, as the Deno and node:dgram adapters set it and mod_heartmonitor does, so that
     // the monitor can share a group's port with mod_heartmonitor or another monitor on the host.
-    // Bun's udpSocket takes libuv's UV_UDP_REUSEADDR (4) in `flags`, as its node:dgram passes it.
-    flags: UV_UDP_REUSEADDR,
+    flags: REUSE_ADDRESS,
     // A plain Uint8Array costs less to make than a Buffer: at 200k datagrams a second, it shows.
     binaryType: "uint8array",
     socket: {

@@ -1,5 +1,6 @@
 /** The node:dgram adapter: Node itself, and the fallback on Deno and Bun, which provide it too. */
 import { socketHost } from "../address.ts";
+import { errorCode } from "../errors.ts";
 import { detectRuntime } from "../runtime.ts";
 import {
   grantedBytes,
@@ -59,7 +60,15 @@ export const openUdpListener: OpenUdpListener = async (options, onDatagram) => {
   let receiveBuffer: number | undefined;
   try {
     if (group) {
-      socket.addMembership(options.address, joinInterface);
+      try {
+        socket.addMembership(options.address, joinInterface);
+      } catch (error) {
+        // Deno's node:dgram says `addMembership EINVAL` where the kernel said ENODEV (no interface
+        // routes the group), as Bun's and the native adapters say: the group is checked already.
+        throw errorCode(error) === "EINVAL"
+          ? Object.assign(new Error("no such device"), { code: "ENODEV" })
+          : error;
+      }
       socket.setMulticastLoopback(true);
     }
     if (options.receiveBuffer) {

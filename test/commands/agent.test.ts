@@ -3,10 +3,13 @@
  * sent. Drain, reload and farewell, without a process or a network of their own.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { runAgent } from "../../src/commands/agent.ts";
 import { type Resolved, resolveSettings } from "../../src/settings.ts";
-import { DRAIN_REPEAT_MS } from "../../src/shaping.ts";
+import { DRAIN_FILE_POLL_MS, DRAIN_REPEAT_MS } from "../../src/shaping.ts";
 import { drainSignals } from "../../src/signals.ts";
 import { fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../support/lab.ts";
@@ -115,4 +118,41 @@ test("agent command: a drain by signal says ready=0 twice within a moment, not a
   assert.equal(recorder.sent.length, 3, "silent after the two");
   signals.send("SIGTERM");
   assert.equal(await running, 0);
+});
+
+test("agent command: a drain by --drain-file is said as soon as one by signal: ready=0 twice within a moment of the file, not at the next tick; its end at once too", async () => {
+  const { signals, context, recorder } = fakeContext();
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-drain-"));
+  const file = join(dir, "drain");
+  try {
+    // Ticks 10 s apart: whatever comes within a second of the file is the watch's doing.
+    const resolved = configured({ ready: "5", busy: "1", interval: "10", "drain-file": file });
+    const running = runAgent(resolved, () => resolved, INVOCATION, context);
+    await waitFor(() => recorder.sent.length === 1, 5_000, "the first heartbeat");
+    writeFileSync(file, "");
+    const createdAt = performance.now();
+    await waitFor(() => recorder.sent.length === 3, 2_000, "two announcements");
+    const [, first, second] = recorder.sent;
+    assert.deepEqual([first.payload, second.payload], [
+      "v=1&ready=0&busy=1",
+      "v=1&ready=0&busy=1",
+    ]);
+    assert.ok(
+      first.at - createdAt < DRAIN_FILE_POLL_MS + 100,
+      `the first ${first.at - createdAt} ms after the file`,
+    );
+    assert.ok(
+      second.at - first.at >= DRAIN_REPEAT_MS - 5 && second.at - first.at < DRAIN_REPEAT_MS + 200,
+      `${second.at - first.at} ms apart`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 2 * DRAIN_FILE_POLL_MS));
+    assert.equal(recorder.sent.length, 3, "silent after the two");
+    rmSync(file);
+    await waitFor(() => recorder.sent.length === 4, 2_000, "a heartbeat as the drain ends");
+    assert.match(recorder.sent[3].payload, /^v=1&ready=0&busy=1$/, "ramping up from 0");
+    signals.send("SIGTERM");
+    assert.equal(await running, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,7 +7,8 @@ import { after, test } from "node:test";
 import { createLogger } from "../../src/log.ts";
 import { systemClock } from "../../src/scheduler.ts";
 import { parseCidr } from "../../src/monitor/cidr.ts";
-import { HTTP_MAX_CONNECTIONS, Monitor, runMonitor } from "../../src/monitor/monitor.ts";
+import { HTTP_BOUNDS } from "../../src/connection-limits.ts";
+import { Monitor, runMonitor } from "../../src/monitor/monitor.ts";
 import { SEEN_TIMEOUT_MS } from "../../src/monitor/table.ts";
 import type { OpenUdpListener } from "../../src/transport/transport.ts";
 import { FakeClock, recordingLog } from "../support/fakes.ts";
@@ -277,6 +278,23 @@ test("monitor: new servers wait for the next tick's rewrite, and a storm of them
   assert.ok(log.some((line) => line.includes("and 190 more new servers")));
 });
 
+test("monitor: a storm of servers falling silent is logged in a few lines", () => {
+  const { monitor, clock, log } = monitorWith({
+    storage: join(scratch, "silent-storm.dat"),
+    maxServers: 1000,
+  });
+  for (let i = 1; i <= 200; i++) {
+    monitor.accept("v=1&ready=1&busy=1", `10.2.${i >> 8}.${i & 255}`, "udp");
+  }
+  monitor.tick();
+  clock.advance(SEEN_TIMEOUT_MS + 1);
+  log.length = 0;
+  monitor.tick();
+  assert.equal(log.filter((line) => /server \S+ silent for 30 s: removed$/.test(line)).length, 10);
+  assert.equal(log.length, 11, log.join("\n"));
+  assert.match(log[10], /info {2}and 190 more servers silent: removed$/);
+});
+
 test("monitor: a restart keeps the servers in the storage file, aged, and removes a killed run's temporary file", async () => {
   const storage = join(scratch, "restart.dat");
   writeFileSync(
@@ -345,7 +363,8 @@ async function httpMonitor(options: { allow?: string[] } = {}) {
     logger: createLogger({ level: "error", write: () => {} }),
     clock: systemClock,
     signal: stop.signal,
-    httpTimeouts: { requestMs: 300, idleMs: 600 },
+    httpRequestMs: 300,
+    httpBounds: { ...HTTP_BOUNDS, deadlineMs: 600 },
     onListening: (started, address) => {
       monitor = started;
       port = address.port ?? 0;
@@ -415,13 +434,17 @@ test("monitor: --allow is checked when a connection opens, and connections beyon
   await refused.stop();
 
   const { port, monitor, stop } = await httpMonitor();
+  // From as many addresses as it takes, none holding more than its share.
   const held = await Promise.all(
-    Array.from({ length: HTTP_MAX_CONNECTIONS }, () =>
+    Array.from({ length: HTTP_BOUNDS.total }, (_, i) =>
       new Promise<Socket>((resolve) => {
         // A request begun, not finished: on Bun, a connection counts once it sends something.
         const socket = connect(
-          port,
-          "127.0.0.1",
+          {
+            port,
+            host: "127.0.0.1",
+            localAddress: `127.0.0.${2 + Math.floor(i / HTTP_BOUNDS.perAddress)}`,
+          },
           () => socket.write("GET /metrics HTTP/1.1\r\n", () => resolve(socket)),
         );
         socket.on("error", () => {});
@@ -440,4 +463,62 @@ test("monitor: --allow is checked when a connection opens, and connections beyon
   monitor.tick();
   held.forEach((socket) => socket.destroy());
   await stop();
+});
+
+test("monitor: a datagram ending in a line end is taken, as the same body POSTed is and as Apache takes it", () => {
+  const { monitor } = monitorWith();
+  const encode = (text: string) => new TextEncoder().encode(text);
+  // `echo 'v=1&ready=5&busy=0' | socat - UDP:...` sends the \n.
+  assert.equal(monitor.accept(encode("v=1&ready=5&busy=0\n"), "10.0.0.1", "udp"), undefined);
+  assert.equal(monitor.accept(encode("v=1&ready=6&busy=1\r\n"), "10.0.0.2", "udp"), undefined);
+  assert.equal(
+    monitor.accept(encode("v=1&ready=7&busy=2&port=8080\n"), "10.0.0.3", "udp"),
+    undefined,
+  );
+  // The limit counts the heartbeat, not the line end after it.
+  const base = "v=1&ready=3&busy=2&pad=";
+  const full = base + "x".repeat(1000 - base.length);
+  assert.equal(monitor.accept(encode(`${full}\n`), "10.0.0.4", "udp"), undefined);
+  assert.deepEqual(
+    monitor.table.entries().map(({ ip, ready, busy, port }) => [ip, ready, busy, port]),
+    [
+      ["10.0.0.1", 5, 0, 80],
+      ["10.0.0.2", 6, 1, 80],
+      ["10.0.0.3", 7, 2, 8080],
+      ["10.0.0.4", 3, 2, 80],
+    ],
+  );
+  // Over the limit it is refused, where Apache would parse the first 1000 bytes: the cut may
+  // fall inside a number.
+  assert.equal(
+    monitor.accept(encode(`${full}&ready=12345`), "10.0.0.5", "udp")?.reason,
+    "oversize",
+  );
+});
+
+test("monitor: a bad port= alone costs the port, not the server: taken at port 80, counted and logged", () => {
+  const { monitor, log, clock } = monitorWith();
+  for (const [port, ip] of [["0", "10.0.0.1"], ["65536", "10.0.0.2"], ["8080x", "10.0.0.3"]]) {
+    assert.equal(
+      monitor.accept(new TextEncoder().encode(`v=1&ready=4&busy=1&port=${port}`), ip, "udp"),
+      undefined,
+      port,
+    );
+  }
+  assert.equal(monitor.accept("v=1&ready=4&busy=1&port=-1", "10.0.0.4", "http"), undefined);
+  assert.deepEqual(
+    monitor.table.entries().map(({ ip, ready, busy, port }) => [ip, ready, busy, port]),
+    [
+      ["10.0.0.1", 4, 1, 80],
+      ["10.0.0.2", 4, 1, 80],
+      ["10.0.0.3", 4, 1, 80],
+      ["10.0.0.4", 4, 1, 80],
+    ],
+  );
+  assert.equal(monitor.rejected.size, 0, "nothing rejected");
+  clock.advance(1000);
+  assert.match(monitor.metrics(), /^heartbeat_ports_ignored_total 4$/m);
+  const warnings = log.filter((line) => line.includes("without its port"));
+  assert.equal(warnings.length, 1, "logged once, not per heartbeat");
+  assert.match(warnings[0], /10\.0\.0\.1 \(udp\) without its port: port="0" is no port from 1/);
 });

@@ -1,16 +1,29 @@
 /** mod_heartmonitor's storage file, written and read (src/monitor/storage.ts). */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, test } from "node:test";
 import {
   balancerMembers,
   balancerShares,
   formatStorage,
+  heardElsewhere,
+  memberShares,
   parseStorage,
+  storageFolderProblem,
   writeFileAtomic,
 } from "../../src/monitor/storage.ts";
+import { collect, currentRuntime, REPO, runtimeCommand, waitFor } from "../support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-storage-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -64,30 +77,68 @@ test("monitor storage: shares by the balancer's rules (ready/4 when busy is 0, t
   assert.deepEqual(balancerShares([]), []);
 });
 
+/** Members on port 80 of `hosts`, in order. */
+const on80 = (...hosts: string[]) => hosts.map((host) => ({ url: `http://${host}:80`, host }));
+
 test("monitor storage: in the balancer's member order, the last member up wins the tie; non-members get nothing", () => {
   const servers = parseStorage([
     "10.0.0.1 &ready=0&busy=3&lastseen=1&port=80", // drained
     "10.0.0.2 &ready=20&busy=2&lastseen=1&port=80",
     "10.0.0.9 &ready=50&busy=2&lastseen=1&port=80", // heard, but no member of this balancer
   ].join("\n"));
-  const drainedFirst = balancerShares(servers, ["10.0.0.1", "10.0.0.2"]);
-  assert.deepEqual(drainedFirst.map((server) => [server.ip, server.share]), [
-    ["10.0.0.1", 0],
-    ["10.0.0.2", 1],
-    ["10.0.0.9", 0],
+  const drainedFirst = memberShares(servers, on80("10.0.0.1", "10.0.0.2"));
+  assert.deepEqual(drainedFirst.map((row) => [row.member, row.share]), [
+    ["http://10.0.0.1:80", 0],
+    ["http://10.0.0.2:80", 1],
   ]);
-  // Last, the drained member still gets 1 pick in 21, as measured on real Apache.
-  const drainedLast = balancerShares(servers, ["10.0.0.2", "10.0.0.1"]);
-  assert.deepEqual(drainedLast.map((server) => [server.ip, server.share]), [
-    ["10.0.0.2", 20 / 21],
-    ["10.0.0.1", 1 / 21],
-    ["10.0.0.9", 0],
-  ]);
-  // No open slot: nobody is picked (the proxy answers 503).
   assert.deepEqual(
-    balancerShares(servers.slice(0, 1), ["10.0.0.1"]).map((server) => server.share),
-    [0],
+    heardElsewhere(servers, on80("10.0.0.1", "10.0.0.2")).map((server) => server.ip),
+    ["10.0.0.9"],
   );
+  // Last, the drained member still gets 1 pick in 21, as measured on real Apache.
+  const drainedLast = memberShares(servers, on80("10.0.0.2", "10.0.0.1"));
+  assert.deepEqual(drainedLast.map((row) => [row.member, row.share]), [
+    ["http://10.0.0.2:80", 20 / 21],
+    ["http://10.0.0.1:80", 1 / 21],
+  ]);
+  // No open slot: nobody is picked (the proxy answers 503). No heartbeat: no share.
+  assert.deepEqual(
+    memberShares(servers.slice(0, 1), on80("10.0.0.1", "10.0.0.3")).map((row) => row.share),
+    [0, 0],
+  );
+});
+
+test("monitor storage: the balancer matches a member by host alone: port= plays no part, and two members on one host count its weight twice, all for the later one", () => {
+  const servers = parseStorage([
+    "10.0.0.1 &ready=20&busy=2&lastseen=1&port=8080",
+    "10.0.0.2 &ready=10&busy=1&lastseen=1&port=80",
+  ].join("\n"));
+  // A heartbeat naming port 8080 is the server of member :80.
+  assert.deepEqual(
+    memberShares(servers, on80("10.0.0.1", "10.0.0.2")).map((row) => [row.member, row.share]),
+    [["http://10.0.0.1:80", 20 / 31], ["http://10.0.0.2:80", 11 / 31]],
+  );
+  // :80 and :8080 on 10.0.0.1: its 20 counted for each (openslots 20+20+10), both to :8080.
+  const members = [
+    { url: "http://10.0.0.1:80", host: "10.0.0.1" },
+    { url: "http://10.0.0.1:8080", host: "10.0.0.1" },
+    { url: "http://10.0.0.2:80", host: "10.0.0.2" },
+  ];
+  assert.deepEqual(
+    memberShares(servers, members).map((row) => [row.member, row.weight, row.picksTo, row.share]),
+    [
+      ["http://10.0.0.1:80", 20, "http://10.0.0.1:8080", 0],
+      ["http://10.0.0.1:8080", 20, "http://10.0.0.1:8080", 40 / 51],
+      ["http://10.0.0.2:80", 10, "http://10.0.0.2:80", 11 / 51],
+    ],
+  );
+  // The shared host last: it wins the tie too, for :8080.
+  const sharedLast = [members[2], members[0], members[1]];
+  assert.deepEqual(memberShares(servers, sharedLast).map((row) => row.share), [
+    10 / 51,
+    0,
+    41 / 51,
+  ]);
 });
 
 test("monitor storage: balancer members, in order, from Apache's BalancerMember lines", () => {
@@ -108,6 +159,58 @@ test("monitor storage: balancer members, in order, from Apache's BalancerMember 
       { name: "BalancerMember", args: ["balancer://API", "http://10.0.1.1"], sections: [] },
       { name: "BalancerMember", args: ["not-a-url"], sections: section(["balancer://web"]) },
     ]),
-    new Map([["balancer://web", ["10.0.0.2", "10.0.0.1"]], ["balancer://api", ["10.0.1.1"]]]),
+    new Map([
+      ["balancer://web", [
+        { url: "http://10.0.0.2:80", host: "10.0.0.2" },
+        { url: "http://10.0.0.1:8080", host: "10.0.0.1" },
+      ]],
+      ["balancer://api", [{ url: "http://10.0.1.1", host: "10.0.1.1" }]],
+    ]),
   );
+});
+
+test("monitor storage: a symlink swapped in for the temporary file is never followed (a local user racing the monitor)", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "heartbeat-race-"));
+  const secret = join(folder, "..", `${basename(folder)}-secret`);
+  writeFileSync(secret, "root only\n", { mode: 0o600 });
+  chmodSync(secret, 0o600);
+  try {
+    const [command, ...args] = runtimeCommand(currentRuntime(), "test/support/symlink-swapper.ts", [
+      folder,
+      "hb.dat.tmp.",
+      secret,
+      "3",
+    ]);
+    const swapper = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+    const output = collect(swapper);
+    await waitFor(() => output().stdout.includes("started"), 20_000, "the swapper");
+    const exited = new Promise((resolve) => swapper.once("exit", resolve));
+    let done = false;
+    void exited.then(() => done = true);
+    while (!done) {
+      for (let i = 0; i < 200; i++) {
+        try {
+          writeFileAtomic(join(folder, "hb.dat"), "10.0.0.1 &ready=1&busy=1&lastseen=0&port=80\n");
+        } catch { /* lost the race: the monitor logs it and writes again next second */ }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const { swapped } = JSON.parse(output().stdout.trim().split("\n").at(-1)!);
+    assert.ok(swapped > 0, "the swapper never won a race");
+    assert.equal(statSync(secret).mode & 0o777, 0o600, `after ${swapped} swaps`);
+    assert.equal(readFileSync(secret, "utf8"), "root only\n", `after ${swapped} swaps`);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+    rmSync(secret, { force: true });
+  }
+});
+
+test("monitor storage: a folder anybody may write to without the sticky bit is unsafe", () => {
+  assert.match(
+    storageFolderProblem(0o40777)!,
+    /writable by everyone \(mode 0777\) without the sticky bit/,
+  );
+  assert.equal(storageFolderProblem(0o41777), undefined);
+  assert.equal(storageFolderProblem(0o40755), undefined);
+  assert.equal(storageFolderProblem(0o40775), undefined);
 });

@@ -22,11 +22,11 @@ test("auto: static when --ready is given, and a clear error listing the choices 
       assert.ok(error instanceof SourceConfigError);
       assert.match(
         error.message,
-        /^no load source found \(tried apache: http:\/\/127\.0\.0\.1\/server-status\?auto: .*; nginx, tcp: need --capacity N\)/,
+        /^no load source found \(tried apache http:\/\/127\.0\.0\.1\/server-status\?auto: connection refused \(ECONNREFUSED\); php-fpm tcp:\/\/127\.0\.0\.1:9000\/status: connection refused \(ECONNREFUSED\): is php-fpm running, with a pool that listens there\?; nginx, tcp: need --capacity N\)/,
       );
       assert.match(
         error.message,
-        /Choose one with --source: static --ready N, apache\[:URL\], nginx\[:URL\] --capacity N, tcp\[:PORTS\] --capacity N, exec:COMMAND or file:PATH$/,
+        /Choose one with --source: static --ready N, apache\[:URL\], nginx\[:URL\] --capacity N, php-fpm\[:URI\], tcp\[:PORTS\] --capacity N, exec:COMMAND or file:PATH$/,
       );
       return true;
     },

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { createSource } from "../../src/sources/index.ts";
+import { currentRuntime, REPO, runtimeCommand } from "../support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -77,4 +78,14 @@ test("exec: a command that leaves a background child holding its output still an
   const leftovers = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n")
     .filter((line) => line.includes(`touch ${marker}`));
   assert.deepEqual(leftovers, []);
+});
+
+test("exec: a command that cannot start says why (no file descriptors left), not a TypeError", () => {
+  const said = execFileSync("sh", [
+    "-c",
+    `ulimit -n 64 && exec ${
+      runtimeCommand(currentRuntime(), "test/support/exec-without-descriptors.ts").join(" ")
+    }`,
+  ], { cwd: REPO, encoding: "utf8" });
+  assert.match(said, /^cannot run `echo ready=1`: .*(EMFILE|Too many open files)/);
 });

@@ -29,7 +29,7 @@ test("sources: configuration mistakes are SourceConfigErrors naming the fix", as
     [
       "apache2",
       {},
-      /unknown source 'apache2'; the sources are: auto, static, apache, nginx, tcp, exec, file/,
+      /unknown source 'apache2'; the sources are: auto, static, apache, nginx, php-fpm, tcp, exec, file/,
     ],
     ["__proto__", {}, /unknown source '__proto__'/],
     ["apache:not a url", {}, /--source apache:URL: 'not a url' is not a URL/],

@@ -156,8 +156,6 @@ export class Lab {
    * (folders of cgroup hierarchies), it starts in those, and so does every process it forks.
    * (They are joined from outside: `ip netns exec` mounts a sysfs without the cgroup folders.)
    * With `hostMounts`, it enters only the network namespace, and sees the host's /sys/fs/cgroup.
-   * With `processGroup`, it leads a process group of its own: a server that signals its whole
-   * group when it stops (Apache's prefork MPM run in the foreground) then spares this one.
    */
   spawn(
     name: string,
@@ -167,7 +165,6 @@ export class Lab {
       env?: Record<string, string>;
       cgroups?: string[];
       hostMounts?: boolean;
-      processGroup?: boolean;
     } = {},
   ): ChildProcess {
     const inNamespace = options.hostMounts
@@ -186,7 +183,9 @@ export class Lab {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env, LAB_CGROUPS: options.cgroups?.join(" ") ?? "" },
       stdio: ["ignore", "pipe", "pipe"],
-      detached: options.processGroup,
+      // A process group of its own: Apache's prefork MPM (Debian's tree once mod_php is
+      // installed) stops with killpg(getpgrp(), SIGTERM), which would take the test runner too.
+      detached: true,
     });
     this.#children.add(child);
     child.once("exit", () => this.#children.delete(child));

@@ -16,6 +16,8 @@ function wwwData(): { uid: number; gid: number } {
 export interface Apache {
   /** mod_heartmonitor's storage file (proxies). */
   storage: string;
+  /** The httpd.conf it runs with. */
+  config: string;
   /** What apache2 printed, and its error log: for a failing test's message. */
   diagnostics(): string;
   /** Apache's parent process (`ip netns exec` becomes it). */
@@ -66,7 +68,6 @@ ${options.directives}`,
   execFileSync("chmod", ["755", lab.dir, root]);
   const child = lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"], {
     cgroups: options.cgroups,
-    processGroup: true, // prefork, stopping, signals its process group
   });
   const output = collect(child);
   const errorLog = join(logs, "error.log");
@@ -77,7 +78,7 @@ ${options.directives}`,
     } catch { /* not written yet */ }
     return `apache2 printed: ${output().stderr}\n${errorLog}:\n${log}`;
   };
-  return { storage: storagePath(lab, ns), diagnostics, process: child };
+  return { storage: storagePath(lab, ns), config, diagnostics, process: child };
 }
 
 export const apacheRoot = (lab: Lab, ns: string) => join(lab.dir, `apache-${ns}`);
@@ -164,10 +165,16 @@ MaxRequestWorkers 40
 }
 
 /**
- * Starts nginx in namespace `ns` on `listen` (ADDR:PORT), answering every request with `body`
- * but /nginx_status, its stub_status page.
+ * Starts nginx in namespace `ns` on `listen` (ADDR:PORT, or several), answering every request
+ * with `body` (nginx variables such as $server_port are expanded) but /nginx_status, its
+ * stub_status page, and the locations in `phpFpmStatus`: each passed to a FastCGI address as a
+ * request for `/status`, a pool's status page if it has one.
  */
-export function startNginx(lab: Lab, ns: string, options: { listen: string; body: string }): void {
+export function startNginx(
+  lab: Lab,
+  ns: string,
+  options: { listen: string | string[]; body: string; phpFpmStatus?: Record<string, string> },
+): void {
   const root = join(lab.dir, `nginx-${ns}`);
   mkdirSync(root, { recursive: true });
   const config = join(root, "nginx.conf");
@@ -186,9 +193,22 @@ http {
   uwsgi_temp_path ${root}/uwsgi;
   scgi_temp_path ${root}/scgi;
   server {
-    listen ${options.listen};
+    ${[options.listen].flat().map((address) => `listen ${address};`).join(" ")}
     location = /nginx_status { stub_status; }
     location / { return 200 "${options.body}\\n"; }
+${
+      Object.entries(options.phpFpmStatus ?? {}).map(([location, address]) =>
+        `    location = ${location} {
+      fastcgi_param REQUEST_METHOD $request_method;
+      fastcgi_param QUERY_STRING $query_string;
+      fastcgi_param REQUEST_URI $request_uri;
+      fastcgi_param SCRIPT_NAME /status;
+      fastcgi_param SCRIPT_FILENAME /status;
+      fastcgi_pass ${address};
+    }
+`
+      ).join("")
+    }
   }
 }
 `,
@@ -224,4 +244,69 @@ export function readStorage(path: string): StorageEntry[] {
       port: Number(port),
     };
   });
+}
+
+/** A PHP-FPM pool: its name, where it listens, and the php-fpm.conf lines that configure it. */
+export interface PhpFpmPool {
+  name: string;
+  listen: string;
+  /** `pm = ...`, `pm.max_children = ...`, `pm.status_path = ...` and the like. */
+  settings: string[];
+}
+
+export interface PhpFpm {
+  /** A script that sleeps for `?s=SECONDS` (default 30): a request that holds a process. */
+  sleepScript: string;
+  /** What php-fpm logged: for a failing test's message. */
+  diagnostics(): string;
+}
+
+/**
+ * Starts Debian's php-fpm8.2 in namespace `ns` as root, with `pools` running as www-data (as
+ * Debian's own pool does), configured in the lab's scratch folder.
+ */
+export function startPhpFpm(lab: Lab, ns: string, pools: PhpFpmPool[]): PhpFpm {
+  const root = join(lab.dir, `php-fpm-${ns}`);
+  mkdirSync(root, { recursive: true });
+  execFileSync("chmod", ["755", lab.dir, root]);
+  const sleepScript = join(root, "sleep.php");
+  writeFileSync(sleepScript, "<?php sleep((int) ($_GET['s'] ?? 30)); echo \"slept\\n\";\n");
+  const config = join(root, "php-fpm.conf");
+  writeFileSync(
+    config,
+    [
+      "[global]",
+      `pid = ${root}/php-fpm.pid`,
+      `error_log = ${root}/error.log`,
+      ...pools.flatMap((pool) => [
+        `[${pool.name}]`,
+        "user = www-data",
+        "group = www-data",
+        `listen = ${pool.listen}`,
+        "listen.owner = www-data",
+        "listen.group = www-data",
+        "listen.mode = 0660",
+        ...pool.settings,
+      ]),
+      "",
+    ].join("\n"),
+  );
+  const output = collect(
+    lab.spawn(ns, [
+      "php-fpm8.2",
+      "--nodaemonize",
+      "--fpm-config",
+      config,
+    ]),
+  );
+  return {
+    sleepScript,
+    diagnostics: () => {
+      let log = "";
+      try {
+        log = readFileSync(join(root, "error.log"), "utf8");
+      } catch { /* not written yet */ }
+      return `php-fpm said: ${JSON.stringify(output())}\nerror.log:\n${log}`;
+    },
+  };
 }
