@@ -26,6 +26,10 @@
  *       the monitor with 10, 1,000 and 10,000 servers heard, each heartbeating once a second,
  *       rewriting its storage file, serving /servers each second and pushing to a real HAProxy: CPU
  *       a second and memory, per server, beside the bare Bun receiver taking the same datagrams
+ *   npx bun scripts/bench.ts --balance [--runs N] [--seconds S] [--warmup S] [--connections N]
+ *       [--rate R] [--methods A,B] [--scenarios closed,open,step,batch] [--svg FILE]
+ *       what heartbeat does for a real Apache balancer, against byrequests, bybusyness and a
+ *       static split by capacity (scripts/bench/balance.ts; needs no build)
  *   npx bun scripts/bench.ts --sizes
  *       binary and archive sizes of each target in dist/, beside the bare Bun sender compiled for
  *       the same target
@@ -37,18 +41,19 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { collect, Lab, REPO, waitFor } from "../test/support/lab.ts";
 import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
 import { VERSION } from "../src/version.ts";
 import { compileWithBun, TARGETS } from "./build.ts";
+import { balance } from "./bench/balance.ts";
+import { Cgroup } from "./bench/cgroup.ts";
 
 const BIN = join(REPO, "node_modules", ".bin");
 const DIST = join(REPO, "dist");
@@ -161,43 +166,6 @@ async function listener(lab: Lab, ports: number[]): Promise<Map<number, number[]
   return arrivals;
 }
 
-/**
- * A cgroup of its own for one process, for the CPU of all its threads, those that ended too:
- * cgroup v1's cpuacct where it is mounted, else cgroup v2's cpu.stat.
- */
-class CpuGroup {
-  static #made = 0;
-  readonly #v1 = existsSync("/sys/fs/cgroup/cpuacct/cpuacct.usage");
-  readonly path = join(
-    this.#v1 ? "/sys/fs/cgroup/cpuacct" : "/sys/fs/cgroup",
-    `heartbeat-bench-${process.pid}-${CpuGroup.#made++}`,
-  );
-
-  constructor() {
-    mkdirSync(this.path);
-  }
-
-  /**
-   * Moves process `pid` and all its threads into the group; what it starts later is born there.
-   * (Done from outside: `ip netns exec` mounts a sysfs of its own, without the cgroup folders.)
-   */
-  enter(pid: number): void {
-    writeFileSync(join(this.path, "cgroup.procs"), String(pid));
-  }
-
-  /** CPU time used in the group so far, in ms. */
-  usageMs(): number {
-    if (this.#v1) return Number(readFileSync(join(this.path, "cpuacct.usage"), "utf8")) / 1e6;
-    const stat = readFileSync(join(this.path, "cpu.stat"), "utf8");
-    return Number(/^usage_usec (\d+)/m.exec(stat)![1]) / 1e3;
-  }
-
-  /** Once its process has exited. */
-  remove(): void {
-    rmdirSync(this.path);
-  }
-}
-
 /** Resident memory of `pid` now, in MB: all of it, anonymous, and file-backed. */
 function residentMb(pid: number): { rss: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -234,7 +202,7 @@ async function measure(
 ): Promise<Sample> {
   if (cache === "cold") dropCaches();
   arrivals.length = 0;
-  const group = new CpuGroup();
+  const group = new Cgroup();
   const started = wallMs();
   const child = lab.spawn(NS, argv);
   group.enter(child.pid!);
@@ -707,7 +675,7 @@ ${
       console.log(`$ ${subject.argv.join(" ")}    (${size} servers, ${runs} runs)`);
       const samples: ClusterSample[] = [];
       for (let run = 0; run < runs; run++) {
-        const group = new CpuGroup();
+        const group = new Cgroup();
         const child = lab.spawn(NS, subject.argv);
         const output = collect(child);
         group.enter(child.pid!);
@@ -836,11 +804,36 @@ async function main(): Promise<number> {
       ingest: { type: "boolean" },
       cluster: { type: "boolean" },
       sizes: { type: "boolean" },
+      balance: { type: "boolean" },
+      seconds: { type: "string", default: "30" },
+      warmup: { type: "string", default: "5" },
+      connections: { type: "string", default: "12" },
+      rate: { type: "string", default: "140" },
+      methods: { type: "string", default: "" },
+      scenarios: { type: "string", default: "closed,open,step,batch" },
+      svg: { type: "string", default: join(DIST, "balance.svg") },
     },
   });
   if (values.sizes) {
     sizes();
     return 0;
+  }
+  if (values.balance) {
+    describeMachine();
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.on(signal, () => process.exit(130));
+    }
+    mkdirSync(dirname(values.svg), { recursive: true });
+    return await balance({
+      runs: Number(values.runs),
+      seconds: Number(values.seconds),
+      warmup: Number(values.warmup),
+      connections: Number(values.connections),
+      rate: Number(values.rate),
+      methods: values.methods.split(",").filter(Boolean),
+      scenarios: values.scenarios.split(",").filter(Boolean),
+      svg: values.svg,
+    });
   }
   if (process.getuid?.() !== 0) {
     console.error("bench: run as root: it makes a private network namespace for the heartbeats");

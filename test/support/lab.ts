@@ -151,15 +151,37 @@ export class Lab {
     return namespacePids(this.ns(name));
   }
 
-  /** Starts `argv` inside namespace `name`; it is killed when the lab closes. */
+  /**
+   * Starts `argv` inside namespace `name`; it is killed when the lab closes. With `cgroups`
+   * (folders of cgroup hierarchies), it starts in those, and so does every process it forks.
+   * (They are joined from outside: `ip netns exec` mounts a sysfs without the cgroup folders.)
+   * With `hostMounts`, it enters only the network namespace, and sees the host's /sys/fs/cgroup.
+   */
   spawn(
     name: string,
     argv: string[],
-    options: { cwd?: string; env?: Record<string, string> } = {},
+    options: {
+      cwd?: string;
+      env?: Record<string, string>;
+      cgroups?: string[];
+      hostMounts?: boolean;
+    } = {},
   ): ChildProcess {
-    const child = spawn("ip", ["netns", "exec", this.ns(name), ...argv], {
+    const inNamespace = options.hostMounts
+      ? ["nsenter", `--net=/run/netns/${this.ns(name)}`, "--", ...argv]
+      : ["ip", "netns", "exec", this.ns(name), ...argv];
+    const command = options.cgroups
+      ? [
+        "sh",
+        "-c",
+        'for group in $LAB_CGROUPS; do echo $$ > "$group/cgroup.procs"; done; exec "$@"',
+        "sh",
+        ...inNamespace,
+      ]
+      : inNamespace;
+    const child = spawn(command[0], command.slice(1), {
       cwd: options.cwd ?? REPO,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...options.env, LAB_CGROUPS: options.cgroups?.join(" ") ?? "" },
       stdio: ["ignore", "pipe", "pipe"],
       // A process group of its own: Apache's prefork MPM (Debian's tree once mod_php is
       // installed) stops with killpg(getpgrp(), SIGTERM), which would take the test runner too.

@@ -2,6 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
 import { collect, type Lab } from "./lab.ts";
 
 const APACHE_MODULES = "/usr/lib/apache2/modules";
@@ -19,16 +20,25 @@ export interface Apache {
   config: string;
   /** What apache2 printed, and its error log: for a failing test's message. */
   diagnostics(): string;
+  /** Apache's parent process (`ip netns exec` becomes it). */
+  process: ChildProcess;
 }
 
 /**
- * Starts Debian's apache2 in namespace `ns`, listening on `listen`, with `modules` loaded and
- * `directives` appended; runs its children as www-data (Apache refuses root).
+ * Starts Debian's apache2 in namespace `ns`, listening on `listen`, with `modules` loaded (after
+ * `mpm`, by default mpm_event) and `directives` appended; runs its children as www-data (Apache
+ * refuses root); with `cgroups`, Apache and its children run in those cgroups (Lab.spawn).
  */
-function startApache(
+export function startApache(
   lab: Lab,
   ns: string,
-  options: { listen: string; modules: string[]; directives: string },
+  options: {
+    listen: string;
+    modules: string[];
+    directives: string;
+    mpm?: string;
+    cgroups?: string[];
+  },
 ): Apache {
   const root = apacheRoot(lab, ns);
   const logs = join(root, "logs");
@@ -49,14 +59,17 @@ LogLevel warn
 User www-data
 Group www-data
 ${
-      ["mpm_event", "authz_core", ...options.modules].map((name) =>
+      [options.mpm ?? "mpm_event", "authz_core", ...options.modules].map((name) =>
         `LoadModule ${name}_module ${APACHE_MODULES}/mod_${name}.so`
       ).join("\n")
     }
 ${options.directives}`,
   );
   execFileSync("chmod", ["755", lab.dir, root]);
-  const output = collect(lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"]));
+  const child = lab.spawn(ns, ["apache2", "-f", config, "-DFOREGROUND"], {
+    cgroups: options.cgroups,
+  });
+  const output = collect(child);
   const errorLog = join(logs, "error.log");
   const diagnostics = () => {
     let log = "";
@@ -65,10 +78,10 @@ ${options.directives}`,
     } catch { /* not written yet */ }
     return `apache2 printed: ${output().stderr}\n${errorLog}:\n${log}`;
   };
-  return { storage: storagePath(lab, ns), config, diagnostics };
+  return { storage: storagePath(lab, ns), config, diagnostics, process: child };
 }
 
-const apacheRoot = (lab: Lab, ns: string) => join(lab.dir, `apache-${ns}`);
+export const apacheRoot = (lab: Lab, ns: string) => join(lab.dir, `apache-${ns}`);
 const storagePath = (lab: Lab, ns: string) => join(apacheRoot(lab, ns), "logs", "hb.dat");
 
 /**
