@@ -3,6 +3,7 @@
  * whether Bun said `ENETUNREACH: network is unreachable, send` or Deno said `Network is
  * unreachable (os error 101)`.
  */
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 
 const WORDS: Readonly<Record<string, string>> = {
@@ -61,17 +62,30 @@ export function systemError(error: unknown): Error {
 
 /**
  * What to do when a socket cannot listen: the error's one wording, and the usual way out for
- * the codes that have one (a multicast group no interface routes, a port below 1024, a port
- * taken).
+ * the codes that have one (a multicast group no interface routes, a port below the first
+ * unprivileged one, a port taken).
  */
 export function listenFailure(error: unknown, where: { port: number; multicast: boolean }): string {
   const code = errorCode(error);
+  const first = firstUnprivilegedPort() ?? 1024;
   const hint = code === "ENODEV" && where.multicast
     ? "no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS"
-    : code === "EACCES" && where.port < 1024
-    ? "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+    : code === "EACCES" && where.port < first
+    ? `ports below ${first} need root or CAP_NET_BIND_SERVICE`
     : code === "EADDRINUSE"
     ? "another process listens there (ss -lnp shows which)"
     : undefined;
   return hint ? `${describeError(error)}: ${hint}` : describeError(error);
+}
+
+/**
+ * The first port Linux lets a process without CAP_NET_BIND_SERVICE bind
+ * (net.ipv4.ip_unprivileged_port_start, 1024 unless changed); undefined where /proc does not tell.
+ */
+export function firstUnprivilegedPort(): number | undefined {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8"));
+  } catch {
+    return undefined;
+  }
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { type Destination, lookupAll } from "../address.ts";
 import { UsageError } from "../cli.ts";
-import { describeError } from "../errors.ts";
+import { describeError, firstUnprivilegedPort } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "../scheduler.ts";
 import type { AddressSetting, Resolved, Settings } from "../settings.ts";
@@ -117,10 +117,10 @@ export async function runChecks(checks: Check[]): Promise<void> {
  * /proc does not tell, nothing is said, and the start says it.
  */
 export function requireBindablePort(address: AddressSetting, flag: string): void {
-  let first: number;
+  const first = firstUnprivilegedPort();
+  if (first === undefined) return;
   let capabilities: bigint;
   try {
-    first = Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8"));
     const status = readFileSync("/proc/self/status", "utf8");
     capabilities = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"}`);
   } catch {

@@ -10,6 +10,7 @@
  * The quota is read again at every reading, so a quota changed at runtime counts at once.
  */
 import type { Load } from "../codec.ts";
+import { errorCode } from "../errors.ts";
 import { systemClock } from "../scheduler.ts";
 import {
   type CgroupLocation,
@@ -100,7 +101,7 @@ function selfAndAncestors(directory: string, top: string | undefined): string[] 
 }
 
 function missing(error: unknown): boolean {
-  return (error as { code?: string }).code === "ENOENT";
+  return errorCode(error) === "ENOENT";
 }
 
 /** How to read one cgroup's quota, use and cpuset. */
