@@ -621,9 +621,30 @@ export interface Resolved {
   itemOrigins: Partial<Record<keyof Settings, string[]>>;
   /** Everything wrong, each a line that says where. */
   problems: string[];
-  /** Which problems come from flags: usage errors. */
-  flagProblems: string[];
+  /** A setting's name as the operator gave it, for messages about it. */
+  names: SettingNames;
 }
+
+/**
+ * How a message names a setting: the way the operator gave it: `--listen`, `HEARTBEAT_LISTEN`,
+ * or `HeartbeatListen at FILE:LINE`; the flag when it was not given.
+ */
+export type SettingNames = (key: keyof Settings) => string;
+
+/** The names `origins` gives each setting (see SettingNames). */
+export function settingNames(origins: Resolved["origins"]): SettingNames {
+  return (key) => {
+    const spec = SETTINGS.find((row) => row.key === key);
+    if (!spec) return String(key);
+    const origin = origins[key];
+    if (origin === spec.env) return spec.env;
+    if (origin && /:\d+$/.test(origin)) return `${spec.directive} at ${origin}`;
+    return `--${spec.flag}`;
+  };
+}
+
+/** The flags' names, for code and tests that have no resolved settings (their defaults). */
+export const FLAG_NAMES: SettingNames = settingNames({});
 
 /** The effective settings from all layers, and every problem in any of them. */
 export function resolveSettings(layers: Layers): Resolved {
@@ -678,7 +699,7 @@ export function resolveSettings(layers: Layers): Resolved {
     origins,
     itemOrigins,
     problems: [...flagProblems, ...inLineOrder(problems)],
-    flagProblems,
+    names: settingNames(origins),
   };
 }
 

@@ -7,6 +7,7 @@
 import type { Load } from "./codec.ts";
 import type { ConnectionRefusal } from "./connection-limits.ts";
 import type { SourceReading } from "./sources/combined.ts";
+import { family, label } from "./prometheus.ts";
 
 /** The agent's TCP sides, as /metrics labels them. */
 export type Listener = "agent-check" | "http";
@@ -117,15 +118,8 @@ export function agentCheckPercent(load: Load): number {
   return Math.max(1, Math.round((100 * load.ready) / (load.ready + load.busy)));
 }
 
-/** A Prometheus label value, escaped as the text format wants it. */
-function label(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
 /** /metrics, in Prometheus' text format. */
 export function agentMetrics(status: AgentStatus, build: Record<string, string>): string {
-  const family = (name: string, help: string, type: string, samples: string[]) =>
-    [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples].join("\n");
   const labels = Object.entries(build).map(([key, value]) => `${key}="${label(value)}"`).join(",");
   const perDestination = (
     name: string,

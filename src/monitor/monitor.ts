@@ -24,6 +24,7 @@ import {
   type RejectReason,
 } from "../codec.ts";
 import { describeError } from "../errors.ts";
+import { family } from "../prometheus.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
@@ -287,8 +288,6 @@ export class Monitor {
     const now = this.#options.clock.now();
     const entries = this.table.entries();
     const label = (entry: ServerEntry) => `{ip="${entry.ip}",port="${entry.port}"}`;
-    const family = (name: string, help: string, type: string, samples: string[]) =>
-      [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples].join("\n");
     return [
       family("heartbeat_servers", "Servers heard from in the last 30 seconds.", "gauge", [
         `heartbeat_servers ${entries.length}`,
