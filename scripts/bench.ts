@@ -48,15 +48,13 @@ import {
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { collect, Lab, REPO, waitFor } from "../test/support/lab.ts";
-import { startApacheOrigin, startApacheProxy } from "../test/support/servers.ts";
-import { VERSION } from "../src/version.ts";
+import { collect, Lab, waitFor } from "./lab/lab.ts";
+import { startApacheOrigin, startApacheProxy } from "./lab/servers.ts";
 import { compileWithBun, TARGETS } from "./build.ts";
+import { BIN, DIST, REPO, VERSION } from "./repo.ts";
 import { balance } from "./bench/balance.ts";
 import { Cgroup } from "./bench/cgroup.ts";
 
-const BIN = join(REPO, "node_modules", ".bin");
-const DIST = join(REPO, "dist");
 /** The C and TypeScript programs the benchmarks run beside heartbeat. */
 const PROGRAMS = join(REPO, "scripts", "bench");
 const BINARY = join(DIST, "heartbeat-linux-x64");

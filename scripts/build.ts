@@ -23,7 +23,7 @@
  * deno compile fetches `denort` from Deno's download server unless DENORT_BIN names a local
  * copy; where neither works, it says so and the Bun builds still succeed.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   copyFileSync,
@@ -37,13 +37,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-
-const REPO = fileURLToPath(new URL("..", import.meta.url));
-const DIST = join(REPO, "dist");
-const BIN = join(REPO, "node_modules", ".bin");
-export const VERSION: string = JSON.parse(readFileSync(join(REPO, "deno.json"), "utf8")).version;
+import { BIN, DIST, REPO, run, VERSION } from "./repo.ts";
 
 /** Our target name → Bun's, Deno's where Deno has it, and the image platform for glibc Linux. */
 export const TARGETS: Record<
@@ -68,22 +63,6 @@ const DOCUMENTS = ["LICENSE", "NOTICE", "README.md", "CHANGELOG.md", "contrib"];
 
 /** The user the image runs as: distroless's "nonroot". */
 const IMAGE_USER = 65532;
-
-function run(
-  command: string,
-  args: string[],
-  env: Record<string, string> = {},
-): { ok: boolean; output: string } {
-  const result = spawnSync(command, args, {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-  });
-  return {
-    ok: result.status === 0,
-    output: `${result.stdout ?? ""}${result.stderr ?? ""}${result.error?.message ?? ""}`,
-  };
-}
 
 /** The commit (short, `-dirty` for a modified tree) and the date (SOURCE_DATE_EPOCH, else today). */
 export function buildStamp(): { commit: string; date: string } {

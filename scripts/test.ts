@@ -1,6 +1,6 @@
 /**
  * The whole test suite on both runtimes: type checks, `deno test`, `bun test`, and on linux-x64
- * a third pass of the end-to-end and interop tests with the compiled binary as the agent; then
+ * a third pass of the lab tests (test/lab/) with the compiled binary as the agent; then
  * one closing line `N passed, N failed` summing them. Run it as `npm test` (or
  * `npx bun scripts/test.ts`).
  *
@@ -11,38 +11,14 @@
  * Tests are flat `test()` calls, without `describe`: Deno counts a describe block as a test of
  * its own and Bun does not, so only flat tests give both runtimes the same count.
  */
-import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const REPO = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(REPO, "node_modules", ".bin");
-const VERSION: string = JSON.parse(readFileSync(join(REPO, "deno.json"), "utf8")).version;
+import { BIN, DIST, runEchoing, VERSION } from "./repo.ts";
 
 interface Outcome {
   passed: number;
   failed: number;
   skipped: number;
-}
-
-/** Runs a command from the repo root, echoing its output; resolves to exit code and output. */
-function run(
-  argv: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), {
-      cwd: REPO,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk, process.stdout.write(chunk)));
-    child.stderr.on("data", (chunk) => (output += chunk, process.stderr.write(chunk)));
-    child.on("error", (error) => resolve({ code: 127, output: `${output}\n${error.message}` }));
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
-  });
 }
 
 /**
@@ -92,10 +68,10 @@ async function main(): Promise<number> {
 
   console.log("== type check (tsc, deno check), format (deno fmt --check), lint (deno lint)");
   const checks = [
-    await run([join(BIN, "tsc"), "-p", "."]),
-    await run([join(BIN, "deno"), "check", "src", "test", "scripts"]),
-    await run([join(BIN, "deno"), "fmt", "--check"], { NO_COLOR: "1" }),
-    await run([join(BIN, "deno"), "lint"], { NO_COLOR: "1" }),
+    await runEchoing([join(BIN, "tsc"), "-p", "."]),
+    await runEchoing([join(BIN, "deno"), "check", "src", "test", "scripts"]),
+    await runEchoing([join(BIN, "deno"), "fmt", "--check"], { NO_COLOR: "1" }),
+    await runEchoing([join(BIN, "deno"), "lint"], { NO_COLOR: "1" }),
   ];
   const checksOk = checks.every((check) => check.code === 0);
 
@@ -109,16 +85,16 @@ async function main(): Promise<number> {
     { name: "deno", argv: [join(BIN, "deno"), "test", "-A"], read: denoOutcome },
     { name: "bun", argv: [join(BIN, "bun"), "test", "--timeout", "120000"], read: bunOutcome },
   ];
-  const binary = join(REPO, "dist", "heartbeat-linux-x64");
+  const binary = join(DIST, "heartbeat-linux-x64");
   if (`${process.platform}-${process.arch}` === "linux-x64") {
-    // The container image too, where podman can build it (CI installs it): image.test.ts runs it.
+    // The container image too, where podman can build it (CI installs it): test/lab/image.test.ts runs it.
     const image = existsSync("/usr/bin/podman")
-      ? join(REPO, "dist", `heartbeat-${VERSION}-linux-x64.image.tar`)
+      ? join(DIST, `heartbeat-${VERSION}-linux-x64.image.tar`)
       : undefined;
     console.log(`\n== build the linux-x64 binary${image ? " and image" : ""}`);
     // In a namespace of its own too: deno compile would otherwise try to download denort (a
     // look-up of Deno's server leaving the machine); isolated, it is skipped at once, as it says.
-    const built = await run(isolated([
+    const built = await runEchoing(isolated([
       join(BIN, "bun"),
       "scripts/build.ts",
       "--target",
@@ -127,19 +103,20 @@ async function main(): Promise<number> {
       ...(image ? ["--image"] : []),
     ]));
     if (built.code !== 0) totals.failed += 1;
-    const endToEnd = readdirSync(join(REPO, "test")).filter((file) =>
-      /^(binary|cli\.e2e|image|readme|interop\..*)\.test\.ts$/.test(file)
-    ).map((file) => `./test/${file}`);
     runners.push({
       name: "binary",
-      argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd],
+      // The lab tests: the ones that run the agent as a process run the binary here.
+      argv: [join(BIN, "bun"), "test", "--timeout", "120000", "./test/lab/"],
       read: bunOutcome,
       env: { HEARTBEAT_BINARY: binary, ...(image ? { HEARTBEAT_IMAGE: image } : {}) },
     });
   }
   for (const runner of runners) {
     console.log(`\n== ${runner.name} test`);
-    const { code, output } = await run(isolated(runner.argv), { NO_COLOR: "1", ...runner.env });
+    const { code, output } = await runEchoing(isolated(runner.argv), {
+      NO_COLOR: "1",
+      ...runner.env,
+    });
     const outcome = runner.read(plain(output)) ?? { passed: 0, failed: 0, skipped: 0 };
     // A runner that crashed or printed no summary counts as a failure, never as a pass.
     if (code !== 0 && outcome.failed === 0) outcome.failed = 1;

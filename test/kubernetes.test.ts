@@ -3,14 +3,14 @@
  * Kubernetes release (npm's kubernetes-models: validate() checks each object against its kind's
  * schema, as the API server would), and what the files promise: probes on the agent's /healthz,
  * the drain file on a volume both containers share, the hardening, a grace period that outlasts
- * the drain, resource limits. The sidecar runs for real in test/interop.kubernetes.test.ts.
+ * the drain, resource limits. The sidecar runs for real in test/lab/kubernetes.test.ts.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { commandAvailable } from "./support/lab.ts";
+import { commandAvailable } from "../scripts/lab/lab.ts";
 import {
   argument,
   container,
@@ -20,7 +20,7 @@ import {
   readManifest,
   unknownFields,
 } from "./support/kubernetes.ts";
-import { VERSION } from "../scripts/build.ts";
+import { VERSION } from "../scripts/repo.ts";
 
 const manifests = readdirSync(MANIFESTS).filter((file) => file.endsWith(".yaml"));
 

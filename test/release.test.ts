@@ -10,17 +10,14 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { archive, imageSource, sha256sums, VERSION } from "../scripts/build.ts";
+import { archive, imageSource, sha256sums } from "../scripts/build.ts";
+import { VERSION } from "../scripts/repo.ts";
 import { loadSettings } from "../src/config/load.ts";
 import { main } from "../src/main.ts";
 import { SETTINGS } from "../src/settings.ts";
-import {
-  agentCommand,
-  commandAvailable,
-  currentRuntime,
-  REPO,
-  requiredOrSkipped,
-} from "./support/lab.ts";
+import { agentCommand, commandAvailable } from "../scripts/lab/lab.ts";
+import { REPO } from "../scripts/repo.ts";
+import { currentRuntime, requiredOrSkipped } from "./support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-release-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -21,16 +21,9 @@
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  agentCommand,
-  commandAvailable,
-  Lab,
-  REPO,
-  runtimeCommand,
-  stop,
-  waitFor,
-} from "../../test/support/lab.ts";
-import { type Apache, apacheRoot, startApache } from "../../test/support/servers.ts";
+import { agentCommand, commandAvailable, Lab, runtimeCommand, stop, waitFor } from "../lab/lab.ts";
+import { REPO } from "../repo.ts";
+import { type Apache, apacheRoot, startApache } from "../lab/servers.ts";
 import { Cgroup, quotaUnavailable } from "./cgroup.ts";
 
 const APACHE_MODULES = "/usr/lib/apache2/modules";

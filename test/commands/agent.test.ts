@@ -13,7 +13,7 @@ import { DRAIN_FILE_POLL_MS, DRAIN_REPEAT_MS } from "../../src/shaping.ts";
 import { drainSignals } from "../../src/signals.ts";
 import { systemClock } from "../../src/scheduler.ts";
 import { fakeContext, INVOCATION } from "../support/fakes.ts";
-import { waitFor } from "../support/lab.ts";
+import { waitFor } from "../../scripts/lab/lab.ts";
 
 function configured(flags: Record<string, string>): Resolved {
   return resolveSettings({

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { runMonitorCommand } from "../../src/commands/monitor.ts";
 import { resolveSettings } from "../../src/settings.ts";
 import { FAKE_RMEM_MAX, fakeContext, INVOCATION } from "../support/fakes.ts";
-import { waitFor } from "../support/lab.ts";
+import { waitFor } from "../../scripts/lab/lab.ts";
 
 test("monitor command: SIGHUP, SIGUSR1, SIGUSR2, SIGTTOU and SIGTTIN are logged and change nothing; SIGTERM stops it", async () => {
   const { signals, log, context } = fakeContext();

@@ -23,7 +23,9 @@ import {
   storageFolderProblem,
   writeFileAtomic,
 } from "../../src/monitor/storage.ts";
-import { collect, currentRuntime, REPO, runtimeCommand, waitFor } from "../support/lab.ts";
+import { collect, runtimeCommand, waitFor } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime } from "../support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-storage-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -11,7 +11,9 @@ import { createSource } from "../../src/sources/index.ts";
 import type { Source } from "../../src/sources/source.ts";
 import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
 import { FakeClock } from "../support/fakes.ts";
-import { agentCommand, collect, currentRuntime, REPO, stop, waitFor } from "../support/lab.ts";
+import { agentCommand, collect, stop, waitFor } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime } from "../support/lab.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-cpu-"));

@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { createSource } from "../../src/sources/index.ts";
-import { currentRuntime, REPO, runtimeCommand } from "../support/lab.ts";
+import { runtimeCommand } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime } from "../support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));

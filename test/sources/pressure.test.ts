@@ -10,7 +10,9 @@ import { usage } from "../../src/cli.ts";
 import { createSource } from "../../src/sources/index.ts";
 import { parsePressureArgument, pressureLoad } from "../../src/sources/pressure.ts";
 import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
-import { agentCommand, currentRuntime, REPO, requiredOrSkipped } from "../support/lab.ts";
+import { agentCommand } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime, requiredOrSkipped } from "../support/lab.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-pressure-"));

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { REPO } from "./lab.ts";
+import { REPO } from "../../scripts/repo.ts";
 
 export const MANIFESTS = join(REPO, "contrib", "kubernetes");
 

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Lab } from "./lab.ts";
+import type { Lab } from "../../scripts/lab/lab.ts";
 
 /**
  * podman's command line and environment, with storage of the lab's own (vfs, runc, cgroupfs: what

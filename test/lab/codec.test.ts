@@ -12,15 +12,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
-import { readStorage, startApacheProxy } from "./support/servers.ts";
+import { agentCommand, collect, Lab, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { readStorage, startApacheProxy } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "socat"]);
 const runtime = currentRuntime();

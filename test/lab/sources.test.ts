@@ -11,18 +11,17 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { parseHeartbeat } from "../src/codec.ts";
+import { parseHeartbeat } from "../../src/codec.ts";
 import {
   agentCommand,
   collect,
-  currentRuntime,
   Lab,
   runtimeCommand,
-  skipUnlessLab,
   stop,
   waitFor,
-} from "./support/lab.ts";
-import { type Apache, startApacheOrigin, startNginx } from "./support/servers.ts";
+} from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { type Apache, startApacheOrigin, startNginx } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx"]);
 const runtime = currentRuntime();

@@ -14,18 +14,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { parseStorage, type StoredServer } from "../src/monitor/storage.ts";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  runtimeCommand,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
-import type { Probe } from "./support/send-probe.ts";
-import { startApacheOrigin, startApacheProxy } from "./support/servers.ts";
+import { parseStorage, type StoredServer } from "../../src/monitor/storage.ts";
+import { agentCommand, collect, Lab, runtimeCommand, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import type { Probe } from "../support/send-probe.ts";
+import { startApacheOrigin, startApacheProxy } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "curl"]);
 const runtime = currentRuntime();

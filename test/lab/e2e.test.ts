@@ -10,23 +10,22 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { sigusr1In } from "../src/inspector-guard.ts";
-import { drainSignals } from "../src/signals.ts";
-import { sign } from "../src/signing.ts";
+import { sigusr1In } from "../../src/inspector-guard.ts";
+import { drainSignals } from "../../src/signals.ts";
+import { sign } from "../../src/signing.ts";
 import {
   agentCommand,
   collect,
   commandAvailable,
-  currentRuntime,
   Lab,
-  REPO,
   runtimeCommand,
-  skipUnlessLab,
   stop,
   waitFor,
-} from "./support/lab.ts";
-import { skipUnlessCgroupV1, V1Cgroup } from "./support/cgroups.ts";
-import type { Probe } from "./support/send-probe.ts";
+} from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { skipUnlessCgroupV1, V1Cgroup } from "../support/cgroups.ts";
+import type { Probe } from "../support/send-probe.ts";
 
 const skip = skipUnlessLab();
 const runtime = currentRuntime();

@@ -13,8 +13,10 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { currentRuntime, Lab, REPO, skipUnlessLab } from "./support/lab.ts";
-import { startApacheOrigin } from "./support/servers.ts";
+import { Lab } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { startApacheOrigin } from "../../scripts/lab/servers.ts";
 
 const read = (file: string) => readFileSync(join(REPO, file), "utf8");
 
@@ -43,12 +45,11 @@ test("readme: CONTRIBUTING says how to run one test file on each runtime, and ev
   const contributing = read("CONTRIBUTING.md");
   assert.match(contributing, /npx deno test -A test\/\S+\.test\.ts/);
   assert.match(contributing, /npx bun test --timeout 120000 test\/\S+\.test\.ts/);
-  const tests = [
-    ...readdirSync(join(REPO, "test")).filter((file) => file.endsWith(".ts")).map((file) =>
-      `test/${file}`
-    ),
-    ...readdirSync(join(REPO, "test", "support")).map((file) => `test/support/${file}`),
-  ];
+  // The tests, their support, and the lab they share with the benchmarks.
+  const tests = ["test", "scripts/lab"].flatMap((folder) =>
+    readdirSync(join(REPO, folder), { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".ts")).map((file) => `${folder}/${file}`)
+  );
   const variables = new Set(
     tests.flatMap((file) =>
       [...read(file).matchAll(/process\.env\.(HEARTBEAT_[A-Z_]+)/g)].map((match) => match[1])
@@ -105,24 +106,24 @@ const NOT_RUN: Record<string, string> = {
   "podman load -i heartbeat-0.2.0-linux-x64.image.tar":
     "needs the image (image.test.ts loads and runs it)",
   "sed 's/replicas: 2/replicas: 1/' contrib/kubernetes/sidecar.yaml > sidecar-one.yaml":
-    "needs the image, a registry's nginx and the host's network (interop.kubernetes.test.ts plays the same in a lab namespace)",
+    "needs the image, a registry's nginx and the host's network (test/lab/kubernetes.test.ts plays the same in a lab namespace)",
   "npm ci && npm start -- --address 239.0.0.1:27999 --source static --ready 10":
     "npm ci would fetch from the registry and replace the shared node_modules",
   "npx bun src/main.ts --address 239.0.0.1:27999":
-    "a clone's commands, and a whole build (cli.e2e.test.ts and binary.test.ts run these)",
+    "a clone's commands, and a whole build (test/lab/e2e.test.ts and binary.test.ts run these)",
   "npm ci && npm test": "the whole suite itself",
   "heartbeat --address http://proxy.example.com/heartbeat --source apache":
-    "needs a proxy by name (interop.unicast.test.ts POSTs to a real one)",
+    "needs a proxy by name (test/lab/unicast.test.ts POSTs to a real one)",
   "install -D -m 0644 contrib/heartbeat-monitor.service.d/haproxy.conf /etc/systemd/system/heartbeat-monitor.service.d/haproxy.conf":
-    "needs systemd as init (interop.haproxy-unit.test.ts runs the drop-in as systemd would)",
+    "needs systemd as init (test/lab/haproxy-unit.test.ts runs the drop-in as systemd would)",
   "heartbeat -a 239.0.0.1:27999 --source apache":
-    "needs Apache on two ports (interop.sources.test.ts reads a real one)",
+    "needs Apache on two ports (test/lab/sources.test.ts reads a real one)",
   "heartbeat -a 239.0.0.1:27999 --source nginx --capacity 1024":
-    "needs nginx (interop.sources.test.ts reads a real one)",
+    "needs nginx (test/lab/sources.test.ts reads a real one)",
   "heartbeat -a 239.0.0.1:27999 --source php-fpm":
-    "needs php-fpm pools at those addresses (interop.php-fpm.test.ts reads a real one)",
+    "needs php-fpm pools at those addresses (test/lab/php-fpm.test.ts reads a real one)",
   "heartbeat -a 239.0.0.1:27999 --source tcp:8080 --capacity 200":
-    "needs servers on those ports (interop.sources.test.ts)",
+    "needs servers on those ports (test/lab/sources.test.ts)",
   "heartbeat -a 239.0.0.1:27999 --source 'exec:/usr/local/bin/myapp-load'":
     "names the reader's own program",
   "heartbeat -a 239.0.0.1:27999 --source file:/run/myapp/load --max-age 5":
@@ -135,9 +136,9 @@ const NOT_RUN: Record<string, string> = {
     "needs an Apache configuration with HeartbeatAddress (config.test.ts reads such trees)",
   "npm run build": "a whole build of every target",
   "heartbeat -a 239.0.0.1:27999 --source apache --source cpu --capacity 100":
-    "needs Apache and its cgroup (cli.e2e.test.ts and interop.sources.test.ts combine real sources)",
+    "needs Apache and its cgroup (test/lab/e2e.test.ts and test/lab/sources.test.ts combine real sources)",
   "heartbeat -a 239.0.0.1:27999 --source static --ready 40 --busy 10 --source file:/run/myapp/load --once --dry-run":
-    "names the reader's own application's file (cli.e2e.test.ts runs two sources with --dry-run)",
+    "names the reader's own application's file (test/lab/e2e.test.ts runs two sources with --dry-run)",
 };
 
 test("readme: every shell block is marked runnable or says here why it is not run", () => {

@@ -29,16 +29,8 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
 import { stringify } from "yaml";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  requiredOrSkipped,
-  runtimeCommand,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
+import { agentCommand, collect, Lab, runtimeCommand, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, requiredOrSkipped, skipUnlessLab } from "../support/lab.ts";
 import {
   argument,
   container,
@@ -46,10 +38,10 @@ import {
   MANIFESTS,
   only,
   readManifest,
-} from "./support/kubernetes.ts";
-import { podman, spawnPodman } from "./support/podman.ts";
-import { startApacheProxy, startNginx } from "./support/servers.ts";
-import { sharedLibraries } from "../scripts/build.ts";
+} from "../support/kubernetes.ts";
+import { podman, spawnPodman } from "../support/podman.ts";
+import { startApacheProxy, startNginx } from "../../scripts/lab/servers.ts";
+import { sharedLibraries } from "../../scripts/build.ts";
 
 const image = process.env.HEARTBEAT_IMAGE;
 const skip = !process.env.HEARTBEAT_BINARY

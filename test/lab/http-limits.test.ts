@@ -18,13 +18,12 @@ import { after, test } from "node:test";
 import {
   agentCommand,
   collect,
-  currentRuntime,
   Lab,
   runtimeCommand,
-  skipUnlessLab,
   stop,
   waitFor,
-} from "./support/lab.ts";
+} from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
 
 const skip = skipUnlessLab(["curl", "socat"]);
 const runtime = currentRuntime();

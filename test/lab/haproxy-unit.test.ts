@@ -22,17 +22,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { parseServersState } from "../src/haproxy/runtime-api.ts";
-import {
-  agentCommand,
-  collect,
-  commandAvailable,
-  currentRuntime,
-  Lab,
-  REPO,
-  requiredOrSkipped,
-  skipUnlessLab,
-} from "./support/lab.ts";
+import { parseServersState } from "../../src/haproxy/runtime-api.ts";
+import { agentCommand, collect, commandAvailable, Lab } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime, requiredOrSkipped, skipUnlessLab } from "../support/lab.ts";
 
 const skip = skipUnlessLab(["haproxy", "socat", "setpriv", "unshare"]);
 const runtime = currentRuntime();

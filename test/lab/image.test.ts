@@ -10,9 +10,10 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, test } from "node:test";
-import { Lab, requiredOrSkipped, skipUnlessLab, waitFor } from "./support/lab.ts";
-import { podman as podmanIn } from "./support/podman.ts";
-import { readStorage, startApacheProxy } from "./support/servers.ts";
+import { Lab, waitFor } from "../../scripts/lab/lab.ts";
+import { requiredOrSkipped, skipUnlessLab } from "../support/lab.ts";
+import { podman as podmanIn } from "../support/podman.ts";
+import { readStorage, startApacheProxy } from "../../scripts/lab/servers.ts";
 
 const image = process.env.HEARTBEAT_IMAGE;
 const skip = !process.env.HEARTBEAT_BINARY

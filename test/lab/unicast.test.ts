@@ -12,15 +12,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  skipUnlessLab,
-  stop,
-  waitFor,
-} from "./support/lab.ts";
+import { agentCommand, collect, Lab, stop, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
 
 const skip = skipUnlessLab();
 const runtime = currentRuntime();

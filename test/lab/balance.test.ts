@@ -10,8 +10,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { balanceUnavailable } from "../scripts/bench/balance.ts";
-import { collect, REPO, requiredOrSkipped, runtimeCommand } from "./support/lab.ts";
+import { balanceUnavailable } from "../../scripts/bench/balance.ts";
+import { collect, runtimeCommand } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { requiredOrSkipped } from "../support/lab.ts";
 
 const skip = requiredOrSkipped(balanceUnavailable());
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-balance-"));

@@ -15,17 +15,10 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { drainSignals } from "../src/signals.ts";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  runtimeCommand,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
-import { startApacheProxy, startNginx } from "./support/servers.ts";
+import { drainSignals } from "../../src/signals.ts";
+import { agentCommand, collect, Lab, runtimeCommand, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { startApacheProxy, startNginx } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx"]);
 const runtime = currentRuntime();

@@ -11,22 +11,15 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  type RuntimeName,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
+import { agentCommand, collect, Lab, type RuntimeName, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
 import {
   type Apache,
   readStorage,
   startApacheProxy,
   startNginx,
   type StorageEntry,
-} from "./support/servers.ts";
+} from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx", "curl"]);
 const runtime = currentRuntime();

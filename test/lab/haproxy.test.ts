@@ -15,19 +15,13 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { parseServersState } from "../src/haproxy/runtime-api.ts";
-import { drainSignals } from "../src/signals.ts";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  REPO,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
-import { serveFakeHAProxy } from "./support/fake-haproxy.ts";
-import { startNginx } from "./support/servers.ts";
+import { parseServersState } from "../../src/haproxy/runtime-api.ts";
+import { drainSignals } from "../../src/signals.ts";
+import { agentCommand, collect, Lab, waitFor } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { serveFakeHAProxy } from "../support/fake-haproxy.ts";
+import { startNginx } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["haproxy", "nginx", "curl", "socat"]);
 const runtime = currentRuntime();

@@ -9,7 +9,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import { Lab, runtimeCommand, skipUnlessLab } from "./support/lab.ts";
+import { Lab, runtimeCommand } from "../../scripts/lab/lab.ts";
+import { skipUnlessLab } from "../support/lab.ts";
 
 const binary = process.env.HEARTBEAT_BINARY;
 const skip = binary ? false : "HEARTBEAT_BINARY names no compiled binary (scripts/test.ts sets it)";

@@ -11,17 +11,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import type { AdapterName } from "../src/transport/transport.ts";
-import {
-  collect,
-  currentRuntime,
-  Lab,
-  runtimeCommand,
-  skipUnlessLab,
-  stop,
-  waitFor,
-} from "./support/lab.ts";
-import type { Probe, ProbeResult } from "./support/send-probe.ts";
+import type { AdapterName } from "../../src/transport/transport.ts";
+import { collect, Lab, runtimeCommand, stop, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import type { Probe, ProbeResult } from "../support/send-probe.ts";
 
 const skip = skipUnlessLab(["tcpdump", "cc"]);
 const runtime = currentRuntime();

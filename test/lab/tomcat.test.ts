@@ -13,15 +13,8 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  requiredOrSkipped,
-  skipUnlessLab,
-  waitFor,
-} from "./support/lab.ts";
+import { agentCommand, collect, Lab, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, requiredOrSkipped, skipUnlessLab } from "../support/lab.ts";
 
 const CATALINA_HOME = "/usr/share/tomcat10";
 const skip = skipUnlessLab(["java"]) ||

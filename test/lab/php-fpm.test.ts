@@ -7,17 +7,15 @@
 import assert from "node:assert/strict";
 import { chownSync, mkdirSync } from "node:fs";
 import { after, test } from "node:test";
-import { parseHeartbeat } from "../src/codec.ts";
+import { parseHeartbeat } from "../../src/codec.ts";
+import { agentCommand, collect, Lab, stop, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
 import {
-  agentCommand,
-  collect,
-  currentRuntime,
-  Lab,
-  skipUnlessLab,
-  stop,
-  waitFor,
-} from "./support/lab.ts";
-import { type PhpFpm, type PhpFpmPool, startNginx, startPhpFpm } from "./support/servers.ts";
+  type PhpFpm,
+  type PhpFpmPool,
+  startNginx,
+  startPhpFpm,
+} from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["php-fpm8.2", "cgi-fcgi", "nginx", "setpriv"]);
 const runtime = currentRuntime();

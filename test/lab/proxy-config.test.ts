@@ -11,8 +11,10 @@ import assert from "node:assert/strict";
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { agentCommand, collect, currentRuntime, Lab, REPO, skipUnlessLab } from "./support/lab.ts";
-import { startNginx } from "./support/servers.ts";
+import { agentCommand, collect, Lab } from "../../scripts/lab/lab.ts";
+import { REPO } from "../../scripts/repo.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { startNginx } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx", "curl"]);
 const runtime = currentRuntime();

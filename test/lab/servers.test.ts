@@ -12,8 +12,9 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { agentCommand, currentRuntime, Lab, skipUnlessLab, waitFor } from "./support/lab.ts";
-import { readStorage, startApacheProxy, startNginx } from "./support/servers.ts";
+import { agentCommand, Lab, waitFor } from "../../scripts/lab/lab.ts";
+import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { readStorage, startApacheProxy, startNginx } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx", "curl"]);
 const runtime = currentRuntime();
