@@ -24,6 +24,7 @@ import {
 } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";
 import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { listenProbe } from "../support/listen.ts";
 import { skipUnlessCgroupV1, V1Cgroup } from "../support/cgroups.ts";
 import type { Probe } from "../support/send-probe.ts";
 
@@ -99,12 +100,7 @@ test(
   { skip },
   async () => {
     const lab = network();
-    const listener = lab.spawn(
-      "peer",
-      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]),
-    );
-    const heard = collect(listener);
-    await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+    const listener = await listenProbe(lab, "peer", runtime, { port: 27999, group: "239.0.0.1" });
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const agent = lab.spawn(
         "host",
@@ -120,8 +116,7 @@ test(
         ]),
       );
       const output = collect(agent);
-      const count = (payload = "ready=4&busy=1") =>
-        heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
+      const count = (payload = "ready=4&busy=1") => listener.count(payload);
       const before = count();
       await waitFor(() => count() >= before + 3, 10_000, "three heartbeats");
       // `ip netns exec` execs the agent in place, so its pid is the agent's. process.kill, not
@@ -144,7 +139,7 @@ test(
       );
       assert.doesNotMatch(output().stderr, /warn|error/);
     }
-    await stop(listener);
+    await stop(listener.child);
   },
 );
 
@@ -248,15 +243,8 @@ test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the 
       conf,
       `HeartbeatAddress ${address}\nHeartbeatSource static\nHeartbeatReady ${ready}\nHeartbeatInterval 0.2\n`,
     );
-  const listener = lab.spawn(
-    "peer",
-    runtimeCommand(runtime, "test/support/listen-probe.ts", ["27998", "239.0.0.1"]),
-  );
-  const heard = collect(listener);
-  await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
-  const count = (ready: number) =>
-    heard().stdout.split("\n").filter((line) => line.includes(`"v=1&ready=${ready}&busy=0"`))
-      .length;
+  const listener = await listenProbe(lab, "peer", runtime, { port: 27998, group: "239.0.0.1" });
+  const count = (ready: number) => listener.count(`"v=1&ready=${ready}&busy=0"`);
 
   config("5");
   const agent = lab.spawn("host", agentCommand(runtime, ["-f", conf]));
@@ -289,7 +277,7 @@ test(`e2e ${runtime}: SIGHUP rereads the config; a broken one is logged and the 
   const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
   process.kill(agent.pid!, "SIGTERM");
   assert.equal(await exited, 0, output().stderr);
-  await stop(listener);
+  await stop(listener.child);
 });
 
 test(
@@ -521,18 +509,12 @@ test(
   },
   async () => {
     const lab = network();
-    const listener = lab.spawn(
-      "peer",
-      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27992", "239.0.0.1"]),
-    );
-    const heard = collect(listener);
-    await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
+    const listener = await listenProbe(lab, "peer", runtime, { port: 27992, group: "239.0.0.1" });
     const agent = lab.spawn(
       "host",
       agentCommand(runtime, ["-a", "239.0.0.1:27992", "--ready", "6", "-v", "--interval", "0.05"]),
     );
-    const count = (payload: string) =>
-      heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
+    const count = (payload: string) => listener.count(payload);
     await waitFor(() => count("ready=6&busy=0") >= 3, 10_000, "heartbeats");
     // The reader of the agent's log (every heartbeat, with -v) goes away.
     agent.stderr!.destroy();
@@ -546,7 +528,7 @@ test(
     process.kill(agent.pid!, "SIGTERM");
     assert.equal(await exited, 0);
     await waitFor(() => count("ready=0&busy=0") >= 1, 5_000, "the farewell");
-    await stop(listener);
+    await stop(listener.child);
   },
 );
 
@@ -557,14 +539,8 @@ test(
   },
   async () => {
     const lab = network();
-    const listener = lab.spawn(
-      "peer",
-      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27991", "239.0.0.1"]),
-    );
-    const heard = collect(listener);
-    await waitFor(() => heard().stdout.includes("listening"), 10_000, "listener");
-    const count = (payload: string) =>
-      heard().stdout.split("\n").filter((line) => line.includes(payload)).length;
+    const listener = await listenProbe(lab, "peer", runtime, { port: 27991, group: "239.0.0.1" });
+    const count = (payload: string) => listener.count(payload);
     const load = join(lab.dir, "load");
     execFileSync("mkfifo", [load]);
     const agent = lab.spawn(
@@ -609,7 +585,7 @@ test(
       "heartbeats from a command that leaves a child",
     );
     await stop(exec);
-    await stop(listener);
+    await stop(listener.child);
   },
 );
 

@@ -24,6 +24,7 @@ import {
   waitFor,
 } from "../../scripts/lab/lab.ts";
 import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { listenProbe } from "../support/listen.ts";
 
 const skip = skipUnlessLab(["curl", "socat"]);
 const runtime = currentRuntime();
@@ -142,19 +143,14 @@ test(
   { skip },
   async () => {
     const lab = network();
-    const listener = lab.spawn(
-      "client",
-      runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999"]),
-    );
+    const listener = await listenProbe(lab, "client", runtime, { port: 27999 });
+    // When each heartbeat arrived, as it arrives.
     const heard: number[] = [];
-    let listening = false;
-    listener.stdout!.on("data", (chunk: Buffer) => {
+    listener.child.stdout!.on("data", (chunk: Buffer) => {
       for (const line of String(chunk).split("\n")) {
-        if (line.includes("listening")) listening = true;
         if (line.includes("ready=4")) heard.push(Date.now());
       }
     });
-    await waitFor(() => listening, 10_000, "the listener");
     const agent = lab.spawn(
       "server",
       agentCommand(runtime, [
@@ -223,6 +219,6 @@ test(
       /http: refused a connection from 10\.99\.41\.3 \(16 open from it\): too-many-from-address/,
     );
     assert.equal(await terminate(agent), 0, log().stderr);
-    await stop(listener);
+    await stop(listener.child);
   },
 );

@@ -17,6 +17,7 @@ import { after, test } from "node:test";
 import { parseStorage, type StoredServer } from "../../src/monitor/storage.ts";
 import { agentCommand, collect, Lab, runtimeCommand, waitFor } from "../../scripts/lab/lab.ts";
 import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { listenProbe } from "../support/listen.ts";
 import type { Probe } from "../support/send-probe.ts";
 import { startApacheOrigin, startApacheProxy } from "../../scripts/lab/servers.ts";
 
@@ -72,13 +73,8 @@ function network() {
       10_000,
       `the monitor to start: ${monitorLog().stderr}`,
     );
-    const spy = collect(
-      lab.spawn(
-        "spy",
-        runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]),
-      ),
-    );
-    await waitFor(() => spy().stdout.includes("listening"), 10_000, "the spy");
+    const spy = (await listenProbe(lab, "spy", runtime, { port: 27999, group: "239.0.0.1" }))
+      .output;
     startApacheOrigin(lab, "origin1", { heartbeatAddress: "239.0.0.1:27999" });
     startApacheOrigin(lab, "origin2", { heartbeatAddress: "239.0.0.1:27999" });
     startApacheProxy(lab, "proxy", {

@@ -21,6 +21,7 @@ import {
   waitFor,
 } from "../../scripts/lab/lab.ts";
 import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { listenProbe } from "../support/listen.ts";
 import { type Apache, startApacheOrigin, startNginx } from "../../scripts/lab/servers.ts";
 
 const skip = skipUnlessLab(["apache2", "nginx"]);
@@ -52,15 +53,13 @@ function network() {
     }
     const apache = startApacheOrigin(lab, "origin", { heartbeatAddress: "239.0.0.1:27999" });
     startNginx(lab, "web", { listen: "10.99.5.12:80", body: "web" });
-    const listener = collect(
-      lab.spawn(
-        "monitor",
-        runtimeCommand(runtime, "test/support/listen-probe.ts", ["27999", "239.0.0.1"]),
-      ),
-    );
+    const listener = await listenProbe(lab, "monitor", runtime, {
+      port: 27999,
+      group: "239.0.0.1",
+    });
     const modHeartbeat = () =>
       readings(
-        listener().stdout.split("\n")
+        listener.output().stdout.split("\n")
           .filter((line) => line.startsWith('{"from":"10.99.5.11"')).map((line) =>
             JSON.parse(line).payload
           ),

@@ -14,6 +14,7 @@ import { after, test } from "node:test";
 import type { AdapterName } from "../../src/transport/transport.ts";
 import { collect, Lab, runtimeCommand, stop, waitFor } from "../../scripts/lab/lab.ts";
 import { currentRuntime, skipUnlessLab } from "../support/lab.ts";
+import { startListenProbe } from "../support/listen.ts";
 import type { Probe, ProbeResult } from "../support/send-probe.ts";
 
 const skip = skipUnlessLab(["tcpdump", "cc"]);
@@ -97,43 +98,24 @@ async function exercise(adapter: AdapterName): Promise<Observed> {
     ]);
     return { ns, child, output: collect(child) };
   });
-  const listeners = (["linkA", "sender"] as const).map((ns) => {
-    const child = lab.spawn(
-      ns,
-      runtimeCommand(runtime, "test/support/listen-probe.ts", [String(PORT), GROUP]),
-    );
-    return { ns, child, output: collect(child) };
-  });
+  const listeners = (["linkA", "sender"] as const).map((ns) =>
+    startListenProbe(lab, ns, runtime, { port: PORT, group: GROUP })
+  );
   const adapterListeners = ([
-    [GROUP, String(PORT - 2)],
-    ["10.99.1.2", String(PORT - 3)],
-    [GROUP6, String(PORT - 4), "eth0"],
-    ["fd00:99:1::2", String(PORT - 5)],
+    [GROUP, PORT - 2],
+    ["10.99.1.2", PORT - 3],
+    [GROUP6, PORT - 4, "eth0"],
+    ["fd00:99:1::2", PORT - 5],
     // A second listener on the same group and port, as mod_heartmonitor beside the monitor.
-    [GROUP, String(PORT - 2)],
-  ] as const).map(([address, port, zone]) => {
-    const child = lab.spawn(
-      "linkA",
-      runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [
-        adapter,
-        address,
-        port,
-        ...(zone ? [zone] : []),
-      ]),
-    );
-    return { ns: `linkA ${address}`, child, output: collect(child) };
-  });
+    [GROUP, PORT - 2],
+  ] as const).map(([address, port, zone]) =>
+    startListenProbe(lab, "linkA", runtime, { adapter, address, port, zone })
+  );
   await Promise.all([
     ...captures.map((c) =>
       waitFor(() => c.output().stderr.includes("listening on"), 10_000, `tcpdump in ${c.ns}`)
     ),
-    ...[...listeners, ...adapterListeners].map((l) =>
-      waitFor(
-        () => l.output().stdout.includes("listening"),
-        10_000,
-        `listener in ${l.ns}: ${l.output().stderr}`,
-      )
-    ),
+    ...[...listeners, ...adapterListeners].map((listener) => listener.listening()),
   ]);
 
   const send = (host: string, what: string) => ({
@@ -385,16 +367,9 @@ async function shareWithPlainPeer(
 ): Promise<{ adapter: string; peer: string }> {
   const lab = network();
   const start = (which: "adapter" | "peer") => {
-    const child = lab.spawn(
-      "linkA",
-      which === "peer"
-        ? [plainPeerProgram(), GROUP, String(port)]
-        : runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [
-          adapter,
-          GROUP,
-          String(port),
-        ]),
-    );
+    const child = which === "peer"
+      ? lab.spawn("linkA", [plainPeerProgram(), GROUP, String(port)])
+      : startListenProbe(lab, "linkA", runtime, { adapter, address: GROUP, port }).child;
     const output = collect(child);
     const started = waitFor(
       () => output().stdout.includes("listening") || child.exitCode !== null,
@@ -462,25 +437,21 @@ async function receiveBufferOf(
   adapter: AdapterName,
   bytes: number,
 ): Promise<{ said: number; kernel: number }> {
-  const port = String(PORT - 10);
-  const child = network().spawn(
-    "linkA",
-    runtimeCommand(runtime, "test/support/adapter-listen-probe.ts", [adapter, GROUP, port]),
-    { env: { RECEIVE_BUFFER: String(bytes) } },
-  );
-  const output = collect(child);
+  const port = PORT - 10;
+  const listener = startListenProbe(network(), "linkA", runtime, {
+    adapter,
+    address: GROUP,
+    port,
+    env: { RECEIVE_BUFFER: String(bytes) },
+  });
   try {
-    await waitFor(
-      () => output().stdout.includes("listening"),
-      10_000,
-      `the listener: ${output().stderr}`,
-    );
-    const said = JSON.parse(output().stdout.split("\n")[0]).receiveBuffer;
+    await listener.listening();
+    const said = JSON.parse(listener.output().stdout.split("\n")[0]).receiveBuffer;
     const ss = network().sh("linkA", `ss -uamn 'sport = :${port}'`);
     const kernel = Number(/\brb(\d+)/.exec(ss)?.[1]);
     return { said, kernel: kernel / 2 };
   } finally {
-    await stop(child);
+    await stop(listener.child);
   }
 }
 
