@@ -50,6 +50,7 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { collect, Lab, waitFor } from "./lab/lab.ts";
 import { startApacheOrigin, startApacheProxy } from "./lab/servers.ts";
+import { formatColumns } from "../src/columns.ts";
 import { compileWithBun, TARGETS } from "./build.ts";
 import { BIN, DIST, REPO, VERSION } from "./repo.ts";
 import { balance } from "./bench/balance.ts";
@@ -89,19 +90,6 @@ function median(values: number[]): number {
 /** `value` and its ratio to `floor`: "12.3 (1.05x)". */
 function withRatio(value: number, floor: number, digits: number): string {
   return `${value.toFixed(digits)} (${(value / floor).toFixed(2)}x)`;
-}
-
-function table(header: string[], rows: string[][]): void {
-  const widths = header.map((_, column) =>
-    Math.max(...[header, ...rows].map((row) => row[column].length))
-  );
-  for (const row of [header, ...rows]) {
-    console.log(
-      row.map((cell, column) =>
-        column ? cell.padStart(widths[column]) : cell.padEnd(widths[column])
-      ).join("  "),
-    );
-  }
 }
 
 /** What the figures were measured on, printed first so that a table can be dated and placed. */
@@ -254,23 +242,25 @@ function senderTable(
   floor: Record<Cache, Sample>,
 ): void {
   console.log(`\n${caption}\n`);
-  table(
-    ["sender", "cache", "first packet ms", "VmRSS MB", "anon MB", "file MB", "CPU/beat ms"],
-    results.flatMap(([name, samples]) =>
-      (["cold", "warm"] as const).map((cache) => {
-        const sample = samples[cache];
-        const base = floor[cache];
-        return [
-          name,
-          cache,
-          withRatio(sample.firstPacketMs, base.firstPacketMs, 1),
-          withRatio(sample.rss, base.rss, 1),
-          withRatio(sample.anon, base.anon, 1),
-          withRatio(sample.file, base.file, 1),
-          withRatio(sample.cpuPerBeatMs, base.cpuPerBeatMs, 3),
-        ];
-      })
-    ),
+  console.log(
+    formatColumns([
+      ["sender", "cache", "first packet ms", "VmRSS MB", "anon MB", "file MB", "CPU/beat ms"],
+      ...results.flatMap(([name, samples]) =>
+        (["cold", "warm"] as const).map((cache) => {
+          const sample = samples[cache];
+          const base = floor[cache];
+          return [
+            name,
+            cache,
+            withRatio(sample.firstPacketMs, base.firstPacketMs, 1),
+            withRatio(sample.rss, base.rss, 1),
+            withRatio(sample.anon, base.anon, 1),
+            withRatio(sample.file, base.file, 1),
+            withRatio(sample.cpuPerBeatMs, base.cpuPerBeatMs, 3),
+          ];
+        })
+      ),
+    ]),
   );
   console.log();
 }
@@ -405,7 +395,15 @@ async function measureAccuracy(lab: Lab, seconds: number): Promise<void> {
     `\n(Nx): the ratio to the C reference sender's, measured beside it; drift: the last heartbeat's` +
       ` distance from the first + N × 1 s (the C reference's is the floor)\n`,
   );
-  table(["sender", "heartbeats", "p50 |interval-1s| ms", "p99 ms", "drift of the last ms"], rows);
+  console.log(
+    formatColumns([[
+      "sender",
+      "heartbeats",
+      "p50 |interval-1s| ms",
+      "p99 ms",
+      "drift of the last ms",
+    ], ...rows]),
+  );
 }
 
 /** The namespace's count of datagrams that reached a socket (InDatagrams). */
@@ -426,6 +424,24 @@ const METRICS_PORT = 9100;
 const INGEST_GOAL_RATIO = 0.99;
 /** …and under 1 % lost at this rate wherever the bare Bun receiver loses under 1 %. */
 const INGEST_GOAL_RATE = 200_000;
+
+/**
+ * The monitor's arguments in the ingest and cluster benches: the group, a storage file, /metrics
+ * on METRICS_PORT, quiet; `extra` (the cluster's HAProxy push) before -q.
+ */
+function monitorCommand(storage: string, extra: string[] = []): string[] {
+  return [
+    "monitor",
+    "--listen",
+    "239.0.0.1:27999",
+    "--storage",
+    storage,
+    "--http",
+    `127.0.0.1:${METRICS_PORT}`,
+    ...extra,
+    "-q",
+  ];
+}
 
 /** The monitor's count of heartbeats accepted by UDP, from its /metrics. */
 function acceptedByMonitor(lab: Lab): number {
@@ -461,16 +477,7 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
     return { share: (counted(lab) - before) / sent, achieved };
   };
   const storage = join(lab.dir, "monitor.dat");
-  const monitorArgs = [
-    "monitor",
-    "--listen",
-    "239.0.0.1:27999",
-    "--storage",
-    storage,
-    "--http",
-    `127.0.0.1:${METRICS_PORT}`,
-    "-q",
-  ];
+  const monitorArgs = monitorCommand(storage);
   const ours = monitorArgs.join(" ");
   const bareBunName = "bare Bun receiver (compiled)";
   const subjects: IngestSubject[] = [
@@ -569,16 +576,21 @@ async function ingest(lab: Lab, runs: number): Promise<void> {
       ` monitors count what they accepted (their /metrics), the others what reached their socket;` +
       ` "at": the rate the blaster reached\n`,
   );
-  table(
-    ["monitor", ...INGEST_RATES.map((rate) => `${rate / 1000}k/s`)],
-    subjects.map(({ name }) => [
-      name,
-      ...shares.get(name)!.map((share, i) => {
-        const achieved = reached.get(name)![i];
-        return `${((1 - share) * 100).toFixed(1)} % (${(share / floor[i]).toFixed(3)}x)${
-          achieved < INGEST_RATES[i] * 0.97 ? ` at ${Math.round(achieved / 1000)}k/s` : ""
-        }`;
-      }),
+  console.log(
+    formatColumns([
+      [
+        "monitor",
+        ...INGEST_RATES.map((rate) => `${rate / 1000}k/s`),
+      ],
+      ...subjects.map(({ name }) => [
+        name,
+        ...shares.get(name)!.map((share, i) => {
+          const achieved = reached.get(name)![i];
+          return `${((1 - share) * 100).toFixed(1)} % (${(share / floor[i]).toFixed(3)}x)${
+            achieved < INGEST_RATES[i] * 0.97 ? ` at ${Math.round(achieved / 1000)}k/s` : ""
+          }`;
+        }),
+      ]),
     ]),
   );
   const compiled = shares.get("compiled binary")!;
@@ -650,20 +662,14 @@ ${
       name: "compiled monitor",
       argv: [
         BINARY,
-        "monitor",
-        "--listen",
-        "239.0.0.1:27999",
-        "--storage",
-        storage,
-        "--http",
-        `127.0.0.1:${METRICS_PORT}`,
-        "--max-servers",
-        String(Math.max(...CLUSTER_SIZES) * 2),
-        "--haproxy-socket",
-        socket,
-        "--haproxy-backend",
-        "web",
-        "-q",
+        ...monitorCommand(storage, [
+          "--max-servers",
+          String(Math.max(...CLUSTER_SIZES) * 2),
+          "--haproxy-socket",
+          socket,
+          "--haproxy-backend",
+          "web",
+        ]),
       ],
     },
   ];
@@ -725,19 +731,25 @@ ${
       ` taking the same datagrams; per server: CPU ms a second divided by the servers\n`,
   );
   const [floor, ours] = subjects.map((subject) => subject.name);
-  table(
-    ["servers", "monitor CPU ms/s", "per server ms/s", "VmRSS MB", "anon MB", "file MB"],
-    CLUSTER_SIZES.map((size) => {
-      const cpu = med(ours, size, (s) => s.cpuMsPerSecond);
-      return [
-        String(size),
-        withRatio(cpu, med(floor, size, (s) => s.cpuMsPerSecond), 2),
-        (cpu / size).toFixed(4),
-        withRatio(med(ours, size, (s) => s.rss), med(floor, size, (s) => s.rss), 1),
-        withRatio(med(ours, size, (s) => s.anon), med(floor, size, (s) => s.anon), 1),
-        withRatio(med(ours, size, (s) => s.file), med(floor, size, (s) => s.file), 1),
-      ];
-    }),
+  console.log(
+    formatColumns([
+      ["servers", "monitor CPU ms/s", "per server ms/s", "VmRSS MB", "anon MB", "file MB"],
+      ...CLUSTER_SIZES.map((size) => {
+        const cpu = med(ours, size, (s) => s.cpuMsPerSecond);
+        return [
+          String(size),
+          withRatio(
+            cpu,
+            med(floor, size, (s) => s.cpuMsPerSecond),
+            2,
+          ),
+          (cpu / size).toFixed(4),
+          withRatio(med(ours, size, (s) => s.rss), med(floor, size, (s) => s.rss), 1),
+          withRatio(med(ours, size, (s) => s.anon), med(floor, size, (s) => s.anon), 1),
+          withRatio(med(ours, size, (s) => s.file), med(floor, size, (s) => s.file), 1),
+        ];
+      }),
+    ]),
   );
   const [smallest, largest] = [CLUSTER_SIZES[0], CLUSTER_SIZES[CLUSTER_SIZES.length - 1]];
   const perServer = (size: number) => med(ours, size, (s) => s.cpuMsPerSecond) / size;
@@ -770,23 +782,25 @@ function sizes(): void {
   const floors = mkdtempSync(join(tmpdir(), "heartbeat-bench-"));
   try {
     console.log(`$ ls -l ${DIST}; and ${PROGRAMS}/bare-sender.ts compiled for each target\n`);
-    table(
-      ["target", "binary MB", "bare Bun MB", "archive MB", "image MB"],
-      binaries.map((name) => {
-        const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
-        const release = join(DIST, `heartbeat-${VERSION}-${target}`);
-        const bare = join(floors, name);
-        compileWithBun(join(PROGRAMS, "bare-sender.ts"), bare, TARGETS[target].bun);
-        const binary = mb(join(DIST, name))!;
-        const floor = mb(bare)!;
-        return [
-          target,
-          withRatio(binary, floor, 1),
-          floor.toFixed(1),
-          shown(mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`)),
-          shown(mb(`${release}.image.tar`)),
-        ];
-      }),
+    console.log(
+      formatColumns([
+        ["target", "binary MB", "bare Bun MB", "archive MB", "image MB"],
+        ...binaries.map((name) => {
+          const target = name.replace(/\.exe$/, "").replace(/^heartbeat-/, "");
+          const release = join(DIST, `heartbeat-${VERSION}-${target}`);
+          const bare = join(floors, name);
+          compileWithBun(join(PROGRAMS, "bare-sender.ts"), bare, TARGETS[target].bun);
+          const binary = mb(join(DIST, name))!;
+          const floor = mb(bare)!;
+          return [
+            target,
+            withRatio(binary, floor, 1),
+            floor.toFixed(1),
+            shown(mb(`${release}.${name.endsWith(".exe") ? "zip" : "tar.xz"}`)),
+            shown(mb(`${release}.image.tar`)),
+          ];
+        }),
+      ]),
     );
   } finally {
     rmSync(floors, { recursive: true, force: true });

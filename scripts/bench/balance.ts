@@ -22,6 +22,7 @@ import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentCommand, commandAvailable, Lab, runtimeCommand, stop, waitFor } from "../lab/lab.ts";
+import { formatColumns } from "../../src/columns.ts";
 import { REPO } from "../repo.ts";
 import { type Apache, apacheRoot, startApache } from "../lab/servers.ts";
 import { Cgroup, quotaUnavailable } from "./cgroup.ts";
@@ -553,23 +554,13 @@ function medianSample(samples: Sample[]): Sample {
   };
 }
 
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((_, column) =>
-    Math.max(...[header, ...rows].map((row) => row[column].length))
-  );
-  return [header, ...rows].map((row) =>
-    row.map((cell, column) => column ? cell.padStart(widths[column]) : cell.padEnd(widths[column]))
-      .join("  ")
-  ).join("\n");
-}
-
 const ratio = (value: number, base: number) =>
   Number.isFinite(value / base) ? `${(value / base).toFixed(2)}x` : "-";
 
 function resultTable(results: Map<string, Sample>): string {
   const byRequests = results.get("byrequests");
   const byBusyness = results.get("bybusyness");
-  return table(
+  return formatColumns([
     [
       "method",
       "req/s",
@@ -585,7 +576,7 @@ function resultTable(results: Map<string, Sample>): string {
       "CPU origin1/2",
       "load",
     ],
-    [...results].map(([name, s]) => [
+    ...[...results].map(([name, s]) => [
       name,
       s.throughput.toFixed(1),
       byRequests ? ratio(s.throughput, byRequests.throughput) : "-",
@@ -600,7 +591,7 @@ function resultTable(results: Map<string, Sample>): string {
       `${s.cpus[0].toFixed(2)}/${s.cpus[1].toFixed(2)}`,
       s.load.toFixed(1),
     ]),
-  );
+  ]);
 }
 
 /**
@@ -847,15 +838,15 @@ export async function balance(options: Options): Promise<number> {
         } CPU) ${stepAt} s into a ${options.seconds} s closed-loop run:`,
       );
       console.log(
-        table(
+        formatColumns([
           ["method", "share before", "share after", "seconds to follow"],
-          [...steps].map(([name, shares]) => [
+          ...[...steps].map(([name, shares]) => [
             name,
             `${(median(shares.slice(0, stepAt)) * 100).toFixed(0)} %`,
             `${(median(shares.slice(stepAt + 5)) * 100).toFixed(0)} %`,
             String(follow.get(name)),
           ]),
-        ),
+        ]),
         "\n",
       );
     }
