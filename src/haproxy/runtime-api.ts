@@ -8,7 +8,7 @@
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ProblemLog } from "../log.ts";
-import { BALANCER_MAX_LASTSEEN, weightOf } from "../monitor/storage.ts";
+import { BALANCER_MAX_LASTSEEN, weightOf } from "../monitor/balancer.ts";
 import type { ServerEntry } from "../monitor/table.ts";
 
 /** HAProxy's largest server weight. */
