@@ -16,7 +16,7 @@ import { basename, dirname, join } from "node:path";
 import { parseFields } from "../codec.ts";
 import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
 
-export function formatStorage(entries: ServerEntry[], now: number): string {
+export function formatStorage(entries: readonly ServerEntry[], now: number): string {
   return entries.map((entry) => {
     const lastseen = Math.max(0, Math.floor((now - entry.lastSeen) / 1000));
     return `${entry.ip} &ready=${entry.ready}&busy=${entry.busy}&lastseen=${lastseen}&port=${entry.port}\n`;

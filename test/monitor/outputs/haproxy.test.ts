@@ -1,4 +1,4 @@
-/** Heartbeats as HAProxy weights, and HAProxy's own state read back (src/haproxy/runtime-api.ts). */
+/** Heartbeats as HAProxy weights, and HAProxy's own state read back (src/monitor/outputs/haproxy.ts). */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,12 +11,12 @@ import {
   haproxyWeights,
   MAX_ANSWER_BYTES,
   parseServersState,
-} from "../../src/haproxy/runtime-api.ts";
-import { createLogger } from "../../src/log.ts";
-import { Monitor } from "../../src/monitor/monitor.ts";
-import { serveFakeHAProxy } from "../support/fake-haproxy.ts";
-import { FakeClock, recordingLog } from "../support/fakes.ts";
-import type { ServerEntry } from "../../src/monitor/table.ts";
+} from "../../../src/monitor/outputs/haproxy.ts";
+import { createLogger } from "../../../src/log.ts";
+import { Monitor } from "../../../src/monitor/monitor.ts";
+import { serveFakeHAProxy } from "../../support/fake-haproxy.ts";
+import { FakeClock, recordingLog } from "../../support/fakes.ts";
+import type { ServerEntry } from "../../../src/monitor/table.ts";
 
 const entry = (ip: string, ready: number, busy: number, lastSeen = 0): ServerEntry => ({
   ip,
@@ -171,7 +171,7 @@ test("haproxy push: a backend HAProxy does not have is logged, named by /healthz
     const monitor = new Monitor({
       maxServers: 10,
       allow: [],
-      haproxy: push,
+      outputs: [push],
       logger: createLogger({ level: "info", write: () => {} }),
       clock: new FakeClock(),
     });
@@ -208,7 +208,7 @@ test("haproxy push: a socket that closes without answering is a failed push, not
     const monitor = new Monitor({
       maxServers: 10,
       allow: [],
-      haproxy: push,
+      outputs: [push],
       logger: createLogger({ level: "info", write: () => {} }),
       clock: new FakeClock(),
     });

@@ -1,0 +1,28 @@
+/** A monitor on a fake clock for unit tests, its log and --print lines recorded. */
+import { createLogger } from "../../src/log.ts";
+import { parseCidr } from "../../src/monitor/cidr.ts";
+import { Monitor } from "../../src/monitor/monitor.ts";
+import { StorageOutput } from "../../src/monitor/outputs/storage.ts";
+import { FakeClock, recordingLog } from "./fakes.ts";
+
+/** With `storage`: the storage file as its one output. */
+export function monitorWith(
+  options: { maxServers?: number; allow?: string[]; storage?: string } = {},
+) {
+  const clock = new FakeClock();
+  const log = recordingLog();
+  const printed: string[] = [];
+  const logger = createLogger({ level: "info", write: log.write });
+  const storage = options.storage
+    ? new StorageOutput({ path: options.storage, logger, now: () => clock.now() })
+    : undefined;
+  const monitor = new Monitor({
+    maxServers: options.maxServers ?? 100,
+    allow: (options.allow ?? []).map(parseCidr),
+    outputs: storage ? [storage] : [],
+    print: (line) => printed.push(line),
+    logger,
+    clock,
+  });
+  return { monitor, clock, log: log.lines, printed, storage };
+}
