@@ -2,12 +2,18 @@
 import { createLogger } from "../../src/log.ts";
 import { parseCidr } from "../../src/monitor/cidr.ts";
 import { Monitor } from "../../src/monitor/monitor.ts";
+import type { MonitorOutput } from "../../src/monitor/outputs/output.ts";
 import { StorageOutput } from "../../src/monitor/outputs/storage.ts";
 import { FakeClock, recordingLog } from "./fakes.ts";
 
-/** With `storage`: the storage file as its one output. */
+/** With `storage`: the storage file as its first output, then `outputs`. */
 export function monitorWith(
-  options: { maxServers?: number; allow?: string[]; storage?: string } = {},
+  options: {
+    maxServers?: number;
+    allow?: string[];
+    storage?: string;
+    outputs?: MonitorOutput[];
+  } = {},
 ) {
   const clock = new FakeClock();
   const log = recordingLog();
@@ -19,7 +25,7 @@ export function monitorWith(
   const monitor = new Monitor({
     maxServers: options.maxServers ?? 100,
     allow: (options.allow ?? []).map(parseCidr),
-    outputs: storage ? [storage] : [],
+    outputs: [...storage ? [storage] : [], ...options.outputs ?? []],
     print: (line) => printed.push(line),
     logger,
     clock,
