@@ -153,6 +153,14 @@ export class MonitorHttp {
   }
 }
 
+/** The HTTP side, listening. */
+export interface OpenMonitorHttp {
+  side: MonitorHttp;
+  /** The port bound: the one asked for, or the system's choice for 0. */
+  port: number;
+  close(): Promise<void>;
+}
+
 /**
  * The HTTP side listening on `host`:`port`, its connections bounded (ConnectionLimits) and checked
  * against --allow as they open. Rejects if it cannot listen.
@@ -160,7 +168,7 @@ export class MonitorHttp {
 export async function openMonitorHttp(
   monitor: Monitor,
   options: MonitorHttpOptions & { host: string; port: number; bounds?: ConnectionBounds },
-): Promise<{ side: MonitorHttp; port: number; close(): Promise<void> }> {
+): Promise<OpenMonitorHttp> {
   const { createServer } = await import("node:http");
   const side = new MonitorHttp(monitor, options);
   const server = createServer((request, response) => side.handle(request, response));

@@ -18,7 +18,7 @@ import { type Clock, runEvery } from "../scheduler.ts";
 import type { SignatureCheck } from "../signing.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
-import { type MonitorHttp, openMonitorHttp } from "./http.ts";
+import { type MonitorHttp, type OpenMonitorHttp, openMonitorHttp } from "./http.ts";
 import type { MonitorOutput } from "./outputs/output.ts";
 import type { Rejection } from "./rejections.ts";
 import type { StoredServer } from "./storage.ts";
@@ -275,11 +275,8 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
   const monitor = new Monitor(options);
   const { restore } = options;
   if (restore?.servers.length) {
-    options.logger.info(
-      `kept ${
-        monitor.restore(restore.servers)
-      } of the ${restore.servers.length} servers in ${restore.from}`,
-    );
+    const kept = monitor.restore(restore.servers);
+    options.logger.info(`kept ${kept} of the ${restore.servers.length} servers in ${restore.from}`);
   }
   const listener = options.udp
     ? await options.openUdpListener(
@@ -287,7 +284,7 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
       ({ data, from }) => monitor.accept(data, from, "udp"),
     )
     : undefined;
-  let http: Awaited<ReturnType<typeof openMonitorHttp>> | undefined;
+  let http: OpenMonitorHttp | undefined;
   try {
     if (options.http) {
       http = await openMonitorHttp(monitor, {
