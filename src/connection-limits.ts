@@ -134,5 +134,9 @@ export function limitConnections(
 
 /** The address a connection comes from, as one host: no zone, IPv4 not mapped into IPv6. */
 export function hostOf(address: string | undefined): string {
-  return (address ?? "?").replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "");
+  if (address === undefined) return "?";
+  // Only IPv6 has a zone or a mapped IPv4: no regular expression for each IPv4 datagram.
+  return address.includes(":")
+    ? address.replace(/%.*$/, "").replace(/^::ffff:(?=\d+\.)/, "")
+    : address;
 }

@@ -11,7 +11,7 @@ import { formatColumns } from "./columns.ts";
 import { closest } from "./spelling.ts";
 import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
-import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
+import { DEFAULT_HTTP_PATHS } from "./monitor/defaults.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
 import { SOURCES } from "./sources/index.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";

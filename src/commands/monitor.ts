@@ -9,8 +9,8 @@ import { type Invocation, UsageError } from "../cli.ts";
 import { describeError, listenFailure } from "../errors.ts";
 import { isMulticast } from "../address.ts";
 import { createLogger, type Logger } from "../log.ts";
-import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
+import { monitorOutputs } from "../monitor/outputs/index.ts";
 import { storageFolderProblem } from "../monitor/storage.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
@@ -187,19 +187,14 @@ export async function runMonitorCommand(
   let udpFailed: string | undefined;
   const signals = context.signals(["SIGINT", "SIGTERM", "SIGHUP", ...UNUSED_BY_MONITOR], logger);
   const stop = new AbortController();
+  const { outputs, restore } = monitorOutputs(settings, logger, clock);
   allowOptimizingJit();
   const running = runMonitor({
     udp,
     http: settings.http,
     httpPaths: settings.httpPaths,
-    haproxy: settings.haproxySockets?.length
-      ? new HAProxyPush({
-        sockets: settings.haproxySockets,
-        backends: settings.haproxyBackends ?? [],
-        logger,
-        now: () => clock.now(),
-      })
-      : undefined,
+    outputs,
+    restore,
     openUdpListener: (options, onDatagram) =>
       openUdpListener(options, onDatagram).catch((error) => {
         udpFailed = listenFailure(error, {
@@ -208,7 +203,6 @@ export async function runMonitorCommand(
         });
         throw error;
       }),
-    storage: settings.storage,
     maxServers,
     allow: settings.allow ?? [],
     signatures,

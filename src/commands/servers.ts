@@ -16,10 +16,9 @@ import {
   heardElsewhere,
   type Member,
   memberShares,
-  parseStorage,
   type Share,
-  type StoredServer,
-} from "../monitor/storage.ts";
+} from "../monitor/balancer.ts";
+import { parseStorage, type StoredServer } from "../monitor/storage.ts";
 import { KNOWN_DIRECTIVES } from "../settings.ts";
 import { type CommandIO, EXIT_FAILURE, EXIT_OK } from "./context.ts";
 

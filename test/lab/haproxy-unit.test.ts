@@ -22,7 +22,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { parseServersState } from "../../src/haproxy/runtime-api.ts";
+import { parseServersState } from "../../src/monitor/outputs/haproxy.ts";
 import { agentCommand, collect, commandAvailable, Lab } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";
 import { currentRuntime, requiredOrSkipped, skipUnlessLab } from "../support/lab.ts";

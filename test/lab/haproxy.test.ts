@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { parseServersState } from "../../src/haproxy/runtime-api.ts";
+import { parseServersState } from "../../src/monitor/outputs/haproxy.ts";
 import { drainSignals } from "../../src/signals.ts";
 import { agentCommand, collect, Lab, waitFor } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";

@@ -1,4 +1,4 @@
-/** Heartbeats as HAProxy weights, and HAProxy's own state read back (src/haproxy/runtime-api.ts). */
+/** Heartbeats as HAProxy weights, and HAProxy's own state read back (src/monitor/outputs/haproxy.ts). */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,12 +11,12 @@ import {
   haproxyWeights,
   MAX_ANSWER_BYTES,
   parseServersState,
-} from "../../src/haproxy/runtime-api.ts";
-import { createLogger } from "../../src/log.ts";
-import { Monitor } from "../../src/monitor/monitor.ts";
-import { serveFakeHAProxy } from "../support/fake-haproxy.ts";
-import { FakeClock, recordingLog } from "../support/fakes.ts";
-import type { ServerEntry } from "../../src/monitor/table.ts";
+} from "../../../src/monitor/outputs/haproxy.ts";
+import { createLogger } from "../../../src/log.ts";
+import { serveFakeHAProxy } from "../../support/fake-haproxy.ts";
+import { monitorWith } from "../../support/monitor.ts";
+import { recordingLog } from "../../support/fakes.ts";
+import type { ServerEntry } from "../../../src/monitor/table.ts";
 
 const entry = (ip: string, ready: number, busy: number, lastSeen = 0): ServerEntry => ({
   ip,
@@ -90,6 +90,30 @@ test("haproxy push: an answer without end or a byte at a time fails within the d
     assert.equal(log.lines.length, 2, "logged once each, not every sync");
   } finally {
     for (const server of servers) server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test("haproxy push: as the monitor's output, update returns at once, a second one does not double the sync, and close waits for it", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "heartbeat-haproxy-"));
+  const path = join(folder, "drip.sock");
+  const server = await serveFakeHAProxy("drip", path, 5_000);
+  try {
+    const push = new HAProxyPush({
+      sockets: [path],
+      backends: ["pushed"],
+      logger: createLogger({ level: "error", write: () => {} }),
+      now: Date.now,
+    });
+    const started = Date.now();
+    push.update([entry("10.0.0.1", 5, 1)], Date.now());
+    push.update([entry("10.0.0.1", 5, 1)], Date.now());
+    assert.ok(Date.now() - started < EXCHANGE_DEADLINE_MS / 2, "not awaited");
+    assert.equal(push.errors, 0);
+    await push.close();
+    assert.equal(push.errors, 1, "one sync, ended at its deadline before close did");
+  } finally {
+    server.close();
     rmSync(folder, { recursive: true, force: true });
   }
 });
@@ -168,13 +192,7 @@ test("haproxy push: a backend HAProxy does not have is logged, named by /healthz
       logger: createLogger({ level: "info", write: log.write }),
       now: Date.now,
     });
-    const monitor = new Monitor({
-      maxServers: 10,
-      allow: [],
-      haproxy: push,
-      logger: createLogger({ level: "info", write: () => {} }),
-      clock: new FakeClock(),
-    });
+    const { monitor } = monitorWith({ outputs: [push] });
     assert.equal(monitor.health().healthy, true);
     for (let i = 0; i < 3; i++) await push.sync([entry("10.0.0.11", 30, 10)], 0);
     assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
@@ -205,13 +223,7 @@ test("haproxy push: a socket that closes without answering is a failed push, not
       logger: createLogger({ level: "info", write: log.write }),
       now: Date.now,
     });
-    const monitor = new Monitor({
-      maxServers: 10,
-      allow: [],
-      haproxy: push,
-      logger: createLogger({ level: "info", write: () => {} }),
-      clock: new FakeClock(),
-    });
+    const { monitor } = monitorWith({ outputs: [push] });
     await push.sync([entry("10.0.0.11", 30, 10)], 0);
     assert.deepEqual(log.lines.map((line) => line.replace(/^\S+ /, "")), [
       `warn  cannot set weights in HAProxy at ${path}: no answer to 'show servers state pushed'`,

@@ -5,11 +5,13 @@
  * BACKEND/SERVER weight W` for the weights that differ. Reading HAProxy's own state each time
  * means only changes are sent, and a restarted HAProxy gets every weight back at the next tick.
  */
-import { describeError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import { ProblemLog } from "../log.ts";
-import { BALANCER_MAX_LASTSEEN, weightOf } from "../monitor/storage.ts";
-import type { ServerEntry } from "../monitor/table.ts";
+import { describeError } from "../../errors.ts";
+import type { Logger } from "../../log.ts";
+import { ProblemLog } from "../../log.ts";
+import { family } from "../../prometheus.ts";
+import { BALANCER_MAX_LASTSEEN, weightOf } from "../balancer.ts";
+import type { ServerEntry } from "../table.ts";
+import type { MonitorOutput } from "./output.ts";
 
 /** HAProxy's largest server weight. */
 export const HAPROXY_MAX_WEIGHT = 256;
@@ -30,7 +32,10 @@ export const MAX_ANSWER_BYTES = 4 << 20;
  * for 10 s, scaled so that the largest is 256 and none that has a free slot is below 1 (a server
  * at ready=1-3 and busy=0 is 0 to the balancer, but HAProxy would answer 503 with only those).
  */
-export function haproxyWeights(entries: ServerEntry[], now: number): Map<ServerEntry, number> {
+export function haproxyWeights(
+  entries: readonly ServerEntry[],
+  now: number,
+): Map<ServerEntry, number> {
   const base = new Map(entries.map((entry) => {
     const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
     return [entry, fresh && entry.ready > 0 ? weightOf(entry) : undefined];
@@ -70,13 +75,15 @@ export function parseServersState(text: string): HAProxyServer[] {
   }).filter((server) => server.backend && server.name);
 }
 
-export class HAProxyPush {
+export class HAProxyPush implements MonitorOutput {
+  readonly name = "haproxy";
   changes = 0;
   errors = 0;
   readonly #sockets: string[];
   readonly #backends: string[];
   readonly #problems: ProblemLog;
-  #syncing = false;
+  /** The sync under way, if any. */
+  #syncing: Promise<void> | undefined;
 
   constructor(
     options: { sockets: string[]; backends: string[]; logger: Logger; now: () => number },
@@ -86,15 +93,44 @@ export class HAProxyPush {
     this.#problems = new ProblemLog(options.logger, { now: options.now });
   }
 
+  /** Each tick, in the background: an HAProxy that does not answer must not hold up the others. */
+  update(entries: readonly ServerEntry[], now: number): void {
+    void this.sync(entries, now);
+  }
+
   /** Brings every HAProxy's weights in line with `entries`; a sync under way is not doubled. */
-  async sync(entries: ServerEntry[], now: number): Promise<void> {
-    if (this.#syncing) return;
-    this.#syncing = true;
-    try {
-      await Promise.all(this.#sockets.map((socket) => this.#syncOne(socket, entries, now)));
-    } finally {
-      this.#syncing = false;
-    }
+  sync(entries: readonly ServerEntry[], now: number): Promise<void> {
+    this.#syncing ??= Promise.all(
+      this.#sockets.map((socket) => this.#syncOne(socket, entries, now)),
+    ).then(() => {
+      this.#syncing = undefined;
+    });
+    return this.#syncing;
+  }
+
+  /** For /healthz: the backends in missingBackends. */
+  problem(): string | undefined {
+    const missing = this.missingBackends;
+    return missing.length ? `no such --haproxy-backend: ${missing.join(", ")}` : undefined;
+  }
+
+  metrics(): string[] {
+    return [
+      family("heartbeat_haproxy_weight_changes_total", "Weights set in HAProxy.", "counter", [
+        `heartbeat_haproxy_weight_changes_total ${this.changes}`,
+      ]),
+      family(
+        "heartbeat_haproxy_errors_total",
+        "Failed exchanges with HAProxy's runtime API.",
+        "counter",
+        [`heartbeat_haproxy_errors_total ${this.errors}`],
+      ),
+    ];
+  }
+
+  /** A sync under way ends within EXCHANGE_DEADLINE_MS: no socket is left open after a stop. */
+  async close(): Promise<void> {
+    await this.#syncing;
   }
 
   /**
@@ -107,7 +143,7 @@ export class HAProxyPush {
 
   readonly #missing = new Set<string>();
 
-  async #syncOne(socket: string, entries: ServerEntry[], now: number): Promise<void> {
+  async #syncOne(socket: string, entries: readonly ServerEntry[], now: number): Promise<void> {
     const key = `haproxy ${socket}`;
     try {
       const commands: string[] = [];
