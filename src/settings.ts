@@ -631,15 +631,27 @@ export interface Resolved {
  */
 export type SettingNames = (key: keyof Settings) => string;
 
-/** The names `origins` gives each setting (see SettingNames). */
-export function settingNames(origins: Resolved["origins"]): SettingNames {
+/** Each setting's row, by key. */
+const ROWS: ReadonlyMap<keyof Settings, Setting> = new Map(SETTINGS.map((row) => [row.key, row]));
+
+/** The row of the setting `key`. */
+export function rowOf(key: keyof Settings): Setting {
+  const row = ROWS.get(key);
+  if (!row) throw new Error(`no row in SETTINGS for ${key}`);
+  return row;
+}
+
+/**
+ * The names `origins` gives each setting (see SettingNames). Without `at`, a directive is named
+ * alone, for a message that starts with its FILE:LINE already (-t's).
+ */
+export function settingNames(origins: Resolved["origins"], at = true): SettingNames {
   return (key) => {
-    const spec = SETTINGS.find((row) => row.key === key);
-    if (!spec) return String(key);
+    const row = rowOf(key);
     const origin = origins[key];
-    if (origin === spec.env) return spec.env;
-    if (origin && /:\d+$/.test(origin)) return `${spec.directive} at ${origin}`;
-    return `--${spec.flag}`;
+    if (origin === row.env) return row.env;
+    if (origin && /:\d+$/.test(origin)) return at ? `${row.directive} at ${origin}` : row.directive;
+    return `--${row.flag}`;
   };
 }
 

@@ -508,7 +508,8 @@ test("main: -t checks what a start would, and says each problem where it is", as
       ]],
       [["-t", "-f", conf], [
         `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
-        `${conf}:3: --key-file: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
+        // -t puts the directive's FILE:LINE first, as it does every problem: the name need not.
+        `${conf}:3: HeartbeatKeyFile: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
       ]],
       // Several sources: each problem at its own line.
       [["-t", "-f", several], [
@@ -581,6 +582,63 @@ test("main: -t checks what a start would, and says each problem where it is", as
       err.lines[0],
       /^heartbeat: --storage '.*': the folder .* cannot take it: no such file or directory \(ENOENT\)$/,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: a message about a setting names it as it was given: flag, variable, or directive at FILE:LINE", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-names-"));
+  try {
+    const conf = join(dir, "heartbeat.conf");
+    writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatKeyFile /nonexistent/key\n");
+    const unreadable =
+      "cannot read the key file /nonexistent/key: no such file or directory (ENOENT)";
+    const cases: [string[], Record<string, string>, string][] = [
+      [["-f", conf, "--ready", "1"], {}, `HeartbeatKeyFile at ${conf}:2: ${unreadable}`],
+      [
+        ["-a", "239.0.0.1:27999", "--ready", "1"],
+        { HEARTBEAT_KEY_FILE: "/nonexistent/key" },
+        `HEARTBEAT_KEY_FILE: ${unreadable}`,
+      ],
+      [
+        ["-f", conf, "--ready", "1", "--key-file", "/nonexistent/key"],
+        {},
+        `--key-file: ${unreadable}`,
+      ],
+    ];
+    for (const [argv, env, message] of cases) {
+      const err = recordingLog();
+      assert.equal(
+        await main([...argv, "--once", "--dry-run"], { stdout: err.write, stderr: err.write }, env),
+        EXIT_USAGE,
+      );
+      assert.equal(err.lines[0], `heartbeat: ${message}`, argv.join(" "));
+    }
+    // The monitor's too: its storage folder, from a file, and from the environment.
+    const storage = join(dir, "missing", "hb.dat");
+    writeFileSync(conf, `HeartbeatListen 127.0.0.1:27999\nHeartbeatStorage ${storage}\n`);
+    const missing = `'${storage}': the folder ${
+      join(dir, "missing")
+    } cannot take it: no such file or directory (ENOENT)`;
+    for (
+      const [argv, env, message] of [
+        [["monitor", "-f", conf], {}, `heartbeat: HeartbeatStorage at ${conf}:2 ${missing}`],
+        [["monitor", "-t", "-f", conf], {}, `${conf}:2: HeartbeatStorage ${missing}`],
+        [
+          ["monitor", "--listen", "127.0.0.1:27999"],
+          { HEARTBEAT_STORAGE: storage },
+          `heartbeat: HEARTBEAT_STORAGE ${missing}`,
+        ],
+      ] as const
+    ) {
+      const err = recordingLog();
+      assert.equal(
+        await main([...argv], { stdout: err.write, stderr: err.write }, env),
+        EXIT_USAGE,
+      );
+      assert.equal(err.lines[0], message, argv.join(" "));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
