@@ -22,7 +22,7 @@ interface CommandFlag {
   help: string;
 }
 
-const COMMAND_FLAGS: readonly CommandFlag[] = [
+export const COMMAND_FLAGS: readonly CommandFlag[] = [
   {
     flag: "once",
     commands: ["agent"],
