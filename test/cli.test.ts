@@ -5,7 +5,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -16,7 +15,6 @@ import { test } from "node:test";
 import {
   COMMAND_FLAGS,
   type CommandName,
-  defaultText,
   HELP_WIDTH,
   parseCommandLine,
   USAGE,
@@ -250,29 +248,6 @@ test("cli: each command's usage text names every flag it takes", () => {
     }
   }
   for (const word of ["monitor", "servers FILE"]) assert.ok(usage("agent").includes(word), word);
-});
-
-test("cli: the README's options table names each setting's flag, variable, directive and default", () => {
-  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  const section = readme.slice(readme.indexOf("### Options"), readme.indexOf("### How it behaves"));
-  const rows = section.split("\n").filter((line) => line.startsWith("| `")).map((line) =>
-    line.split("|").slice(1, -1).map((cell) => cell.trim())
-  );
-  const tableRows = rows.filter((cells) => cells.length === 5);
-  assert.equal(tableRows.length, SETTINGS.length, "one row per setting");
-  for (const spec of SETTINGS) {
-    const row = tableRows.find((cells) =>
-      cells[0].includes(`--${spec.flag} `) || cells[0].includes(`--${spec.flag}\``)
-    );
-    assert.ok(row, `a row for --${spec.flag}`);
-    if (spec.short) assert.ok(row[0].includes(`\`-${spec.short}\``), `-${spec.short}`);
-    assert.equal(row[1], `\`${spec.env}\``, spec.flag);
-    assert.equal(row[2], `\`${spec.directive}\``, spec.flag);
-    const shown = defaultText(spec);
-    if (shown !== undefined) {
-      assert.equal(row[4].replaceAll("`", ""), shown, `default of --${spec.flag}`);
-    }
-  }
 });
 
 test("cli: every command's --help is made from the rows and fits 80 columns", () => {
