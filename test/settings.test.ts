@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ConfigRead } from "../src/config/httpd.ts";
 import {
+  defaultOf,
   FLAG_NAMES,
   type Layers,
   resolveSettings,
@@ -119,12 +120,13 @@ test("settings: a flag beats the variable, the variable the config file, the fil
   assert.deepEqual(addresses.itemOrigins.addresses, ["HEARTBEAT_ADDRESS", "HEARTBEAT_ADDRESS"]);
 });
 
-test("settings: nothing given is each row's default, from `default`; rows without one stay unset", () => {
+test("settings: nothing given is each setting's default; those without one stay unset", () => {
   const { settings, origins, problems } = resolve({});
   assert.deepEqual(problems, []);
   for (const row of SETTINGS) {
-    assert.deepEqual(settings[row.key], row.default, row.flag);
-    assert.equal(origins[row.key], row.default === undefined ? undefined : "default", row.flag);
+    const fallback = defaultOf(row.key);
+    assert.deepEqual(settings[row.key], fallback, row.flag);
+    assert.equal(origins[row.key], fallback === undefined ? undefined : "default", row.flag);
   }
   assert.deepEqual(
     [settings.ttl, settings.intervalSeconds, settings.source, settings.logLevel],
