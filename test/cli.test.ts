@@ -589,6 +589,16 @@ test("main: a message about a setting names it as it was given: flag, variable, 
       );
       assert.equal(err.lines[0], message, argv.join(" "));
     }
+    // A problem of two settings is put at the one given, and names the other as the way to give it.
+    writeFileSync(conf, "HeartbeatListen 127.0.0.1:27999\nHeartbeatHAProxyBackend web\n");
+    const err = recordingLog();
+    assert.equal(
+      await main(["monitor", "-t", "-f", conf], { stdout: err.write, stderr: err.write }, {}),
+      EXIT_USAGE,
+    );
+    assert.deepEqual(err.lines, [
+      `${conf}:2: --haproxy-socket and HeartbeatHAProxyBackend go together: where to set weights, and for which backend`,
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
