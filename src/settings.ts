@@ -131,7 +131,10 @@ function setting<K extends keyof Settings, T extends Settings[K]>(
   return { ...row, takes: (values) => values[values.length - 1] };
 }
 
-/** A repeatable setting's row: its parser returns one of its values, and it takes them `all`. */
+/**
+ * A repeatable setting's row: its parser returns one of its values, and its `takes: all` takes
+ * them all (written in the row, where the compiler knows the setting's type).
+ */
 function repeatable<K extends keyof Settings, T>(
   row: Omit<Setting<K, T>, "multiple">,
 ): Setting<K, T> {
