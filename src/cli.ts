@@ -4,7 +4,7 @@
  * cannot drift apart.
  */
 import { parseArgs } from "node:util";
-import { type Command as SettingsCommand, type Setting, SETTINGS } from "./settings.ts";
+import { type Command as SettingsCommand, defaultOf, type Setting, SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
 import { closest } from "./spelling.ts";
 
@@ -22,7 +22,7 @@ interface CommandFlag {
   help: string;
 }
 
-const COMMAND_FLAGS: readonly CommandFlag[] = [
+export const COMMAND_FLAGS: readonly CommandFlag[] = [
   {
     flag: "once",
     commands: ["agent"],
@@ -315,10 +315,9 @@ export function settingHelp(spec: Setting, command: SettingsCommand): string {
 
 /** A setting's default as the user writes it, or undefined where it has none worth saying. */
 export function defaultText(spec: Setting): string | undefined {
-  if (spec.default === undefined || (Array.isArray(spec.default) && spec.default.length === 0)) {
-    return undefined;
-  }
-  return Array.isArray(spec.default) ? spec.default.join(" ") : String(spec.default);
+  const value = defaultOf(spec.key);
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) return undefined;
+  return Array.isArray(value) ? value.join(" ") : String(value);
 }
 
 /** The sections of --help, in order. */

@@ -78,10 +78,9 @@ export async function main(
     if (invocation.testConfig) {
       // Like nginx -t: the syntax, then everything a start would check before opening anything.
       const logger = createLogger({ level: "warn", write: io.stderr });
+      const checks = command.mode === "monitor" ? monitorChecks : agentChecks;
       const problems = resolved.problems.length ? resolved.problems : await problemsOf(
-        command.mode === "monitor"
-          ? monitorChecks(resolved.settings, logger)
-          : agentChecks(resolved.settings, logger),
+        (names) => checks(resolved.settings, names, logger),
         resolved,
       );
       problems.forEach((problem) => io.stderr(problem));
@@ -99,7 +98,7 @@ export async function main(
       return EXIT_OK;
     }
     return command.mode === "monitor"
-      ? await runMonitorCommand(resolved.settings, invocation, context)
+      ? await runMonitorCommand(resolved, invocation, context)
       : await runAgent(resolved, load, invocation, context);
   } catch (error) {
     if (error instanceof UsageError || error instanceof SourceConfigError) {

@@ -83,15 +83,12 @@ const BOTH: readonly Command[] = ["agent", "monitor"];
 /** A value that cannot be used; the message says why, without saying where it came from. */
 export class SettingError extends Error {}
 
-/** One value of a setting: the element for a repeatable one, else the setting's type. */
-type Item<T> = T extends readonly (infer E)[] ? E : T;
-
 /**
  * One setting, everything about it in one row, as httpd's command_rec keeps a directive's
  * name, parser and help together: usage, the README's options table, --print-config and the
- * example config are all made from these rows.
+ * example config are all made from these rows. Its default, if it has one, is in DEFAULTS.
  */
-export interface Setting<K extends keyof Settings = keyof Settings> {
+export interface Setting<K extends keyof Settings = keyof Settings, T = unknown> {
   key: K;
   flag: string;
   short?: string;
@@ -105,8 +102,6 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
   help: string | Record<Command, string>;
   /** The section of --help it is listed in; by command where that differs. */
   group: string | Record<Command, string>;
-  /** In effect when nothing sets it. */
-  default?: Settings[K];
   /** Repeated flags or directive lines add values; the variable takes a comma-separated list. */
   multiple?: boolean;
   /**
@@ -120,12 +115,35 @@ export interface Setting<K extends keyof Settings = keyof Settings> {
    * flag's or variable's is made absolute against the working folder.
    */
   file?: "runtime-dir" | "server-root";
-  parse(text: string): Item<Settings[K]>;
+  /** One value, from its text. */
+  parse(text: string): T;
+  /** The setting, from the values given (one, or a repeatable one's every one), in order. */
+  takes(values: T[]): Settings[K];
 }
 
-/** A row, typed by its key: its parser returns that setting's own type. */
-function setting<K extends keyof Settings>(row: Setting<K>): Setting<K> {
-  return row;
+/**
+ * A row, typed by its key: its parser returns that setting's own type, and the last value given
+ * is the one taken.
+ */
+function setting<K extends keyof Settings, T extends Settings[K]>(
+  row: Omit<Setting<K, T>, "takes" | "multiple">,
+): Setting<K, T> {
+  return { ...row, takes: (values) => values[values.length - 1] };
+}
+
+/**
+ * A repeatable setting's row: its parser returns one of its values, and its `takes: all` takes
+ * them all (written in the row, where the compiler knows the setting's type).
+ */
+function repeatable<K extends keyof Settings, T>(
+  row: Omit<Setting<K, T>, "multiple">,
+): Setting<K, T> {
+  return { ...row, multiple: true };
+}
+
+/** Every value given, for a repeatable row's `takes`. */
+function all<T>(values: T[]): T[] {
+  return values;
 }
 
 function wholeNumber(min: number, max: number) {
@@ -150,10 +168,9 @@ function seconds(min: number, max: number) {
 
 function oneOf<T extends string>(choices: readonly T[]) {
   return (text: string) => {
-    if (!(choices as readonly string[]).includes(text)) {
-      throw new SettingError(`choose one of ${choices.join(", ")}`);
-    }
-    return text as T;
+    const chosen = choices.find((choice) => choice === text);
+    if (chosen === undefined) throw new SettingError(`choose one of ${choices.join(", ")}`);
+    return chosen;
   };
 }
 
@@ -197,7 +214,7 @@ function cidr(text: string): Cidr {
 export const DEFAULT_MAX_SERVERS = 1000;
 
 export const SETTINGS: readonly Setting[] = [
-  setting({
+  repeatable({
     key: "addresses",
     flag: "address",
     short: "a",
@@ -207,8 +224,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "HOST:PORT|URL",
     group: "Where to send",
     help: "multicast group, host or http(s):// URL to send to (repeatable)",
-    default: [],
-    multiple: true,
+    takes: all,
     parse: destination,
   }),
   setting({
@@ -238,7 +254,6 @@ export const SETTINGS: readonly Setting[] = [
     value: "N",
     group: "Where to send",
     help: "multicast time-to-live, 0-255; 1: this network only, as mod_heartbeat",
-    default: 1,
     parse: wholeNumber(0, 255),
   }),
   setting({
@@ -261,10 +276,9 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Where to send",
     help: "look host names up again this often; each IPv4 and IPv6 address gets every heartbeat",
-    default: 30,
     parse: seconds(1, 86400),
   }),
-  setting({
+  repeatable({
     key: "source",
     flag: "source",
     env: "HEARTBEAT_SOURCE",
@@ -273,8 +287,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "NAME[:ARG]",
     group: "What to send",
     help: "where ready and busy come from (repeatable: the tightest is sent; sources below)",
-    default: ["auto"],
-    multiple: true,
+    takes: all,
     // exec:COMMAND may hold spaces and commas: a list splits only where a source's name follows.
     list: {
       split: new RegExp(`\\s*,\\s*(?=(?:${Object.keys(SOURCES).join("|")})(?:[:,]|$))`),
@@ -336,7 +349,6 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "What to send",
     help: "for --source file: a file older than this is no data",
-    default: DEFAULT_MAX_AGE_SECONDS,
     parse: seconds(0.01, 86400),
   }),
   setting({
@@ -394,7 +406,6 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Shaping what is sent",
     help: "time between heartbeats, fractions allowed",
-    default: 1,
     parse: seconds(0.01, 3600),
   }),
   setting({
@@ -433,7 +444,7 @@ export const SETTINGS: readonly Setting[] = [
     help: "answer HAProxy's agent-check here (then --address is optional)",
     parse: address,
   }),
-  setting({
+  repeatable({
     key: "httpPaths",
     flag: "http-path",
     env: "HEARTBEAT_HTTP_PATH",
@@ -442,16 +453,15 @@ export const SETTINGS: readonly Setting[] = [
     value: "PATH",
     group: "Where heartbeats come in",
     help: "take POSTed heartbeats at this path (repeatable; Tomcat posts to /HeartbeatListener)",
-    default: DEFAULT_HTTP_PATHS,
-    multiple: true,
-    parse: (value) => {
+    takes: all,
+    parse: (value: string) => {
       if (!/^\/[\x21-\x7e]*$/.test(value)) {
         throw new SettingError("give a path starting with /, e.g. /heartbeat");
       }
       return value;
     },
   }),
-  setting({
+  repeatable({
     key: "allow",
     flag: "allow",
     env: "HEARTBEAT_ALLOW",
@@ -460,7 +470,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "CIDR",
     group: "Where heartbeats come in",
     help: "accept heartbeats only from these IPv4 senders (repeatable)",
-    multiple: true,
+    takes: all,
     parse: cidr,
   }),
   setting({
@@ -503,7 +513,6 @@ export const SETTINGS: readonly Setting[] = [
     group: "What is kept",
     help:
       "servers kept at most, 0 for the default, else 10 or more, as Apache takes them; new ones are turned away",
-    default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
       // mod_heartmonitor's rule (2.4.71): 0 means the storage file; shared memory needs 10 or more.
@@ -515,7 +524,7 @@ export const SETTINGS: readonly Setting[] = [
       return count || DEFAULT_MAX_SERVERS;
     },
   }),
-  setting({
+  repeatable({
     key: "haproxySockets",
     flag: "haproxy-socket",
     env: "HEARTBEAT_HAPROXY_SOCKET",
@@ -524,15 +533,15 @@ export const SETTINGS: readonly Setting[] = [
     value: "PATH|ADDR:PORT",
     group: "What is kept",
     help: "set HAProxy's weights by heartbeat, through this runtime API (repeatable)",
-    multiple: true,
-    parse: (value) => {
+    takes: all,
+    parse: (value: string) => {
       if (!value.startsWith("/") && !/^.+:\d+$/.test(value)) {
         throw new SettingError("give the stats socket's path, or ADDR:PORT");
       }
       return value;
     },
   }),
-  setting({
+  repeatable({
     key: "haproxyBackends",
     flag: "haproxy-backend",
     env: "HEARTBEAT_HAPROXY_BACKEND",
@@ -541,7 +550,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "NAME",
     group: "What is kept",
     help: "the HAProxy backend whose servers get the weights (repeatable)",
-    multiple: true,
+    takes: all,
     parse: text,
   }),
   setting({
@@ -568,7 +577,6 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Signing",
     help: "how old a signed heartbeat may be",
-    default: 5,
     parse: wholeNumber(1, 86400),
   }),
   setting({
@@ -591,15 +599,32 @@ export const SETTINGS: readonly Setting[] = [
     value: "LEVEL",
     group: "Other",
     help: "debug, info, warn or error",
-    default: "info",
     parse: oneOf(LOG_LEVELS),
   }),
 ];
 
-/** Every default, from the rows. */
-const DEFAULTS: Partial<Settings> = Object.fromEntries(
-  SETTINGS.flatMap((row) => row.default === undefined ? [] : [[row.key, row.default]]),
-);
+/**
+ * What each setting is when nothing sets it; those not here have no default. The compiler checks
+ * that every setting Settings requires has one.
+ */
+const DEFAULTS = {
+  addresses: [],
+  ttl: 1,
+  resolveIntervalSeconds: 30,
+  source: ["auto"],
+  maxAgeSeconds: DEFAULT_MAX_AGE_SECONDS,
+  intervalSeconds: 1,
+  httpPaths: DEFAULT_HTTP_PATHS,
+  maxServers: DEFAULT_MAX_SERVERS,
+  signatureWindowSeconds: 5,
+  logLevel: "info",
+} satisfies Partial<Settings>;
+
+/** The default of the setting `key`, or undefined where it has none. */
+export function defaultOf<K extends keyof Settings>(key: K): Settings[K] | undefined {
+  const defaults: Partial<Settings> = DEFAULTS;
+  return defaults[key];
+}
 
 /** Lower-cased names of the directives this agent reads. */
 export const KNOWN_DIRECTIVES: ReadonlySet<string> = new Set(
@@ -631,15 +656,27 @@ export interface Resolved {
  */
 export type SettingNames = (key: keyof Settings) => string;
 
-/** The names `origins` gives each setting (see SettingNames). */
-export function settingNames(origins: Resolved["origins"]): SettingNames {
+/** Each setting's row, by key. */
+const ROWS: ReadonlyMap<keyof Settings, Setting> = new Map(SETTINGS.map((row) => [row.key, row]));
+
+/** The row of the setting `key`. */
+export function rowOf(key: keyof Settings): Setting {
+  const row = ROWS.get(key);
+  if (!row) throw new Error(`no row in SETTINGS for ${key}`);
+  return row;
+}
+
+/**
+ * The names `origins` gives each setting (see SettingNames). Without `at`, a directive is named
+ * alone, for a message that starts with its FILE:LINE already (-t's).
+ */
+export function settingNames(origins: Resolved["origins"], at = true): SettingNames {
   return (key) => {
-    const spec = SETTINGS.find((row) => row.key === key);
-    if (!spec) return String(key);
+    const row = rowOf(key);
     const origin = origins[key];
-    if (origin === spec.env) return spec.env;
-    if (origin && /:\d+$/.test(origin)) return `${spec.directive} at ${origin}`;
-    return `--${spec.flag}`;
+    if (origin === row.env) return row.env;
+    if (origin && /:\d+$/.test(origin)) return at ? `${row.directive} at ${origin}` : row.directive;
+    return `--${row.flag}`;
   };
 }
 
@@ -648,7 +685,7 @@ export const FLAG_NAMES: SettingNames = settingNames({});
 
 /** The effective settings from all layers, and every problem in any of them. */
 export function resolveSettings(layers: Layers): Resolved {
-  const values: Partial<Record<keyof Settings, unknown>> = {};
+  const values: Partial<Settings> = {};
   const origins: Resolved["origins"] = {};
   const itemOrigins: Resolved["itemOrigins"] = {};
   const problems: string[] = [];
@@ -662,7 +699,7 @@ export function resolveSettings(layers: Layers): Resolved {
     ];
     const chosen = candidates.find((candidate) => candidate !== undefined);
     if (chosen) {
-      values[spec.key] = chosen.value;
+      put(values, spec.key, chosen.value);
       origins[spec.key] = chosen.origin;
       if (spec.multiple) itemOrigins[spec.key] = chosen.itemOrigins;
     }
@@ -693,9 +730,9 @@ export function resolveSettings(layers: Layers): Resolved {
       ),
     );
   }
-  for (const key of Object.keys(DEFAULTS) as (keyof Settings)[]) origins[key] ??= "default";
+  for (const { key } of SETTINGS) if (defaultOf(key) !== undefined) origins[key] ??= "default";
   return {
-    settings: { ...DEFAULTS, ...values } as Settings,
+    settings: { ...DEFAULTS, ...values },
     origins,
     itemOrigins,
     problems: [...flagProblems, ...inLineOrder(problems)],
@@ -721,8 +758,13 @@ function inLineOrder(problems: string[]): string[] {
   });
 }
 
+/** `settings[key] = value`, typed by the key. */
+function put<K extends keyof Settings>(settings: Partial<Settings>, key: K, value: Settings[K]) {
+  settings[key] = value;
+}
+
 interface Candidate {
-  value: unknown;
+  value: Settings[keyof Settings];
   origin: string;
   itemOrigins: string[];
 }
@@ -808,7 +850,9 @@ function collect(
   for (const { text, where, origin } of texts) {
     try {
       const value = spec.parse(text);
-      values.push(spec.file ? resolve(folders[spec.file], value as string) : value);
+      values.push(
+        spec.file && typeof value === "string" ? resolve(folders[spec.file], value) : value,
+      );
       itemOrigins.push(origin);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
@@ -818,7 +862,7 @@ function collect(
     }
   }
   if (values.length === 0) return undefined;
-  return { value: spec.multiple ? values : values[0], origin, itemOrigins };
+  return { value: spec.takes(values), origin, itemOrigins };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Load } from "../src/codec.ts";
 import { createLogger } from "../src/log.ts";
 import { createSource } from "../src/sources/index.ts";
 import { FakeClock, Recorder, recordingLog } from "./support/fakes.ts";
+import { FLAG_NAMES } from "../src/settings.ts";
 
 const GROUP = "239.0.0.1:27999";
 const PEER = "10.99.0.2:27999";
@@ -144,7 +145,7 @@ test("agent: one beat is true only when every destination got the heartbeat", as
   const recorder = new Recorder();
   const options: AgentOptions = {
     senders: [recorder.sender(GROUP), recorder.sender(PEER)],
-    source: await createSource("static", { ready: 2 }),
+    source: await createSource("static", { names: FLAG_NAMES, ready: 2 }),
     intervalMs: 1000,
     logger: createLogger({ level: "error", write: () => {} }),
     clock: new FakeClock(),

@@ -5,7 +5,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -13,7 +12,15 @@ import process from "node:process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { defaultText, HELP_WIDTH, parseCommandLine, USAGE, usage, UsageError } from "../src/cli.ts";
+import {
+  COMMAND_FLAGS,
+  type CommandName,
+  HELP_WIDTH,
+  parseCommandLine,
+  USAGE,
+  usage,
+  UsageError,
+} from "../src/cli.ts";
 import { type Command, resolveSettings, SETTINGS } from "../src/settings.ts";
 import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
 import { recordingLog } from "./support/fakes.ts";
@@ -228,76 +235,19 @@ test("cli: commands: the agent by default, 'monitor', and 'servers FILE'; flags 
   );
 });
 
-test("cli: usage text names every flag", () => {
-  for (
-    const flag of [
-      "--address",
-      "--interface",
-      "--ttl",
-      "--port",
-      "--interval",
-      "--source",
-      "--ready",
-      "--busy",
-      "--capacity",
-      "--max-age",
-      "--proc-root",
-      "--once",
-      "--dry-run",
-      "--log-level",
-      "--config",
-      "--test-config",
-      "--print-config",
-      "--listen",
-      "--storage",
-      "--http",
-      "--allow",
-      "--max-servers",
-      "--print",
-      "monitor",
-      "servers FILE",
-      "--drain-file",
-      "--min-busy",
-      "--ramp-up",
-      "--key-file",
-      "--signature-window",
-      "--resolve-interval",
-      "--runtime-adapter",
-      "--verbose",
-      "--quiet",
-      "--help",
-      "--version",
-    ]
-  ) {
-    // Each command's --help names its own flags: together they name every one.
-    assert.ok(
-      ["agent", "monitor", "servers"].some((command) => usage(command as "agent").includes(flag)),
-      flag,
-    );
-  }
-});
-
-test("cli: the README's options table names each setting's flag, variable, directive and default", () => {
-  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  const section = readme.slice(readme.indexOf("### Options"), readme.indexOf("### How it behaves"));
-  const rows = section.split("\n").filter((line) => line.startsWith("| `")).map((line) =>
-    line.split("|").slice(1, -1).map((cell) => cell.trim())
-  );
-  const tableRows = rows.filter((cells) => cells.length === 5);
-  assert.equal(tableRows.length, SETTINGS.length, "one row per setting");
-  for (const spec of SETTINGS) {
-    const row = tableRows.find((cells) =>
-      cells[0].includes(`--${spec.flag} `) || cells[0].includes(`--${spec.flag}\``)
-    );
-    assert.ok(row, `a row for --${spec.flag}`);
-    if (spec.short) assert.ok(row[0].includes(`\`-${spec.short}\``), `-${spec.short}`);
-    assert.equal(row[1], `\`${spec.env}\``, spec.flag);
-    assert.equal(row[2], `\`${spec.directive}\``, spec.flag);
-    const shown = defaultText(spec);
-    if (shown !== undefined) {
-      assert.equal(row[4].replaceAll("`", ""), shown, `default of --${spec.flag}`);
+test("cli: each command's usage text names every flag it takes", () => {
+  const flags: { flag: string; short?: string; commands: readonly CommandName[] }[] = [
+    ...SETTINGS,
+    ...COMMAND_FLAGS,
+  ];
+  for (const { flag, short, commands } of flags) {
+    for (const command of commands) {
+      const text = usage(command);
+      assert.ok(text.includes(`--${flag}`), `${command}: --${flag}`);
+      if (short) assert.ok(text.includes(`-${short}, --${flag}`), `${command}: -${short}`);
     }
   }
+  for (const word of ["monitor", "servers FILE"]) assert.ok(usage("agent").includes(word), word);
 });
 
 test("cli: every command's --help is made from the rows and fits 80 columns", () => {
@@ -508,7 +458,8 @@ test("main: -t checks what a start would, and says each problem where it is", as
       ]],
       [["-t", "-f", conf], [
         `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
-        `${conf}:3: --key-file: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
+        // -t puts the directive's FILE:LINE first, as it does every problem: the name need not.
+        `${conf}:3: HeartbeatKeyFile: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
       ]],
       // Several sources: each problem at its own line.
       [["-t", "-f", several], [
@@ -581,6 +532,73 @@ test("main: -t checks what a start would, and says each problem where it is", as
       err.lines[0],
       /^heartbeat: --storage '.*': the folder .* cannot take it: no such file or directory \(ENOENT\)$/,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: a message about a setting names it as it was given: flag, variable, or directive at FILE:LINE", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-names-"));
+  try {
+    const conf = join(dir, "heartbeat.conf");
+    writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatKeyFile /nonexistent/key\n");
+    const unreadable =
+      "cannot read the key file /nonexistent/key: no such file or directory (ENOENT)";
+    const cases: [string[], Record<string, string>, string][] = [
+      [["-f", conf, "--ready", "1"], {}, `HeartbeatKeyFile at ${conf}:2: ${unreadable}`],
+      [
+        ["-a", "239.0.0.1:27999", "--ready", "1"],
+        { HEARTBEAT_KEY_FILE: "/nonexistent/key" },
+        `HEARTBEAT_KEY_FILE: ${unreadable}`,
+      ],
+      [
+        ["-f", conf, "--ready", "1", "--key-file", "/nonexistent/key"],
+        {},
+        `--key-file: ${unreadable}`,
+      ],
+    ];
+    for (const [argv, env, message] of cases) {
+      const err = recordingLog();
+      assert.equal(
+        await main([...argv, "--once", "--dry-run"], { stdout: err.write, stderr: err.write }, env),
+        EXIT_USAGE,
+      );
+      assert.equal(err.lines[0], `heartbeat: ${message}`, argv.join(" "));
+    }
+    // The monitor's too: its storage folder, from a file, and from the environment.
+    const storage = join(dir, "missing", "hb.dat");
+    writeFileSync(conf, `HeartbeatListen 127.0.0.1:27999\nHeartbeatStorage ${storage}\n`);
+    const missing = `'${storage}': the folder ${
+      join(dir, "missing")
+    } cannot take it: no such file or directory (ENOENT)`;
+    for (
+      const [argv, env, message] of [
+        [["monitor", "-f", conf], {}, `heartbeat: HeartbeatStorage at ${conf}:2 ${missing}`],
+        [["monitor", "-t", "-f", conf], {}, `${conf}:2: HeartbeatStorage ${missing}`],
+        [
+          ["monitor", "--listen", "127.0.0.1:27999"],
+          { HEARTBEAT_STORAGE: storage },
+          `heartbeat: HEARTBEAT_STORAGE ${missing}`,
+        ],
+      ] as const
+    ) {
+      const err = recordingLog();
+      assert.equal(
+        await main([...argv], { stdout: err.write, stderr: err.write }, env),
+        EXIT_USAGE,
+      );
+      assert.equal(err.lines[0], message, argv.join(" "));
+    }
+    // A problem of two settings is put at the one given, and names the other as the way to give it.
+    writeFileSync(conf, "HeartbeatListen 127.0.0.1:27999\nHeartbeatHAProxyBackend web\n");
+    const err = recordingLog();
+    assert.equal(
+      await main(["monitor", "-t", "-f", conf], { stdout: err.write, stderr: err.write }, {}),
+      EXIT_USAGE,
+    );
+    assert.deepEqual(err.lines, [
+      `${conf}:2: --haproxy-socket and HeartbeatHAProxyBackend go together: where to set weights, and for which backend`,
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

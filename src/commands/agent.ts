@@ -11,7 +11,13 @@ import type { Load } from "../codec.ts";
 import { describeError, listenFailure } from "../errors.ts";
 import { createLogger, type Logger, ProblemLog } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
-import type { AddressSetting, Resolved, Settings } from "../settings.ts";
+import {
+  type AddressSetting,
+  type Resolved,
+  rowOf,
+  type SettingNames,
+  type Settings,
+} from "../settings.ts";
 import {
   Drain,
   DRAIN_FILE_POLL_MS,
@@ -75,30 +81,40 @@ interface Lasting {
  * What a start of the agent checks before it opens anything; `-t` runs them all. prepare()
  * makes the same calls, in the same order.
  */
-export function agentChecks(settings: Settings, logger: Logger): Check[] {
+export function agentChecks(settings: Settings, names: SettingNames, logger: Logger): Check[] {
   return [
-    { key: "addresses", run: () => requireDestination(settings) },
+    { key: "addresses", run: () => requireDestination(settings, names) },
     ...settings.source.map((_, item): Check => ({
       key: "source",
       item,
-      run: () => createListedSource(settings.source, item, settings),
+      run: () => createListedSource(settings.source, item, { ...settings, names }),
     })),
-    { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
-    { key: "addresses", run: () => resolveDestinations(udpAddresses(settings)) },
-    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
-    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
+    { key: "runtimeAdapter", run: () => chooseAdapter(settings, names) },
+    {
+      key: "addresses",
+      run: () => resolveDestinations(udpAddresses(settings), names("addresses")),
+    },
+    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, names, logger) },
+    {
+      key: "http",
+      run: () => settings.http && requireBindablePort(settings.http, names("http")),
+    },
     {
       key: "agentCheck",
-      run: () => settings.agentCheck && requireBindablePort(settings.agentCheck, "--agent-check"),
+      run: () =>
+        settings.agentCheck && requireBindablePort(settings.agentCheck, names("agentCheck")),
     },
   ];
 }
 
-function requireDestination(settings: Settings): void {
+function requireDestination(settings: Settings, names: SettingNames): void {
   // An agent may serve HAProxy's agent-check only.
   if (settings.addresses.length === 0 && !settings.agentCheck) {
+    const { directive, env } = rowOf("addresses");
     throw new UsageError(
-      "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
+      `no destination: give ${
+        names("addresses")
+      } HOST:PORT (or ${directive} in a config file, or ${env})`,
     );
   }
 }
@@ -109,15 +125,15 @@ function udpAddresses(settings: Settings) {
 
 /** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
 async function prepare(
-  settings: Settings,
+  { settings, names }: Resolved,
   invocation: Invocation,
   context: CommandContext,
   lasting?: Lasting,
 ): Promise<Prepared> {
   const { io, clock } = context;
-  requireDestination(settings);
+  requireDestination(settings, names);
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  const source = combineSources(await createSources(settings.source, settings), {
+  const source = combineSources(await createSources(settings.source, { ...settings, names }), {
     smoothSeconds: settings.smoothSeconds,
     now: () => clock.now(),
   });
@@ -130,8 +146,8 @@ async function prepare(
       }`,
     );
   }
-  const adapter = chooseAdapter(settings);
-  const udp = await resolveDestinations(udpAddresses(settings));
+  const adapter = chooseAdapter(settings, names);
+  const udp = await resolveDestinations(udpAddresses(settings), names("addresses"));
   const resolveIntervalMs = settings.resolveIntervalSeconds * 1000;
   const http = settings.addresses.flatMap((address) =>
     address.kind === "http" ? [address.url] : []
@@ -163,7 +179,7 @@ async function prepare(
     clock,
     shape,
   };
-  const signer = sealer(settings, logger, () => clock.now());
+  const signer = sealer(settings, names, logger, () => clock.now());
 
   if (invocation.dryRun) {
     const senders = [
@@ -248,9 +264,14 @@ interface Sealer {
   failed(to: { host: string; zone?: string }): void;
 }
 
-function sealer(settings: Settings, logger: Logger, now: () => number): Sealer | undefined {
+function sealer(
+  settings: Settings,
+  names: SettingNames,
+  logger: Logger,
+  now: () => number,
+): Sealer | undefined {
   if (!settings.keyFile) return undefined;
-  const key = keyFrom(settings.keyFile, logger);
+  const key = keyFrom(settings.keyFile, names, logger);
   const sources = new SourceAddresses({ now, boundIPv4: settings.interfaceAddress });
   let seq = Math.floor(Math.random() * 2 ** 31);
   return {
@@ -322,7 +343,7 @@ export async function runAgent(
   );
   let active: Prepared;
   try {
-    active = await prepare(resolved.settings, invocation, context);
+    active = await prepare(resolved, invocation, context);
   } catch (error) {
     signals?.close();
     throw error;
@@ -567,7 +588,7 @@ async function reload(
       logger.error(`reload failed: ${keeping}`);
       return undefined;
     }
-    return await prepare(resolved.settings, invocation, context, running.lasting);
+    return await prepare(resolved, invocation, context, running.lasting);
   } catch (error) {
     logger.error(`reload failed: ${describeError(error)}; ${keeping}`);
     return undefined;

@@ -9,7 +9,13 @@ import { UsageError } from "../cli.ts";
 import { describeError, firstUnprivilegedPort } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "../scheduler.ts";
-import type { AddressSetting, Resolved, Settings } from "../settings.ts";
+import {
+  type AddressSetting,
+  type Resolved,
+  type SettingNames,
+  settingNames,
+  type Settings,
+} from "../settings.ts";
 import type { SignalName, SignalSource } from "../signals.ts";
 import { readKeyFile } from "../signing.ts";
 import { SourceConfigError } from "../sources/source.ts";
@@ -39,36 +45,41 @@ export interface CommandContext {
 export class RuntimeFailure extends Error {}
 
 /** --runtime-adapter, or the runtime's own; a usage error where it cannot run. */
-export function chooseAdapter(settings: Settings): AdapterName {
+export function chooseAdapter(settings: Settings, names: SettingNames): AdapterName {
   const adapter = settings.runtimeAdapter ?? defaultAdapter();
   const unavailable = adapterUnavailable(adapter);
-  if (unavailable) throw new UsageError(`--runtime-adapter ${adapter}: ${unavailable}`);
+  if (unavailable) {
+    throw new UsageError(`${names("runtimeAdapter")} ${adapter}: ${unavailable}`);
+  }
   return adapter;
 }
 
 /** The key in --key-file; a key file others can read is logged as a warning. */
-export function keyFrom(path: string, logger: Logger): Buffer {
+export function keyFrom(path: string, names: SettingNames, logger: Logger): Buffer {
   let read: ReturnType<typeof readKeyFile>;
   try {
     read = readKeyFile(path);
   } catch (error) {
-    throw new UsageError(`--key-file: ${describeError(error)}`);
+    throw new UsageError(`${names("keyFile")}: ${describeError(error)}`);
   }
   if (read.warning) logger.warn(read.warning);
   return read.key;
 }
 
-/** Each destination with the addresses its host stands for now; a name that resolves to nothing is a usage error. */
+/**
+ * Each destination with the addresses its host stands for now; a name that resolves to nothing is
+ * a usage error, about the setting named `name`.
+ */
 export async function resolveDestinations(
   destinations: AddressSetting[],
-  flag = "--address",
+  name: string,
 ): Promise<(Destination & { addresses: string[] })[]> {
   return await Promise.all(destinations.map(async ({ text, host, port, zone }) => {
     try {
       return { host, port, zone, addresses: await lookupAll(host) };
     } catch (error) {
       throw new UsageError(
-        `${flag} '${text}': cannot find an address for '${host}' (${describeError(error)})`,
+        `${name} '${text}': cannot find an address for '${host}' (${describeError(error)})`,
       );
     }
   }));
@@ -85,14 +96,15 @@ export interface Check {
 
 /**
  * Runs every check, as `-t` does: each problem as one line, put at the FILE:LINE of the
- * directive it is about when the setting came from a config file.
+ * directive it is about when the setting came from a config file (so the checks are given names
+ * that leave the FILE:LINE out).
  */
 export async function problemsOf(
-  checks: Check[],
+  checks: (names: SettingNames) => Check[],
   { origins, itemOrigins }: Pick<Resolved, "origins" | "itemOrigins">,
 ): Promise<string[]> {
   const problems: string[] = [];
-  for (const check of checks) {
+  for (const check of checks(settingNames(origins, false))) {
     try {
       await check.run();
     } catch (error) {
@@ -114,9 +126,9 @@ export async function runChecks(checks: Check[]): Promise<void> {
 /**
  * Linux refuses a port below net.ipv4.ip_unprivileged_port_start (1024) to a process without
  * CAP_NET_BIND_SERVICE (root has it): said by `-t`, where a start would fail with EACCES. Where
- * /proc does not tell, nothing is said, and the start says it.
+ * /proc does not tell, nothing is said, and the start says it. `name` is the setting's.
  */
-export function requireBindablePort(address: AddressSetting, flag: string): void {
+export function requireBindablePort(address: AddressSetting, name: string): void {
   const first = firstUnprivilegedPort();
   if (first === undefined) return;
   let capabilities: bigint;
@@ -128,7 +140,7 @@ export function requireBindablePort(address: AddressSetting, flag: string): void
   }
   if (address.port >= first || (capabilities >> CAP_NET_BIND_SERVICE) & 1n) return;
   throw new UsageError(
-    `${flag} '${address.text}': permission denied (EACCES): ports below ${first} need root or CAP_NET_BIND_SERVICE`,
+    `${name} '${address.text}': permission denied (EACCES): ports below ${first} need root or CAP_NET_BIND_SERVICE`,
   );
 }
 

@@ -13,7 +13,7 @@ import { runMonitor } from "../monitor/monitor.ts";
 import { monitorOutputs } from "../monitor/outputs/index.ts";
 import { storageFolderProblem } from "../monitor/storage.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
-import type { Settings } from "../settings.ts";
+import { type Resolved, rowOf, type SettingNames, type Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
 import { receiveBufferUnsupported } from "../transport/receive-buffer.ts";
@@ -40,13 +40,16 @@ const UNUSED_BY_MONITOR: SignalName[] = ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTT
  * makes the same calls: the requirements first, then the adapter, the lookup and the key, which it
  * keeps.
  */
-export function monitorChecks(settings: Settings, logger: Logger): Check[] {
+export function monitorChecks(settings: Settings, names: SettingNames, logger: Logger): Check[] {
   return [
-    ...requirements(settings),
-    { key: "runtimeAdapter", run: () => chooseAdapter(settings) },
-    { key: "listen", run: () => settings.listen && tryListening(settings) },
-    { key: "http", run: () => settings.http && requireBindablePort(settings.http, "--http") },
-    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, logger) },
+    ...requirements(settings, names),
+    { key: "runtimeAdapter", run: () => chooseAdapter(settings, names) },
+    { key: "listen", run: () => settings.listen && tryListening(settings, names) },
+    {
+      key: "http",
+      run: () => settings.http && requireBindablePort(settings.http, names("http")),
+    },
+    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, names, logger) },
   ];
 }
 
@@ -58,13 +61,13 @@ export function monitorChecks(settings: Settings, logger: Logger): Check[] {
  * not bound: there Linux would hand the running monitor's datagrams to the newer socket for as
  * long as it lives, so only what the port needs is checked.
  */
-async function tryListening(settings: Settings): Promise<void> {
+async function tryListening(settings: Settings, names: SettingNames): Promise<void> {
   const listen = settings.listen!;
-  const [{ addresses }] = await resolveDestinations([listen], "--listen");
-  if (!isMulticast(addresses[0])) return requireBindablePort(listen, "--listen");
+  const [{ addresses }] = await resolveDestinations([listen], names("listen"));
+  if (!isMulticast(addresses[0])) return requireBindablePort(listen, names("listen"));
   let adapter: AdapterName;
   try {
-    adapter = chooseAdapter(settings);
+    adapter = chooseAdapter(settings, names);
   } catch {
     return; // an adapter this runtime lacks: the runtimeAdapter check says so, once
   }
@@ -82,38 +85,46 @@ async function tryListening(settings: Settings): Promise<void> {
     await listener.close();
   } catch (error) {
     throw new UsageError(
-      `--listen '${listen.text}': ${listenFailure(error, { port: listen.port, multicast: true })}`,
+      `${names("listen")} '${listen.text}': ${
+        listenFailure(error, { port: listen.port, multicast: true })
+      }`,
     );
   }
 }
 
 /** What the settings must say for a monitor to start, that nothing else checks. */
-function requirements(settings: Settings): Check[] {
+function requirements(settings: Settings, names: SettingNames): Check[] {
   return [
     {
       key: "listen",
       run: () => {
         if (!settings.listen && !settings.http) {
           throw new UsageError(
-            "heartbeat monitor needs --listen ADDR:PORT (HeartbeatListen) or --http ADDR:PORT, or both",
+            `heartbeat monitor needs ${names("listen")} ADDR:PORT (${rowOf("listen").directive}) ` +
+              `or ${names("http")} ADDR:PORT, or both`,
           );
         }
       },
     },
-    { key: "storage", run: () => settings.storage && requireWritableFolder(settings.storage) },
+    {
+      key: "storage",
+      run: () => settings.storage && requireWritableFolder(settings.storage, names("storage")),
+    },
     {
       key: "receiveBuffer",
       run: () => {
         const unsupported = settings.receiveBuffer ? receiveBufferUnsupported() : undefined;
-        if (unsupported) throw new UsageError(`--receive-buffer: ${unsupported}`);
+        if (unsupported) throw new UsageError(`${names("receiveBuffer")}: ${unsupported}`);
       },
     },
     {
-      key: "haproxySockets",
+      // At the one given, where -t puts the problem.
+      key: settings.haproxySockets?.length ? "haproxySockets" : "haproxyBackends",
       run: () => {
         if (!settings.haproxySockets?.length !== !settings.haproxyBackends?.length) {
           throw new UsageError(
-            "--haproxy-socket and --haproxy-backend go together: where to set weights, and for which backend",
+            `${names("haproxySockets")} and ${names("haproxyBackends")} go together: ` +
+              "where to set weights, and for which backend",
           );
         }
       },
@@ -126,9 +137,9 @@ function requirements(settings: Settings): Check[] {
  * and be safe: not one where any local user could swap the monitor's files. Taking a file is
  * tried by making one, named as writeFileAtomic's temporaries (a monitor killed meanwhile leaves
  * nothing a later start keeps): Deno's access(W_OK) judges by the mode bits alone, so it refused
- * root a folder another user owns.
+ * root a folder another user owns. `name` is the storage setting's.
  */
-function requireWritableFolder(file: string): void {
+function requireWritableFolder(file: string, name: string): void {
   const path = resolve(file);
   const folder = dirname(path);
   const probe = `${path}.tmp.${process.pid}.probe`;
@@ -142,35 +153,35 @@ function requireWritableFolder(file: string): void {
     unsafe = process.platform === "win32" ? undefined : storageFolderProblem(stat.mode);
   } catch (error) {
     throw new UsageError(
-      `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
+      `${name} '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
     );
   }
   if (unsafe) {
-    throw new UsageError(`--storage '${file}': the folder ${folder} is unsafe: ${unsafe}`);
+    throw new UsageError(`${name} '${file}': the folder ${folder} is unsafe: ${unsafe}`);
   }
 }
 
 /** `heartbeat monitor`: runs until SIGINT or SIGTERM. */
 export async function runMonitorCommand(
-  settings: Settings,
+  { settings, names }: Resolved,
   invocation: Invocation,
   context: CommandContext,
 ): Promise<number> {
   const { io, clock } = context;
   const logger = createLogger({ level: settings.logLevel, write: io.stderr });
-  await runChecks(requirements(settings));
-  const adapter = chooseAdapter(settings);
+  await runChecks(requirements(settings, names));
+  const adapter = chooseAdapter(settings, names);
   const { maxServers } = settings;
   const signatures = settings.keyFile
     ? new SignatureCheck(
-      keyFrom(settings.keyFile, logger),
+      keyFrom(settings.keyFile, names, logger),
       settings.signatureWindowSeconds,
       Math.floor(Date.now() / 1000),
     )
     : undefined;
   const udp = settings.listen
     ? {
-      address: (await resolveDestinations([settings.listen], "--listen"))[0].addresses[0],
+      address: (await resolveDestinations([settings.listen], names("listen")))[0].addresses[0],
       port: settings.listen.port,
       interfaceAddress: settings.interfaceAddress,
       zone: settings.listen.zone,
@@ -222,7 +233,9 @@ export async function runMonitorCommand(
       );
       if (receiveBuffer && settings.receiveBuffer && receiveBuffer < settings.receiveBuffer) {
         logger.warn(
-          `HeartbeatReceiveBuffer ${settings.receiveBuffer}: the kernel gave ${receiveBuffer} bytes, ` +
+          `${
+            names("receiveBuffer")
+          } ${settings.receiveBuffer}: the kernel gave ${receiveBuffer} bytes, ` +
             `its limit (net.core.rmem_max); raise it with sysctl -w net.core.rmem_max=${settings.receiveBuffer}`,
         );
       }

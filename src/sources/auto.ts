@@ -30,7 +30,7 @@ export const autoSource: SourceDefinition = {
     if (settings.ready !== undefined) {
       return {
         ...await staticSource.create(undefined, settings),
-        chosenBecause: "--ready was given",
+        chosenBecause: `${settings.names("ready")} was given`,
       };
     }
     const tried: string[] = [];
@@ -48,10 +48,12 @@ export const autoSource: SourceDefinition = {
       const found = await working(name, definition, settings, tried);
       if (found) return { ...found, chosenBecause: because };
     }
-    if (settings.capacity === undefined) tried.push("nginx, tcp: need --capacity N");
+    const [ready, capacity] = [settings.names("ready"), settings.names("capacity")];
+    if (settings.capacity === undefined) tried.push(`nginx, tcp: need ${capacity} N`);
     throw new SourceConfigError(
       `no load source found (tried ${tried.join("; ")}). Choose one with --source: ` +
-        "static --ready N, apache[:URL], nginx[:URL] --capacity N, php-fpm[:URI], tcp[:PORTS] --capacity N, exec:COMMAND or file:PATH",
+        `static ${ready} N, apache[:URL], nginx[:URL] ${capacity} N, php-fpm[:URI], ` +
+        `tcp[:PORTS] ${capacity} N, exec:COMMAND or file:PATH`,
     );
   },
 };

@@ -31,9 +31,9 @@ export const fileSource: SourceDefinition = {
           const age = (Date.now() - info.mtimeMs) / 1000;
           if (age > maxAge) {
             throw new Error(
-              `${argument} was last written ${
-                Math.round(age)
-              } s ago (more than --max-age ${maxAge})`,
+              `${argument} was last written ${Math.round(age)} s ago (more than ${
+                settings.names("maxAgeSeconds")
+              } ${maxAge})`,
             );
           }
           return parseLoadText(await file.readFile("utf8"));

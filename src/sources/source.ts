@@ -1,6 +1,8 @@
 /** The contract every load source implements; sources/index.ts registers them by name. */
 import type { Load } from "../codec.ts";
 import type { Clock } from "../scheduler.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 
 export interface Source {
   /** What is being read, for the startup log: `static ready=10 busy=0`. */
@@ -23,6 +25,8 @@ export interface Source {
 
 /** Everything a source may be configured with, besides the argument after `NAME:`. */
 export interface SourceSettings {
+  /** How its messages name a setting (settings.ts FLAG_NAMES, without a configuration). */
+  names: SettingNames;
   ready?: number;
   busy?: number;
   /** Connections the server can serve at once: nginx and tcp report ready = capacity - busy. */
@@ -54,7 +58,9 @@ export class SourceConfigError extends Error {}
 export function requireCapacity(source: string, settings: SourceSettings): number {
   if (settings.capacity === undefined) {
     throw new SourceConfigError(
-      `--source ${source} needs --capacity N: how many connections this server can serve at once`,
+      `--source ${source} needs ${
+        settings.names("capacity")
+      } N: how many connections this server can serve at once`,
     );
   }
   return settings.capacity;

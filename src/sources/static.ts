@@ -8,11 +8,15 @@ export const staticSource: SourceDefinition = {
     if (argument !== undefined) {
       throw new SourceConfigError(`--source static takes no argument, got 'static:${argument}'`);
     }
+    const { names } = settings;
     if (settings.ready === undefined) {
-      throw new SourceConfigError("--source static needs --ready N (and --busy M, default 0)");
+      throw new SourceConfigError(
+        `--source static needs ${names("ready")} N (and ${names("busy")} M, default 0)`,
+      );
     }
     const load = { ready: settings.ready, busy: settings.busy ?? 0 };
-    const problem = invalidCount("--ready", load.ready) ?? invalidCount("--busy", load.busy);
+    const problem = invalidCount(names("ready"), load.ready) ??
+      invalidCount(names("busy"), load.busy);
     if (problem) throw new SourceConfigError(problem);
     return {
       description: `static ready=${load.ready} busy=${load.busy}`,

@@ -1,15 +1,19 @@
 /** The monitor command with a fake context: which signals stop it, and which it only logs. */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { runMonitorCommand } from "../../src/commands/monitor.ts";
+import { loadSettings } from "../../src/config/load.ts";
 import { resolveSettings } from "../../src/settings.ts";
 import { FAKE_RMEM_MAX, fakeContext, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../../scripts/lab/lab.ts";
 
 test("monitor command: SIGHUP, SIGUSR1, SIGUSR2, SIGTTOU and SIGTTIN are logged and change nothing; SIGTERM stops it", async () => {
   const { signals, log, context } = fakeContext();
-  const { settings } = resolveSettings({ flags: { listen: "239.0.0.1:27999" }, env: {} });
-  const running = runMonitorCommand(settings, INVOCATION, context);
+  const resolved = resolveSettings({ flags: { listen: "239.0.0.1:27999" }, env: {} });
+  const running = runMonitorCommand(resolved, INVOCATION, context);
   await waitFor(
     () => log.lines.some((line) => line.includes("listening on udp 239.0.0.1:27999")),
     5_000,
@@ -39,11 +43,11 @@ test("monitor command: says the receive buffer the kernel gave, and what to rais
     ]] as const
   ) {
     const { signals, log, context } = fakeContext();
-    const { settings } = resolveSettings({
+    const resolved = resolveSettings({
       flags: { listen: "239.0.0.1:27999", "receive-buffer": String(asked) },
       env: {},
     });
-    const running = runMonitorCommand(settings, INVOCATION, context);
+    const running = runMonitorCommand(resolved, INVOCATION, context);
     await waitFor(
       () => log.lines.some((line) => line.includes("listening on")),
       5_000,
@@ -55,11 +59,36 @@ test("monitor command: says the receive buffer the kernel gave, and what to rais
     assert.match(text, new RegExp(`listening on udp .*; receive buffer ${said} bytes`));
     assert.equal(
       text.includes(
-        `HeartbeatReceiveBuffer ${asked}: the kernel gave ${said} bytes, its limit (net.core.rmem_max); ` +
+        `--receive-buffer ${asked}: the kernel gave ${said} bytes, its limit (net.core.rmem_max); ` +
           `raise it with sysctl -w net.core.rmem_max=${asked}`,
       ),
       warned,
       text,
     );
+  }
+});
+
+test("monitor command: the receive buffer's warning names the setting as it was given", async () => {
+  const asked = 8 << 20;
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-names-"));
+  const configFile = join(dir, "heartbeat.conf");
+  writeFileSync(configFile, `HeartbeatReceiveBuffer ${asked}\n`);
+  try {
+    for (
+      const [options, name] of [
+        [{ env: { HEARTBEAT_RECEIVE_BUFFER: String(asked) } }, "HEARTBEAT_RECEIVE_BUFFER"],
+        [{ env: {}, configFile }, `HeartbeatReceiveBuffer at ${configFile}:1`],
+      ] as const
+    ) {
+      const { signals, log, context } = fakeContext();
+      const resolved = loadSettings({ flags: { listen: "239.0.0.1:27999" }, ...options });
+      const running = runMonitorCommand(resolved, INVOCATION, context);
+      await waitFor(() => log.lines.some((line) => line.includes("listening on")), 5_000, name);
+      signals.send("SIGTERM");
+      assert.equal(await running, 0);
+      assert.ok(log.lines.join("\n").includes(`${name} ${asked}: the kernel gave `), name);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

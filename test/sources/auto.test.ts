@@ -6,18 +6,19 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { createSource } from "../../src/sources/index.ts";
 import { SourceConfigError } from "../../src/sources/source.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 const never = new AbortController().signal;
 
 test("auto: static when --ready is given, and a clear error listing the choices when nothing fits", async () => {
-  const source = await createSource("auto", { ready: 3 });
+  const source = await createSource("auto", { names: FLAG_NAMES, ready: 3 });
   assert.deepEqual(await source.read(never), { ready: 3, busy: 0 });
   assert.equal(source.description, "static ready=3 busy=0");
   assert.equal(source.chosenBecause, "--ready was given");
   await assert.rejects(
-    createSource("auto", { procRoot: join(scratch, "no-proc") }),
+    createSource("auto", { names: FLAG_NAMES, procRoot: join(scratch, "no-proc") }),
     (error: unknown) => {
       assert.ok(error instanceof SourceConfigError);
       assert.match(

@@ -6,6 +6,7 @@ import { combineSources } from "../../src/sources/combined.ts";
 import { createSources } from "../../src/sources/index.ts";
 import { type Source, SourceConfigError } from "../../src/sources/source.ts";
 import { FakeClock } from "../support/fakes.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 const never = new AbortController().signal;
 
@@ -220,11 +221,11 @@ test("combined: smoothing keeps a noisy source from jumping, and one smoothed so
 });
 
 test("combined: the sources are made in order, and one named twice is a configuration mistake", async () => {
-  const made = await createSources(["static", "file:/run/load"], { ready: 3 });
+  const made = await createSources(["static", "file:/run/load"], { names: FLAG_NAMES, ready: 3 });
   assert.deepEqual(made.map(({ name }) => name), ["static", "file:/run/load"]);
   assert.equal(made[1].source.description, "file /run/load");
   await assert.rejects(
-    createSources(["static", "static"], { ready: 3 }),
+    createSources(["static", "static"], { names: FLAG_NAMES, ready: 3 }),
     (error) =>
       error instanceof SourceConfigError &&
       error.message === "--source static is given twice: give each source once",

@@ -13,6 +13,7 @@ import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
 import { FakeClock } from "../support/fakes.ts";
 import { agentCommand, collect, stop, waitFor } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 import { currentRuntime } from "../support/lab.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
@@ -57,7 +58,12 @@ test("cpu: the share of a quota, and of CPUs' ticks, between two samples", () =>
 test("cpu: the agent's own v1 cgroup: a half-CPU quota, used from cpuacct.usage", async () => {
   const v1 = tree("cgroup-v1");
   const clock = new FakeClock();
-  const source = await createSource("cpu", { capacity: 100, fsRoot: v1.root, clock });
+  const source = await createSource("cpu", {
+    names: FLAG_NAMES,
+    capacity: 100,
+    fsRoot: v1.root,
+    clock,
+  });
   assert.equal(
     source.description,
     "cpu of /sys/fs/cgroup/cpu/heartbeat-test (quota 0.5 CPU, cgroup v1)",
@@ -82,7 +88,12 @@ test("cpu: the agent's own v1 cgroup: a half-CPU quota, used from cpuacct.usage"
 test("cpu: the first reading covers at least MIN_SAMPLE_MS since startup", async () => {
   const v1 = tree("cgroup-v1");
   const clock = new FakeClock();
-  const source = await createSource("cpu", { capacity: 10, fsRoot: v1.root, clock });
+  const source = await createSource("cpu", {
+    names: FLAG_NAMES,
+    capacity: 10,
+    fsRoot: v1.root,
+    clock,
+  });
   const usage = "sys/fs/cgroup/cpuacct/heartbeat-test/cpuacct.usage";
   v1.write(usage, `${Number(v1.read(usage)) + MIN_SAMPLE_MS * 1e6 * 0.5 * 0.4}\n`);
   assert.deepEqual(await source.read(never), { ready: 6, busy: 4 });
@@ -93,7 +104,12 @@ test("cpu: a named v2 cgroup: the tightest quota of it and its parents, at most 
   const v2 = tree("cgroup-v2");
   const clock = new FakeClock();
   const dir = "/sys/fs/cgroup/system.slice/app.service";
-  const source = await createSource(`cpu:${dir}`, { capacity: 100, fsRoot: v2.root, clock });
+  const source = await createSource(`cpu:${dir}`, {
+    names: FLAG_NAMES,
+    capacity: 100,
+    fsRoot: v2.root,
+    clock,
+  });
   assert.equal(source.description, `cpu of ${dir} (quota 0.5 CPU, cgroup v2)`);
   const usage = `${dir}/cpu.stat`;
   const use = (seconds: number) =>
@@ -124,6 +140,7 @@ test("cpu: no quota: how busy the cgroup's CPUs were, from /proc/stat", async ()
   const v1 = tree("cgroup-v1");
   const clock = new FakeClock();
   const source = await createSource("cpu:/sys/fs/cgroup/cpu", {
+    names: FLAG_NAMES,
     capacity: 100,
     fsRoot: v1.root,
     clock,
@@ -155,18 +172,25 @@ test("cpu: no quota: how busy the cgroup's CPUs were, from /proc/stat", async ()
 
 test("cpu: mistakes are startup errors that say what to fix", async () => {
   const v1 = tree("cgroup-v1");
-  await assert.rejects(createSource("cpu", { fsRoot: v1.root }), /needs --capacity N/);
   await assert.rejects(
-    createSource("cpu:/sys/fs/cgroup/cpu/nginx.service", { capacity: 1, fsRoot: v1.root }),
+    createSource("cpu", { names: FLAG_NAMES, fsRoot: v1.root }),
+    /needs --capacity N/,
+  );
+  await assert.rejects(
+    createSource("cpu:/sys/fs/cgroup/cpu/nginx.service", {
+      names: FLAG_NAMES,
+      capacity: 1,
+      fsRoot: v1.root,
+    }),
     /cpu:\/sys\/fs\/cgroup\/cpu\/nginx.service: no such cgroup directory/,
   );
   await assert.rejects(
-    createSource("cpu:sys/fs/cgroup/cpu", { capacity: 1, fsRoot: v1.root }),
+    createSource("cpu:sys/fs/cgroup/cpu", { names: FLAG_NAMES, capacity: 1, fsRoot: v1.root }),
     /name the cgroup by its directory/,
   );
   rmSync(join(v1.root, "sys/fs/cgroup/cpuacct/heartbeat-test"), { recursive: true });
   await assert.rejects(
-    createSource("cpu", { capacity: 1, fsRoot: v1.root }),
+    createSource("cpu", { names: FLAG_NAMES, capacity: 1, fsRoot: v1.root }),
     /no cpuacct.usage \(no \/sys\/fs\/cgroup\/cpuacct\/heartbeat-test\/cpuacct.usage\): cgroup v1 counts CPU use in the cpuacct hierarchy/,
   );
   v1.write(
@@ -176,11 +200,14 @@ test("cpu: mistakes are startup errors that say what to fix", async () => {
     ),
   );
   await assert.rejects(
-    createSource("cpu", { capacity: 1, fsRoot: v1.root }),
+    createSource("cpu", { names: FLAG_NAMES, capacity: 1, fsRoot: v1.root }),
     /no cpuacct hierarchy is mounted/,
   );
   rmSync(join(v1.root, "proc/self/mountinfo"));
-  await assert.rejects(createSource("cpu", { capacity: 1, fsRoot: v1.root }), /Linux only/);
+  await assert.rejects(
+    createSource("cpu", { names: FLAG_NAMES, capacity: 1, fsRoot: v1.root }),
+    /Linux only/,
+  );
 });
 
 test("cpu: --help lists it, from the registry", () => {
@@ -210,7 +237,7 @@ test("cpu, for real: a v1 cgroup limited to half a CPU, idle, busy, idle again",
 }, async () => {
   const cgroup = new V1Cgroup(0.5);
   try {
-    const source = await createSource(`cpu:${cgroup.cpu}`, { capacity: 100 });
+    const source = await createSource(`cpu:${cgroup.cpu}`, { names: FLAG_NAMES, capacity: 100 });
     assert.equal(source.description, `cpu of ${cgroup.cpu} (quota 0.5 CPU, cgroup v1)`);
     await readUntil(source, (ready) => ready >= 70, 1, "idle reading");
     // One loop is a quarter of this 2-core host, but all of the half CPU it may use.
@@ -261,7 +288,7 @@ test("cpu, for real: a cgroup v2 mounted for the test (no cpu controller here: n
   const mount = V2Mount.create();
   if (typeof mount === "string") return context.skip(mount);
   try {
-    const source = await createSource(`cpu:${mount.child}`, { capacity: 100 });
+    const source = await createSource(`cpu:${mount.child}`, { names: FLAG_NAMES, capacity: 100 });
     // This kernel binds the cpu controller to v1, so v2 cgroups have no cpu.max.
     assert.match(
       source.description,
@@ -278,7 +305,7 @@ test("cpu: a quota larger than its cpuset: the startup line says which one limit
   const v2 = tree("cgroup-v2");
   const dir = "/sys/fs/cgroup/system.slice/app.service";
   v2.write(`${dir}/cpu.max`, "400000 100000\n");
-  const source = await createSource("cpu", { capacity: 100, fsRoot: v2.root });
+  const source = await createSource("cpu", { names: FLAG_NAMES, capacity: 100, fsRoot: v2.root });
   assert.equal(
     source.description,
     `cpu of ${dir} (quota 4 CPUs but 2 CPUs to run on, cgroup v2)`,

@@ -8,6 +8,7 @@ import { after, test } from "node:test";
 import { createSource } from "../../src/sources/index.ts";
 import { runtimeCommand } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 import { currentRuntime } from "../support/lab.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
@@ -15,28 +16,33 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 const never = new AbortController().signal;
 
 test("exec: the command's output each read; failures and garbage are no data", async () => {
-  assert.deepEqual(await (await createSource("exec:echo ready=4\\&busy=1", {})).read(never), {
-    ready: 4,
-    busy: 1,
-  });
   assert.deepEqual(
-    await (await createSource(`exec:printf '{"ready":2,"busy":0}'`, {})).read(never),
+    await (await createSource("exec:echo ready=4\\&busy=1", { names: FLAG_NAMES })).read(never),
+    {
+      ready: 4,
+      busy: 1,
+    },
+  );
+  assert.deepEqual(
+    await (await createSource(`exec:printf '{"ready":2,"busy":0}'`, { names: FLAG_NAMES })).read(
+      never,
+    ),
     { ready: 2, busy: 0 },
   );
   await assert.rejects(
-    (await createSource("exec:echo oops >&2; exit 3", {})).read(never),
+    (await createSource("exec:echo oops >&2; exit 3", { names: FLAG_NAMES })).read(never),
     /exited with status 3: oops/,
   );
   await assert.rejects(
-    (await createSource("exec:echo garbage", {})).read(never),
+    (await createSource("exec:echo garbage", { names: FLAG_NAMES })).read(never),
     /expected ready=N&busy=M/,
   );
   await assert.rejects(
-    (await createSource("exec:/no/such/command", {})).read(never),
+    (await createSource("exec:/no/such/command", { names: FLAG_NAMES })).read(never),
     /exited with status 127/,
   );
   await assert.rejects(
-    (await createSource("exec:head -c 100000 /dev/zero", {})).read(never),
+    (await createSource("exec:head -c 100000 /dev/zero", { names: FLAG_NAMES })).read(never),
     /printed more than/,
   );
 });
@@ -45,7 +51,7 @@ test("exec: a command that hangs is killed at the deadline, with what it started
   const pidFile = join(scratch, "background-pid");
   const source = await createSource(
     `exec:sleep 30 & echo $! > ${pidFile}; sleep 30; echo ready=1\\&busy=1`,
-    {},
+    { names: FLAG_NAMES },
   );
   const started = Date.now();
   await assert.rejects(
@@ -71,7 +77,9 @@ test("exec: a command that hangs is killed at the deadline, with what it started
 
 test("exec: a command that leaves a background child holding its output still answers, and the child is killed", async () => {
   const marker = join(scratch, "orphan");
-  const source = await createSource(`exec:(sleep 30; touch ${marker}) & echo ready=3\\&busy=1`, {});
+  const source = await createSource(`exec:(sleep 30; touch ${marker}) & echo ready=3\\&busy=1`, {
+    names: FLAG_NAMES,
+  });
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), 2000);
   assert.deepEqual(await source.read(deadline.signal), { ready: 3, busy: 1 });

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { createSource } from "../../src/sources/index.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-sources-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -13,7 +14,7 @@ const never = new AbortController().signal;
 
 test("file: the file's numbers while it is fresh; stale, missing or garbage files are no data", async () => {
   const path = join(scratch, "load");
-  const source = await createSource(`file:${path}`, { maxAgeSeconds: 5 });
+  const source = await createSource(`file:${path}`, { names: FLAG_NAMES, maxAgeSeconds: 5 });
   await assert.rejects(source.read(never), /ENOENT/);
   writeFileSync(path, "ready=7&busy=3\n");
   assert.deepEqual(await source.read(never), { ready: 7, busy: 3 });
@@ -31,7 +32,7 @@ test("file: the file's numbers while it is fresh; stale, missing or garbage file
 test("file: a named pipe at the path is refused at once, not waited on, and a regular file there works again", async () => {
   const path = join(scratch, "load-fifo");
   execFileSync("mkfifo", [path]);
-  const source = await createSource(`file:${path}`, {});
+  const source = await createSource(`file:${path}`, { names: FLAG_NAMES });
   const started = Date.now();
   await assert.rejects(source.read(never), /is not a regular file/);
   assert.ok(Date.now() - started < 1000, "refused at once");

@@ -3,26 +3,33 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createSource, SOURCES } from "../../src/sources/index.ts";
 import { SourceConfigError, type SourceSettings } from "../../src/sources/source.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 const never = new AbortController().signal;
 
 test("sources: static answers its numbers; busy defaults to 0", async () => {
-  assert.deepEqual(await (await createSource("static", { ready: 10 })).read(never), {
-    ready: 10,
-    busy: 0,
-  });
-  assert.deepEqual(await (await createSource("static", { ready: 0, busy: 4 })).read(never), {
-    ready: 0,
-    busy: 4,
-  });
+  assert.deepEqual(
+    await (await createSource("static", { names: FLAG_NAMES, ready: 10 })).read(never),
+    {
+      ready: 10,
+      busy: 0,
+    },
+  );
+  assert.deepEqual(
+    await (await createSource("static", { names: FLAG_NAMES, ready: 0, busy: 4 })).read(never),
+    {
+      ready: 0,
+      busy: 4,
+    },
+  );
   assert.equal(
-    (await createSource("static", { ready: 1, busy: 2 })).description,
+    (await createSource("static", { names: FLAG_NAMES, ready: 1, busy: 2 })).description,
     "static ready=1 busy=2",
   );
 });
 
 test("sources: configuration mistakes are SourceConfigErrors naming the fix", async () => {
-  const cases: [string, SourceSettings, RegExp][] = [
+  const cases: [string, Omit<SourceSettings, "names">, RegExp][] = [
     ["static", {}, /--source static needs --ready N/],
     ["static:5", { ready: 1 }, /--source static takes no argument, got 'static:5'/],
     ["static", { ready: -1 }, /--ready must be a whole number/],
@@ -53,7 +60,7 @@ test("sources: configuration mistakes are SourceConfigErrors naming the fix", as
   ];
   for (const [spec, settings, message] of cases) {
     await assert.rejects(
-      createSource(spec, settings),
+      createSource(spec, { ...settings, names: FLAG_NAMES }),
       (error: unknown) => error instanceof SourceConfigError && message.test(error.message),
       spec,
     );

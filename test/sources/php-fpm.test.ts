@@ -12,6 +12,7 @@ import {
 } from "../../src/sources/php-fpm.ts";
 import { createSource } from "../../src/sources/index.ts";
 import { SourceConfigError } from "../../src/sources/source.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 /** The CGI response in a recorded FastCGI answer. */
 function recorded(name: string): string {
@@ -134,7 +135,7 @@ test("php-fpm: where the status page is, and mistakes in writing it", async () =
     path: "/status",
   });
   assert.equal(
-    (await createSource("php-fpm", {})).description,
+    (await createSource("php-fpm", { names: FLAG_NAMES })).description,
     "php-fpm tcp://127.0.0.1:9000/status",
   );
   for (
@@ -147,7 +148,7 @@ test("php-fpm: where the status page is, and mistakes in writing it", async () =
     ]
   ) {
     await assert.rejects(
-      createSource(`php-fpm:${argument}`, {}),
+      createSource(`php-fpm:${argument}`, { names: FLAG_NAMES }),
       (error: unknown) =>
         error instanceof SourceConfigError &&
         error.message ===

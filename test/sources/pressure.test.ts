@@ -12,6 +12,7 @@ import { parsePressureArgument, pressureLoad } from "../../src/sources/pressure.
 import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
 import { agentCommand } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 import { currentRuntime, requiredOrSkipped } from "../support/lab.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
@@ -44,18 +45,26 @@ test("pressure: the argument, a resource and/or a cgroup directory", () => {
 });
 
 test("pressure: the machine's /proc/pressure where the agent's cgroup has no pressure file", async () => {
-  const source = await createSource("pressure", { capacity: 100, fsRoot: tree("cgroup-v1") });
+  const source = await createSource("pressure", {
+    names: FLAG_NAMES,
+    capacity: 100,
+    fsRoot: tree("cgroup-v1"),
+  });
   assert.equal(source.description, "pressure of cpu from /proc/pressure/cpu (some avg10)");
   assert.equal(source.defaultSmoothSeconds, undefined); // avg10 is an average already
   assert.deepEqual(await source.read(never), { ready: 2, busy: 98 });
-  const io = await createSource("pressure:io", { capacity: 100, fsRoot: tree("cgroup-v1") });
+  const io = await createSource("pressure:io", {
+    names: FLAG_NAMES,
+    capacity: 100,
+    fsRoot: tree("cgroup-v1"),
+  });
   assert.equal(io.description, "pressure of io from /proc/pressure/io (some avg10)");
 });
 
 test("pressure: a v2 cgroup's own file, the agent's or a named one", async () => {
   const root = tree("cgroup-v2");
   const dir = "/sys/fs/cgroup/system.slice/app.service";
-  const own = await createSource("pressure", { capacity: 100, fsRoot: root });
+  const own = await createSource("pressure", { names: FLAG_NAMES, capacity: 100, fsRoot: root });
   assert.equal(own.description, `pressure of cpu from ${dir}/cpu.pressure (some avg10)`);
   assert.deepEqual(await own.read(never), { ready: 98, busy: 2 }); // some avg10=1.82
   writeFileSync(
@@ -63,10 +72,18 @@ test("pressure: a v2 cgroup's own file, the agent's or a named one", async () =>
     "some avg10=35.50 avg60=10.00 avg300=2.00 total=123\nfull avg10=1.00 avg60=0.00 avg300=0.00 total=4\n",
   );
   assert.deepEqual(await own.read(never), { ready: 65, busy: 35 });
-  const memory = await createSource(`pressure:memory:${dir}`, { capacity: 10, fsRoot: root });
+  const memory = await createSource(`pressure:memory:${dir}`, {
+    names: FLAG_NAMES,
+    capacity: 10,
+    fsRoot: root,
+  });
   assert.equal(memory.description, `pressure of memory from ${dir}/memory.pressure (some avg10)`);
   assert.deepEqual(await memory.read(never), { ready: 10, busy: 0 });
-  const named = await createSource(`pressure:${dir}`, { capacity: 10, fsRoot: root });
+  const named = await createSource(`pressure:${dir}`, {
+    names: FLAG_NAMES,
+    capacity: 10,
+    fsRoot: root,
+  });
   assert.equal(named.description, `pressure of cpu from ${dir}/cpu.pressure (some avg10)`);
   // Garbage in the file is no data, not a wrong heartbeat.
   writeFileSync(join(root, dir, "cpu.pressure"), "oops\n");
@@ -75,25 +92,36 @@ test("pressure: a v2 cgroup's own file, the agent's or a named one", async () =>
 
 test("pressure: mistakes, and a kernel without PSI, are startup errors naming what to fix", async () => {
   const v1 = tree("cgroup-v1");
-  await assert.rejects(createSource("pressure", { fsRoot: v1 }), /needs --capacity N/);
   await assert.rejects(
-    createSource("pressure:cpu:/sys/fs/cgroup/cpu/heartbeat-test", { capacity: 1, fsRoot: v1 }),
+    createSource("pressure", { names: FLAG_NAMES, fsRoot: v1 }),
+    /needs --capacity N/,
+  );
+  await assert.rejects(
+    createSource("pressure:cpu:/sys/fs/cgroup/cpu/heartbeat-test", {
+      names: FLAG_NAMES,
+      capacity: 1,
+      fsRoot: v1,
+    }),
     /a cgroup v1 cgroup has no pressure file; per-cgroup pressure needs cgroup v2/,
   );
   await assert.rejects(
-    createSource("pressure:memory:/sys/fs/cgroup/nope", { capacity: 1, fsRoot: v1 }),
+    createSource("pressure:memory:/sys/fs/cgroup/nope", {
+      names: FLAG_NAMES,
+      capacity: 1,
+      fsRoot: v1,
+    }),
     /no such cgroup directory/,
   );
   // A system error in its one wording on every runtime, as everywhere else.
   rmSync(join(v1, "proc/pressure/io"));
   mkdirSync(join(v1, "proc/pressure/io"));
   await assert.rejects(
-    createSource("pressure:io", { capacity: 1, fsRoot: v1 }),
+    createSource("pressure:io", { names: FLAG_NAMES, capacity: 1, fsRoot: v1 }),
     /--source pressure: cannot read \/proc\/pressure\/io: is a directory \(EISDIR\)$/,
   );
   rmSync(join(v1, "proc/pressure"), { recursive: true });
   await assert.rejects(
-    createSource("pressure:memory", { capacity: 1, fsRoot: v1 }),
+    createSource("pressure:memory", { names: FLAG_NAMES, capacity: 1, fsRoot: v1 }),
     /--source pressure: \/proc\/pressure\/memory does not exist: this kernel has no pressure stall information/,
   );
   assert.match(usage("agent"), /pressure: PSI's some avg10 for cpu, memory or io/);
@@ -109,7 +137,10 @@ test("pressure, for real: a v2 cgroup's cpu pressure rises under more busy loops
   // of them wait for it in turn, which PSI counts as the v2 cgroup's stall.
   const limit = new V1Cgroup(1);
   try {
-    const source = await createSource(`pressure:cpu:${mount.child}`, { capacity: 100 });
+    const source = await createSource(`pressure:cpu:${mount.child}`, {
+      names: FLAG_NAMES,
+      capacity: 100,
+    });
     assert.equal(
       source.description,
       `pressure of cpu from ${mount.child}/cpu.pressure (some avg10)`,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { createSource } from "../../src/sources/index.ts";
 import { parseProcNetTcp, tcpLoad } from "../../src/sources/tcp.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
@@ -56,15 +57,21 @@ test("tcp: malformed /proc files are rejected", () => {
 
 test("tcp: the source reads /proc from --proc-root", async () => {
   const source = await createSource("tcp:8080", {
+    names: FLAG_NAMES,
     capacity: 10,
     procRoot: join(FIXTURES, "proc-nginx"),
   });
   assert.deepEqual(await source.read(never), { ready: 3, busy: 7 });
   const down = await createSource("tcp:9999", {
+    names: FLAG_NAMES,
     capacity: 10,
     procRoot: join(FIXTURES, "proc-nginx"),
   });
   await assert.rejects(down.read(never), /nothing listens on port 9999/);
-  const missing = await createSource("tcp", { capacity: 10, procRoot: join(scratch, "no-proc") });
+  const missing = await createSource("tcp", {
+    names: FLAG_NAMES,
+    capacity: 10,
+    procRoot: join(scratch, "no-proc"),
+  });
   await assert.rejects(missing.read(never), /ENOENT/);
 });
