@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { createLogger } from "../src/log.ts";
 import { Monitor } from "../src/monitor/monitor.ts";
 import { HAProxyPush } from "../src/haproxy/runtime-api.ts";
-import { agentMetrics, AgentStatus } from "../src/status.ts";
+import { agentMetrics, AgentStatus } from "../src/agent/status.ts";
 import { requiredOrSkipped } from "./support/lab.ts";
 import { FakeClock } from "./support/fakes.ts";
 

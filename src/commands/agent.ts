@@ -5,7 +5,7 @@
  */
 import { isIP } from "node:net";
 import { familyOf, formatDestination } from "../address.ts";
-import { type Agent, type AgentOptions, createAgent } from "../agent.ts";
+import { type Agent, type AgentOptions, createAgent } from "../agent/heartbeat.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
 import { describeError, listenFailure } from "../errors.ts";
@@ -18,7 +18,7 @@ import {
   DRAIN_REPEAT_MS,
   drainFileExists,
   shapeLoad,
-} from "../shaping.ts";
+} from "../agent/shaping.ts";
 import { drainSignals } from "../signals.ts";
 import { sign } from "../signing.ts";
 import { type CombinedSource, combineSources, type SourceReading } from "../sources/combined.ts";
@@ -29,9 +29,9 @@ import { createResolvingSender } from "../senders/resolving.ts";
 import { SourceAddresses } from "../senders/source-address.ts";
 import type { Sender } from "../senders/sender.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
-import { serveAgentHttp } from "../agent-http.ts";
-import { serveAgentCheck } from "../haproxy/agent-check.ts";
-import { AgentStatus, type Listener } from "../status.ts";
+import { serveAgentHttp } from "../agent/http.ts";
+import { serveAgentCheck } from "../agent/agent-check.ts";
+import { AgentStatus, type Listener } from "../agent/status.ts";
 import {
   AGENT_CHECK_BOUNDS,
   type ConnectionBounds,

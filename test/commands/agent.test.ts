@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { runAgent } from "../../src/commands/agent.ts";
 import { type Resolved, resolveSettings } from "../../src/settings.ts";
-import { DRAIN_FILE_POLL_MS, DRAIN_REPEAT_MS } from "../../src/shaping.ts";
+import { DRAIN_FILE_POLL_MS, DRAIN_REPEAT_MS } from "../../src/agent/shaping.ts";
 import { drainSignals } from "../../src/signals.ts";
 import { systemClock } from "../../src/scheduler.ts";
 import { fakeContext, INVOCATION } from "../support/fakes.ts";

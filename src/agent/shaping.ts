@@ -3,8 +3,8 @@
  * nothing new), a ramp-up after start, and a minimum busy count.
  */
 import { existsSync } from "node:fs";
-import type { Load } from "./codec.ts";
-import type { Logger } from "./log.ts";
+import type { Load } from "../codec.ts";
+import type { Logger } from "../log.ts";
 
 /**
  * How many heartbeats announce a drain (ready=0) before the agent falls silent: one is sent at
