@@ -9,7 +9,7 @@ import type { AgentOptions } from "../agent/heartbeat.ts";
 import { Drain, shapeLoad } from "../agent/shaping.ts";
 import { UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
-import { describeError } from "../errors.ts";
+import { describeError, errorCode } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
 import type { Settings } from "../settings.ts";
@@ -304,10 +304,9 @@ async function openTransport(
       interfaceAddress: settings.interfaceAddress,
     });
   } catch (error) {
-    const code = (error as { code?: string }).code;
     if (
       settings.interfaceAddress &&
-      (code === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))
+      (errorCode(error) === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))
     ) {
       throw new UsageError(
         `--interface '${settings.interfaceAddress}': no local interface has this address`,
