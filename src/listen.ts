@@ -1,6 +1,6 @@
 /**
  * An HTTP server (node:http) listening, the one way each starts, and the one way each answers.
- * (The agent-check listens on each runtime's own sockets: src/haproxy/agent-check.ts.)
+ * (The agent-check listens on each runtime's own sockets: src/agent/agent-check.ts.)
  */
 import type { ServerResponse } from "node:http";
 

@@ -1,7 +1,7 @@
 /** The agent's /metrics, as Prometheus' own promtool reads it. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { agentMetrics, AgentStatus } from "../src/status.ts";
+import { agentMetrics, AgentStatus } from "../src/agent/status.ts";
 import { promtool, skipWithoutPromtool as skip } from "./support/promtool.ts";
 
 test("metrics: the agent's /metrics passes promtool check metrics", { skip }, () => {

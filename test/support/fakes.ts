@@ -172,16 +172,16 @@ export const INVOCATION: Invocation = {
 
 /**
  * A CommandContext of fakes: output recorded in `log`, signals sent by hand through `signals`,
- * heartbeats recorded in `recorder` instead of sent; the real clock.
+ * heartbeats recorded in `recorder` instead of sent; the real clock, or `clock` (a FakeClock).
  */
-export function fakeContext() {
-  const recorder = new Recorder(systemClock);
+export function fakeContext(clock: Clock = systemClock) {
+  const recorder = new Recorder(clock);
   const signals = new FakeSignals();
   const log = recordingLog();
   const context: CommandContext = {
     io: { stdout: log.write, stderr: log.write },
     env: {},
-    clock: systemClock,
+    clock,
     signals: signals.open,
     adapter: () => Promise.resolve(recordingAdapter(recorder)),
   };

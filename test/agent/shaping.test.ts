@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { createLogger } from "../src/log.ts";
-import { Drain, shapeLoad, type Shaping } from "../src/shaping.ts";
-import { recordingLog } from "./support/fakes.ts";
+import { createLogger } from "../../src/log.ts";
+import { Drain, shapeLoad, type Shaping } from "../../src/agent/shaping.ts";
+import { recordingLog } from "../support/fakes.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-shaping-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));

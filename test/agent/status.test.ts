@@ -1,7 +1,7 @@
-/** What the agent tells those who ask: agent-check's line and /healthz (src/status.ts). */
+/** What the agent tells those who ask: agent-check's line and /healthz (src/agent/status.ts). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { agentCheckPercent, agentMetrics, AgentStatus } from "../src/status.ts";
+import { agentCheckPercent, agentMetrics, AgentStatus } from "../../src/agent/status.ts";
 
 test("status: agent-check says ready up N% (free share, never 0 while free), drain, or down with the reason", () => {
   assert.deepEqual([

@@ -3,12 +3,12 @@
  * Its promise is to send truthful data or nothing: a source that fails, hangs or returns
  * nonsense means no heartbeat that tick, and the proxy ages this server out as if it were down.
  */
-import { formatHeartbeat, type Load } from "./codec.ts";
-import { describeError } from "./errors.ts";
-import { type Logger, ProblemLog } from "./log.ts";
-import { type Clock, runEvery } from "./scheduler.ts";
-import type { Source } from "./sources/source.ts";
-import type { Sender } from "./senders/sender.ts";
+import { formatHeartbeat, type Load } from "../codec.ts";
+import { describeError } from "../errors.ts";
+import { type Logger, ProblemLog } from "../log.ts";
+import { type Clock, runEvery } from "../scheduler.ts";
+import type { Source } from "../sources/source.ts";
+import type { Sender } from "../senders/sender.ts";
 import type { AgentStatus } from "./status.ts";
 
 export interface AgentOptions {

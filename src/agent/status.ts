@@ -4,10 +4,10 @@
  * records each reading and each send here; nothing here reads a source or sends anything, so a
  * question is answered at once, from the last heartbeat, whoever asks and however often.
  */
-import type { Load } from "./codec.ts";
-import type { ConnectionRefusal } from "./connection-limits.ts";
-import type { SourceReading } from "./sources/combined.ts";
-import { family, label } from "./prometheus.ts";
+import type { Load } from "../codec.ts";
+import type { ConnectionRefusal } from "../connection-limits.ts";
+import type { SourceReading } from "../sources/combined.ts";
+import { family, label } from "../prometheus.ts";
 
 /** The agent's TCP sides, as /metrics labels them. */
 export type Listener = "agent-check" | "http";

@@ -3,8 +3,8 @@
  * with the reason otherwise (for Kubernetes probes and container health checks), and GET
  * /metrics in Prometheus' format. Answered from AgentStatus: asking costs the heartbeats nothing.
  */
-import { type ConnectionLimits, limitConnections } from "./connection-limits.ts";
-import { listen, reply } from "./listen.ts";
+import { type ConnectionLimits, limitConnections } from "../connection-limits.ts";
+import { listen, reply } from "../listen.ts";
 import type { Server } from "node:http";
 import { agentMetrics, type AgentStatus } from "./status.ts";
 

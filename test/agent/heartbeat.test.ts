@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type AgentOptions, createAgent, READ_BUDGET } from "../src/agent.ts";
-import type { Load } from "../src/codec.ts";
-import { createLogger } from "../src/log.ts";
-import { createSource } from "../src/sources/index.ts";
-import { FakeClock, Recorder, recordingLog } from "./support/fakes.ts";
-import { FLAG_NAMES } from "../src/settings.ts";
+import { type AgentOptions, createAgent, READ_BUDGET } from "../../src/agent/heartbeat.ts";
+import type { Load } from "../../src/codec.ts";
+import { createLogger } from "../../src/log.ts";
+import { createSource } from "../../src/sources/index.ts";
+import { FakeClock, Recorder, recordingLog } from "../support/fakes.ts";
+import { FLAG_NAMES } from "../../src/settings.ts";
 
 const GROUP = "239.0.0.1:27999";
 const PEER = "10.99.0.2:27999";

@@ -7,7 +7,7 @@
  */
 import type { Admission, ConnectionLimits } from "../connection-limits.ts";
 import { detectRuntime } from "../runtime.ts";
-import type { AgentStatus } from "../status.ts";
+import type { AgentStatus } from "./status.ts";
 
 export interface AgentCheckServer {
   port: number;

@@ -3,8 +3,9 @@
  * nothing new), a ramp-up after start, and a minimum busy count.
  */
 import { existsSync } from "node:fs";
-import type { Load } from "./codec.ts";
-import type { Logger } from "./log.ts";
+import type { Load } from "../codec.ts";
+import type { Logger } from "../log.ts";
+import type { Clock } from "../scheduler.ts";
 
 /**
  * How many heartbeats announce a drain (ready=0) before the agent falls silent: one is sent at
@@ -94,6 +95,27 @@ export class Drain {
 /** Whether `file`, the drain file if there is one, exists now. */
 export function drainFileExists(file: string | undefined): boolean {
   return file !== undefined && existsSync(file);
+}
+
+/**
+ * Looks for the drain file `file` (a stat) every DRAIN_FILE_POLL_MS until `ended`, and tells
+ * `changed` each time it appears or goes. Without a file, nothing: waking five times a second
+ * for nothing nearly doubled an idle agent's CPU.
+ */
+export async function watchDrainFile(
+  file: string | undefined,
+  clock: Pick<Clock, "sleep">,
+  ended: AbortSignal,
+  changed: (present: boolean) => void,
+): Promise<void> {
+  if (file === undefined) return;
+  let present = drainFileExists(file);
+  while (!ended.aborted) {
+    await clock.sleep(DRAIN_FILE_POLL_MS, ended);
+    const now = drainFileExists(file);
+    if (now !== present && !ended.aborted) changed(now);
+    present = now;
+  }
 }
 
 export interface Shaping {
