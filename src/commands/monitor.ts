@@ -198,9 +198,10 @@ export async function runMonitorCommand(
   let udpFailed: string | undefined;
   const signals = context.signals(["SIGINT", "SIGTERM", "SIGHUP", ...UNUSED_BY_MONITOR], logger);
   const stop = new AbortController();
-  const { outputs, restore } = monitorOutputs(settings, logger, clock);
+  const { outputs, restore } = monitorOutputs(settings, names, logger, clock);
   allowOptimizingJit();
   const running = runMonitor({
+    names,
     udp,
     http: settings.http,
     httpPaths: settings.httpPaths,

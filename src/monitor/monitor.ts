@@ -15,6 +15,7 @@ import {
 import { type ConnectionBounds, hostOf } from "../connection-limits.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
+import { FLAG_NAMES, type SettingNames } from "../settings.ts";
 import type { SignatureCheck } from "../signing.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
@@ -28,6 +29,8 @@ export type Via = "udp" | "http";
 
 export interface MonitorOptions {
   maxServers: number;
+  /** How its messages name the settings (Resolved.names); the flags when not given. */
+  names?: SettingNames;
   /** Senders accepted; empty: everyone. */
   allow: Cidr[];
   /** With a key: heartbeats must be signed, genuine and fresh. */
@@ -57,9 +60,11 @@ export class Monitor {
   portsIgnored = 0;
   readonly #options: MonitorOptions;
   readonly #problems: ProblemLog;
+  readonly #names: SettingNames;
 
   constructor(options: MonitorOptions) {
     this.#options = options;
+    this.#names = options.names ?? FLAG_NAMES;
     this.table = new ServerTable(options.maxServers);
     this.outputs = options.outputs ?? [];
     this.#problems = new ProblemLog(options.logger, { now: () => options.clock.now() });
@@ -113,7 +118,9 @@ export class Monitor {
     if (via === "http" && !isIP(from)) {
       return { reason: "no-address", detail: "the sender's address is unknown" };
     }
-    if (!this.allows(from)) return { reason: "not-allowed", detail: "not in --allow" };
+    if (!this.allows(from)) {
+      return { reason: "not-allowed", detail: `not in ${this.#names("allow")}` };
+    }
     // A signed-only monitor checks the signature before it does anything else with the bytes
     // but count them.
     if (size > MAX_MESSAGE_BYTES) {
@@ -139,7 +146,10 @@ export class Monitor {
     }
     const recorded = this.table.record(from, heartbeat, clock.now());
     if (recorded === "full") {
-      return { reason: "full", detail: `already ${this.table.size} servers (--max-servers)` };
+      return {
+        reason: "full",
+        detail: `already ${this.table.size} servers (${this.#names("maxServers")})`,
+      };
     }
     if (heartbeat.ignoredPort !== undefined) {
       this.portsIgnored++;

@@ -41,6 +41,7 @@ test("metrics: the monitor's /metrics passes promtool check metrics", { skip }, 
       new HAProxyPush({
         sockets: ["/nonexistent"],
         backends: ["web"],
+        backendsName: "--haproxy-backend",
         logger,
         now: () => 0,
       }),

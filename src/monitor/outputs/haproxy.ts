@@ -82,12 +82,21 @@ export class HAProxyPush implements MonitorOutput {
   readonly #sockets: string[];
   readonly #backends: string[];
   readonly #problems: ProblemLog;
+  readonly #backendsName: string;
   /** The sync under way, if any. */
   #syncing: Promise<void> | undefined;
 
   constructor(
-    options: { sockets: string[]; backends: string[]; logger: Logger; now: () => number },
+    options: {
+      sockets: string[];
+      backends: string[];
+      /** How messages name the backends' setting: `--haproxy-backend`, or as it was given. */
+      backendsName: string;
+      logger: Logger;
+      now: () => number;
+    },
   ) {
+    this.#backendsName = options.backendsName;
     this.#sockets = options.sockets;
     this.#backends = options.backends;
     this.#problems = new ProblemLog(options.logger, { now: options.now });
@@ -111,7 +120,7 @@ export class HAProxyPush implements MonitorOutput {
   /** For /healthz: the backends in missingBackends. */
   problem(): string | undefined {
     const missing = this.missingBackends;
-    return missing.length ? `no such --haproxy-backend: ${missing.join(", ")}` : undefined;
+    return missing.length ? `no such ${this.#backendsName}: ${missing.join(", ")}` : undefined;
   }
 
   metrics(): string[] {
@@ -165,7 +174,7 @@ export class HAProxyPush implements MonitorOutput {
           this.#missing.add(missing);
           this.#problems.fail(
             `${key} ${backend}`,
-            `--haproxy-backend ${backend}: HAProxy at ${socket} has no such backend ` +
+            `${this.#backendsName} ${backend}: HAProxy at ${socket} has no such backend ` +
               `(it says ${JSON.stringify(answer.trim().split("\n")[0])}): nothing is pushed there`,
           );
           continue;

@@ -1,7 +1,7 @@
 /** The monitor's outputs, from its settings, in the order each tick runs them. */
 import type { Logger } from "../../log.ts";
 import type { Clock } from "../../scheduler.ts";
-import type { Settings } from "../../settings.ts";
+import type { SettingNames, Settings } from "../../settings.ts";
 import type { StoredServer } from "../storage.ts";
 import { HAProxyPush } from "./haproxy.ts";
 import type { MonitorOutput } from "./output.ts";
@@ -14,6 +14,7 @@ import { StorageOutput } from "./storage.ts";
  */
 export function monitorOutputs(
   settings: Pick<Settings, "storage" | "haproxySockets" | "haproxyBackends">,
+  names: SettingNames,
   logger: Logger,
   clock: Clock,
 ): { outputs: MonitorOutput[]; restore?: { servers: StoredServer[]; from: string } } {
@@ -30,6 +31,7 @@ export function monitorOutputs(
       new HAProxyPush({
         sockets: settings.haproxySockets,
         backends: settings.haproxyBackends ?? [],
+        backendsName: names("haproxyBackends"),
         logger,
         now,
       }),

@@ -66,6 +66,7 @@ test("haproxy push: an answer without end or a byte at a time fails within the d
     const push = new HAProxyPush({
       sockets: ["stream", "drip"].map((mode) => join(folder, `${mode}.sock`)),
       backends: ["pushed"],
+      backendsName: "--haproxy-backend",
       logger: createLogger({ level: "info", write: log.write }),
       now: Date.now,
     });
@@ -102,6 +103,7 @@ test("haproxy push: as the monitor's output, update returns at once, a second on
     const push = new HAProxyPush({
       sockets: [path],
       backends: ["pushed"],
+      backendsName: "--haproxy-backend",
       logger: createLogger({ level: "error", write: () => {} }),
       now: Date.now,
     });
@@ -162,6 +164,7 @@ test("haproxy push: weights scaled over the backend's members only; a server out
     const push = new HAProxyPush({
       sockets: [join(folder, "admin.sock")],
       backends: ["pushed"],
+      backendsName: "--haproxy-backend",
       logger: createLogger({ level: "info", write: () => {} }),
       now: Date.now,
     });
@@ -189,6 +192,7 @@ test("haproxy push: a backend HAProxy does not have is logged, named by /healthz
     const push = new HAProxyPush({
       sockets: [join(folder, "admin.sock")],
       backends: ["pushd", "pushed"],
+      backendsName: "--haproxy-backend",
       logger: createLogger({ level: "info", write: log.write }),
       now: Date.now,
     });
@@ -220,6 +224,7 @@ test("haproxy push: a socket that closes without answering is a failed push, not
     const push = new HAProxyPush({
       sockets: [path],
       backends: ["pushed"],
+      backendsName: "--haproxy-backend",
       logger: createLogger({ level: "info", write: log.write }),
       now: Date.now,
     });
@@ -249,6 +254,7 @@ test("haproxy push: an answer that is neither a table nor 'Can't find backend' (
     const push = new HAProxyPush({
       sockets: [path],
       backends: ["pushed"],
+      backendsName: "--haproxy-backend",
       logger: createLogger({ level: "info", write: log.write }),
       now: Date.now,
     });
