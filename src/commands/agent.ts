@@ -17,6 +17,7 @@ import {
   DRAIN_FILE_POLL_MS,
   DRAIN_REPEAT_MS,
   drainFileExists,
+  rampShare,
   shapeLoad,
 } from "../shaping.ts";
 import { drainSignals } from "../signals.ts";
@@ -363,6 +364,13 @@ export async function runAgent(
     intervalMs: () => active.settings.intervalSeconds * 1000,
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
     sources: () => active.sources.readings(),
+    ramp: () =>
+      rampShare({
+        rampUpSeconds: active.settings.rampUpSeconds,
+        startedAt: active.lasting.startedAt,
+        resumedAt: () => active.lasting.drain.resumedAt(),
+        now: () => context.clock.now(),
+      }),
   });
   const services = await serve(active.settings, status, active.logger, () => context.clock.now());
   // Ends every drain-file watch at once, whatever happens (a start's watch ends with its run).

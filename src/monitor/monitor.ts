@@ -39,6 +39,8 @@ import {
   writeFileAtomic,
 } from "./storage.ts";
 import { DEFAULT_PORT, SEEN_TIMEOUT_MS, type ServerEntry, ServerTable } from "./table.ts";
+import { monitorPage, type MonitorView, ServerHistory } from "./page.ts";
+import { PAGE_PATHS } from "../page.ts";
 
 export type Rejection = RejectReason | SignatureProblem | "not-allowed" | "full" | "no-address";
 export type Via = "udp" | "http";
@@ -77,6 +79,10 @@ export class Monitor {
   /** Heartbeats taken without their `port=`, which was no port (codec: ignoredPort). */
   portsIgnored = 0;
   readonly httpRefused = new Map<HttpRefusal, number>();
+  /** Storage file rewrites, and those that failed. */
+  readonly storageWrites = { done: 0, failed: 0 };
+  /** For the status page: each server's recent ready, and how it was heard. */
+  readonly history = new ServerHistory();
   readonly #options: MonitorOptions;
   readonly #problems: ProblemLog;
 
@@ -174,6 +180,7 @@ export class Monitor {
     // The file is rewritten once a second (tick), never per heartbeat: a storm of new senders
     // must not take the time that keeps known servers fresh.
     if (recorded === "added") this.#newServer(from, via);
+    this.history.heard(from, via);
     return undefined;
   }
 
@@ -217,6 +224,7 @@ export class Monitor {
     // Not awaited: an HAProxy that does not answer must not hold up the storage file.
     void this.#options.haproxy?.sync(this.table.entries(), this.#options.clock.now());
     const gone = this.table.expire(this.#options.clock.now());
+    this.history.update(this.table.entries(), this.#options.clock.now());
     for (const { ip } of gone.slice(0, SERVER_LINES)) {
       this.#options.logger.info(`server ${ip} silent for 30 s: removed`);
     }
@@ -231,9 +239,11 @@ export class Monitor {
     if (!storage) return;
     try {
       writeFileAtomic(storage, formatStorage(this.table.entries(), clock.now()));
+      this.storageWrites.done++;
       this.#storageProblem = undefined;
       this.#problems.ok("storage", `writing ${storage} works again`);
     } catch (error) {
+      this.storageWrites.failed++;
       this.#storageProblem = `cannot write ${storage}: ${describeError(error)}`;
       this.#problems.fail("storage", `cannot write ${storage}: ${describeError(error)}`);
     }
@@ -281,6 +291,23 @@ export class Monitor {
       port: entry.port,
       lastSeenSeconds: Math.floor((now - entry.lastSeen) / 1000),
     }));
+  }
+
+  /** What the status page shows (src/monitor/page.ts). */
+  pageView(): MonitorView {
+    const { haproxy, storage, signatures, clock } = this.#options;
+    return {
+      entries: this.table.entries(),
+      now: clock.now(),
+      history: this.history,
+      signed: signatures !== undefined,
+      accepted: this.accepted,
+      rejected: this.rejected,
+      storage: storage === undefined
+        ? undefined
+        : { file: storage, writes: this.storageWrites.done, failures: this.storageWrites.failed },
+      haproxy: haproxy && { changes: haproxy.changes, errors: haproxy.errors },
+    };
   }
 
   /** GET /metrics, in Prometheus' text format. */
@@ -458,11 +485,15 @@ export class Monitor {
       const { healthy, reason } = this.health();
       return answer(healthy ? 200 : 503, `${reason}\n`);
     }
-    if (path === "/servers" || path === "/metrics") {
+    if (path === "/servers" || path === "/metrics" || PAGE_PATHS.includes(path)) {
       if (request.method !== "GET" && request.method !== "HEAD") {
         return refuse(405, "method-not-allowed", "Method Not Allowed: GET it\n", {
           Allow: "GET, HEAD",
         });
+      }
+      if (PAGE_PATHS.includes(path)) {
+        const { status, body, headers } = monitorPage(path, () => this.pageView());
+        return answer(status, body, headers);
       }
       return path === "/servers"
         ? answer(200, `${JSON.stringify(this.servers(), null, 2)}\n`, {
@@ -473,7 +504,9 @@ export class Monitor {
     refuse(
       404,
       "not-found",
-      `Not Found: POST heartbeats to ${paths.join(" or ")}; GET /healthz, /servers, /metrics\n`,
+      `Not Found: POST heartbeats to ${
+        paths.join(" or ")
+      }; GET / (the status page), /healthz, /servers, /metrics\n`,
     );
   }
 }
