@@ -129,7 +129,9 @@ async function main(): Promise<number> {
     if (built.code !== 0) totals.failed += 1;
     const endToEnd = readdirSync(join(REPO, "test")).filter((file) =>
       /^(binary|cli\.e2e|image|readme|interop\..*)\.test\.ts$/.test(file)
-    ).map((file) => `./test/${file}`);
+    ).map((file) => `./test/${file}`).concat(
+      readdirSync(join(REPO, "test", "lab")).map((file) => `./test/lab/${file}`),
+    );
     runners.push({
       name: "binary",
       argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd],
