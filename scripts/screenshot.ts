@@ -37,7 +37,7 @@ const RUN_SECONDS = 70;
 /** Agent 4 drains this long before the picture: silent, greyed from 10 s. */
 const DRAIN_BEFORE_SECONDS = 14;
 
-const lab = await startPageLab(currentRuntime());
+const lab = await startPageLab(currentRuntime(), { loadFile: "load" });
 try {
   const loadAt = (agent: (typeof AGENTS)[number], second: number) => {
     const busy = Math.round(
@@ -61,6 +61,8 @@ try {
     ];
     for (const [url, file] of pictures) {
       const { page, trouble } = await openPage(browser, url);
+      // As narrow and short as the page allows: the picture is the page, not a window of white.
+      await page.setViewport({ width: 1000, height: 100 });
       // One refresh from /status.json, as a reader would see it.
       await new Promise((resolve) => setTimeout(resolve, 1500));
       await waitInPage(page, () => !document.body.classList.contains("stale"), "", "a fresh page");

@@ -44,7 +44,7 @@ export function skipUnlessBrowser(): string | false {
 export interface PageLab {
   lab: Lab;
   monitorLog: () => { stdout: string; stderr: string };
-  /** Starts agent `a<n>` (10.99.27.1n), its load in a file named HOSTILE_FILE; returns its page's URL. */
+  /** Starts agent `a<n>` (10.99.27.1n), its load in a file; returns its page's URL. */
   startAgent(n: number, load: { ready: number; busy: number }): Promise<string>;
   /** Sets agent n's load, as its application would. */
   setLoad(n: number, load: { ready: number; busy: number }): void;
@@ -55,7 +55,11 @@ export interface PageLab {
   close(): Promise<void>;
 }
 
-export async function startPageLab(runtime: RuntimeName): Promise<PageLab> {
+/** `loadFile`: the name of the file each agent reads its load from (HOSTILE_FILE unless given). */
+export async function startPageLab(
+  runtime: RuntimeName,
+  { loadFile: loadFileName = HOSTILE_FILE }: { loadFile?: string } = {},
+): Promise<PageLab> {
   const lab = new Lab();
   lab.addSwitch("switch");
   for (
@@ -86,7 +90,7 @@ export async function startPageLab(runtime: RuntimeName): Promise<PageLab> {
     20_000,
     `the monitor to start: ${monitorLog().stderr}`,
   );
-  const loadFile = (n: number) => join(lab.dir, `a${n}`, HOSTILE_FILE);
+  const loadFile = (n: number) => join(lab.dir, `a${n}`, loadFileName);
   const setLoad = (n: number, { ready, busy }: { ready: number; busy: number }) =>
     writeFileSync(loadFile(n), `ready=${ready}&busy=${busy}\n`);
   return {
