@@ -6,6 +6,7 @@
 import { type PageAnswer, pageAnswer, pageScript, type RenderTools, Ring } from "../page.ts";
 import { BALANCER_MAX_LASTSEEN, balancerShares } from "./storage.ts";
 import type { ServerEntry } from "./table.ts";
+import type { Via } from "./monitor.ts";
 
 /** A sparkline's samples: one every HISTORY_STEP_MS (the last ready heard in it), 5 minutes' worth. */
 export const HISTORY_STEP_MS = 5_000;
@@ -17,10 +18,10 @@ export const HISTORY_SLOTS = 60;
  * others, however many come and go.
  */
 export class ServerHistory {
-  readonly #servers = new Map<string, { ready: Ring; bucket: number; via?: string }>();
+  readonly #servers = new Map<string, { ready: Ring; bucket: number; via?: Via }>();
 
   /** A heartbeat from `ip`, now in the table, came by `via`. */
-  heard(ip: string, via: string): void {
+  heard(ip: string, via: Via): void {
     const server = this.#servers.get(ip);
     if (server) server.via = via;
     else this.#servers.set(ip, { ready: new Ring(HISTORY_SLOTS), bucket: -1, via });
@@ -49,7 +50,7 @@ export class ServerHistory {
     return this.#servers.size;
   }
 
-  of(ip: string): { ready: number[]; via?: string } {
+  of(ip: string): { ready: number[]; via?: Via } {
     const server = this.#servers.get(ip);
     return { ready: server?.ready.values() ?? [], via: server?.via };
   }
@@ -62,7 +63,7 @@ export interface MonitorView {
   history: ServerHistory;
   /** Whether a heartbeat needs a valid signature to be accepted (--key-file). */
   signed: boolean;
-  accepted: Record<string, number>;
+  accepted: Record<Via, number>;
   rejected: ReadonlyMap<string, number>;
   storage?: { file: string; writes: number; failures: number };
   haproxy?: { changes: number; errors: number };
@@ -78,7 +79,7 @@ export interface ServerStatus {
   draining: boolean;
   signed: boolean;
   /** udp or http; none for a server restored from the storage file and not heard since. */
-  via?: string;
+  via?: Via;
   /** Heard within BALANCER_MAX_LASTSEEN: the balancer draws among it. */
   up: boolean;
   /** The fraction of new requests mod_lbmethod_heartbeat would give it, 0 to 1. */
