@@ -428,8 +428,9 @@ export const SETTINGS: readonly Setting[] = [
     value: "ADDR:PORT",
     group: { agent: "Asked, not told", monitor: "Where heartbeats come in" },
     help: {
-      agent: "serve /healthz and /metrics",
-      monitor: "take POSTed heartbeats, and serve /servers, /healthz and /metrics",
+      agent: "serve its status page (/), /healthz and /metrics",
+      monitor:
+        "take POSTed heartbeats, and serve the status page (/), /servers, /healthz and /metrics",
     },
     parse: address,
   }),

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, REPO } from "../repo.ts";
+import { detectRuntime } from "../../src/runtime.ts";
 
 export function commandAvailable(command: string): boolean {
   return ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"].some((dir) =>
@@ -247,6 +248,13 @@ export async function waitFor(
 }
 
 export type RuntimeName = "deno" | "bun";
+
+/** The runtime running this test or script. */
+export function currentRuntime(): RuntimeName {
+  const runtime = detectRuntime();
+  if (runtime === "node") throw new Error("the tests and scripts run under Deno or Bun");
+  return runtime;
+}
 
 /**
  * The command that runs `script` (a path in this repo) under `runtime`, from the repo root as a

@@ -1,12 +1,14 @@
 /**
  * The agent's HTTP side (`--http ADDR:PORT`): GET /healthz, 200 while heartbeats get out, 503
  * with the reason otherwise (for Kubernetes probes and container health checks), and GET
- * /metrics in Prometheus' format. Answered from AgentStatus: asking costs the heartbeats nothing.
+ * /metrics in Prometheus' format, and GET / its status page (src/agent/page.ts). Answered from AgentStatus: asking costs the heartbeats nothing.
  */
 import { type ConnectionLimits, limitConnections } from "../connection-limits.ts";
 import { listen, reply } from "../listen.ts";
 import type { Server } from "node:http";
 import { agentMetrics, type AgentStatus } from "./status.ts";
+import { agentPage } from "./page.ts";
+import { PAGE_PATHS } from "../page.ts";
 
 export async function serveAgentHttp(
   address: { host: string; port: number },
@@ -30,7 +32,11 @@ export async function serveAgentHttp(
         "Content-Type": "text/plain; version=0.0.4",
       });
     }
-    reply(response, 404, "Not Found: GET /healthz, /metrics\n");
+    if (PAGE_PATHS.includes(path)) {
+      const { status: code, body, headers } = agentPage(path, status);
+      return reply(response, code, body, headers);
+    }
+    reply(response, 404, "Not Found: GET / (the status page), /healthz, /metrics\n");
   });
   limitConnections(server, limits);
   const port = await listen(server, address);

@@ -136,6 +136,13 @@ export interface Shaping {
 export function shapeLoad(load: Load, shaping: Shaping): Load | undefined {
   const busy = Math.max(load.busy, shaping.minBusy ?? 0);
   if (shaping.draining()) return shaping.announce?.() === false ? undefined : { ready: 0, busy };
+  return { ready: Math.floor(load.ready * rampShare(shaping)), busy };
+}
+
+/** The share of ready advertised now, 0 to 1: below 1 while ramping up after a start or a drain. */
+export function rampShare(
+  shaping: Pick<Shaping, "resumedAt" | "rampUpSeconds" | "startedAt" | "now">,
+): number {
   const now = shaping.now();
   const resumedAt = shaping.resumedAt?.();
   const ramps = [
@@ -144,10 +151,9 @@ export function shapeLoad(load: Load, shaping: Shaping): Load | undefined {
       ? []
       : [{ from: resumedAt, seconds: shaping.rampUpSeconds ?? UNDRAIN_RAMP_SECONDS }]),
   ];
-  const share = Math.min(
+  return Math.min(
     ...ramps.map(({ from, seconds }) =>
       seconds > 0 ? Math.min(1, Math.max(0, now - from) / (seconds * 1000)) : 1
     ),
   );
-  return { ready: Math.floor(load.ready * share), busy };
 }

@@ -8,6 +8,10 @@ import type { Load } from "../codec.ts";
 import type { ConnectionRefusal } from "../connection-limits.ts";
 import type { SourceReading } from "../sources/combined.ts";
 import { family, label } from "../prometheus.ts";
+import { Ring } from "../page.ts";
+
+/** The status page's sparkline: ready and busy of the last this many heartbeats. */
+export const HISTORY_HEARTBEATS = 300;
 
 /** The agent's TCP sides, as /metrics labels them. */
 export type Listener = "agent-check" | "http";
@@ -27,6 +31,10 @@ export class AgentStatus {
   sourceErrors = 0;
   /** When the last heartbeat reached every destination (clock ms). */
   lastDelivered?: number;
+  /** When the source last answered (clock ms). */
+  lastRead?: number;
+  /** What the last HISTORY_HEARTBEATS heartbeats advertised, for the status page. */
+  readonly history = { ready: new Ring(HISTORY_HEARTBEATS), busy: new Ring(HISTORY_HEARTBEATS) };
   readonly destinations = new Map<string, DestinationCounts>();
   /** Connections turned away at a bound (src/connection-limits.ts), by side and reason. */
   readonly connectionsRefused: Record<Listener, Record<ConnectionRefusal, number>> = {
@@ -36,6 +44,8 @@ export class AgentStatus {
   readonly #now: () => number;
   readonly #intervalMs: () => number;
   readonly #draining: () => boolean;
+  /** The share of ready advertised while ramping up (shaping.ts rampShare); 1 when not. */
+  readonly ramp: () => number;
   /** Each source's last reading, before they are combined and shaped. */
   readonly sources: () => readonly SourceReading[];
 
@@ -44,17 +54,23 @@ export class AgentStatus {
     intervalMs: () => number;
     draining: () => boolean;
     sources?: () => readonly SourceReading[];
+    ramp?: () => number;
   }) {
     this.#now = options.now;
     this.#intervalMs = options.intervalMs;
     this.#draining = options.draining;
     this.sources = options.sources ?? (() => []);
+    this.ramp = options.ramp ?? (() => 1);
   }
 
   /** The source answered, and this is what is advertised (undefined: a drain gone silent). */
   read(advertised: Load | undefined): void {
     this.sourceProblem = undefined;
-    if (advertised) this.advertised = advertised;
+    this.lastRead = this.#now();
+    if (!advertised) return;
+    this.advertised = advertised;
+    this.history.ready.push(advertised.ready);
+    this.history.busy.push(advertised.busy);
   }
 
   sourceFailed(problem: string): void {
@@ -74,6 +90,16 @@ export class AgentStatus {
   /** Every destination got this heartbeat. */
   delivered(): void {
     this.lastDelivered = this.#now();
+  }
+
+  /** The agent's clock (ms), which the times here are on. */
+  now(): number {
+    return this.#now();
+  }
+
+  /** Whether heartbeats reach a destination: one did within two intervals. */
+  reached(counts: DestinationCounts): boolean {
+    return counts.lastSent !== undefined && this.#now() - counts.lastSent <= 2 * this.#intervalMs();
   }
 
   draining(): boolean {
@@ -99,9 +125,8 @@ export class AgentStatus {
   health(): { healthy: boolean; reason: string } {
     if (this.sourceProblem) return { healthy: false, reason: `no data: ${this.sourceProblem}` };
     if (this.#draining()) return { healthy: true, reason: "draining" };
-    const failing = [...this.destinations].filter(([, counts]) =>
-      counts.lastSent === undefined || this.#now() - counts.lastSent > 2 * this.#intervalMs()
-    ).map(([name]) => name);
+    const failing = [...this.destinations].filter(([, counts]) => !this.reached(counts))
+      .map(([name]) => name);
     if (failing.length) {
       return { healthy: false, reason: `no heartbeat reached ${failing.join(", ")} lately` };
     }

@@ -6,7 +6,7 @@
 import { type Agent, createAgent } from "../agent/heartbeat.ts";
 import { openListeners } from "../agent/listeners.ts";
 import { beatOnce } from "../agent/once.ts";
-import { DRAIN_REPEAT_MS, watchDrainFile } from "../agent/shaping.ts";
+import { DRAIN_REPEAT_MS, rampShare, watchDrainFile } from "../agent/shaping.ts";
 import { AgentStatus } from "../agent/status.ts";
 import { type Invocation, UsageError } from "../cli.ts";
 import { describeError } from "../errors.ts";
@@ -122,6 +122,13 @@ export async function runAgent(
     intervalMs: () => active.settings.intervalSeconds * 1000,
     draining: () => active.lasting.drain.draining(active.settings.drainFile),
     sources: () => active.sources.readings(),
+    ramp: () =>
+      rampShare({
+        rampUpSeconds: active.settings.rampUpSeconds,
+        startedAt: active.lasting.startedAt,
+        resumedAt: () => active.lasting.drain.resumedAt(),
+        now: () => context.clock.now(),
+      }),
   });
   const services = await openListeners(
     active.settings,

@@ -1,7 +1,8 @@
 /**
  * The monitor's HTTP side: a POST to one of the heartbeat paths (`/heartbeat` and Tomcat's
  * `/HeartbeatListener` unless told otherwise) takes a heartbeat as mod_heartmonitor's `SetHandler
- * heartbeat` does, keyed by the TCP peer, and answers `OK`; GET /healthz, /servers and /metrics.
+ * heartbeat` does, keyed by the TCP peer, and answers `OK`; GET / (the status page, src/monitor/page.ts),
+ * /healthz, /servers and /metrics.
  * Anything else is refused with the status that says why, counted and logged.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -18,6 +19,8 @@ import { type Logger, ProblemLog } from "../log.ts";
 import type { Clock } from "../scheduler.ts";
 import { DEFAULT_HTTP_PATHS } from "./defaults.ts";
 import { monitorMetrics } from "./metrics.ts";
+import { monitorPage } from "./page.ts";
+import { PAGE_PATHS } from "../page.ts";
 import type { Monitor } from "./monitor.ts";
 import type { HttpRefusal } from "./rejections.ts";
 
@@ -131,11 +134,15 @@ export class MonitorHttp {
       const { healthy, reason } = monitor.health();
       return answer(healthy ? 200 : 503, `${reason}\n`);
     }
-    if (path === "/servers" || path === "/metrics") {
+    if (path === "/servers" || path === "/metrics" || PAGE_PATHS.includes(path)) {
       if (request.method !== "GET" && request.method !== "HEAD") {
         return refuse(405, "method-not-allowed", "Method Not Allowed: GET it\n", {
           Allow: "GET, HEAD",
         });
+      }
+      if (PAGE_PATHS.includes(path)) {
+        const { status, body, headers } = monitorPage(path, () => monitor.pageView());
+        return answer(status, body, headers);
       }
       return path === "/servers"
         ? answer(200, `${JSON.stringify(monitor.servers(), null, 2)}\n`, {
@@ -148,7 +155,9 @@ export class MonitorHttp {
     refuse(
       404,
       "not-found",
-      `Not Found: POST heartbeats to ${paths.join(" or ")}; GET /healthz, /servers, /metrics\n`,
+      `Not Found: POST heartbeats to ${
+        paths.join(" or ")
+      }; GET / (the status page), /healthz, /servers, /metrics\n`,
     );
   }
 }

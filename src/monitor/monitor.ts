@@ -21,6 +21,7 @@ import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.t
 import { type Cidr, inCidr } from "./cidr.ts";
 import { type MonitorHttp, type OpenMonitorHttp, openMonitorHttp } from "./http.ts";
 import type { MonitorOutput } from "./outputs/output.ts";
+import { type MonitorView, ServerHistory } from "./page.ts";
 import type { Rejection } from "./rejections.ts";
 import type { StoredServer } from "./storage.ts";
 import { DEFAULT_PORT, SEEN_TIMEOUT_MS, type ServerEntry, ServerTable } from "./table.ts";
@@ -58,6 +59,8 @@ export class Monitor {
   readonly rejected = new Map<Rejection, number>();
   /** Heartbeats taken without their `port=`, which was no port (codec: ignoredPort). */
   portsIgnored = 0;
+  /** For the status page: each server's recent ready, and how it was heard. */
+  readonly history = new ServerHistory();
   readonly #options: MonitorOptions;
   readonly #problems: ProblemLog;
   readonly #names: SettingNames;
@@ -170,6 +173,7 @@ export class Monitor {
     // The outputs hear of it at the next tick, never per heartbeat: a storm of new senders must
     // not take the time that keeps known servers fresh.
     if (recorded === "added") this.#newServer(from, via);
+    this.history.heard(from, via);
     return undefined;
   }
 
@@ -220,7 +224,22 @@ export class Monitor {
       logger.info(`and ${gone.length - SERVER_LINES} more servers silent: removed`);
     }
     const entries = this.table.entries();
+    this.history.update(entries, now);
     for (const output of this.outputs) output.update(entries, now);
+  }
+
+  /** What the status page shows (src/monitor/page.ts). */
+  pageView(): MonitorView {
+    const { signatures, clock } = this.#options;
+    return {
+      entries: this.table.entries(),
+      now: clock.now(),
+      history: this.history,
+      signed: signatures !== undefined,
+      accepted: this.accepted,
+      rejected: this.rejected,
+      outputs: Object.assign({}, ...this.outputs.map((output) => output.counters())),
+    };
   }
 
   /** GET /healthz: unhealthy while an output has a problem; the first one says why. */

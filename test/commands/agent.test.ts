@@ -11,7 +11,7 @@ import { runAgent } from "../../src/commands/agent.ts";
 import { type Resolved, resolveSettings } from "../../src/settings.ts";
 import { DRAIN_FILE_POLL_MS, DRAIN_REPEAT_MS } from "../../src/agent/shaping.ts";
 import { drainSignals } from "../../src/signals.ts";
-import { FakeClock, fakeContext, FakeSignals, INVOCATION } from "../support/fakes.ts";
+import { FakeClock, fakeContext, type FakeSignals, INVOCATION } from "../support/fakes.ts";
 import { waitFor } from "../../scripts/lab/lab.ts";
 
 function configured(flags: Record<string, string>): Resolved {

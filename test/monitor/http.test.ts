@@ -127,7 +127,7 @@ test("monitor http: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /ser
   assert.equal(missing.status, 404);
   assert.equal(
     await missing.text(),
-    "Not Found: POST heartbeats to /heartbeat or /HeartbeatListener; GET /healthz, /servers, /metrics\n",
+    "Not Found: POST heartbeats to /heartbeat or /HeartbeatListener; GET / (the status page), /healthz, /servers, /metrics\n",
   );
   assert.equal(get.headers.get("allow"), "POST");
   const posted = await fetch(`${url}/metrics`, { method: "POST", body: "x" });
@@ -179,7 +179,7 @@ test("monitor http: --http-path replaces the paths heartbeats are taken at", asy
   });
   assert.deepEqual([old.status, await old.text()], [
     404,
-    "Not Found: POST heartbeats to /hb; GET /healthz, /servers, /metrics\n",
+    "Not Found: POST heartbeats to /hb; GET / (the status page), /healthz, /servers, /metrics\n",
   ]);
   await fetch(`http://127.0.0.1:${port}/heartbeat`, { method: "POST", body: "v=1" }).then((
     response,

@@ -2,8 +2,7 @@
  * Whether a lab test runs here, and under which runtime. The lab itself (namespaces, real
  * servers) is scripts/lab/, which the benchmarks use too.
  */
-import { commandAvailable, type RuntimeName } from "../../scripts/lab/lab.ts";
-import { detectRuntime } from "../../src/runtime.ts";
+import { commandAvailable } from "../../scripts/lab/lab.ts";
 
 /** Why lab tests cannot run here, or undefined when they can. */
 function labUnavailable(needs: string[] = []): string | undefined {
@@ -32,9 +31,5 @@ export function requiredOrSkipped(reason: string | undefined): string | false {
   return reason ?? false;
 }
 
-/** The runtime running these tests. */
-export function currentRuntime(): RuntimeName {
-  const runtime = detectRuntime();
-  if (runtime === "node") throw new Error("the tests run under deno test or bun test");
-  return runtime;
-}
+// Scripts need it too (scripts/screenshot.ts): it lives with the lab.
+export { currentRuntime } from "../../scripts/lab/lab.ts";

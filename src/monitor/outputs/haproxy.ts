@@ -123,6 +123,10 @@ export class HAProxyPush implements MonitorOutput {
     return missing.length ? `no such ${this.#backendsName}: ${missing.join(", ")}` : undefined;
   }
 
+  counters(): Record<string, number | string> {
+    return { "HAProxy weights set": this.changes, "HAProxy errors": this.errors };
+  }
+
   metrics(): string[] {
     return [
       family("heartbeat_haproxy_weight_changes_total", "Weights set in HAProxy.", "counter", [

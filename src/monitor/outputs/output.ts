@@ -9,6 +9,8 @@ export interface MonitorOutput {
   update(entries: readonly ServerEntry[], now: number): void;
   /** Why it is not working now, for /healthz (503); undefined while it works. */
   problem(): string | undefined;
+  /** What it has done, labelled for the status page: `{ "storage writes": 12 }`. */
+  counters(): Record<string, number | string>;
   /** Its Prometheus families (src/prometheus.ts `family`), for the monitor's /metrics. */
   metrics(): string[];
   /** At stop: finish or abandon background work. */

@@ -22,6 +22,7 @@ export class StorageOutput implements MonitorOutput {
   readonly #logger: Logger;
   readonly #problems: ProblemLog;
   #problem: string | undefined;
+  #writes = { done: 0, failed: 0 };
 
   constructor(options: { path: string; logger: Logger; now: () => number }) {
     this.path = options.path;
@@ -47,9 +48,11 @@ export class StorageOutput implements MonitorOutput {
   update(entries: readonly ServerEntry[], now: number): void {
     try {
       writeFileAtomic(this.path, formatStorage(entries, now));
+      this.#writes.done++;
       this.#problem = undefined;
       this.#problems.ok("storage", `writing ${this.path} works again`);
     } catch (error) {
+      this.#writes.failed++;
       this.#problem = `cannot write ${this.path}: ${describeError(error)}`;
       this.#problems.fail("storage", this.#problem);
     }
@@ -57,6 +60,14 @@ export class StorageOutput implements MonitorOutput {
 
   problem(): string | undefined {
     return this.#problem;
+  }
+
+  counters(): Record<string, number | string> {
+    return {
+      "storage file": this.path,
+      "storage writes": this.#writes.done,
+      "storage failures": this.#writes.failed,
+    };
   }
 
   metrics(): string[] {

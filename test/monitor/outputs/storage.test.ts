@@ -100,6 +100,7 @@ test("storage output: while the file cannot be written, /healthz says why; the f
     name: "never",
     update: () => {},
     problem: () => "never works",
+    counters: () => ({}),
     metrics: () => [],
     close: () => Promise.resolve(),
   };
