@@ -12,6 +12,7 @@ import { closest } from "./spelling.ts";
 import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
 import { type Cidr, parseCidr } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/monitor.ts";
+import { type NginxServerRange, parseNginxServer } from "./monitor/outputs/nginx.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
 import { SOURCES } from "./sources/index.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -67,6 +68,12 @@ export interface Settings {
   haproxySockets?: string[];
   /** The HAProxy backends whose servers' weights the monitor sets. */
   haproxyBackends?: string[];
+  /** The nginx upstream file the monitor keeps, and how it reloads nginx (issue 26). */
+  nginxUpstream?: string;
+  nginxPort: number;
+  nginxServers?: NginxServerRange[];
+  nginxReload: string;
+  nginxReloadIntervalSeconds: number;
   /** Where the monitor's HTTP side takes POSTed heartbeats. */
   httpPaths: string[];
   allow?: Cidr[];
@@ -543,6 +550,73 @@ export const SETTINGS: readonly Setting[] = [
     help: "the HAProxy backend whose servers get the weights (repeatable)",
     multiple: true,
     parse: text,
+  }),
+  // The nginx upstream output's rows (issue 26).
+  setting({
+    key: "nginxUpstream",
+    flag: "nginx-upstream",
+    env: "HEARTBEAT_NGINX_UPSTREAM",
+    directive: "HeartbeatNginxUpstream",
+    commands: MONITOR,
+    value: "FILE",
+    group: "What is kept",
+    help: "keep nginx upstream server lines here, weighted by heartbeat, to include in an upstream",
+    file: "runtime-dir",
+    parse: text,
+  }),
+  setting({
+    key: "nginxPort",
+    flag: "nginx-port",
+    env: "HEARTBEAT_NGINX_PORT",
+    directive: "HeartbeatNginxPort",
+    commands: MONITOR,
+    value: "PORT",
+    group: "What is kept",
+    help: "the nginx upstream's port for a server whose heartbeat names none",
+    default: 80,
+    parse: wholeNumber(1, 65535),
+  }),
+  setting({
+    key: "nginxServers",
+    flag: "nginx-server",
+    env: "HEARTBEAT_NGINX_SERVER",
+    directive: "HeartbeatNginxServer",
+    commands: MONITOR,
+    value: "ADDR[:PORT]|CIDR",
+    group: "What is kept",
+    help: "only these servers go in the nginx upstream (repeatable; default: every one heard)",
+    multiple: true,
+    parse: (value) => {
+      try {
+        return parseNginxServer(value);
+      } catch (error) {
+        throw new SettingError(error instanceof Error ? error.message : String(error));
+      }
+    },
+  }),
+  setting({
+    key: "nginxReload",
+    flag: "nginx-reload",
+    env: "HEARTBEAT_NGINX_RELOAD",
+    directive: "HeartbeatNginxReload",
+    commands: MONITOR,
+    value: "COMMAND",
+    group: "What is kept",
+    help: "run when the nginx upstream changes; split at spaces, no shell",
+    default: "nginx -s reload",
+    parse: text,
+  }),
+  setting({
+    key: "nginxReloadIntervalSeconds",
+    flag: "nginx-reload-interval",
+    env: "HEARTBEAT_NGINX_RELOAD_INTERVAL",
+    directive: "HeartbeatNginxReloadInterval",
+    commands: MONITOR,
+    value: "SECONDS",
+    group: "What is kept",
+    help: "reload nginx at most once in this time",
+    default: 5,
+    parse: seconds(1, 3600),
   }),
   setting({
     key: "keyFile",

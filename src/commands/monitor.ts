@@ -12,8 +12,9 @@ import { createLogger, type Logger } from "../log.ts";
 import { HAProxyPush } from "../haproxy/runtime-api.ts";
 import { runMonitor } from "../monitor/monitor.ts";
 import { storageFolderProblem } from "../monitor/storage.ts";
+import { NginxUpstream, reloadCommandProblem } from "../monitor/outputs/nginx.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
-import type { Settings } from "../settings.ts";
+import { FLAG_NAMES, type Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
 import { SignatureCheck } from "../signing.ts";
 import { receiveBufferUnsupported } from "../transport/receive-buffer.ts";
@@ -100,7 +101,28 @@ function requirements(settings: Settings): Check[] {
         }
       },
     },
-    { key: "storage", run: () => settings.storage && requireWritableFolder(settings.storage) },
+    {
+      key: "storage",
+      run: () => settings.storage && requireWritableFolder(settings.storage, FLAG_NAMES("storage")),
+    },
+    // The nginx upstream output (#26): its file's folder, and its reload command.
+    {
+      key: "nginxUpstream",
+      run: () =>
+        settings.nginxUpstream &&
+        requireWritableFolder(settings.nginxUpstream, FLAG_NAMES("nginxUpstream")),
+    },
+    {
+      key: "nginxReload",
+      run: () => {
+        const problem = settings.nginxUpstream && reloadCommandProblem(settings.nginxReload);
+        if (problem) {
+          throw new UsageError(
+            `${FLAG_NAMES("nginxReload")} '${settings.nginxReload}': ${problem}`,
+          );
+        }
+      },
+    },
     {
       key: "receiveBuffer",
       run: () => {
@@ -128,7 +150,7 @@ function requirements(settings: Settings): Check[] {
  * nothing a later start keeps): Deno's access(W_OK) judges by the mode bits alone, so it refused
  * root a folder another user owns.
  */
-function requireWritableFolder(file: string): void {
+function requireWritableFolder(file: string, name: string): void {
   const path = resolve(file);
   const folder = dirname(path);
   const probe = `${path}.tmp.${process.pid}.probe`;
@@ -142,11 +164,11 @@ function requireWritableFolder(file: string): void {
     unsafe = process.platform === "win32" ? undefined : storageFolderProblem(stat.mode);
   } catch (error) {
     throw new UsageError(
-      `--storage '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
+      `${name} '${file}': the folder ${folder} cannot take it: ${describeError(error)}`,
     );
   }
   if (unsafe) {
-    throw new UsageError(`--storage '${file}': the folder ${folder} is unsafe: ${unsafe}`);
+    throw new UsageError(`${name} '${file}': the folder ${folder} is unsafe: ${unsafe}`);
   }
 }
 
@@ -200,6 +222,19 @@ export async function runMonitorCommand(
         now: () => clock.now(),
       })
       : undefined,
+    // The nginx upstream output (#26).
+    outputs: settings.nginxUpstream
+      ? [
+        new NginxUpstream({
+          file: settings.nginxUpstream,
+          port: settings.nginxPort,
+          servers: settings.nginxServers ?? [],
+          reload: settings.nginxReload,
+          intervalSeconds: settings.nginxReloadIntervalSeconds,
+          logger,
+        }),
+      ]
+      : undefined,
     openUdpListener: (options, onDatagram) =>
       openUdpListener(options, onDatagram).catch((error) => {
         udpFailed = listenFailure(error, {
@@ -223,6 +258,7 @@ export async function runMonitorCommand(
           `${
             settings.storage ? `storage ${settings.storage}` : "no storage file"
           }; up to ${maxServers} servers` +
+          `${settings.nginxUpstream ? `; nginx upstream ${settings.nginxUpstream}` : ""}` +
           `${receiveBuffer ? `; receive buffer ${receiveBuffer} bytes` : ""}` +
           `${signatures ? "; signed heartbeats only" : ""}`,
       );

@@ -29,6 +29,7 @@ import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
 import type { HAProxyPush } from "../haproxy/runtime-api.ts";
+import type { MonitorOutput } from "./outputs/output.ts";
 import type { SignatureCheck, SignatureProblem } from "../signing.ts";
 import { type Cidr, inCidr } from "./cidr.ts";
 import {
@@ -59,6 +60,8 @@ export interface MonitorOptions {
   httpBounds?: ConnectionBounds;
   /** Sets HAProxy's weights from the table, each tick. */
   haproxy?: HAProxyPush;
+  /** Kept up to date from the table each tick, after silent servers are dropped (#26: nginx). */
+  outputs?: MonitorOutput[];
   /** Where the HTTP side takes POSTed heartbeats (default: DEFAULT_HTTP_PATHS). */
   httpPaths?: string[];
   /** Told one line per heartbeat accepted, for --print. */
@@ -223,6 +226,10 @@ export class Monitor {
     if (gone.length > SERVER_LINES) {
       this.#options.logger.info(`and ${gone.length - SERVER_LINES} more servers silent: removed`);
     }
+    // MonitorOutput hook (#26): each output takes the table as it is now.
+    for (const output of this.#options.outputs ?? []) {
+      output.update(this.table.entries(), this.#options.clock.now());
+    }
     this.writeStorage();
   }
 
@@ -259,13 +266,15 @@ export class Monitor {
   #storageProblem: string | undefined;
 
   /**
-   * GET /healthz: unhealthy while the storage file cannot be written, or while an HAProxy says it
-   * has no backend of that name (a mistyped --haproxy-backend).
+   * GET /healthz: unhealthy while the storage file cannot be written, while an HAProxy says it
+   * has no backend of that name (a mistyped --haproxy-backend), or while an output says why.
    */
   health(): { healthy: boolean; reason: string } {
     const missing = this.#options.haproxy?.missingBackends ?? [];
     const problem = this.#storageProblem ??
-      (missing.length ? `no such --haproxy-backend: ${missing.join(", ")}` : undefined);
+      (missing.length ? `no such --haproxy-backend: ${missing.join(", ")}` : undefined) ??
+      // MonitorOutput hook (#26)
+      this.#options.outputs?.map((output) => output.problem()).find(Boolean);
     return problem
       ? { healthy: false, reason: problem }
       : { healthy: true, reason: `ok: ${this.table.size} servers` };
@@ -366,6 +375,8 @@ export class Monitor {
           ),
         ]
         : []),
+      // MonitorOutput hook (#26)
+      ...(this.#options.outputs ?? []).flatMap((output) => output.metrics()),
       family(
         "heartbeat_http_requests_refused_total",
         "HTTP requests refused that were not heartbeats, by reason.",
@@ -569,6 +580,8 @@ export async function runMonitor(options: RunMonitorOptions): Promise<Monitor> {
       signal: options.signal,
     });
   } finally {
+    // MonitorOutput hook (#26)
+    await Promise.all((options.outputs ?? []).map((output) => output.close()));
     await listener?.close();
     server?.closeAllConnections?.(); // keep-alive clients would hold close() open
     await new Promise<void>((resolve) => server ? server.close(() => resolve()) : resolve());
