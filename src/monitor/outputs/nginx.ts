@@ -10,7 +10,7 @@
  * a change of weights alone only when one moved enough to matter (changedEnough).
  */
 import { spawn } from "node:child_process";
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { describeError } from "../../errors.ts";
 import { haproxyWeights } from "../../haproxy/runtime-api.ts";
@@ -157,8 +157,9 @@ export function reloadCommandProblem(
     : path.split(delimiter).filter(Boolean).map((folder) => join(folder, program));
   const found = candidates.some((candidate) => {
     try {
-      accessSync(candidate, constants.X_OK);
-      return statSync(candidate).isFile();
+      // By its mode: access(X_OK) says yes to root for any file on some runtimes.
+      const stat = statSync(candidate);
+      return stat.isFile() && (stat.mode & 0o111) !== 0;
     } catch {
       return false;
     }
