@@ -130,6 +130,11 @@ async function main(): Promise<number> {
     const endToEnd = readdirSync(join(REPO, "test")).filter((file) =>
       /^(binary|cli\.e2e|image|readme|interop\..*)\.test\.ts$/.test(file)
     ).map((file) => `./test/${file}`);
+    // Lab tests in test/lab/ (issue 24's layout; #26's nginx test is the first there) run with the binary too.
+    endToEnd.push(
+      ...readdirSync(join(REPO, "test", "lab")).filter((file) => file.endsWith(".test.ts"))
+        .map((file) => `./test/lab/${file}`),
+    );
     runners.push({
       name: "binary",
       argv: [join(BIN, "bun"), "test", "--timeout", "120000", ...endToEnd],
