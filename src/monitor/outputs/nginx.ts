@@ -95,8 +95,8 @@ export function upstreamServers(
   }));
 }
 
-const HEADER = "# Written by heartbeat monitor (--nginx-upstream): `include` it inside an " +
-  "upstream block. Rewritten as heartbeats change; edits are lost.\n";
+const HEADER = "# Written by heartbeat monitor, to include inside an nginx upstream block; " +
+  "rewritten as heartbeats change: edits are lost.\n";
 
 /** The file's text: one `server` line each; a server at weight 0 is `down`. */
 export function formatUpstream(servers: readonly UpstreamServer[]): string {
