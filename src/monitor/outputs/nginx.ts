@@ -286,7 +286,11 @@ export class NginxUpstream implements MonitorOutput {
     const { reload, file, logger } = this.#options;
     const up = servers.filter((server) => server.weight > 0).length;
     const what = `${file} (${up} up, ${servers.length - up} down)`;
-    const result = await this.#run(reloadArgv(reload));
+    // A runner that rejects has failed, as one that exits non-zero: update() never throws.
+    const result = await this.#run(reloadArgv(reload)).catch((error): ReloadResult => ({
+      ok: false,
+      detail: describeError(error),
+    }));
     if (result.ok) {
       this.reloads.ok++;
       this.#reloadProblem = undefined;

@@ -307,3 +307,13 @@ test("nginx upstream: -t's reload command check finds a program in PATH or by it
     `${folder}/nginx is no executable file`,
   );
 });
+
+test("nginx upstream: a reload runner that rejects is a failed reload, not an error out of the tick", async () => {
+  const nginx = harness({
+    intervalSeconds: 1,
+    run: () => Promise.reject(new Error("spawn failed")),
+  });
+  await nginx.seconds(4, { "10.0.0.1": "v=1&ready=30&busy=10" });
+  assert.match(nginx.monitor.metrics(), /^heartbeat_nginx_reloads_total\{result="failed"\} 1$/m);
+  assert.match(nginx.monitor.health().reason, /failed \(spawn failed\)/);
+});
