@@ -10,7 +10,7 @@ import { decimal } from "./codec.ts";
 import { formatColumns } from "./columns.ts";
 import { closest } from "./spelling.ts";
 import { type ConfigRead, undefinedVariable } from "./config/httpd.ts";
-import { type Cidr, parseCidr } from "./monitor/cidr.ts";
+import { type Cidr, parseCidr, parseServerRange, type ServerRange } from "./monitor/cidr.ts";
 import { DEFAULT_HTTP_PATHS } from "./monitor/defaults.ts";
 import { DEFAULT_MAX_AGE_SECONDS } from "./sources/file.ts";
 import { SOURCES } from "./sources/index.ts";
@@ -67,6 +67,12 @@ export interface Settings {
   haproxySockets?: string[];
   /** The HAProxy backends whose servers' weights the monitor sets. */
   haproxyBackends?: string[];
+  /** The nginx upstream file the monitor keeps, and how it reloads nginx (issue 26). */
+  nginxUpstream?: string;
+  nginxPort: number;
+  nginxServers?: ServerRange[];
+  nginxReload: string;
+  nginxReloadIntervalSeconds: number;
   /** Where the monitor's HTTP side takes POSTed heartbeats. */
   httpPaths: string[];
   allow?: Cidr[];
@@ -200,6 +206,14 @@ function destination(text: string): DestinationSetting {
 function text(value: string): string {
   if (value === "") throw new SettingError("give a value");
   return value;
+}
+
+function serverRange(text: string): ServerRange {
+  try {
+    return parseServerRange(text);
+  } catch (error) {
+    throw new SettingError((error as Error).message);
+  }
 }
 
 function cidr(text: string): Cidr {
@@ -554,6 +568,64 @@ export const SETTINGS: readonly Setting[] = [
     takes: all,
     parse: text,
   }),
+  // The nginx upstream output's rows (issue 26).
+  setting({
+    key: "nginxUpstream",
+    flag: "nginx-upstream",
+    env: "HEARTBEAT_NGINX_UPSTREAM",
+    directive: "HeartbeatNginxUpstream",
+    commands: MONITOR,
+    value: "FILE",
+    group: "What is kept",
+    help: "keep nginx upstream server lines here, weighted by heartbeat, to include in an upstream",
+    file: "runtime-dir",
+    parse: text,
+  }),
+  setting({
+    key: "nginxPort",
+    flag: "nginx-port",
+    env: "HEARTBEAT_NGINX_PORT",
+    directive: "HeartbeatNginxPort",
+    commands: MONITOR,
+    value: "PORT",
+    group: "What is kept",
+    help: "the nginx upstream's port for a server whose heartbeat names none",
+    parse: wholeNumber(1, 65535),
+  }),
+  repeatable({
+    key: "nginxServers",
+    flag: "nginx-server",
+    env: "HEARTBEAT_NGINX_SERVER",
+    directive: "HeartbeatNginxServer",
+    commands: MONITOR,
+    value: "ADDR[:PORT]|CIDR",
+    group: "What is kept",
+    help: "only these servers go in the nginx upstream (repeatable; default: every one heard)",
+    takes: all,
+    parse: serverRange,
+  }),
+  setting({
+    key: "nginxReload",
+    flag: "nginx-reload",
+    env: "HEARTBEAT_NGINX_RELOAD",
+    directive: "HeartbeatNginxReload",
+    commands: MONITOR,
+    value: "COMMAND",
+    group: "What is kept",
+    help: "run when the nginx upstream changes; split at spaces, no shell",
+    parse: text,
+  }),
+  setting({
+    key: "nginxReloadIntervalSeconds",
+    flag: "nginx-reload-interval",
+    env: "HEARTBEAT_NGINX_RELOAD_INTERVAL",
+    directive: "HeartbeatNginxReloadInterval",
+    commands: MONITOR,
+    value: "SECONDS",
+    group: "What is kept",
+    help: "reload nginx at most once in this time",
+    parse: seconds(1, 3600),
+  }),
   setting({
     key: "keyFile",
     flag: "key-file",
@@ -617,6 +689,9 @@ const DEFAULTS = {
   intervalSeconds: 1,
   httpPaths: DEFAULT_HTTP_PATHS,
   maxServers: DEFAULT_MAX_SERVERS,
+  nginxPort: 80,
+  nginxReload: "nginx -s reload",
+  nginxReloadIntervalSeconds: 5,
   signatureWindowSeconds: 5,
   logLevel: "info",
 } satisfies Partial<Settings>;

@@ -50,6 +50,9 @@ test("cli: flags become settings, with mod_heartbeat's defaults", () => {
     signatureWindowSeconds: 5,
     maxServers: 1000,
     httpPaths: ["/heartbeat", "/HeartbeatListener"],
+    nginxPort: 80,
+    nginxReload: "nginx -s reload",
+    nginxReloadIntervalSeconds: 5,
   });
   assert.equal(origins.addresses, "--address");
   assert.equal(origins.ttl, "default");
@@ -661,6 +664,42 @@ test("main: -t and a start refuse a storage folder anybody may write to without 
       EXIT_OK,
     );
     assert.deepEqual(out.lines, ["Syntax OK"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("main: monitor -t checks the nginx upstream's folder and the reload command (#26)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "heartbeat-t-"));
+  try {
+    const run = async (...flags: string[]) => {
+      const out = recordingLog();
+      const code = await main(["monitor", "-t", "--listen", "127.0.0.1:27999", ...flags], {
+        stdout: out.write,
+        stderr: out.write,
+      }, { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
+      return [code, out.lines];
+    };
+    const missing = join(dir, "missing", "upstream.conf");
+    const [code, lines] = await run(
+      "--nginx-upstream",
+      missing,
+      "--nginx-reload",
+      "nginx-nowhere -s reload",
+    );
+    assert.equal(code, EXIT_USAGE);
+    assert.match(
+      String(lines),
+      new RegExp(`--nginx-upstream '${missing}': the folder ${dir}/missing cannot take it: `),
+    );
+    assert.match(
+      String(lines),
+      /--nginx-reload 'nginx-nowhere -s reload': nginx-nowhere is not in PATH/,
+    );
+    assert.deepEqual(
+      await run("--nginx-upstream", join(dir, "upstream.conf"), "--nginx-reload", "/bin/true"),
+      [EXIT_OK, ["Syntax OK"]],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -470,9 +470,20 @@ test("config: every directive the agent reads", () => {
       "HeartbeatListen 239.0.0.1:27999",
       "HeartbeatStorage /var/lib/hb.dat",
       "HeartbeatMaxServers 0",
+      "HeartbeatNginxUpstream /run/heartbeat/nginx-upstream.conf",
+      "HeartbeatNginxServer 10.0.0.0/24",
+      "HeartbeatNginxServer 10.0.1.5:8080",
+      "HeartbeatNginxPort 8000",
+      'HeartbeatNginxReload "/usr/sbin/nginx -s reload"',
+      "HeartbeatNginxReloadInterval 2.5",
     ].join("\n"),
   });
   assert.deepEqual(problems, []);
+  assert.deepEqual(found.nginxServers?.map(({ text, port }) => ({ text, port })), [
+    { text: "10.0.0.0/24", port: undefined },
+    { text: "10.0.1.5:8080", port: 8080 },
+  ]);
+  delete found.nginxServers;
   assert.deepEqual({ ...found, addresses: found.addresses.length, listen: found.listen?.text }, {
     addresses: 1,
     interfaceAddress: "10.0.0.2",
@@ -495,6 +506,10 @@ test("config: every directive the agent reads", () => {
     resolveIntervalSeconds: 30,
     signatureWindowSeconds: 5,
     httpPaths: ["/heartbeat", "/HeartbeatListener"],
+    nginxUpstream: "/run/heartbeat/nginx-upstream.conf",
+    nginxPort: 8000,
+    nginxReload: "/usr/sbin/nginx -s reload",
+    nginxReloadIntervalSeconds: 2.5,
   });
 });
 
@@ -531,6 +546,9 @@ test("config: flags win over the environment, the environment over the file, the
     signatureWindowSeconds: "default",
     maxServers: "default",
     httpPaths: "default",
+    nginxPort: "default",
+    nginxReload: "default",
+    nginxReloadIntervalSeconds: "default",
   });
   assert.equal(
     describeSettings(resolved),
@@ -551,11 +569,14 @@ test("config: flags win over the environment, the environment over the file, the
   assert.equal(
     describeSettings(resolved, "monitor"),
     [
-      "directive                 value                          from",
-      "HeartbeatHTTPPath         /heartbeat /HeartbeatListener  default",
-      "HeartbeatMaxServers       1000                           default",
-      "HeartbeatSignatureWindow  5                              default",
-      "HeartbeatLogLevel         info                           default",
+      "directive                     value                          from",
+      "HeartbeatHTTPPath             /heartbeat /HeartbeatListener  default",
+      "HeartbeatMaxServers           1000                           default",
+      "HeartbeatNginxPort            80                             default",
+      "HeartbeatNginxReload          nginx -s reload                default",
+      "HeartbeatNginxReloadInterval  5                              default",
+      "HeartbeatSignatureWindow      5                              default",
+      "HeartbeatLogLevel             info                           default",
     ].join("\n"),
   );
   assert.deepEqual(settings(files, { HEARTBEAT_TTL: "x" }).problems, [

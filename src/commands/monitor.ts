@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "../log.ts";
 import { runMonitor } from "../monitor/monitor.ts";
 import { monitorOutputs } from "../monitor/outputs/index.ts";
 import { storageFolderProblem } from "../monitor/storage.ts";
+import { reloadCommandProblem } from "../monitor/outputs/nginx.ts";
 import { allowOptimizingJit, runtimeVersion } from "../runtime.ts";
 import { type Resolved, rowOf, type SettingNames, type Settings } from "../settings.ts";
 import type { SignalName } from "../signals.ts";
@@ -109,6 +110,24 @@ function requirements(settings: Settings, names: SettingNames): Check[] {
     {
       key: "storage",
       run: () => settings.storage && requireWritableFolder(settings.storage, names("storage")),
+    },
+    // The nginx upstream output (#26): its file's folder, and its reload command.
+    {
+      key: "nginxUpstream",
+      run: () =>
+        settings.nginxUpstream &&
+        requireWritableFolder(settings.nginxUpstream, names("nginxUpstream")),
+    },
+    {
+      key: "nginxReload",
+      run: () => {
+        const problem = settings.nginxUpstream && reloadCommandProblem(settings.nginxReload);
+        if (problem) {
+          throw new UsageError(
+            `${names("nginxReload")} '${settings.nginxReload}': ${problem}`,
+          );
+        }
+      },
     },
     {
       key: "receiveBuffer",
@@ -229,6 +248,7 @@ export async function runMonitorCommand(
           `${
             settings.storage ? `storage ${settings.storage}` : "no storage file"
           }; up to ${maxServers} servers` +
+          `${settings.nginxUpstream ? `; nginx upstream ${settings.nginxUpstream}` : ""}` +
           `${receiveBuffer ? `; receive buffer ${receiveBuffer} bytes` : ""}` +
           `${signatures ? "; signed heartbeats only" : ""}`,
       );

@@ -4,6 +4,7 @@
  * balancer in an Apache config. The monitor's outputs weigh by it, and `heartbeat servers` shows it.
  */
 import type { StoredServer } from "./storage.ts";
+import type { ServerEntry } from "./table.ts";
 
 /** mod_lbmethod_heartbeat ignores servers last seen this many seconds ago or more. */
 export const BALANCER_MAX_LASTSEEN = 10;
@@ -139,4 +140,32 @@ export function balancerMembers(
     balancers.set(key, [...(balancers.get(key) ?? []), { url, host }]);
   }
   return balancers;
+}
+
+/** HAProxy's largest server weight; nginx takes any, and gets the same scale. */
+export const MAX_WEIGHT = 256;
+
+/**
+ * The weights a weighted balancer (HAProxy, nginx) should give these servers (one backend's
+ * members), in proportion to what
+ * mod_lbmethod_heartbeat would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent
+ * for 10 s, scaled so that the largest is 256 and none that has a free slot is below 1 (a server
+ * at ready=1-3 and busy=0 is 0 to mod_lbmethod_heartbeat, but HAProxy would answer 503 with only
+ * those).
+ */
+export function balancerWeights(
+  entries: readonly ServerEntry[],
+  now: number,
+): Map<ServerEntry, number> {
+  const base = new Map(entries.map((entry) => {
+    const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
+    return [entry, fresh && entry.ready > 0 ? weightOf(entry) : undefined];
+  }));
+  const most = Math.max(1, ...[...base.values()].map((ready) => ready ?? 0));
+  return new Map(
+    [...base].map(([entry, ready]) => [
+      entry,
+      ready === undefined ? 0 : Math.max(1, Math.round((MAX_WEIGHT * ready) / most)),
+    ]),
+  );
 }

@@ -27,3 +27,24 @@ export function inCidr(ip: string, range: Cidr): boolean {
 export function ipv4Number(ip: string): number {
   return ip.split(".").reduce((value, part) => value * 256 + Number(part), 0);
 }
+
+/** A server, or servers, a balancer may be given: `ADDR`, `ADDR:PORT` or `CIDR` (--nginx-server). */
+export interface ServerRange {
+  text: string;
+  range: Cidr;
+  port?: number;
+}
+
+/** `ADDR`, `ADDR:PORT` or `CIDR`; throws an Error saying what is wrong. */
+export function parseServerRange(text: string): ServerRange {
+  const withPort = /^([^/:]+):(\d{1,5})$/.exec(text);
+  const port = withPort ? Number(withPort[2]) : undefined;
+  if (port !== undefined && !(port >= 1 && port <= 65535)) {
+    throw new Error("give a port from 1 to 65535");
+  }
+  try {
+    return { text, range: parseCidr(withPort ? withPort[1] : text), port };
+  } catch {
+    throw new Error("give an IPv4 address, ADDR:PORT, or a range, e.g. 10.0.0.0/24");
+  }
+}

@@ -116,6 +116,8 @@ const NOT_RUN: Record<string, string> = {
     "needs a proxy by name (test/lab/unicast.test.ts POSTs to a real one)",
   "install -D -m 0644 contrib/heartbeat-monitor.service.d/haproxy.conf /etc/systemd/system/heartbeat-monitor.service.d/haproxy.conf":
     "needs systemd as init (test/lab/haproxy-unit.test.ts runs the drop-in as systemd would)",
+  "heartbeat monitor --listen 239.0.0.1:27999 --nginx-upstream /run/heartbeat/nginx-upstream.conf --nginx-server 10.0.0.0/24":
+    "reloads the host's nginx (test/lab/nginx.test.ts runs the monitor against a real one)",
   "heartbeat -a 239.0.0.1:27999 --source apache":
     "needs Apache on two ports (test/lab/sources.test.ts reads a real one)",
   "heartbeat -a 239.0.0.1:27999 --source nginx --capacity 1024":

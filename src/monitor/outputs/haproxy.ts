@@ -9,12 +9,10 @@ import { describeError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { ProblemLog } from "../../log.ts";
 import { family } from "../../prometheus.ts";
-import { BALANCER_MAX_LASTSEEN, weightOf } from "../balancer.ts";
+import { balancerWeights } from "../balancer.ts";
 import type { ServerEntry } from "../table.ts";
 import type { MonitorOutput } from "./output.ts";
 
-/** HAProxy's largest server weight. */
-export const HAPROXY_MAX_WEIGHT = 256;
 /**
  * One exchange with the runtime API (connect, command, whole answer) has this long, from the
  * start: a socket that answers a byte at a time must not hold the push for good.
@@ -25,29 +23,6 @@ export const EXCHANGE_DEADLINE_MS = 2_000;
  * this is some 20,000 servers, and a socket streaming without end cannot take the memory.
  */
 export const MAX_ANSWER_BYTES = 4 << 20;
-
-/**
- * The weights HAProxy should give these servers (one backend's members), in proportion to what
- * mod_lbmethod_heartbeat would: ready, divided by 4 while busy is 0, 0 at ready=0 or when silent
- * for 10 s, scaled so that the largest is 256 and none that has a free slot is below 1 (a server
- * at ready=1-3 and busy=0 is 0 to the balancer, but HAProxy would answer 503 with only those).
- */
-export function haproxyWeights(
-  entries: readonly ServerEntry[],
-  now: number,
-): Map<ServerEntry, number> {
-  const base = new Map(entries.map((entry) => {
-    const fresh = now - entry.lastSeen < BALANCER_MAX_LASTSEEN * 1000;
-    return [entry, fresh && entry.ready > 0 ? weightOf(entry) : undefined];
-  }));
-  const most = Math.max(1, ...[...base.values()].map((ready) => ready ?? 0));
-  return new Map(
-    [...base].map(([entry, ready]) => [
-      entry,
-      ready === undefined ? 0 : Math.max(1, Math.round((HAPROXY_MAX_WEIGHT * ready) / most)),
-    ]),
-  );
-}
 
 interface HAProxyServer {
   backend: string;
@@ -194,7 +169,7 @@ export class HAProxyPush implements MonitorOutput {
             (!candidate.portGiven || candidate.port === server.port)
           ),
         }));
-        const weights = haproxyWeights(
+        const weights = balancerWeights(
           members.flatMap(({ entry }) => entry ? [entry] : []),
           now,
         );

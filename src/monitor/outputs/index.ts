@@ -4,16 +4,27 @@ import type { Clock } from "../../scheduler.ts";
 import type { SettingNames, Settings } from "../../settings.ts";
 import type { StoredServer } from "../storage.ts";
 import { HAProxyPush } from "./haproxy.ts";
+import { NginxUpstream } from "./nginx.ts";
 import type { MonitorOutput } from "./output.ts";
 import { StorageOutput } from "./storage.ts";
 
 /**
  * The outputs the settings ask for, each started: the storage file first (its problem is the
- * one /healthz names first), then HAProxy's weights. `restore`: the servers the storage file
+ * one /healthz names first), then HAProxy's weights, then nginx's upstream. `restore`: the servers the storage file
  * kept from an earlier run.
  */
 export function monitorOutputs(
-  settings: Pick<Settings, "storage" | "haproxySockets" | "haproxyBackends">,
+  settings: Pick<
+    Settings,
+    | "storage"
+    | "haproxySockets"
+    | "haproxyBackends"
+    | "nginxUpstream"
+    | "nginxPort"
+    | "nginxServers"
+    | "nginxReload"
+    | "nginxReloadIntervalSeconds"
+  >,
   names: SettingNames,
   logger: Logger,
   clock: Clock,
@@ -34,6 +45,18 @@ export function monitorOutputs(
         backendsName: names("haproxyBackends"),
         logger,
         now,
+      }),
+    );
+  }
+  if (settings.nginxUpstream) {
+    outputs.push(
+      new NginxUpstream({
+        file: settings.nginxUpstream,
+        port: settings.nginxPort,
+        servers: settings.nginxServers ?? [],
+        reload: settings.nginxReload,
+        intervalSeconds: settings.nginxReloadIntervalSeconds,
+        logger,
       }),
     );
   }

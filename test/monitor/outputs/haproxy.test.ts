@@ -8,11 +8,11 @@ import { test } from "node:test";
 import {
   EXCHANGE_DEADLINE_MS,
   HAProxyPush,
-  haproxyWeights,
   MAX_ANSWER_BYTES,
   parseServersState,
 } from "../../../src/monitor/outputs/haproxy.ts";
 import { createLogger } from "../../../src/log.ts";
+import { balancerWeights } from "../../../src/monitor/balancer.ts";
 import { serveFakeHAProxy } from "../../support/fake-haproxy.ts";
 import { monitorWith } from "../../support/monitor.ts";
 import { recordingLog } from "../../support/fakes.ts";
@@ -36,9 +36,9 @@ test("haproxy weights: as mod_lbmethod_heartbeat weighs, scaled to 1..256; 0 at 
     entry("10.0.0.5", 1, 500),
     entry("10.0.0.6", 50, 1, -10_000), // silent for 10 s
   ];
-  const weights = haproxyWeights(entries, 0);
+  const weights = balancerWeights(entries, 0);
   assert.deepEqual(entries.map((server) => weights.get(server)), [256, 85, 85, 0, 9, 0]);
-  assert.deepEqual([...haproxyWeights([entry("10.0.0.1", 0, 1)], 0).values()], [0]);
+  assert.deepEqual([...balancerWeights([entry("10.0.0.1", 0, 1)], 0).values()], [0]);
 });
 
 test("haproxy weights: show servers state read by its header", () => {
@@ -122,9 +122,9 @@ test("haproxy push: as the monitor's output, update returns at once, a second on
 
 test("haproxy weights: a server with a free slot is never below 1, even at ready=1-3 and busy=0", () => {
   const small = [entry("10.0.0.1", 3, 0), entry("10.0.0.2", 1, 0)];
-  assert.deepEqual([...haproxyWeights(small, 0).values()], [1, 1]);
+  assert.deepEqual([...balancerWeights(small, 0).values()], [1, 1]);
   const mixed = [entry("10.0.0.1", 100, 5), entry("10.0.0.2", 2, 0), entry("10.0.0.3", 0, 0)];
-  assert.deepEqual([...haproxyWeights(mixed, 0).values()], [256, 1, 0]);
+  assert.deepEqual([...balancerWeights(mixed, 0).values()], [256, 1, 0]);
 });
 
 const STATE_HEADER =

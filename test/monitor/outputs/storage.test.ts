@@ -10,7 +10,7 @@ import { monitorOutputs } from "../../../src/monitor/outputs/index.ts";
 import type { MonitorOutput } from "../../../src/monitor/outputs/output.ts";
 import { StorageOutput } from "../../../src/monitor/outputs/storage.ts";
 import { SEEN_TIMEOUT_MS } from "../../../src/monitor/table.ts";
-import { FLAG_NAMES } from "../../../src/settings.ts";
+import { FLAG_NAMES, resolveSettings } from "../../../src/settings.ts";
 import { FakeClock, recordingLog } from "../../support/fakes.ts";
 import { monitorWith } from "../../support/monitor.ts";
 
@@ -65,7 +65,12 @@ test("storage output: a restart keeps the servers in the storage file, aged, and
   const clock = new FakeClock();
   clock.time = 100_000;
   const logger = createLogger({ level: "info", write: log.write });
-  const { outputs, restore } = monitorOutputs({ storage }, FLAG_NAMES, logger, clock);
+  const { outputs, restore } = monitorOutputs(
+    resolveSettings({ flags: { storage }, env: {} }).settings,
+    FLAG_NAMES,
+    logger,
+    clock,
+  );
   const running = runMonitor({
     openUdpListener: () => Promise.reject(new Error("not used")),
     outputs,
