@@ -9,16 +9,16 @@
 import "./inspector-guard.ts";
 import process from "node:process";
 import { parseCommandLine, usage, UsageError } from "./cli.ts";
-import { agentChecks, runAgent } from "./commands/agent.ts";
+import { runAgent } from "./commands/agent.ts";
 import {
   type CommandContext,
   type CommandIO,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
-  problemsOf,
-  RuntimeFailure,
 } from "./commands/context.ts";
+import { problemsOf, RuntimeFailure } from "./prerequisites.ts";
+import { agentChecks } from "./senders/build.ts";
 import { monitorChecks, runMonitorCommand } from "./commands/monitor.ts";
 import { showServers } from "./commands/servers.ts";
 import { configFileOf, loadSettings } from "./config/load.ts";

@@ -3,7 +3,7 @@
  * and /metrics (http.ts), each opened when the settings ask for it, behind its connection bounds,
  * and answered from one AgentStatus.
  */
-import { RuntimeFailure } from "../commands/context.ts";
+import { RuntimeFailure } from "../prerequisites.ts";
 import {
   AGENT_CHECK_BOUNDS,
   type ConnectionBounds,

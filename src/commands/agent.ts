@@ -8,81 +8,13 @@ import { openListeners } from "../agent/listeners.ts";
 import { beatOnce } from "../agent/once.ts";
 import { DRAIN_REPEAT_MS, rampShare, watchDrainFile } from "../agent/shaping.ts";
 import { AgentStatus } from "../agent/status.ts";
-import { type Invocation, UsageError } from "../cli.ts";
+import type { Invocation } from "../cli.ts";
 import { describeError } from "../errors.ts";
-import { createLogger, type Logger } from "../log.ts";
-import { type AgentParts, buildAgent, type Lasting, udpAddresses } from "../senders/build.ts";
-import { type Resolved, rowOf, type SettingNames, type Settings } from "../settings.ts";
+import { createLogger } from "../log.ts";
+import { type AgentParts, buildAgent } from "../senders/build.ts";
+import type { Resolved } from "../settings.ts";
 import { drainSignals } from "../signals.ts";
-import { createListedSource } from "../sources/index.ts";
-import {
-  type Check,
-  chooseAdapter,
-  type CommandContext,
-  EXIT_FAILURE,
-  EXIT_OK,
-  keyFrom,
-  requireBindablePort,
-  resolveDestinations,
-} from "./context.ts";
-
-/**
- * What a start of the agent checks before it opens anything; `-t` runs them all. prepare()
- * makes the same calls, in the same order.
- */
-export function agentChecks(settings: Settings, names: SettingNames, logger: Logger): Check[] {
-  return [
-    { key: "addresses", run: () => requireDestination(settings, names) },
-    ...settings.source.map((_, item): Check => ({
-      key: "source",
-      item,
-      run: () => createListedSource(settings.source, item, { ...settings, names }),
-    })),
-    { key: "runtimeAdapter", run: () => chooseAdapter(settings, names) },
-    {
-      key: "addresses",
-      run: () => resolveDestinations(udpAddresses(settings), names("addresses")),
-    },
-    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, names, logger) },
-    {
-      key: "http",
-      run: () => settings.http && requireBindablePort(settings.http, names("http")),
-    },
-    {
-      key: "agentCheck",
-      run: () =>
-        settings.agentCheck && requireBindablePort(settings.agentCheck, names("agentCheck")),
-    },
-  ];
-}
-
-function requireDestination(settings: Settings, names: SettingNames): void {
-  // An agent may serve HAProxy's agent-check only.
-  if (settings.addresses.length === 0 && !settings.agentCheck) {
-    const { directive, env } = rowOf("addresses");
-    throw new UsageError(
-      `no destination: give ${
-        names("addresses")
-      } HOST:PORT (or ${directive} in a config file, or ${env})`,
-    );
-  }
-}
-
-/** Everything a configuration needs, built before anything is stopped: reloads can fail safely. */
-async function prepare(
-  { settings, names }: Resolved,
-  invocation: Invocation,
-  context: CommandContext,
-  lasting?: Lasting,
-): Promise<AgentParts> {
-  requireDestination(settings, names);
-  const logger = createLogger({ level: settings.logLevel, write: context.io.stderr });
-  return await buildAgent(
-    settings,
-    { names, logger, dryRun: invocation.dryRun, lasting },
-    context,
-  );
-}
+import { type CommandContext, EXIT_FAILURE, EXIT_OK } from "./context.ts";
 
 /**
  * Runs the agent with `resolved` until a signal stops it, with what `load` reads on SIGHUP;
@@ -104,7 +36,7 @@ export async function runAgent(
   );
   let active: AgentParts;
   try {
-    active = await prepare(resolved, invocation, context);
+    active = await buildAgent(resolved, { dryRun: invocation.dryRun }, context);
   } catch (error) {
     signals?.close();
     throw error;
@@ -246,7 +178,11 @@ async function reload(
       logger.error(`reload failed: ${keeping}`);
       return undefined;
     }
-    return await prepare(resolved, invocation, context, running.lasting);
+    return await buildAgent(
+      resolved,
+      { dryRun: invocation.dryRun, lasting: running.lasting },
+      context,
+    );
   } catch (error) {
     logger.error(`reload failed: ${describeError(error)}; ${keeping}`);
     return undefined;

@@ -24,14 +24,13 @@ import { VERSION } from "../version.ts";
 import {
   type Check,
   chooseAdapter,
-  type CommandContext,
-  EXIT_OK,
   keyFrom,
   requireBindablePort,
   resolveDestinations,
   runChecks,
   RuntimeFailure,
-} from "./context.ts";
+} from "../prerequisites.ts";
+import { type CommandContext, EXIT_OK } from "./context.ts";
 
 /** Signals the monitor has no use for: logged, so that a stray one does not stop it. */
 const UNUSED_BY_MONITOR: SignalName[] = ["SIGUSR1", "SIGUSR2", "SIGTTOU", "SIGTTIN"];

@@ -10,21 +10,23 @@ import { Drain, shapeLoad } from "../agent/shaping.ts";
 import { UsageError } from "../cli.ts";
 import type { Load } from "../codec.ts";
 import { describeError, errorCode } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { runtimeVersion } from "../runtime.ts";
-import type { SettingNames, Settings } from "../settings.ts";
+import { type Resolved, rowOf, type SettingNames, type Settings } from "../settings.ts";
 import { sign } from "../signing.ts";
 import { type CombinedSource, combineSources } from "../sources/combined.ts";
-import { createSources } from "../sources/index.ts";
+import { createListedSource, createSources } from "../sources/index.ts";
 import type { AdapterName, UdpTransport } from "../transport/transport.ts";
 import { VERSION } from "../version.ts";
+import type { CommandContext } from "../commands/context.ts";
 import {
+  type Check,
   chooseAdapter,
-  type CommandContext,
   keyFrom,
+  requireBindablePort,
   resolveDestinations,
   RuntimeFailure,
-} from "../commands/context.ts";
+} from "../prerequisites.ts";
 import { createHttpSender } from "./http-post.ts";
 import { createPrintSender } from "./print.ts";
 import { createResolvingSender } from "./resolving.ts";
@@ -59,21 +61,61 @@ export function udpAddresses(settings: Settings) {
 }
 
 /**
- * The agent's parts for `settings`, with `lasting` from the configuration it replaces (a new one
- * at the first start); with `dryRun`, senders that print each heartbeat to stdout. Checks in the
- * order agentChecks (src/commands/agent.ts) lists them.
+ * What a start of the agent checks before it opens anything; `-t` runs them all. buildAgent()
+ * makes the same calls, in the same order.
+ */
+export function agentChecks(settings: Settings, names: SettingNames, logger: Logger): Check[] {
+  return [
+    { key: "addresses", run: () => requireDestination(settings, names) },
+    ...settings.source.map((_, item): Check => ({
+      key: "source",
+      item,
+      run: () => createListedSource(settings.source, item, { ...settings, names }),
+    })),
+    { key: "runtimeAdapter", run: () => chooseAdapter(settings, names) },
+    {
+      key: "addresses",
+      run: () => resolveDestinations(udpAddresses(settings), names("addresses")),
+    },
+    { key: "keyFile", run: () => settings.keyFile && keyFrom(settings.keyFile, names, logger) },
+    {
+      key: "http",
+      run: () => settings.http && requireBindablePort(settings.http, names("http")),
+    },
+    {
+      key: "agentCheck",
+      run: () =>
+        settings.agentCheck && requireBindablePort(settings.agentCheck, names("agentCheck")),
+    },
+  ];
+}
+
+function requireDestination(settings: Settings, names: SettingNames): void {
+  // An agent may serve HAProxy's agent-check only.
+  if (settings.addresses.length === 0 && !settings.agentCheck) {
+    const { directive, env } = rowOf("addresses");
+    throw new UsageError(
+      `no destination: give ${
+        names("addresses")
+      } HOST:PORT (or ${directive} in a config file, or ${env})`,
+    );
+  }
+}
+
+/**
+ * The agent's parts for `resolved`, with `lasting` from the configuration it replaces (a new one
+ * at the first start); with `dryRun`, senders that print each heartbeat to stdout. Built before
+ * anything running is stopped, so that a reload can fail safely; checks in the order agentChecks
+ * lists them.
  */
 export async function buildAgent(
-  settings: Settings,
-  { names, logger, dryRun, lasting }: {
-    names: SettingNames;
-    logger: Logger;
-    dryRun: boolean;
-    lasting?: Lasting;
-  },
+  { settings, names }: Pick<Resolved, "settings" | "names">,
+  { dryRun, lasting }: { dryRun: boolean; lasting?: Lasting },
   context: CommandContext,
 ): Promise<AgentParts> {
   const { io, clock } = context;
+  requireDestination(settings, names);
+  const logger = createLogger({ level: settings.logLevel, write: io.stderr });
   const source = combineSources(await createSources(settings.source, { ...settings, names }), {
     smoothSeconds: settings.smoothSeconds,
     now: () => clock.now(),
