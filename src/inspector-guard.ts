@@ -14,6 +14,7 @@
  * 500 ms, so the process that executes itself again never has Deno's handler either.
  */
 import { isFfiRefused, openLibc } from "./libc.ts";
+import { statusMask } from "./proc-status.ts";
 import { detectRuntime } from "./runtime.ts";
 
 const SIGUSR1_BIT = 1n << 9n; // SIGUSR1 is 10 on Linux, bit 9 of the masks in /proc/PID/status
@@ -46,8 +47,7 @@ interface DenoApi {
 
 /** Whether `status` (the text of /proc/PID/status) shows SIGUSR1 in its `field` mask. */
 export function sigusr1In(status: string, field: "SigBlk" | "SigCgt" | "SigIgn"): boolean {
-  const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, "m").exec(status)?.[1];
-  return mask !== undefined && (BigInt(`0x${mask}`) & SIGUSR1_BIT) !== 0n;
+  return ((statusMask(status, field) ?? 0n) & SIGUSR1_BIT) !== 0n;
 }
 
 /** Whether this process's main thread blocks SIGUSR1 (false where /proc cannot tell). */

@@ -16,6 +16,7 @@ import {
   settingNames,
   type Settings,
 } from "./settings.ts";
+import { statusMask } from "./proc-status.ts";
 import { readKeyFile } from "./signing.ts";
 import { SourceConfigError } from "./sources/source.ts";
 import { adapterUnavailable, defaultAdapter } from "./transport/index.ts";
@@ -114,7 +115,7 @@ export function requireBindablePort(address: AddressSetting, name: string): void
   let capabilities: bigint;
   try {
     const status = readFileSync("/proc/self/status", "utf8");
-    capabilities = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"}`);
+    capabilities = statusMask(status, "CapEff") ?? 0n;
   } catch {
     return;
   }
