@@ -14,6 +14,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseFields } from "../codec.ts";
+import { errorCode } from "../errors.ts";
 import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
 
 export function formatStorage(entries: readonly ServerEntry[], now: number): string {
@@ -98,7 +99,7 @@ function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as { code?: string }).code === "EPERM";
+    return errorCode(error) === "EPERM";
   }
 }
 

@@ -4,7 +4,7 @@
  * every so often. A failed lookup keeps the addresses known so far.
  */
 import { familyOf, lookupAll } from "../address.ts";
-import { describeError } from "../errors.ts";
+import { describeError, errorCode } from "../errors.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import type { UdpTransport } from "../transport/transport.ts";
 import type { Sender } from "./sender.ts";
@@ -49,9 +49,9 @@ export function createResolvingSender(
     }, (error) => {
       problems.fail(
         "lookup",
-        `cannot look up ${host} (${
-          (error as { code?: string }).code ?? (error as Error).message
-        }); still sending to ${addresses.join(", ")}`,
+        `cannot look up ${host} (${errorCode(error) ?? describeError(error)}); still sending to ${
+          addresses.join(", ")
+        }`,
       );
     }).finally(() => resolving = undefined);
   };

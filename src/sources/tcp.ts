@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decimal, type Load } from "../codec.ts";
+import { errorCode } from "../errors.ts";
 import {
   requireCapacity,
   SourceConfigError,
@@ -77,7 +78,7 @@ async function readSockets(
   try {
     return parseProcNetTcp(await readFile(join(procRoot, "net", file), "utf8"));
   } catch (error) {
-    if (!required && (error as { code?: string }).code === "ENOENT") return []; // IPv6 disabled
+    if (!required && errorCode(error) === "ENOENT") return []; // IPv6 disabled
     throw error;
   }
 }
