@@ -17,6 +17,7 @@ interface CommandFlag {
   /** With a value: what it looks like. */
   value?: string;
   commands: readonly CommandName[];
+  /** For --help (help.ts): the section it is listed in, and its line there. */
   group: string;
   help: string;
 }
