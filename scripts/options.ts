@@ -4,7 +4,7 @@
  * differ from the rows (test/options.test.ts checks the same in every test run).
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { defaultText } from "../src/cli.ts";
+import { defaultText } from "../src/help.ts";
 import { type Command, type Setting, SETTINGS } from "../src/settings.ts";
 
 export const README = new URL("../README.md", import.meta.url);

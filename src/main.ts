@@ -8,7 +8,8 @@
 // SIGUSR1 blocked, before Deno can take SIGUSR1 to open its inspector.
 import "./inspector-guard.ts";
 import process from "node:process";
-import { parseCommandLine, usage, UsageError } from "./cli.ts";
+import { parseCommandLine, UsageError } from "./cli.ts";
+import { usage } from "./help.ts";
 import { runAgent } from "./commands/agent.ts";
 import {
   type CommandContext,

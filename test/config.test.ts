@@ -13,13 +13,9 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, test } from "node:test";
-import {
-  type ConfigFs,
-  MAX_EXPANDED_BYTES,
-  MAX_INCLUDE_PATHS,
-  readHttpdConfig,
-  tokenize,
-} from "../src/config/httpd.ts";
+import { MAX_EXPANDED_BYTES, readHttpdConfig } from "../src/config/httpd.ts";
+import { type ConfigFs, MAX_INCLUDE_PATHS } from "../src/config/include-paths.ts";
+import { tokenize } from "../src/config/lines.ts";
 import { loadSettings, MAX_CONFIG_BYTES } from "../src/config/load.ts";
 import { describeSettings, KNOWN_DIRECTIVES } from "../src/settings.ts";
 import { requiredOrSkipped } from "./support/lab.ts";

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { defaultText } from "../src/cli.ts";
+import { defaultText } from "../src/help.ts";
 import { SETTINGS } from "../src/settings.ts";
 import { optionsTables, README, withOptionsTables } from "../scripts/options.ts";
 

@@ -3,19 +3,18 @@
  * quoted arguments, case-insensitive names, nested `<Section>`s, Include and IncludeOptional
  * (globs, directories, loops detected), Define and UnDefine, `${NAME}`, and the conditional
  * sections IfDefine, IfModule, IfFile and IfDirective. The file system and environment are
- * passed in, so that reading is a pure function of them.
+ * passed in, so that reading is a pure function of them. A file's lines and words come from
+ * lines.ts, the files an Include names from include-paths.ts; here is what the lines mean.
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { describeError } from "../errors.ts";
-
-export interface ConfigFs {
-  readFile(path: string): string;
-  isDirectory(path: string): boolean;
-  exists(path: string): boolean;
-  readdir(path: string): string[];
-  /** The path with every symbolic link resolved. */
-  realpath(path: string): string;
-}
+import {
+  type ConfigFs,
+  expandIncludePath,
+  IncludeWalkError,
+  MAX_INCLUDE_DEPTH,
+} from "./include-paths.ts";
+import { logicalLines, tokenize } from "./lines.ts";
 
 export interface Directive {
   /** As written: `HeartbeatAddress`. */
@@ -65,15 +64,11 @@ const CONDITIONALS = new Map([["ifdefine", "IfDefine"], ["ifmodule", "IfModule"]
   "IfFile",
 ], ["ifdirective", "IfDirective"]]);
 const LANGUAGE = ["define", "undefine", "include", "includeoptional", "loadmodule", "serverroot"];
-/** Apache gives up on includes, and on folders within an included one, nested deeper than this. */
-const MAX_INCLUDE_DEPTH = 128;
 /**
  * Apache reads a configuration line of at most 16 MiB (VARBUF_MAX_LEN); `${NAME}`s may add at most
  * as much to all the lines read, so that Defines doubling each other cannot exhaust memory.
  */
 export const MAX_EXPANDED_BYTES = 16 * 1024 * 1024;
-/** Files and folders one Include may walk: folders linked into themselves would be endless. */
-export const MAX_INCLUDE_PATHS = 10_000;
 
 interface OpenSection {
   name: string;
@@ -327,154 +322,6 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
     serverRoot: relative("."),
     runtimeDir: relative(defaultRuntimeDir ?? DEFAULT_REL_RUNTIMEDIR),
   };
-}
-
-/** Lines joined where one ends with `\`, each with the number of the line it starts on. */
-function logicalLines(text: string): { text: string; line: number }[] {
-  const lines: { text: string; line: number }[] = [];
-  let pending: { text: string; line: number } | undefined;
-  text.split(/\r?\n/).forEach((physical, index) => {
-    const continued = physical.endsWith("\\");
-    const part = continued ? physical.slice(0, -1) : physical;
-    pending = pending
-      ? { text: pending.text + part, line: pending.line }
-      : { text: part, line: index + 1 };
-    if (!continued) {
-      lines.push(pending);
-      pending = undefined;
-    }
-  });
-  if (pending) lines.push(pending);
-  return lines;
-}
-
-/**
- * Words as Apache's ap_getword_conf splits them: by white space, except inside "double" or
- * 'single' quotes, where a backslash before the quote character escapes it. An unclosed
- * quote runs to the end of the line, as in Apache.
- */
-export function tokenize(line: string): string[] {
-  const words: string[] = [];
-  // Searches rather than a character at a time: a line may be megabytes long.
-  const space = /\s/g;
-  const text = /\S/g;
-  for (let i = 0;;) {
-    text.lastIndex = i;
-    if (!text.test(line)) break;
-    i = text.lastIndex - 1;
-    const quote = line[i];
-    if (quote === '"' || quote === "'") {
-      let end = line.indexOf(quote, i + 1);
-      while (end > 0 && line[end - 1] === "\\") end = line.indexOf(quote, end + 1);
-      if (end < 0) end = line.length;
-      words.push(line.slice(i + 1, end).replaceAll(`\\${quote}`, quote));
-      i = end + 1;
-    } else {
-      space.lastIndex = i;
-      const end = space.test(line) ? space.lastIndex - 1 : line.length;
-      words.push(line.slice(i, end));
-      i = end;
-    }
-  }
-  return words;
-}
-
-/** Why an Include is refused before any file it names is read. */
-class IncludeWalkError extends Error {}
-
-/**
- * The files an Include path names: itself, a directory's files (recursively), or glob matches,
- * sorted. Throws IncludeWalkError for a folder reached twice, through a link (to itself or to a
- * folder above it, a loop: Apache would walk it to its depth limit, 128, doubling at each level
- * with two such links), and past MAX_INCLUDE_PATHS files and folders.
- */
-export function expandIncludePath(pattern: string, fs: ConfigFs): string[] {
-  const segments = pattern.split("/");
-  let paths = [pattern.startsWith("/") ? "/" : "."];
-  for (const segment of segments) {
-    if (segment === "") continue;
-    const next: string[] = [];
-    for (const base of paths) {
-      if (!/[*?[]/.test(segment)) {
-        next.push(join(base, segment));
-        continue;
-      }
-      const matcher = globMatcher(segment);
-      let entries: string[] = [];
-      try {
-        entries = fs.readdir(base);
-      } catch { /* not a directory: no matches */ }
-      next.push(
-        ...entries.filter((entry) => !entry.startsWith(".") && matcher.test(entry)).sort().map((
-          entry,
-        ) => join(base, entry)),
-      );
-    }
-    paths = next;
-  }
-  const walk: Walk = { fs, paths: 0, folders: new Map() };
-  return paths.flatMap((path) => filesUnder(path, walk, 0));
-}
-
-interface Walk {
-  fs: ConfigFs;
-  /** Files and folders looked at so far. */
-  paths: number;
-  /** The folders walked into, by real path, each with the path it was first reached by. */
-  folders: Map<string, string>;
-}
-
-/** The files at or under `path`, a folder `depth` below the one included. */
-function filesUnder(path: string, walk: Walk, depth: number): string[] {
-  const { fs, folders } = walk;
-  if (++walk.paths > MAX_INCLUDE_PATHS) {
-    throw new IncludeWalkError(`more than ${MAX_INCLUDE_PATHS} files and folders to include`);
-  }
-  if (!fs.exists(path)) return [];
-  if (!fs.isDirectory(path)) return [path];
-  if (depth > MAX_INCLUDE_DEPTH) {
-    throw new IncludeWalkError(
-      `Directory ${path} exceeds the maximum include directory nesting level of ` +
-        `${MAX_INCLUDE_DEPTH}. You have probably a recursion somewhere.`,
-    );
-  }
-  const real = fs.realpath(path);
-  const first = folders.get(real);
-  if (first !== undefined) {
-    throw new IncludeWalkError(
-      path.startsWith(`${first}/`)
-        ? `${path} is a link back to ${first}, a folder it is in: a loop`
-        : `${path} and ${first} are one folder, ${real}, reached twice through links`,
-    );
-  }
-  folders.set(real, path);
-  return fs.readdir(path).filter((entry) => !entry.startsWith(".")).sort().flatMap((entry) =>
-    filesUnder(join(path, entry), walk, depth + 1)
-  );
-}
-
-function globMatcher(glob: string): RegExp {
-  let source = "";
-  for (let i = 0; i < glob.length; i++) {
-    const char = glob[i];
-    if (char === "*") source += "[^/]*";
-    else if (char === "?") source += "[^/]";
-    else if (char === "[") {
-      const end = glob.indexOf("]", i + 1);
-      if (end < 0) source += "\\[";
-      else {
-        const body = glob.slice(i + 1, end);
-        source += `[${body.startsWith("!") ? `^${body.slice(1)}` : body.replace(/\\/g, "\\\\")}]`;
-        i = end;
-      }
-    } else source += char.replace(/[.+^${}()|\\]/g, "\\$&");
-  }
-  try {
-    return new RegExp(`^${source}$`);
-  } catch {
-    // A range out of order, `[z-a]`: apr_fnmatch matches nothing with it, and neither do we.
-    return /(?!)/;
-  }
 }
 
 /** Apache's words for why a file could not be read. */

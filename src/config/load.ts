@@ -3,7 +3,8 @@ import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { readRegularFile } from "../regular-file.ts";
 import { KNOWN_DIRECTIVES, type Layers, type Resolved, resolveSettings } from "../settings.ts";
-import { type ConfigFs, readHttpdConfig } from "./httpd.ts";
+import { readHttpdConfig } from "./httpd.ts";
+import type { ConfigFs } from "./include-paths.ts";
 
 /** A config file is a regular file of at most this size; Apache reads nothing else either. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;

@@ -1,6 +1,6 @@
 /** src/sources/cpu.ts */
 import assert from "node:assert/strict";
-import { usage } from "../../src/cli.ts";
+import { usage } from "../../src/help.ts";
 import { spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, test } from "node:test";
-import { usage } from "../../src/cli.ts";
+import { usage } from "../../src/help.ts";
 import { createSource } from "../../src/sources/index.ts";
 import { parsePressureArgument, pressureLoad } from "../../src/sources/pressure.ts";
 import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
