@@ -256,7 +256,7 @@ function withNegativeValues(argv: string[]): string[] {
 
 /** parseArgs' errors differ between runtimes; this says the same thing on all of them, and how to mend it. */
 function parseArgsMessage(error: unknown): string {
-  const code = (error as { code?: string }).code;
+  const code = error instanceof Error && "code" in error ? String(error.code) : undefined;
   const message = error instanceof Error ? error.message : String(error);
   const option = /'(-[^' ]+)/.exec(message)?.[1] ?? /(--?[\w-]+)/.exec(message)?.[1];
   switch (code) {

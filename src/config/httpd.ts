@@ -7,7 +7,7 @@
  * lines.ts, the files an Include names from include-paths.ts; here is what the lines mean.
  */
 import { dirname, isAbsolute, join } from "node:path";
-import { describeError } from "../errors.ts";
+import { describeError, errorCode } from "../errors.ts";
 import {
   type ConfigFs,
   expandIncludePath,
@@ -326,12 +326,14 @@ export function readHttpdConfig(mainFile: string, options: ReadOptions): ConfigR
 
 /** Apache's words for why a file could not be read. */
 function reason(error: unknown): string {
-  const code = (error as { code?: string }).code;
+  const code = errorCode(error);
   return code === "ENOENT"
     ? "No such file or directory"
     : code === "EACCES"
     ? "Permission denied"
-    : String((error as Error).message ?? error);
+    : error instanceof Error
+    ? error.message
+    : String(error);
 }
 
 /**
