@@ -40,10 +40,11 @@ export const HYSTERESIS_MIN_STEP = 3;
 export const SETTLE_MS = 2_000;
 /** A reload command still running after this is killed, and has failed. */
 export const RELOAD_DEADLINE_MS = 10_000;
+/** How long after the reload command exits its output is still read (see runReload). */
+const OUTPUT_GRACE_MS = 500;
 /** What of a failed reload's output is kept for the log: its first line, at most this long. */
 const DETAIL_CHARS = 300;
 
-/** One --nginx-server: an address or a range, and the port when one was given. */
 /** One `server` line: ADDR:PORT, and its weight, 0 for `down`. */
 export interface UpstreamServer {
   address: string;
@@ -157,8 +158,12 @@ export interface ReloadResult {
   detail: string;
 }
 
-/** Runs `argv` to its end, at most RELOAD_DEADLINE_MS; never rejects. */
-export function runReload(argv: string[]): Promise<ReloadResult> {
+/**
+ * Runs `argv` to its end, at most `deadlineMs` (then it is killed); never rejects. Its exit is
+ * its end: a process it leaves running (a script's `nginx &`) may hold its output open for ever,
+ * and would hold every later reload with it; what it said within OUTPUT_GRACE_MS is kept.
+ */
+export function runReload(argv: string[], deadlineMs = RELOAD_DEADLINE_MS): Promise<ReloadResult> {
   return new Promise((resolve) => {
     let output = "";
     let child: ReturnType<typeof spawn>;
@@ -172,21 +177,28 @@ export function runReload(argv: string[]): Promise<ReloadResult> {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
-    const deadline = setTimeout(() => child.kill("SIGKILL"), RELOAD_DEADLINE_MS);
-    child.once("error", (error) => {
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    const deadline = setTimeout(() => child.kill("SIGKILL"), deadlineMs);
+    const finish = (result: ReloadResult) => {
       clearTimeout(deadline);
-      resolve({ ok: false, detail: describeError(error) });
-    });
-    child.once("close", (code, signal) => {
-      clearTimeout(deadline);
+      clearTimeout(grace);
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      resolve(result);
+    };
+    const ended = (code: number | null, signal: NodeJS.Signals | null) => {
       const said = output.trim().split("\n")[0].slice(0, DETAIL_CHARS);
       const how = code === null
-        ? `killed by ${signal}${
-          signal === "SIGKILL" ? ` after ${RELOAD_DEADLINE_MS / 1000} s` : ""
-        }`
+        ? `killed by ${signal}${signal === "SIGKILL" ? ` after ${deadlineMs / 1000} s` : ""}`
         : `exit ${code}`;
-      resolve({ ok: code === 0, detail: said ? `${how}: ${said}` : how });
+      finish({ ok: code === 0, detail: said ? `${how}: ${said}` : how });
+    };
+    child.once("error", (error) => finish({ ok: false, detail: describeError(error) }));
+    child.once("exit", (code, signal) => {
+      clearTimeout(deadline);
+      grace = setTimeout(() => ended(code, signal), OUTPUT_GRACE_MS);
     });
+    child.once("close", ended);
   });
 }
 

@@ -18,6 +18,7 @@ import {
   reloadArgv,
   reloadCommandProblem,
   type ReloadResult,
+  runReload,
   SETTLE_MS,
   upstreamServers,
 } from "../../../src/monitor/outputs/nginx.ts";
@@ -326,4 +327,32 @@ test("nginx upstream: a reload runner that rejects is a failed reload, not an er
     /^heartbeat_nginx_reloads_total\{result="failed"\} 1$/m,
   );
   assert.match(nginx.monitor.health().reason, /failed \(spawn failed\)/);
+});
+
+test("nginx upstream: the reload command runs without a shell, says how it ended, and is bounded in time", async () => {
+  assert.deepEqual(await runReload(["sh", "-c", "echo reloaded"]), {
+    ok: true,
+    detail: "exit 0: reloaded",
+  });
+  assert.deepEqual(await runReload(["sh", "-c", "echo 'nginx: [emerg] bad' >&2; exit 1"]), {
+    ok: false,
+    detail: "exit 1: nginx: [emerg] bad",
+  });
+  // No shell: a `;` is an argument like any other.
+  assert.deepEqual(await runReload(["echo", "a;", "false"]), {
+    ok: true,
+    detail: "exit 0: a; false",
+  });
+  assert.equal((await runReload(["/nowhere/nginx", "-s", "reload"])).ok, false);
+  assert.deepEqual(await runReload(["sleep", "5"], 200), {
+    ok: false,
+    detail: "killed by SIGKILL after 0.2 s",
+  });
+  // A command that leaves a process holding its output: its exit is its end, not the other's.
+  const started = Date.now();
+  assert.deepEqual(await runReload(["sh", "-c", "sleep 4 & echo started"]), {
+    ok: true,
+    detail: "exit 0: started",
+  });
+  assert.ok(Date.now() - started < 3000, `ended after ${Date.now() - started} ms`);
 });
