@@ -208,21 +208,19 @@ function text(value: string): string {
   return value;
 }
 
-function serverRange(text: string): ServerRange {
-  try {
-    return parseServerRange(text);
-  } catch (error) {
-    throw new SettingError((error as Error).message);
-  }
+/** `parse`, its Error a SettingError: its message says what to give. */
+function asSetting<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new SettingError(error instanceof Error ? error.message : String(error));
+    }
+  };
 }
 
-function cidr(text: string): Cidr {
-  try {
-    return parseCidr(text);
-  } catch (error) {
-    throw new SettingError((error as Error).message);
-  }
-}
+const cidr = asSetting(parseCidr);
+const serverRange = asSetting(parseServerRange);
 
 /** Servers the monitor keeps at most, unless told otherwise (HeartbeatMaxServers 0 means this). */
 export const DEFAULT_MAX_SERVERS = 1000;
