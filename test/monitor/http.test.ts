@@ -227,9 +227,14 @@ test("monitor http: --allow is checked when a connection opens, and connections 
     "POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 18\r\n\r\nv=1&ready=1&busy=1",
   );
   assert.equal(outsider.answer, "", "nothing read, nothing answered");
+  // The status page and its data are no exception.
+  for (const path of ["/", "/status.json"]) {
+    const page = await exchange(refused.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal(page.answer, "", `GET ${path}`);
+  }
   assert.match(
     refused.metrics(),
-    /^heartbeat_http_requests_refused_total\{reason="not-allowed"\} 1$/m,
+    /^heartbeat_http_requests_refused_total\{reason="not-allowed"\} 3$/m,
   );
   await refused.stop();
 
