@@ -252,7 +252,7 @@ export class Monitor {
   }
 
   /** GET /servers */
-  servers(): object[] {
+  servers(): { ip: string; ready: number; busy: number; port: number; lastSeenSeconds: number }[] {
     const now = this.#options.clock.now();
     return this.table.entries().map((entry: ServerEntry) => ({
       ip: entry.ip,

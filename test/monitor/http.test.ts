@@ -139,7 +139,7 @@ test("monitor http: HTTP POST /heartbeat as mod_heartmonitor's handler, GET /ser
     body: "v=1&ready=25&busy=0&port=8080\r\n",
   });
   assert.deepEqual([tomcat.status, await tomcat.text()], [200, "OK"]);
-  assert.deepEqual(monitor.servers().map((server) => (server as { ready: number }).ready), [25]);
+  assert.deepEqual(monitor.servers().map((server) => server.ready), [25]);
   const counted = await (await fetch(`${url}/metrics`)).text();
   assert.match(counted, /^heartbeat_http_requests_refused_total\{reason="not-found"\} 1$/m);
   assert.match(

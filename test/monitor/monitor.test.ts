@@ -33,7 +33,7 @@ test("monitor: mod_heartmonitor's input rules; everything else rejected, counted
       JSON.stringify(message),
     );
   }
-  assert.deepEqual(monitor.servers().map((server) => (server as { ip: string }).ip), ["10.0.0.1"]);
+  assert.deepEqual(monitor.servers().map((server) => server.ip), ["10.0.0.1"]);
   assert.deepEqual(Object.fromEntries(monitor.rejected), {
     "missing-field": 4,
     "bad-number": 2,
