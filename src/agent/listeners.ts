@@ -68,7 +68,7 @@ export async function openListeners(
         .filter((entry): entry is [string, string] => entry[1] !== undefined),
     );
     await open(
-      "/healthz and /metrics",
+      "the status page, /healthz and /metrics",
       settings.http,
       () => serveAgentHttp(settings.http!, status, build, limits("http", HTTP_BOUNDS)),
     );

@@ -15,6 +15,7 @@ import {
 import { type ConnectionBounds, hostOf } from "../connection-limits.ts";
 import { type Logger, ProblemLog } from "../log.ts";
 import { type Clock, runEvery } from "../scheduler.ts";
+import { describeError } from "../errors.ts";
 import { FLAG_NAMES, type SettingNames } from "../settings.ts";
 import type { SignatureCheck } from "../signing.ts";
 import type { OpenUdpListener, UdpListenOptions } from "../transport/transport.ts";
@@ -225,7 +226,18 @@ export class Monitor {
     }
     const entries = this.table.entries();
     this.history.update(entries, now);
-    for (const output of this.outputs) output.update(entries, now);
+    for (const output of this.outputs) {
+      // An output's contract is never to throw; one that does anyway costs its own update, not
+      // the tick that keeps the others (and the table's expiry) going.
+      try {
+        output.update(entries, now);
+      } catch (error) {
+        this.#problems.fail(
+          `output ${output.name}`,
+          `the ${output.name} output failed: ${describeError(error)}`,
+        );
+      }
+    }
   }
 
   /** What the status page shows (src/monitor/page.ts). */

@@ -612,7 +612,7 @@ test(
     );
     const log = collect(agent);
     await waitFor(
-      () => log().stderr.includes("/healthz and /metrics on"),
+      () => log().stderr.includes("the status page, /healthz and /metrics on"),
       10_000,
       `the agent's HTTP side: ${log().stderr}`,
     );

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { monitorMetrics } from "../../src/monitor/metrics.ts";
 import { SEEN_TIMEOUT_MS } from "../../src/monitor/table.ts";
+import type { MonitorOutput } from "../../src/monitor/outputs/output.ts";
 import { monitorWith } from "../support/monitor.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "heartbeat-monitor-"));
@@ -180,4 +181,28 @@ test("monitor: a bad port= alone costs the port, not the server: taken at port 8
   const warnings = log.filter((line) => line.includes("without its port"));
   assert.equal(warnings.length, 1, "logged once, not per heartbeat");
   assert.match(warnings[0], /10\.0\.0\.1 \(udp\) without its port: port="0" is no port from 1/);
+});
+
+test("monitor: an output that throws costs its own update, logged, and not the tick: the next output is still updated", () => {
+  const updated: number[] = [];
+  const output = (name: string, update: () => void): MonitorOutput => ({
+    name,
+    update,
+    problem: () => undefined,
+    counters: () => ({}),
+    metrics: () => [],
+    close: () => Promise.resolve(),
+  });
+  const { monitor, log } = monitorWith({
+    outputs: [
+      output("broken", () => {
+        throw new Error("a bug");
+      }),
+      output("next", () => updated.push(monitor.table.size)),
+    ],
+  });
+  monitor.accept("v=1&ready=4&busy=1", "10.0.0.1", "udp");
+  monitor.tick();
+  assert.deepEqual(updated, [1]);
+  assert.ok(log.some((line) => line.endsWith("the broken output failed: a bug")), log.join("\n"));
 });
