@@ -408,15 +408,15 @@ test("main: -t checks what a start would, and says each problem where it is", as
         "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
       ]],
       [["-t", "-f", conf], [
-        `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
+        `${conf}:2: HeartbeatSource static needs --ready N (and --busy M, default 0)`,
         // -t puts the directive's FILE:LINE first, as it does every problem: the name need not.
         `${conf}:3: HeartbeatKeyFile: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
       ]],
       // Several sources: each problem at its own line.
       [["-t", "-f", several], [
-        `${several}:3: --source nginx needs --capacity N: how many connections this server can serve at once`,
-        `${several}:4: --source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
-        `${several}:5: --source nginx is given twice: give each source once`,
+        `${several}:3: HeartbeatSource nginx needs --capacity N: how many connections this server can serve at once`,
+        `${several}:4: HeartbeatSource exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
+        `${several}:5: HeartbeatSource nginx is given twice: give each source once`,
       ]],
       [["-t", "-a", "239.0.0.1:27999", "--source", "file:/run/load", "--source", "tcp"], [
         "--source tcp needs --capacity N: how many connections this server can serve at once",
@@ -495,8 +495,19 @@ test("main: a message about a setting names it as it was given: flag, variable, 
     writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatKeyFile /nonexistent/key\n");
     const unreadable =
       "cannot read the key file /nonexistent/key: no such file or directory (ENOENT)";
+    const sourced = join(dir, "sourced.conf");
+    writeFileSync(sourced, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource nginx\n");
+    const needsCapacity =
+      "nginx needs --capacity N: how many connections this server can serve at once";
     const cases: [string[], Record<string, string>, string][] = [
       [["-f", conf, "--ready", "1"], {}, `HeartbeatKeyFile at ${conf}:2: ${unreadable}`],
+      [["-f", sourced], {}, `HeartbeatSource at ${sourced}:2 ${needsCapacity}`],
+      [
+        ["-a", "239.0.0.1:27999"],
+        { HEARTBEAT_SOURCE: "nginx" },
+        `HEARTBEAT_SOURCE ${needsCapacity}`,
+      ],
+      [["-a", "239.0.0.1:27999", "--source", "nginx"], {}, `--source ${needsCapacity}`],
       [
         ["-a", "239.0.0.1:27999", "--ready", "1"],
         { HEARTBEAT_KEY_FILE: "/nonexistent/key" },
