@@ -15,7 +15,7 @@ import { test } from "node:test";
 import { parseCommandLine, UsageError } from "../src/cli.ts";
 import { USAGE, usage } from "../src/help.ts";
 import { resolveSettings } from "../src/settings.ts";
-import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
 import { recordingLog } from "./support/fakes.ts";
 
 /** The settings a command line gives, with no environment or file; throws on problems. */
@@ -840,3 +840,29 @@ test("main: --ready and --busy with a source that does not read them are said to
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "main: under Deno, an IPv6 group with a hop limit other than 1 is refused, naming the TTL setting as given",
+  { skip: !("Deno" in globalThis) },
+  async () => {
+    const cases: [string[], Record<string, string>, string][] = [
+      [["--ttl", "2"], {}, "--ttl"],
+      [[], { HEARTBEAT_TTL: "2" }, "HEARTBEAT_TTL"],
+    ];
+    for (const [argv, env, name] of cases) {
+      const err = recordingLog();
+      assert.equal(
+        await main(
+          ["-a", "[ff02::1234%lo]:27999", "--ready", "1", "--once", ...argv],
+          { stdout: err.write, stderr: err.write },
+          env,
+        ),
+        EXIT_FAILURE,
+      );
+      assert.equal(
+        err.lines[0],
+        `heartbeat: ${name} 2: Deno cannot set the IPv6 multicast hop limit: ask for 1, or run under Bun`,
+      );
+    }
+  },
+);
