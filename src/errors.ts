@@ -63,13 +63,19 @@ export function systemError(error: unknown): Error {
 /**
  * What to do when a socket cannot listen: the error's one wording, and the usual way out for
  * the codes that have one (a multicast group no interface routes, a port below the first
- * unprivileged one, a port taken).
+ * unprivileged one, a port taken). A multicast listener's caller gives the interface setting's
+ * name as the operator would give it (this module knows no settings).
  */
-export function listenFailure(error: unknown, where: { port: number; multicast: boolean }): string {
+export function listenFailure(
+  error: unknown,
+  where:
+    | { port: number; multicast: false }
+    | { port: number; multicast: true; interfaceName: string },
+): string {
   const code = errorCode(error);
   const first = firstUnprivilegedPort() ?? 1024;
   const hint = code === "ENODEV" && where.multicast
-    ? "no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS"
+    ? `no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give ${where.interfaceName} ADDRESS`
     : code === "EACCES" && where.port < first
     ? `ports below ${first} need root or CAP_NET_BIND_SERVICE`
     : code === "EADDRINUSE"

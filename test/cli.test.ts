@@ -15,7 +15,7 @@ import { test } from "node:test";
 import { parseCommandLine, UsageError } from "../src/cli.ts";
 import { USAGE, usage } from "../src/help.ts";
 import { resolveSettings } from "../src/settings.ts";
-import { EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main } from "../src/main.ts";
 import { recordingLog } from "./support/fakes.ts";
 
 /** The settings a command line gives, with no environment or file; throws on problems. */
@@ -408,15 +408,15 @@ test("main: -t checks what a start would, and says each problem where it is", as
         "no destination: give --address HOST:PORT (or HeartbeatAddress in a config file, or HEARTBEAT_ADDRESS)",
       ]],
       [["-t", "-f", conf], [
-        `${conf}:2: --source static needs --ready N (and --busy M, default 0)`,
+        `${conf}:2: HeartbeatSource static needs --ready N (and --busy M, default 0)`,
         // -t puts the directive's FILE:LINE first, as it does every problem: the name need not.
         `${conf}:3: HeartbeatKeyFile: cannot read the key file /nonexistent/key: no such file or directory (ENOENT)`,
       ]],
       // Several sources: each problem at its own line.
       [["-t", "-f", several], [
-        `${several}:3: --source nginx needs --capacity N: how many connections this server can serve at once`,
-        `${several}:4: --source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
-        `${several}:5: --source nginx is given twice: give each source once`,
+        `${several}:3: HeartbeatSource nginx needs --capacity N: how many connections this server can serve at once`,
+        `${several}:4: HeartbeatSource exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
+        `${several}:5: HeartbeatSource nginx is given twice: give each source once`,
       ]],
       [["-t", "-a", "239.0.0.1:27999", "--source", "file:/run/load", "--source", "tcp"], [
         "--source tcp needs --capacity N: how many connections this server can serve at once",
@@ -495,8 +495,19 @@ test("main: a message about a setting names it as it was given: flag, variable, 
     writeFileSync(conf, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatKeyFile /nonexistent/key\n");
     const unreadable =
       "cannot read the key file /nonexistent/key: no such file or directory (ENOENT)";
+    const sourced = join(dir, "sourced.conf");
+    writeFileSync(sourced, "HeartbeatAddress 239.0.0.1:27999\nHeartbeatSource nginx\n");
+    const needsCapacity =
+      "nginx needs --capacity N: how many connections this server can serve at once";
     const cases: [string[], Record<string, string>, string][] = [
       [["-f", conf, "--ready", "1"], {}, `HeartbeatKeyFile at ${conf}:2: ${unreadable}`],
+      [["-f", sourced], {}, `HeartbeatSource at ${sourced}:2 ${needsCapacity}`],
+      [
+        ["-a", "239.0.0.1:27999"],
+        { HEARTBEAT_SOURCE: "nginx" },
+        `HEARTBEAT_SOURCE ${needsCapacity}`,
+      ],
+      [["-a", "239.0.0.1:27999", "--source", "nginx"], {}, `--source ${needsCapacity}`],
       [
         ["-a", "239.0.0.1:27999", "--ready", "1"],
         { HEARTBEAT_KEY_FILE: "/nonexistent/key" },
@@ -829,3 +840,29 @@ test("main: --ready and --busy with a source that does not read them are said to
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "main: under Deno, an IPv6 group with a hop limit other than 1 is refused, naming the TTL setting as given",
+  { skip: !("Deno" in globalThis) },
+  async () => {
+    const cases: [string[], Record<string, string>, string][] = [
+      [["--ttl", "2"], {}, "--ttl"],
+      [[], { HEARTBEAT_TTL: "2" }, "HEARTBEAT_TTL"],
+    ];
+    for (const [argv, env, name] of cases) {
+      const err = recordingLog();
+      assert.equal(
+        await main(
+          ["-a", "[ff02::1234%lo]:27999", "--ready", "1", "--once", ...argv],
+          { stdout: err.write, stderr: err.write },
+          env,
+        ),
+        EXIT_FAILURE,
+      );
+      assert.equal(
+        err.lines[0],
+        `heartbeat: ${name} 2: Deno cannot set the IPv6 multicast hop limit: ask for 1, or run under Bun`,
+      );
+    }
+  },
+);

@@ -31,13 +31,22 @@ test("errors: Bun's, Deno's and node's wordings of one failure read the same", (
 test("errors: a listener's failure gets the way out its code has, and only that one", () => {
   const code = (name: string) => Object.assign(new Error(name), { code: name });
   assert.equal(
-    listenFailure(code("ENODEV"), { port: 27999, multicast: true }),
+    listenFailure(code("ENODEV"), { port: 27999, multicast: true, interfaceName: "--interface" }),
     "no such device (ENODEV): no interface routes multicast: add a route (ip route add 224.0.0.0/4 dev eth0) or give --interface ADDRESS",
+  );
+  // The caller names the interface setting as the operator gave it.
+  assert.match(
+    listenFailure(code("ENODEV"), {
+      port: 27999,
+      multicast: true,
+      interfaceName: "HEARTBEAT_INTERFACE",
+    }),
+    /or give HEARTBEAT_INTERFACE ADDRESS$/,
   );
   // Every adapter says ENODEV for a group without a route (transport/node.ts maps Deno's
   // node:dgram's EINVAL): an EINVAL is some other mistake, which the route would not mend.
   assert.equal(
-    listenFailure(code("EINVAL"), { port: 27999, multicast: true }),
+    listenFailure(code("EINVAL"), { port: 27999, multicast: true, interfaceName: "--interface" }),
     "invalid argument (EINVAL)",
   );
   assert.equal(

@@ -86,7 +86,11 @@ async function tryListening(settings: Settings, names: SettingNames): Promise<vo
   } catch (error) {
     throw new UsageError(
       `${names("listen")} '${listen.text}': ${
-        listenFailure(error, { port: listen.port, multicast: true })
+        listenFailure(error, {
+          port: listen.port,
+          multicast: true,
+          interfaceName: names("interfaceAddress"),
+        })
       }`,
     );
   }
@@ -227,10 +231,12 @@ export async function runMonitorCommand(
     restore,
     openUdpListener: (options, onDatagram) =>
       openUdpListener(options, onDatagram).catch((error) => {
-        udpFailed = listenFailure(error, {
-          port: options.port,
-          multicast: isMulticast(options.address),
-        });
+        udpFailed = listenFailure(
+          error,
+          isMulticast(options.address)
+            ? { port: options.port, multicast: true, interfaceName: names("interfaceAddress") }
+            : { port: options.port, multicast: false },
+        );
         throw error;
       }),
     maxServers,

@@ -16,7 +16,11 @@ import { type Resolved, rowOf, type SettingNames, type Settings } from "../setti
 import { sign } from "../signing.ts";
 import { type CombinedSource, combineSources } from "../sources/combined.ts";
 import { createListedSource, createSources } from "../sources/index.ts";
-import type { AdapterName, UdpTransport } from "../transport/transport.ts";
+import {
+  type AdapterName,
+  HopLimitUnsupported,
+  type UdpTransport,
+} from "../transport/transport.ts";
 import { VERSION } from "../version.ts";
 import type { CommandContext } from "../commands/context.ts";
 import {
@@ -359,6 +363,9 @@ async function openTransport(
       interfaceAddress: settings.interfaceAddress,
     });
   } catch (error) {
+    if (error instanceof HopLimitUnsupported) {
+      throw new RuntimeFailure(`${names("ttl")} ${settings.ttl}: ${error.message}`);
+    }
     if (
       settings.interfaceAddress &&
       (errorCode(error) === "EADDRNOTAVAIL" || /cannot assign/i.test(String(error)))

@@ -48,8 +48,8 @@ export function withoutOwnScrape(load: Load): Load {
 
 export const apacheSource: SourceDefinition = {
   summary: `Apache's mod_status scoreboard (default URL ${APACHE_DEFAULT_URL})`,
-  create(argument) {
-    const url = statusUrl("apache", argument, APACHE_DEFAULT_URL);
+  create(argument, settings) {
+    const url = statusUrl("apache", argument, APACHE_DEFAULT_URL, settings.names);
     return {
       description: `apache ${url.href}`,
       read: async (signal) => withoutOwnScrape(parseApacheStatus(await httpGet(url, signal))),

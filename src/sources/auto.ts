@@ -25,7 +25,9 @@ export const autoSource: SourceDefinition = {
     "the default: static with --ready, else apache, nginx (with --capacity) or php-fpm if it answers, else tcp with --capacity",
   async create(argument, settings) {
     if (argument !== undefined) {
-      throw new SourceConfigError(`--source auto takes no argument, got 'auto:${argument}'`);
+      throw new SourceConfigError(
+        `${settings.names("source")} auto takes no argument, got 'auto:${argument}'`,
+      );
     }
     if (settings.ready !== undefined) {
       return {
@@ -51,7 +53,9 @@ export const autoSource: SourceDefinition = {
     const [ready, capacity] = [settings.names("ready"), settings.names("capacity")];
     if (settings.capacity === undefined) tried.push(`nginx, tcp: need ${capacity} N`);
     throw new SourceConfigError(
-      `no load source found (tried ${tried.join("; ")}). Choose one with --source: ` +
+      `no load source found (tried ${tried.join("; ")}). Choose one with ${
+        settings.names("source")
+      }: ` +
         `static ${ready} N, apache[:URL], nginx[:URL] ${capacity} N, php-fpm[:URI], ` +
         `tcp[:PORTS] ${capacity} N, exec:COMMAND or file:PATH`,
     );

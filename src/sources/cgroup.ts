@@ -6,6 +6,8 @@
 import { readFile, realpath, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { describeError } from "../errors.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 import { SourceConfigError } from "./source.ts";
 
 /** A mounted cgroup hierarchy, from /proc/self/mountinfo. */
@@ -343,6 +345,7 @@ export async function locateCgroup(
   files: HostFiles,
   source: "cpu" | "pressure",
   argument: string | undefined,
+  names: SettingNames,
 ): Promise<CgroupLocation | undefined> {
   let mounts: CgroupMount[];
   let memberships: CgroupMembership[];
@@ -351,7 +354,9 @@ export async function locateCgroup(
     memberships = parseProcCgroup(await files.read("/proc/self/cgroup"));
   } catch (error) {
     throw new SourceConfigError(
-      `--source ${source} finds cgroups through /proc/self/mountinfo and /proc/self/cgroup: ${
+      `${
+        names("source")
+      } ${source} finds cgroups through /proc/self/mountinfo and /proc/self/cgroup: ${
         describeError(error)
       } (Linux only)`,
     );
@@ -361,7 +366,9 @@ export async function locateCgroup(
   }
   if (!argument.startsWith("/")) {
     throw new SourceConfigError(
-      `--source ${source}:${argument}: name the cgroup by its directory, e.g. ${source}:/sys/fs/cgroup/system.slice/nginx.service`,
+      `${
+        names("source")
+      } ${source}:${argument}: name the cgroup by its directory, e.g. ${source}:/sys/fs/cgroup/system.slice/nginx.service`,
     );
   }
   let directory: string;
@@ -370,13 +377,17 @@ export async function locateCgroup(
     if (!(await stat(files.resolve(directory))).isDirectory()) throw new Error("not a directory");
   } catch {
     throw new SourceConfigError(
-      `--source ${source}:${argument}: no such cgroup directory (the server's cgroup is in /proc/PID/cgroup; the hierarchies are mounted under /sys/fs/cgroup)`,
+      `${
+        names("source")
+      } ${source}:${argument}: no such cgroup directory (the server's cgroup is in /proc/PID/cgroup; the hierarchies are mounted under /sys/fs/cgroup)`,
     );
   }
   const location = namedCgroup(mounts, directory);
   if (!location) {
     throw new SourceConfigError(
-      `--source ${source}:${argument}: ${directory} is not in a cgroup hierarchy (none of the cgroup mounts in /proc/self/mountinfo holds it)`,
+      `${
+        names("source")
+      } ${source}:${argument}: ${directory} is not in a cgroup hierarchy (none of the cgroup mounts in /proc/self/mountinfo holds it)`,
     );
   }
   return { ...location, name: argument };

@@ -12,6 +12,8 @@
 import type { Load } from "../codec.ts";
 import { errorCode } from "../errors.ts";
 import { systemClock } from "../scheduler.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 import {
   type CgroupLocation,
   type CpuTicks,
@@ -118,17 +120,18 @@ async function cgroupFiles(
   files: HostFiles,
   location: CgroupLocation,
   argument: string | undefined,
+  names: SettingNames,
 ): Promise<CgroupFiles> {
   const named = argument === undefined
     ? `the agent's cgroup (${location.name})`
     : `cgroup ${argument}`;
   if (!location.cpu || !(await files.exists(location.cpu))) {
     throw new SourceConfigError(
-      `--source cpu: ${named} has no directory in the ${
+      `${names("source")} cpu: ${named} has no directory in the ${
         location.version === 1 ? "cpu hierarchy" : "cgroup v2 mount"
-      }${
-        location.cpu ? ` (no ${location.cpu})` : ""
-      }: name the server's cgroup with --source cpu:DIR`,
+      }${location.cpu ? ` (no ${location.cpu})` : ""}: name the server's cgroup with ${
+        names("source")
+      } cpu:DIR`,
     );
   }
   const chain = selfAndAncestors(location.cpu, location.top);
@@ -157,7 +160,7 @@ async function cgroupFiles(
   const cpuacct = location.cpuacct;
   if (!cpuacct || !(await files.exists(`${cpuacct}/cpuacct.usage`))) {
     throw new SourceConfigError(
-      `--source cpu: ${named} has no cpuacct.usage ${
+      `${names("source")} cpu: ${named} has no cpuacct.usage ${
         cpuacct ? `(no ${cpuacct}/cpuacct.usage)` : "(no cpuacct hierarchy is mounted)"
       }: cgroup v1 counts CPU use in the cpuacct hierarchy; mount it (mount -t cgroup -o cpuacct cpuacct /sys/fs/cgroup/cpuacct) or, for a cgroup you made, make it there too`,
     );
@@ -206,11 +209,13 @@ export const cpuSource: SourceDefinition = {
     const clock = settings.clock ?? systemClock;
     if (settings.fsRoot === undefined && process.platform !== "linux") {
       throw new SourceConfigError(
-        `--source cpu reads Linux's cgroups and /proc/stat (this is ${process.platform})`,
+        `${
+          settings.names("source")
+        } cpu reads Linux's cgroups and /proc/stat (this is ${process.platform})`,
       );
     }
-    const location = await locateCgroup(files, "cpu", argument);
-    const cgroup = location && await cgroupFiles(files, location, argument);
+    const location = await locateCgroup(files, "cpu", argument, settings.names);
+    const cgroup = location && await cgroupFiles(files, location, argument, settings.names);
     const online = [...parseProcStat(await files.read("/proc/stat")).keys()];
 
     const sample = async (): Promise<CpuSample> => {

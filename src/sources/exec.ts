@@ -77,10 +77,10 @@ const ORPHAN_GRACE_MS = 50;
 
 export const execSource: SourceDefinition = {
   summary: 'a command run each interval that prints ready=N&busy=M or {"ready":N,"busy":M}',
-  create(argument) {
+  create(argument, settings) {
     if (!argument?.trim()) {
       throw new SourceConfigError(
-        "--source exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load",
+        `${settings.names("source")} exec:COMMAND needs a command, e.g. exec:/usr/local/bin/load`,
       );
     }
     return {

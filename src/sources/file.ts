@@ -13,7 +13,9 @@ export const fileSource: SourceDefinition = {
     `a file holding ready=N&busy=M or JSON; stale after --max-age (default ${DEFAULT_MAX_AGE_SECONDS} s)`,
   create(argument, settings) {
     if (!argument) {
-      throw new SourceConfigError("--source file:PATH needs a path, e.g. file:/run/myapp/load");
+      throw new SourceConfigError(
+        `${settings.names("source")} file:PATH needs a path, e.g. file:/run/myapp/load`,
+      );
     }
     const maxAge = settings.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
     return {

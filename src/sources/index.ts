@@ -63,7 +63,9 @@ export function createListedSource(
 ): Promise<Source> {
   const spec = specs[item];
   if (specs.indexOf(spec) !== item) {
-    throw new SourceConfigError(`--source ${spec} is given twice: give each source once`);
+    throw new SourceConfigError(
+      `${settings.names("source")} ${spec} is given twice: give each source once`,
+    );
   }
   return createSource(spec, settings);
 }

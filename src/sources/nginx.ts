@@ -43,7 +43,7 @@ export function nginxLoad(status: StubStatus, capacity: number): Load {
 export const nginxSource: SourceDefinition = {
   summary: `nginx's stub_status (default URL ${NGINX_DEFAULT_URL}); needs --capacity`,
   create(argument, settings) {
-    const url = statusUrl("nginx", argument, NGINX_DEFAULT_URL);
+    const url = statusUrl("nginx", argument, NGINX_DEFAULT_URL, settings.names);
     const capacity = requireCapacity("nginx", settings);
     return {
       description: `nginx ${url.href} capacity ${capacity}`,

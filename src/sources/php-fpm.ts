@@ -3,6 +3,8 @@
  * from the pool's socket, as a web server would ask it, or over HTTP through a web server.
  */
 import type { Load } from "../codec.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 import { describeAddress, type FastCgiAddress, fastCgiRequest } from "./fastcgi.ts";
 import { SourceConfigError, type SourceDefinition } from "./source.ts";
 import { httpGet, HttpStatusError, statusUrl } from "./status-page.ts";
@@ -99,12 +101,15 @@ const USAGE =
   "tcp://HOST:PORT/PATH (default tcp://127.0.0.1:9000/status), unix:///SOCKET;/PATH or http://HOST/PATH";
 
 /** The location `php-fpm:URI` names; throws a SourceConfigError saying how to write it. */
-export function parseStatusLocation(argument: string | undefined): StatusLocation {
+export function parseStatusLocation(
+  argument: string | undefined,
+  names: SettingNames,
+): StatusLocation {
   const text = argument ?? PHP_FPM_DEFAULT_URI;
   const wrong = (why: string) =>
-    new SourceConfigError(`--source php-fpm:URI: '${text}' ${why}; write ${USAGE}`);
+    new SourceConfigError(`${names("source")} php-fpm:URI: '${text}' ${why}; write ${USAGE}`);
   if (/^https?:/i.test(text)) {
-    const url = statusUrl("php-fpm", text, "http://127.0.0.1/status");
+    const url = statusUrl("php-fpm", text, "http://127.0.0.1/status", names);
     url.search = QUERY;
     return { url };
   }
@@ -194,8 +199,8 @@ async function readOverHttp(url: URL, signal: AbortSignal): Promise<string> {
 
 export const phpFpmSource: SourceDefinition = {
   summary: `a PHP-FPM pool's status page, over FastCGI or HTTP (default ${PHP_FPM_DEFAULT_URI})`,
-  create(argument) {
-    const location = parseStatusLocation(argument);
+  create(argument, settings) {
+    const location = parseStatusLocation(argument, settings.names);
     const read = "url" in location
       ? (signal: AbortSignal) => readOverHttp(location.url, signal)
       : (signal: AbortSignal) => readOverFastCgi(location.address, location.path, signal);

@@ -7,6 +7,8 @@
  */
 import type { Load } from "../codec.ts";
 import { describeError, errorCode } from "../errors.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 import { HostFiles, locateCgroup, parsePressure } from "./cgroup.ts";
 import { requireCapacity, SourceConfigError, type SourceDefinition } from "./source.ts";
 
@@ -16,6 +18,7 @@ export type PressureResource = typeof PRESSURE_RESOURCES[number];
 /** `cpu`, `memory:/sys/fs/cgroup/x`, `/sys/fs/cgroup/x`: the resource (cpu if not given), the cgroup. */
 export function parsePressureArgument(
   argument: string | undefined,
+  names: SettingNames,
 ): { resource: PressureResource; cgroup?: string } {
   if (argument === undefined) return { resource: "cpu" };
   const colon = argument.indexOf(":");
@@ -24,7 +27,7 @@ export function parsePressureArgument(
   if (resource) return { resource, cgroup: colon < 0 ? undefined : argument.slice(colon + 1) };
   if (argument.startsWith("/")) return { resource: "cpu", cgroup: argument };
   throw new SourceConfigError(
-    `--source pressure:${argument}: give a resource (${
+    `${names("source")} pressure:${argument}: give a resource (${
       PRESSURE_RESOURCES.join(", ")
     }) and/or a cgroup directory, e.g. pressure:memory:/sys/fs/cgroup/system.slice/nginx.service`,
   );
@@ -40,15 +43,16 @@ export const pressureSource: SourceDefinition = {
   summary:
     "PSI's some avg10 for cpu, memory or io, of its cgroup (v2) or the machine; needs --capacity (Linux)",
   async create(argument, settings) {
-    const { resource, cgroup } = parsePressureArgument(argument);
+    const { resource, cgroup } = parsePressureArgument(argument, settings.names);
     const capacity = requireCapacity("pressure", settings);
+    const source = settings.names("source");
     const files = new HostFiles(settings.fsRoot ?? "/");
     if (settings.fsRoot === undefined && process.platform !== "linux") {
       throw new SourceConfigError(
-        `--source pressure reads Linux's pressure stall information (this is ${process.platform})`,
+        `${source} pressure reads Linux's pressure stall information (this is ${process.platform})`,
       );
     }
-    const location = await locateCgroup(files, "pressure", cgroup);
+    const location = await locateCgroup(files, "pressure", cgroup, settings.names);
     const own = location?.version === 2 && location.cpu
       ? `${location.cpu}/${resource}.pressure`
       : undefined;
@@ -56,7 +60,7 @@ export const pressureSource: SourceDefinition = {
     if (cgroup !== undefined) {
       if (!own || !(await files.exists(own))) {
         throw new SourceConfigError(
-          `--source pressure:${argument}: ${
+          `${source} pressure:${argument}: ${
             location?.version === 1
               ? "a cgroup v1 cgroup has no pressure file"
               : `no ${own ?? `${cgroup}/${resource}.pressure`}`
@@ -74,10 +78,10 @@ export const pressureSource: SourceDefinition = {
       const code = errorCode(error);
       throw new SourceConfigError(
         code === "ENOENT" || code === "EOPNOTSUPP"
-          ? `--source pressure: ${path} ${
+          ? `${source} pressure: ${path} ${
             code === "ENOENT" ? "does not exist" : "is not supported"
           }: this kernel has no pressure stall information (PSI: CONFIG_PSI, and psi=1 on the kernel command line where it is off by default)`
-          : `--source pressure: cannot read ${path}: ${describeError(error)}`,
+          : `${source} pressure: cannot read ${path}: ${describeError(error)}`,
       );
     }
     return {

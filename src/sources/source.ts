@@ -58,7 +58,7 @@ export class SourceConfigError extends Error {}
 export function requireCapacity(source: string, settings: SourceSettings): number {
   if (settings.capacity === undefined) {
     throw new SourceConfigError(
-      `--source ${source} needs ${
+      `${settings.names("source")} ${source} needs ${
         settings.names("capacity")
       } N: how many connections this server can serve at once`,
     );

@@ -5,13 +5,15 @@ import { SourceConfigError, type SourceDefinition } from "./source.ts";
 export const staticSource: SourceDefinition = {
   summary: "fixed numbers: --ready N [--busy M] (busy defaults to 0)",
   create(argument, settings) {
-    if (argument !== undefined) {
-      throw new SourceConfigError(`--source static takes no argument, got 'static:${argument}'`);
-    }
     const { names } = settings;
+    if (argument !== undefined) {
+      throw new SourceConfigError(
+        `${names("source")} static takes no argument, got 'static:${argument}'`,
+      );
+    }
     if (settings.ready === undefined) {
       throw new SourceConfigError(
-        `--source static needs ${names("ready")} N (and ${names("busy")} M, default 0)`,
+        `${names("source")} static needs ${names("ready")} N (and ${names("busy")} M, default 0)`,
       );
     }
     const load = { ready: settings.ready, busy: settings.busy ?? 0 };

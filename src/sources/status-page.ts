@@ -1,5 +1,7 @@
 /** Status pages for the apache and nginx sources: one connection per scrape, bounded in size and time. */
 import { request } from "../http-request.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 import { SourceConfigError } from "./source.ts";
 
 /** Status pages are a few kilobytes; anything much larger is not one. */
@@ -39,16 +41,25 @@ export async function httpGet(
 }
 
 /** The URL a source was given, or its default; throws a message naming the source. */
-export function statusUrl(source: string, argument: string | undefined, fallback: string): URL {
+export function statusUrl(
+  source: string,
+  argument: string | undefined,
+  fallback: string,
+  names: SettingNames,
+): URL {
   const text = argument ?? fallback;
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new SourceConfigError(`--source ${source}:URL: '${text}' is not a URL, e.g. ${fallback}`);
+    throw new SourceConfigError(
+      `${names("source")} ${source}:URL: '${text}' is not a URL, e.g. ${fallback}`,
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new SourceConfigError(`--source ${source}:URL: '${text}' is not an http or https URL`);
+    throw new SourceConfigError(
+      `${names("source")} ${source}:URL: '${text}' is not an http or https URL`,
+    );
   }
   return url;
 }

@@ -6,6 +6,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decimal, type Load } from "../codec.ts";
 import { errorCode } from "../errors.ts";
+// Its type only: settings.ts lists the sources.
+import type { SettingNames } from "../settings.ts";
 import {
   requireCapacity,
   SourceConfigError,
@@ -60,11 +62,11 @@ export function tcpLoad(
   return { ready: spareCapacity(capacity, busy), busy };
 }
 
-function parsePorts(argument: string): Set<number> {
+function parsePorts(argument: string, names: SettingNames): Set<number> {
   const ports = argument.split(",").map((text) => decimal(text.trim()));
   if (ports.length === 0 || ports.some((port) => !(port >= 1 && port <= 65535))) {
     throw new SourceConfigError(
-      `--source tcp:PORTS: '${argument}' is not a list of ports like 80,443`,
+      `${names("source")} tcp:PORTS: '${argument}' is not a list of ports like 80,443`,
     );
   }
   return new Set(ports);
@@ -90,10 +92,12 @@ export const tcpSource: SourceDefinition = {
     const procRoot = settings.procRoot ?? "/proc";
     if (settings.procRoot === undefined && process.platform !== "linux") {
       throw new SourceConfigError(
-        `--source tcp reads /proc/net/tcp, which only Linux has (this is ${process.platform})`,
+        `${
+          settings.names("source")
+        } tcp reads /proc/net/tcp, which only Linux has (this is ${process.platform})`,
       );
     }
-    const ports = argument === undefined ? undefined : parsePorts(argument);
+    const ports = argument === undefined ? undefined : parsePorts(argument, settings.names);
     const capacity = requireCapacity("tcp", settings);
     return {
       description: `tcp ${

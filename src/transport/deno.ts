@@ -11,7 +11,12 @@
 import { readFileSync } from "node:fs";
 import { isMulticast, socketHost } from "../address.ts";
 import { setReceiveBuffer, udpSocketFd } from "./receive-buffer.ts";
-import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
+import {
+  HopLimitUnsupported,
+  listenBinding,
+  type OpenUdpListener,
+  type OpenUdpTransport,
+} from "./transport.ts";
 
 /** The part of Deno's API this adapter uses, so that it type-checks on any runtime. */
 interface DenoDatagramConn {
@@ -50,7 +55,7 @@ const SYSTEM_MULTICAST_TTL = 1;
 export const openUdpTransport: OpenUdpTransport = async (options) => {
   const v6 = options.family === 6;
   if (v6 && options.ttl !== SYSTEM_MULTICAST_TTL) {
-    throw new Error("Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun");
+    throw new HopLimitUnsupported();
   }
   const hostname = v6 ? "::" : options.interfaceAddress ?? "0.0.0.0";
   const conn = denoApi().listenDatagram({

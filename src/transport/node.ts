@@ -8,13 +8,18 @@ import {
   setReceiveBuffer,
   udpSocketFd,
 } from "./receive-buffer.ts";
-import { listenBinding, type OpenUdpListener, type OpenUdpTransport } from "./transport.ts";
+import {
+  HopLimitUnsupported,
+  listenBinding,
+  type OpenUdpListener,
+  type OpenUdpTransport,
+} from "./transport.ts";
 
 export const openUdpTransport: OpenUdpTransport = async (options) => {
   const v6 = options.family === 6;
   if (v6 && options.ttl !== 1 && detectRuntime() === "deno") {
     // Deno's node:dgram accepts the call and sends with hop limit 1 all the same (seen on the wire).
-    throw new Error("Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun");
+    throw new HopLimitUnsupported();
   }
   const { createSocket } = await import("node:dgram");
   const socket = createSocket({ type: v6 ? "udp6" : "udp4" });

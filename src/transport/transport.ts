@@ -19,6 +19,16 @@ export interface UdpTransportOptions {
   interfaceAddress?: string;
 }
 
+/**
+ * Deno sets no IPv6 multicast hop limit but the system's 1. The adapters know no settings: the
+ * caller names the one to change, as the operator gave it.
+ */
+export class HopLimitUnsupported extends Error {
+  constructor() {
+    super("Deno cannot set the IPv6 multicast hop limit: ask for 1, or run under Bun");
+  }
+}
+
 export interface UdpTransport {
   readonly adapter: AdapterName;
   /** Sends one datagram; rejects with the system's error when it cannot be sent. */

@@ -508,7 +508,7 @@ for (const adapter of ADAPTERS) {
       if (runtime === "deno") {
         // Deno can set no IPv6 hop limit, natively or through node:dgram: refusing beats sending with 1.
         assert.deepEqual(probe.sends[5], [
-          "open failed: Deno cannot set the IPv6 multicast hop limit: use --ttl 1, or run under Bun",
+          "open failed: Deno cannot set the IPv6 multicast hop limit: ask for 1, or run under Bun",
         ]);
         assert.deepEqual(onWire(wire.linkA, payload(adapter, "v6-hops")), []);
       } else {

@@ -128,9 +128,13 @@ test("php-fpm: where the status page is, and mistakes in writing it", async () =
     ["http://127.0.0.1:8080/fpm?html", "http://127.0.0.1:8080/fpm?json&full"],
   ];
   for (const [argument, described] of cases) {
-    assert.equal(describeLocation(parseStatusLocation(argument)), described, String(argument));
+    assert.equal(
+      describeLocation(parseStatusLocation(argument, FLAG_NAMES)),
+      described,
+      String(argument),
+    );
   }
-  assert.deepEqual(parseStatusLocation("tcp://[::1]:9000/status"), {
+  assert.deepEqual(parseStatusLocation("tcp://[::1]:9000/status", FLAG_NAMES), {
     address: { host: "::1", port: 9000 },
     path: "/status",
   });

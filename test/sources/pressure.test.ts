@@ -28,17 +28,20 @@ function tree(name: string): string {
 }
 
 test("pressure: the argument, a resource and/or a cgroup directory", () => {
-  assert.deepEqual(parsePressureArgument(undefined), { resource: "cpu" });
-  assert.deepEqual(parsePressureArgument("io"), { resource: "io", cgroup: undefined });
-  assert.deepEqual(parsePressureArgument("memory:/sys/fs/cgroup/a.slice"), {
+  assert.deepEqual(parsePressureArgument(undefined, FLAG_NAMES), { resource: "cpu" });
+  assert.deepEqual(parsePressureArgument("io", FLAG_NAMES), { resource: "io", cgroup: undefined });
+  assert.deepEqual(parsePressureArgument("memory:/sys/fs/cgroup/a.slice", FLAG_NAMES), {
     resource: "memory",
     cgroup: "/sys/fs/cgroup/a.slice",
   });
-  assert.deepEqual(parsePressureArgument("/sys/fs/cgroup/a.slice"), {
+  assert.deepEqual(parsePressureArgument("/sys/fs/cgroup/a.slice", FLAG_NAMES), {
     resource: "cpu",
     cgroup: "/sys/fs/cgroup/a.slice",
   });
-  assert.throws(() => parsePressureArgument("disk"), /give a resource \(cpu, memory, io\)/);
+  assert.throws(
+    () => parsePressureArgument("disk", FLAG_NAMES),
+    /give a resource \(cpu, memory, io\)/,
+  );
   assert.deepEqual(pressureLoad(97.97, 100), { ready: 2, busy: 98 });
   assert.deepEqual(pressureLoad(0, 10), { ready: 10, busy: 0 });
   assert.deepEqual(pressureLoad(100, 10), { ready: 0, busy: 10 });
