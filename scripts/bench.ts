@@ -443,10 +443,24 @@ function monitorCommand(storage: string, extra: string[] = []): string[] {
   ];
 }
 
+/**
+ * The value of one series of the monitor's /metrics, or undefined while it does not answer. The
+ * series is picked out inside the namespace: the whole text has a few series per server (1.7 MB at
+ * 10,000 servers), more than the 1 MiB of output `lab.sh` (execFileSync) takes before it fails.
+ */
+function monitorSeries(lab: Lab, series: string): number | undefined {
+  const value = lab.sh(
+    NS,
+    `curl -sf http://127.0.0.1:${METRICS_PORT}/metrics | awk -v series='${series}' '$1 == series { print $2 }'`,
+  ).trim();
+  return value === "" ? undefined : Number(value);
+}
+
 /** The monitor's count of heartbeats accepted by UDP, from its /metrics. */
 function acceptedByMonitor(lab: Lab): number {
-  const metrics = lab.sh(NS, `curl -sf http://127.0.0.1:${METRICS_PORT}/metrics`);
-  return Number(/^heartbeat_messages_accepted_total\{via="udp"\} (\d+)$/m.exec(metrics)![1]);
+  const accepted = monitorSeries(lab, 'heartbeat_messages_accepted_total{via="udp"}');
+  if (accepted === undefined) throw new Error("the monitor's /metrics does not answer");
+  return accepted;
 }
 
 interface IngestSubject {
@@ -698,9 +712,7 @@ ${
             let heard = 0;
             await waitFor(
               () => {
-                try {
-                  heard = heardByMonitor(lab);
-                } catch { /* not serving yet */ }
+                heard = heardByMonitor(lab);
                 return heard >= size;
               },
               30_000,
@@ -764,10 +776,9 @@ ${
   );
 }
 
-/** The number of servers in the monitor's table, from its /metrics. */
+/** The number of servers in the monitor's table, from its /metrics; 0 while it does not answer. */
 function heardByMonitor(lab: Lab): number {
-  const metrics = lab.sh(NS, `curl -sf http://127.0.0.1:${METRICS_PORT}/metrics`);
-  return Number(/^heartbeat_servers (\d+)$/m.exec(metrics)![1]);
+  return monitorSeries(lab, "heartbeat_servers") ?? 0;
 }
 
 /**
