@@ -693,6 +693,8 @@ ${
       console.log(`$ ${subject.argv.join(" ")}    (${size} servers, ${runs} runs)`);
       const samples: ClusterSample[] = [];
       for (let run = 0; run < runs; run++) {
+        // The monitor restores its table from the storage file: each run hears its own servers.
+        rmSync(storage, { force: true });
         const group = new Cgroup();
         const child = lab.spawn(NS, subject.argv);
         const output = collect(child);
