@@ -5,6 +5,7 @@
  */
 import { type PageAnswer, pageAnswer, pageScript, type RenderTools, Ring } from "../page.ts";
 import { BALANCER_MAX_LASTSEEN, balancerShares } from "./balancer.ts";
+import { storedServer } from "./storage.ts";
 import type { ServerEntry } from "./table.ts";
 import type { Via } from "./monitor.ts";
 
@@ -101,13 +102,7 @@ export interface MonitorStatus {
 
 export function monitorStatus(view: MonitorView): MonitorStatus {
   const ages = view.entries.map((entry) => view.now - entry.lastSeen);
-  const shares = balancerShares(view.entries.map((entry, i) => ({
-    ip: entry.ip,
-    ready: entry.ready,
-    busy: entry.busy,
-    lastseen: Math.max(0, Math.floor(ages[i] / 1000)),
-    port: entry.port,
-  })));
+  const shares = balancerShares(view.entries.map((entry) => storedServer(entry, view.now)));
   return {
     servers: view.entries.map((entry, i) => {
       const { ready, via } = view.history.of(entry.ip);

@@ -17,10 +17,22 @@ import { parseFields } from "../codec.ts";
 import { errorCode } from "../errors.ts";
 import { DEFAULT_PORT, type ServerEntry } from "./table.ts";
 
+/** A table entry as the storage file keeps it at `now`: its age in whole seconds. */
+export function storedServer(entry: ServerEntry, now: number): StoredServer {
+  const { ip, ready, busy, port } = entry;
+  return {
+    ip,
+    ready,
+    busy,
+    lastseen: Math.max(0, Math.floor((now - entry.lastSeen) / 1000)),
+    port,
+  };
+}
+
 export function formatStorage(entries: readonly ServerEntry[], now: number): string {
   return entries.map((entry) => {
-    const lastseen = Math.max(0, Math.floor((now - entry.lastSeen) / 1000));
-    return `${entry.ip} &ready=${entry.ready}&busy=${entry.busy}&lastseen=${lastseen}&port=${entry.port}\n`;
+    const { ip, ready, busy, lastseen, port } = storedServer(entry, now);
+    return `${ip} &ready=${ready}&busy=${busy}&lastseen=${lastseen}&port=${port}\n`;
   }).join("");
 }
 
