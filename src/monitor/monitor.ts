@@ -25,9 +25,9 @@ import type { MonitorOutput } from "./outputs/output.ts";
 import { type MonitorView, ServerHistory } from "./page.ts";
 import type { Rejection } from "./rejections.ts";
 import type { StoredServer } from "./storage.ts";
-import { DEFAULT_PORT, SEEN_TIMEOUT_MS, type ServerEntry, ServerTable } from "./table.ts";
+import { DEFAULT_PORT, SEEN_TIMEOUT_MS, type ServerEntry, ServerTable, type Via } from "./table.ts";
 
-export type Via = "udp" | "http";
+export type { Via };
 
 export interface MonitorOptions {
   maxServers: number;
@@ -148,7 +148,7 @@ export class Monitor {
       if (!parsed.ok) return parsed;
       heartbeat = parsed.heartbeat;
     }
-    const recorded = this.table.record(from, heartbeat, clock.now());
+    const recorded = this.table.record(from, heartbeat, clock.now(), via);
     if (recorded === "full") {
       return {
         reason: "full",
@@ -174,7 +174,6 @@ export class Monitor {
     // The outputs hear of it at the next tick, never per heartbeat: a storm of new senders must
     // not take the time that keeps known servers fresh.
     if (recorded === "added") this.#newServer(from, via);
-    this.history.heard(from, via);
     return undefined;
   }
 

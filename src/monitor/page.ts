@@ -6,27 +6,19 @@
 import { type PageAnswer, pageAnswer, pageScript, type RenderTools, Ring } from "../page.ts";
 import { BALANCER_MAX_LASTSEEN, balancerShares } from "./balancer.ts";
 import { storedServer } from "./storage.ts";
-import type { ServerEntry } from "./table.ts";
-import type { Via } from "./monitor.ts";
+import type { ServerEntry, Via } from "./table.ts";
 
 /** A sparkline's samples: one every HISTORY_STEP_MS (the last ready heard in it), 5 minutes' worth. */
 export const HISTORY_STEP_MS = 5_000;
 export const HISTORY_SLOTS = 60;
 
 /**
- * Each server's ready over the last 5 minutes, and how its last heartbeat came. Fixed memory per
+ * Each server's ready over the last 5 minutes (how it came is in its table entry). Fixed memory per
  * server (HISTORY_SLOTS numbers), dropped with the server: it holds the table's servers and no
  * others, however many come and go.
  */
 export class ServerHistory {
-  readonly #servers = new Map<string, { ready: Ring; bucket: number; via?: Via }>();
-
-  /** A heartbeat from `ip`, now in the table, came by `via`. */
-  heard(ip: string, via: Via): void {
-    const server = this.#servers.get(ip);
-    if (server) server.via = via;
-    else this.#servers.set(ip, { ready: new Ring(HISTORY_SLOTS), bucket: -1, via });
-  }
+  readonly #servers = new Map<string, { ready: Ring; bucket: number }>();
 
   /** Each tick, after silent servers are dropped from the table: samples `entries`, forgets the rest. */
   update(entries: readonly ServerEntry[], now: number): void {
@@ -51,9 +43,9 @@ export class ServerHistory {
     return this.#servers.size;
   }
 
-  of(ip: string): { ready: number[]; via?: Via } {
-    const server = this.#servers.get(ip);
-    return { ready: server?.ready.values() ?? [], via: server?.via };
+  /** `ip`'s ready, one a HISTORY_STEP_MS, oldest first. */
+  of(ip: string): number[] {
+    return this.#servers.get(ip)?.ready.values() ?? [];
   }
 }
 
@@ -105,7 +97,6 @@ export function monitorStatus(view: MonitorView): MonitorStatus {
   const shares = balancerShares(view.entries.map((entry) => storedServer(entry, view.now)));
   return {
     servers: view.entries.map((entry, i) => {
-      const { ready, via } = view.history.of(entry.ip);
       return {
         ip: entry.ip,
         port: entry.port,
@@ -114,10 +105,10 @@ export function monitorStatus(view: MonitorView): MonitorStatus {
         lastSeenMs: ages[i],
         draining: entry.ready === 0,
         signed: view.signed,
-        via,
+        via: entry.via,
         up: shares[i].up,
         share: shares[i].share,
-        history: ready,
+        history: view.history.of(entry.ip),
       };
     }),
     accepted: view.accepted,

@@ -7,6 +7,9 @@ export const SEEN_TIMEOUT_MS = 30_000;
 /** The port assumed when a heartbeat names none, as mod_heartmonitor does. */
 export const DEFAULT_PORT = 80;
 
+/** How a heartbeat came: a datagram, or a POST to the HTTP side. */
+export type Via = "udp" | "http";
+
 export interface ServerEntry {
   ip: string;
   ready: number;
@@ -16,6 +19,8 @@ export interface ServerEntry {
   portGiven: boolean;
   /** When the last heartbeat came, on the monitor's clock (ms). */
   lastSeen: number;
+  /** How it came; none for a server restored from a storage file and not heard since. */
+  via?: Via;
 }
 
 export type Recorded = "added" | "updated" | "full";
@@ -32,7 +37,7 @@ export class ServerTable {
    * Records a heartbeat from `ip`. At the bound, servers already known keep being updated and
    * new ones are turned away ("full") until others expire.
    */
-  record(ip: string, heartbeat: Heartbeat, now: number): Recorded {
+  record(ip: string, heartbeat: Heartbeat, now: number, via?: Via): Recorded {
     const known = this.#servers.has(ip);
     if (!known && this.#servers.size >= this.#maxServers) return "full";
     this.#servers.set(ip, {
@@ -42,6 +47,7 @@ export class ServerTable {
       port: heartbeat.port ?? DEFAULT_PORT,
       portGiven: heartbeat.port !== undefined,
       lastSeen: now,
+      via,
     });
     return known ? "updated" : "added";
   }

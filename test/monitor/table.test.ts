@@ -3,16 +3,16 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SEEN_TIMEOUT_MS, ServerTable } from "../../src/monitor/table.ts";
 
-test("monitor table: one entry per sender, port 80 unless given, in address order", () => {
+test("monitor table: one entry per sender, port 80 unless given, in address order, with how its last heartbeat came", () => {
   const table = new ServerTable(10);
-  assert.equal(table.record("10.0.0.10", { ready: 1, busy: 2 }, 0), "added");
-  assert.equal(table.record("10.0.0.9", { ready: 3, busy: 4, port: 8080 }, 0), "added");
-  assert.equal(table.record("10.0.0.10", { ready: 5, busy: 6, port: 81 }, 500), "updated");
+  assert.equal(table.record("10.0.0.10", { ready: 1, busy: 2 }, 0, "udp"), "added");
+  assert.equal(table.record("10.0.0.9", { ready: 3, busy: 4, port: 8080 }, 0, "http"), "added");
+  assert.equal(table.record("10.0.0.10", { ready: 5, busy: 6, port: 81 }, 500, "http"), "updated");
   assert.deepEqual(table.entries(), [
-    { ip: "10.0.0.9", ready: 3, busy: 4, port: 8080, portGiven: true, lastSeen: 0 },
-    { ip: "10.0.0.10", ready: 5, busy: 6, port: 81, portGiven: true, lastSeen: 500 },
+    { ip: "10.0.0.9", ready: 3, busy: 4, port: 8080, portGiven: true, lastSeen: 0, via: "http" },
+    { ip: "10.0.0.10", ready: 5, busy: 6, port: 81, portGiven: true, lastSeen: 500, via: "http" },
   ]);
-  table.record("10.0.0.11", { ready: 1, busy: 1 }, 0);
+  table.record("10.0.0.11", { ready: 1, busy: 1 }, 0, "udp");
   assert.deepEqual(table.entries()[2], {
     ip: "10.0.0.11",
     ready: 1,
@@ -20,6 +20,7 @@ test("monitor table: one entry per sender, port 80 unless given, in address orde
     port: 80,
     portGiven: false,
     lastSeen: 0,
+    via: "udp",
   });
 });
 
