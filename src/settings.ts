@@ -349,7 +349,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "N",
     group: "What to send",
     help:
-      "connections the server can serve at once, for nginx and tcp; ready when idle, for cpu and pressure",
+      "connections it can serve at once (nginx, tcp); ready when idle (pressure); slots per CPU (cpu)",
     parse: wholeNumber(0, 0xffff_ffff),
   }),
   setting({

@@ -100,6 +100,21 @@ export const METHODS: Method[] = [
       "in proportion to capacity",
   },
   {
+    name: "hb by quota^1.5",
+    lbmethod: "heartbeat",
+    agent: (origin) => [
+      "--source",
+      "static",
+      "--ready",
+      String(Math.round(100 * origin.cpus ** 1.5)),
+      "--busy",
+      "1",
+    ],
+    oracle: true,
+    about: "the same, ready=100 × quota^1.5 (46 and 9): the weights the cpu source gives an idle " +
+      "server, held",
+  },
+  {
     name: "hb apache shm",
     lbmethod: "heartbeat",
     agent: () => ["--source", "apache"],
@@ -134,16 +149,9 @@ export const METHODS: Method[] = [
   {
     name: "hb cpu",
     lbmethod: "heartbeat",
-    agent: (origin) => ["--source", `cpu:${origin.cgroup.quota}`, "--capacity", String(WORKERS)],
-    needs: ["cpu source"],
-    about: `heartbeat --source cpu:CGROUP --capacity ${WORKERS} (the origin's cgroup)`,
-  },
-  {
-    name: "hb cpu 100",
-    lbmethod: "heartbeat",
     agent: (origin) => ["--source", `cpu:${origin.cgroup.quota}`, "--capacity", "100"],
     needs: ["cpu source"],
-    about: "heartbeat --source cpu:CGROUP --capacity 100: the free share in percent",
+    about: "heartbeat --source cpu:CGROUP --capacity 100 (the origin's cgroup)",
   },
   {
     name: "hb apache+cpu",
@@ -154,10 +162,10 @@ export const METHODS: Method[] = [
       "--source",
       `cpu:${origin.cgroup.quota}`,
       "--capacity",
-      String(WORKERS),
+      "100",
     ],
     needs: ["cpu source", "several sources"],
-    about: `heartbeat --source apache --source cpu:CGROUP --capacity ${WORKERS}`,
+    about: "heartbeat --source apache --source cpu:CGROUP --capacity 100",
   },
 ];
 

@@ -55,12 +55,14 @@ export interface SourceDefinition {
 export class SourceConfigError extends Error {}
 
 /** The capacity a source needs, or a SourceConfigError saying how to give it. */
-export function requireCapacity(source: string, settings: SourceSettings): number {
+export function requireCapacity(
+  source: string,
+  settings: SourceSettings,
+  meaning = "how many connections this server can serve at once",
+): number {
   if (settings.capacity === undefined) {
     throw new SourceConfigError(
-      `${settings.names("source")} ${source} needs ${
-        settings.names("capacity")
-      } N: how many connections this server can serve at once`,
+      `${settings.names("source")} ${source} needs ${settings.names("capacity")} N: ${meaning}`,
     );
   }
   return settings.capacity;

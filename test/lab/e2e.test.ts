@@ -786,7 +786,7 @@ test(
 );
 
 test(
-  `e2e ${runtime}: static and cpu at once: static's numbers while the CPU is idle, ready near 0 once its quota is used, smoothed over cpu's 3 s`,
+  `e2e ${runtime}: static and cpu at once: static's numbers while the CPU is idle, cpu's once its quota is used, smoothed over cpu's 3 s`,
   { skip: skip || skipUnlessCgroupV1(), timeout: 90_000 },
   async () => {
     const cgroup = new V1Cgroup(0.5);
@@ -796,8 +796,8 @@ test(
       "--net",
       ...agentCommand(runtime, [
         ...["-a", "239.0.0.1:27990", "--dry-run"],
-        ...["--source", "static", "--ready", "40", "--busy", "10"],
-        ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "100"],
+        ...["--source", "static", "--ready", "90", "--busy", "10"],
+        ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "1000"],
       ]),
     ], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
     const output = collect(agent);
@@ -806,31 +806,33 @@ test(
       await waitFor(() => heartbeats().length >= 2, 30_000, `heartbeats: ${output().stderr}`);
       assert.match(
         output().stderr,
-        /sending the tightest of \(static ready=40 busy=10\) and \(cpu of .* \(quota 0\.5 CPU, cgroup v1\), smoothed over 3 s\)/,
+        /sending the tightest of \(static ready=90 busy=10\) and \(cpu of .* \(quota 0\.5 CPU, cgroup v1\), smoothed over 3 s\)/,
       );
-      // Idle, the CPU has more room than static's 80 %: static's own numbers.
-      assert.equal(heartbeats().at(-1), "ready=40&busy=10");
+      // Idle (under 30 % of its CPU used), cpu's share is over 1 − 1/4 × 0.3 = 92.5 %, more than
+      // static's 90 %: static's own numbers.
+      assert.equal(heartbeats().at(-1), "ready=90&busy=10");
       const before = heartbeats().length;
       cgroup.busy(1, 40);
-      // The half CPU used up: at most 10 % of it free, floor(50 × 0.1) = 5.
+      // The half CPU used up, at least 90 % of it: cpu's share is at most 1 − 1/4 × 0.9 = 77.5 %
+      // (a full CPU keeps 75 %), so ready = floor(100 × that) is 75 to 77.
       await waitFor(
         () =>
           heartbeats().slice(before).some((heartbeat) =>
-            /^ready=[0-5]&busy=(4[5-9]|50)$/.test(heartbeat)
+            /^ready=7[5-7]&busy=2[3-5]$/.test(heartbeat)
           ),
         20_000,
-        `ready near 0: ${heartbeats().slice(before)}`,
+        `cpu's share: ${heartbeats().slice(before)}`,
       );
       const busy = heartbeats().slice(before);
       // Smoothed: it came down over several heartbeats, not in one step.
       assert.ok(
-        busy.filter((heartbeat) => !/^ready=(40|[0-5])&/.test(heartbeat)).length >= 2,
+        busy.filter((heartbeat) => !/^ready=(90|7[5-7])&/.test(heartbeat)).length >= 2,
         `a gradual fall: ${busy}`,
       );
       await cgroup.idle();
       const busyUntil = heartbeats().length;
       await waitFor(
-        () => heartbeats().slice(busyUntil).includes("ready=40&busy=10"),
+        () => heartbeats().slice(busyUntil).includes("ready=90&busy=10"),
         20_000,
         `static's numbers again: ${heartbeats().slice(busyUntil)}`,
       );

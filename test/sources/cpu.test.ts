@@ -6,7 +6,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { cpuLoad, cpuShare, MIN_SAMPLE_MS } from "../../src/sources/cpu.ts";
+import type { Load } from "../../src/codec.ts";
+import { cpuLoad, cpuShare, FEEDBACK, MIN_SAMPLE_MS } from "../../src/sources/cpu.ts";
 import { createSource } from "../../src/sources/index.ts";
 import type { Source } from "../../src/sources/source.ts";
 import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
@@ -50,9 +51,16 @@ test("cpu: the share of a quota, and of CPUs' ticks, between two samples", () =>
   assert.equal(cpuShare(before, cpus(1000, ticks([150, 1100], [100, 1100]), [1])), 0);
   // A quota that came or went meanwhile: the two cannot be compared.
   assert.equal(cpuShare(before, quota(1000, 10)), undefined);
-  assert.deepEqual(cpuLoad(0.25, 100), { ready: 75, busy: 25 });
-  assert.deepEqual(cpuLoad(1, 100), { ready: 0, busy: 100 });
-  assert.deepEqual(cpuLoad(0.005, 100), { ready: 100, busy: 0 });
+  // ready + busy = perCpu × CPUs^1.5; ready falls by FEEDBACK (1/4) of the share used.
+  assert.deepEqual(cpuLoad(0.25, 1, 100), { ready: 94, busy: 6 });
+  assert.deepEqual(cpuLoad(1, 1, 100), { ready: 75, busy: 25 });
+  assert.deepEqual(cpuLoad(0.25, 2, 100), { ready: 265, busy: 18 });
+  // Servers of 0.6 and 0.2 CPU weigh 46 and 9 (5.2:1 for CPUs of 3:1); full, 35 and 7, not 0.
+  assert.deepEqual(cpuLoad(0, 0.6, 100), { ready: 46, busy: 0 });
+  assert.deepEqual(cpuLoad(1, 0.6, 100), { ready: 35, busy: 11 });
+  assert.deepEqual(cpuLoad(1, 0.2, 100), { ready: 7, busy: 2 });
+  // A sliver of a CPU is still one slot.
+  assert.deepEqual(cpuLoad(0.5, 0.004, 100), { ready: 1, busy: 0 });
 });
 
 test("cpu: the agent's own v1 cgroup: a half-CPU quota, used from cpuacct.usage", async () => {
@@ -72,17 +80,18 @@ test("cpu: the agent's own v1 cgroup: a half-CPU quota, used from cpuacct.usage"
   const usage = "sys/fs/cgroup/cpuacct/heartbeat-test/cpuacct.usage";
   const use = (seconds: number) =>
     v1.write(usage, `${Number(v1.read(usage)) + Math.round(seconds * 1e9)}\n`);
+  // Half a CPU at 100 a CPU: 35 in all (100 × 0.5^1.5); half of it used.
   use(0.25);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 50, busy: 50 });
+  assert.deepEqual(await source.read(never), { ready: 31, busy: 4 });
   use(0.5);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 0, busy: 100 });
-  // The quota halved at runtime counts at the next reading.
+  assert.deepEqual(await source.read(never), { ready: 26, busy: 9 });
+  // The quota halved at runtime counts at the next reading: 13 in all, 80 % used.
   v1.write("sys/fs/cgroup/cpu/heartbeat-test/cpu.cfs_quota_us", "25000\n");
   use(0.2);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 20, busy: 80 });
+  assert.deepEqual(await source.read(never), { ready: 10, busy: 3 });
 });
 
 test("cpu: the first reading covers at least MIN_SAMPLE_MS since startup", async () => {
@@ -90,13 +99,14 @@ test("cpu: the first reading covers at least MIN_SAMPLE_MS since startup", async
   const clock = new FakeClock();
   const source = await createSource("cpu", {
     names: FLAG_NAMES,
-    capacity: 10,
+    capacity: 20,
     fsRoot: v1.root,
     clock,
   });
   const usage = "sys/fs/cgroup/cpuacct/heartbeat-test/cpuacct.usage";
   v1.write(usage, `${Number(v1.read(usage)) + MIN_SAMPLE_MS * 1e6 * 0.5 * 0.4}\n`);
-  assert.deepEqual(await source.read(never), { ready: 6, busy: 4 });
+  // 40 % of half a CPU at 20 a CPU.
+  assert.deepEqual(await source.read(never), { ready: 6, busy: 1 });
   assert.equal(clock.now(), MIN_SAMPLE_MS);
 });
 
@@ -122,18 +132,18 @@ test("cpu: a named v2 cgroup: the tightest quota of it and its parents, at most 
     );
   use(0.1);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 80, busy: 20 });
+  assert.deepEqual(await source.read(never), { ready: 33, busy: 2 });
   v2.write("/sys/fs/cgroup/system.slice/cpu.max", "25000 100000\n");
   use(0.1);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 60, busy: 40 });
+  assert.deepEqual(await source.read(never), { ready: 12, busy: 1 });
   // 4 CPUs of quota on a cpuset of one CPU: one CPU is what it may use.
   v2.write("/sys/fs/cgroup/system.slice/cpu.max", "max 100000\n");
   v2.write(`${dir}/cpu.max`, "400000 100000\n");
   v2.write(`${dir}/cpuset.cpus.effective`, "1\n");
   use(0.5);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 50, busy: 50 });
+  assert.deepEqual(await source.read(never), { ready: 88, busy: 12 });
 });
 
 test("cpu: no quota: how busy the cgroup's CPUs were, from /proc/stat", async () => {
@@ -160,9 +170,10 @@ test("cpu: no quota: how busy the cgroup's CPUs were, from /proc/stat", async ()
             `cpu1 ${Number(user) + cpu1[0]} 0 ${system} ${Number(idle) + cpu1[1]}`,
         ),
     );
+  // Two CPUs, a quarter busy.
   tick([50, 50], [0, 100]);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 75, busy: 25 });
+  assert.deepEqual(await source.read(never), { ready: 265, busy: 18 });
   // Its cpuset narrowed to CPU 1, which stayed idle.
   v1.write("sys/fs/cgroup/cpuset/cpuset.cpus", "1\n");
   tick([100, 100], [0, 200]);
@@ -211,40 +222,47 @@ test("cpu: mistakes are startup errors that say what to fix", async () => {
 });
 
 test("cpu: --help lists it, from the registry", () => {
-  assert.match(usage("agent"), /cpu: the CPU its cgroup may use \(quota, cpuset\)/);
+  assert.match(usage("agent"), /cpu: the CPUs its cgroup may use \(quota, cpuset\)/);
 });
+
+/** The share of its CPU a cpu reading says was used: busy is FEEDBACK × that share of the size. */
+function used({ ready, busy }: Load): number {
+  return busy / ((ready + busy) * FEEDBACK);
+}
 
 /** Reads `source` every second until `check` holds for a reading, for at most `seconds`. */
 async function readUntil(
   source: Source,
-  check: (ready: number) => boolean,
+  check: (load: Load) => boolean,
   seconds: number,
   what: string,
-): Promise<number[]> {
-  const seen: number[] = [];
+): Promise<string[]> {
+  const seen: string[] = [];
   for (let i = 0; i < seconds; i++) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const { ready } = await source.read(never);
-    seen.push(ready);
-    if (check(ready)) return seen;
+    const load = await source.read(never);
+    seen.push(`${load.ready}/${load.busy}`);
+    if (check(load)) return seen;
   }
-  throw new Error(`no ${what} within ${seconds} s: ready was ${seen.join(", ")}`);
+  throw new Error(`no ${what} within ${seconds} s: ready/busy was ${seen.join(", ")}`);
 }
 
+// The real cgroups below: idle is under 30 % of the half CPU used, busy over 80 %. At 1,000 a CPU
+// (354 in all for half a CPU) the readings tell those apart to the percent.
 test("cpu, for real: a v1 cgroup limited to half a CPU, idle, busy, idle again", {
   skip: skipUnlessCgroupV1(),
   timeout: 60_000,
 }, async () => {
   const cgroup = new V1Cgroup(0.5);
   try {
-    const source = await createSource(`cpu:${cgroup.cpu}`, { names: FLAG_NAMES, capacity: 100 });
+    const source = await createSource(`cpu:${cgroup.cpu}`, { names: FLAG_NAMES, capacity: 1000 });
     assert.equal(source.description, `cpu of ${cgroup.cpu} (quota 0.5 CPU, cgroup v1)`);
-    await readUntil(source, (ready) => ready >= 70, 1, "idle reading");
+    await readUntil(source, (load) => used(load) <= 0.3, 1, "idle reading");
     // One loop is a quarter of this 2-core host, but all of the half CPU it may use.
     cgroup.busy(1, 30);
-    await readUntil(source, (ready) => ready <= 20, 15, "busy reading");
+    await readUntil(source, (load) => used(load) >= 0.8, 15, "busy reading");
     await cgroup.idle();
-    await readUntil(source, (ready) => ready >= 70, 15, "idle reading after the loop");
+    await readUntil(source, (load) => used(load) <= 0.3, 15, "idle reading after the loop");
   } finally {
     await cgroup.remove();
   }
@@ -260,22 +278,24 @@ test("cpu, for real: the agent on a half-CPU v1 cgroup, --dry-run, busy then idl
     "--net",
     ...agentCommand(currentRuntime(), [
       ...["-a", "239.0.0.1:27999", "--dry-run", "-v"],
-      ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "100"],
+      ...["--source", `cpu:${cgroup.cpu}`, "--capacity", "1000"],
     ]),
   ], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
   const output = collect(agent);
-  const readies = () =>
-    [...output().stdout.matchAll(/ready=(\d+)&busy=(\d+)/g)].map((match) => Number(match[1]));
+  const shares = () =>
+    [...output().stdout.matchAll(/ready=(\d+)&busy=(\d+)/g)].map((match) =>
+      used({ ready: Number(match[1]), busy: Number(match[2]) })
+    );
   try {
-    await waitFor(() => readies().length >= 1, 30_000, "a first heartbeat");
+    await waitFor(() => shares().length >= 1, 30_000, "a first heartbeat");
     assert.match(output().stderr, /sending cpu of .* \(quota 0\.5 CPU, cgroup v1\)/);
-    assert.ok(readies()[0] >= 70, `idle: ${readies()}`);
-    const before = readies().length;
+    assert.ok(shares()[0] <= 0.3, `idle: ${shares()}`);
+    const before = shares().length;
     cgroup.busy(1, 40);
-    await waitFor(() => readies().slice(before).some((ready) => ready <= 20), 15_000, "busy");
+    await waitFor(() => shares().slice(before).some((share) => share >= 0.8), 15_000, "busy");
     await cgroup.idle();
-    const busyUntil = readies().length;
-    await waitFor(() => readies().slice(busyUntil).some((ready) => ready >= 70), 15_000, "idle");
+    const busyUntil = shares().length;
+    await waitFor(() => shares().slice(busyUntil).some((share) => share <= 0.3), 15_000, "idle");
   } finally {
     await stop(agent);
     await cgroup.remove();
@@ -294,8 +314,10 @@ test("cpu, for real: a cgroup v2 mounted for the test (no cpu controller here: n
       source.description,
       /no quota: the busy share of CPUs [\d,-]+ from \/proc\/stat, cgroup v2/,
     );
+    // 100 × CPUs^1.5, the CPUs online (a cpu line each in /proc/stat).
+    const online = readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)!.length;
     const { ready, busy } = await source.read(never);
-    assert.equal(ready + busy, 100);
+    assert.equal(ready + busy, Math.round(100 * online ** 1.5));
   } finally {
     await mount.remove();
   }
