@@ -154,6 +154,21 @@ export const METHODS: Method[] = [
     about: "heartbeat --source cpu:CGROUP --capacity 100 (the origin's cgroup)",
   },
   {
+    name: "hb cpu+apache",
+    lbmethod: "heartbeat",
+    agent: (origin) => [
+      "--source",
+      `cpu:${origin.cgroup.quota}`,
+      "--capacity",
+      "100",
+      "--source",
+      "apache",
+    ],
+    needs: ["cpu source", "several sources"],
+    about: "heartbeat --source cpu:CGROUP --capacity 100 --source apache: cpu's weight, lower " +
+      "where Apache's workers are fuller",
+  },
+  {
     name: "hb apache+cpu",
     lbmethod: "heartbeat",
     agent: (origin) => [

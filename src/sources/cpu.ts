@@ -243,7 +243,7 @@ export const cpuSource: SourceDefinition = {
     const capacity = requireCapacity(
       "cpu",
       settings,
-      "what one CPU is worth in slots (100: ready and busy in hundredths of a CPU)",
+      "what one CPU is worth in slots, e.g. 100 (ready + busy = N × CPUs^1.5)",
     );
     const files = new HostFiles(settings.fsRoot ?? "/");
     const clock = settings.clock ?? systemClock;

@@ -137,7 +137,7 @@ const NOT_RUN: Record<string, string> = {
   "heartbeat -f /etc/apache2/apache2.conf":
     "needs an Apache configuration with HeartbeatAddress (config.test.ts reads such trees)",
   "npm run build": "a whole build of every target",
-  "heartbeat -a 239.0.0.1:27999 --source apache --source cpu --capacity 100":
+  "heartbeat -a 239.0.0.1:27999 --source apache --source pressure:cpu --capacity 100":
     "needs Apache and its cgroup (test/lab/e2e.test.ts and test/lab/sources.test.ts combine real sources)",
   "heartbeat -a 239.0.0.1:27999 --source static --ready 40 --busy 10 --source file:/run/myapp/load --once --dry-run":
     "names the reader's own application's file (test/lab/e2e.test.ts runs two sources with --dry-run)",
