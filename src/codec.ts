@@ -9,7 +9,7 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_MESSAGE_BYTES = 1000;
 
 /** mod_heartbeat counts slots in an apr_uint32_t and prints them with %u. */
-const MAX_COUNT = 0xffff_ffff;
+export const MAX_COUNT = 0xffff_ffff;
 
 /** What a server reports: idle worker slots and slots serving a request. */
 export interface Load {

@@ -349,7 +349,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "N",
     group: "What to send",
     help:
-      "connections it can serve at once (nginx, tcp); ready when idle (pressure); slots per CPU (cpu)",
+      "connections it can serve at once (nginx, tcp); ready when idle (pressure); a CPU's worth (cpu)",
     parse: wholeNumber(0, 0xffff_ffff),
   }),
   setting({

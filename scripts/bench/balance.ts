@@ -111,8 +111,7 @@ export const METHODS: Method[] = [
       "1",
     ],
     oracle: true,
-    about: "the same, ready=100 × quota^1.5 (46 and 9): the weights the cpu source gives an idle " +
-      "server, held",
+    about: "the same, ready=100 × quota^1.5 (46 and 9): about the cpu source's idle weights, held",
   },
   {
     name: "hb apache shm",
@@ -180,7 +179,8 @@ export const METHODS: Method[] = [
       "100",
     ],
     needs: ["cpu source", "several sources"],
-    about: "heartbeat --source apache --source cpu:CGROUP --capacity 100",
+    about: "heartbeat --source apache --source cpu:CGROUP --capacity 100: Apache's workers, cpu " +
+      "trimming them by a quarter at most",
   },
 ];
 

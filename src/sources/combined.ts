@@ -3,7 +3,9 @@
  * over `--smooth` seconds where that is on, and the tightest of them. The first source sets the
  * size (its ready + busy); each source's free share is ready / (ready + busy); the heartbeat says
  * ready = floor(size × the smallest share), busy = size − ready. So `--source apache --source
- * cpu` advertises Apache's free workers unless the CPU runs out first. A source with no slots at
+ * file:…` advertises Apache's free workers unless the application's file says it is fuller. (The
+ * cpu source's share never falls below 3/4, its weight being in its size: after another source it
+ * trims that one's ready by a quarter at most; first, its weight sets the size.) A source with no slots at
  * all (ready + busy = 0) has a share of 0: it can take nothing. If any source has no truthful
  * answer, neither has the combination.
  */

@@ -2,8 +2,8 @@
  * `cpu[:CGROUP]`: what a server can take, from the CPUs it may use and how much of them it used
  * since the last reading, as a weight for the balancer's draw:
  *
- *   ready + busy = round(capacity × C^1.5), C the CPUs it may use (`--capacity` is per CPU);
- *   ready = that × (1 − FEEDBACK × the share of them used).
+ *   ready + busy = round(capacity × C^1.5), C the CPUs it may use (`--capacity` is what one CPU
+ *   is worth); ready = that × (1 − FEEDBACK × the share of them used), busy at least 1.
  *
  * Why not ready = capacity × the free share, as for slots: measured with a real Apache balancer
  * (docs/performance.md), a report of the free share makes a server stay idle to be sent work: the
@@ -17,7 +17,7 @@
  * share is how busy those CPUs were, from /proc/stat: other work on them leaves less for it.
  * The quota is read again at every reading, so a quota changed at runtime counts at once.
  */
-import type { Load } from "../codec.ts";
+import { type Load, MAX_COUNT } from "../codec.ts";
 import { errorCode } from "../errors.ts";
 import { systemClock } from "../scheduler.ts";
 // Its type only: settings.ts lists the sources.
@@ -92,14 +92,14 @@ export function cpuShare(before: CpuSample, after: CpuSample): number | undefine
  * draws each request at random in proportion to ready, and a random split sends each server
  * bursts; the same burst takes a server with a third of the CPU three times as long to clear, so
  * in proportion (3:1 for CPUs of 3:1) the small server's queue set the p99. Weighed by C^1.5
- * (5.2:1), each server keeps about the same spare requests a second, where the wait is least:
- * measured in the balance bench, p99 130-157 ms where C gave 292-305 ms and bybusyness 207-211 ms
- * (docs/performance.md).
+ * (5.2:1), each server keeps about the same spare requests a second, so about the same wait:
+ * measured in the balance bench, p99 119 ms where in proportion it was 289-321 ms and bybusyness
+ * 202 ms (docs/performance.md).
  */
 export const SIZE_EXPONENT = 1.5;
 
 /**
- * How far a full server's ready falls: to 3/4 of its size. Not to 0: when every member is
+ * How far a fully used server's ready falls: to 3/4 of its size. Not to 0: when every member is
  * saturated, their ready stays in proportion to their weights rather than all 0 (the balancer
  * answers 503 when no member has a slot). Not further: a strong pull to equal use undoes
  * SIZE_EXPONENT's skew (3/4 gave a 78 % share and p99 285 ms where 1/4 gave 81 % and 130-157 ms).
@@ -107,17 +107,19 @@ export const SIZE_EXPONENT = 1.5;
 export const FEEDBACK = 0.25;
 
 /** The CPUs a sample says the server may use. */
-export function usableCpus(sample: CpuSample): number {
+function usableCpus(sample: CpuSample): number {
   return sample.kind === "quota" ? sample.limit : sample.cpus.length;
 }
 
 /**
- * ready + busy = round(perCpu × cpus^SIZE_EXPONENT), at least 1 (a sliver of a CPU is still a
- * member); ready = round(that × (1 − FEEDBACK × share)); busy the rest.
+ * ready + busy = round(perCpu × cpus^SIZE_EXPONENT), at least 2 and at most what a heartbeat can
+ * carry; ready = round(that × (1 − FEEDBACK × share)), at most size − 1; busy the rest. busy is
+ * never 0: mod_lbmethod_heartbeat divides ready by 4 when it is, which would make an idle server
+ * weigh a quarter of its weight (and a size of 1, nothing).
  */
 export function cpuLoad(share: number, cpus: number, perCpu: number): Load {
-  const size = Math.max(1, Math.round(perCpu * cpus ** SIZE_EXPONENT));
-  const ready = Math.round(size * (1 - FEEDBACK * share));
+  const size = Math.min(MAX_COUNT, Math.max(2, Math.round(perCpu * cpus ** SIZE_EXPONENT)));
+  const ready = Math.min(size - 1, Math.round(size * (1 - FEEDBACK * share)));
   return { ready, busy: size - ready };
 }
 

@@ -44,7 +44,11 @@ export const pressureSource: SourceDefinition = {
     "PSI's some avg10 for cpu, memory or io, of its cgroup (v2) or the machine; needs --capacity (Linux)",
   async create(argument, settings) {
     const { resource, cgroup } = parsePressureArgument(argument, settings.names);
-    const capacity = requireCapacity("pressure", settings);
+    const capacity = requireCapacity(
+      "pressure",
+      settings,
+      "the ready to send when nothing waits (ready = N × (1 − avg10 / 100))",
+    );
     const source = settings.names("source");
     const files = new HostFiles(settings.fsRoot ?? "/");
     if (settings.fsRoot === undefined && process.platform !== "linux") {

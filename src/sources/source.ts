@@ -29,7 +29,10 @@ export interface SourceSettings {
   names: SettingNames;
   ready?: number;
   busy?: number;
-  /** Connections the server can serve at once: nginx and tcp report ready = capacity - busy. */
+  /**
+   * nginx and tcp: connections the server can serve at once (ready = capacity - busy); pressure:
+   * ready when idle; cpu: what one CPU is worth (ready + busy = capacity × CPUs^1.5).
+   */
   capacity?: number;
   /** Where /proc is, for the tcp source (tests point it at fixtures). */
   procRoot?: string;

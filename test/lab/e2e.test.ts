@@ -814,7 +814,7 @@ test(
       const before = heartbeats().length;
       cgroup.busy(1, 40);
       // The half CPU used up, at least 90 % of it: cpu's share is at most 1 − 1/4 × 0.9 = 77.5 %
-      // (a full CPU keeps 75 %), so ready = floor(100 × that) is 75 to 77.
+      // (a fully used CPU keeps 75 %), so ready = floor(100 × that) is 75 to 77.
       await waitFor(
         () =>
           heartbeats().slice(before).some((heartbeat) =>

@@ -7,7 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { Load } from "../../src/codec.ts";
-import { cpuLoad, cpuShare, FEEDBACK, MIN_SAMPLE_MS } from "../../src/sources/cpu.ts";
+import {
+  cpuLoad,
+  cpuShare,
+  FEEDBACK,
+  MIN_SAMPLE_MS,
+  SIZE_EXPONENT,
+} from "../../src/sources/cpu.ts";
 import { createSource } from "../../src/sources/index.ts";
 import type { Source } from "../../src/sources/source.ts";
 import { skipUnlessCgroupV1, V1Cgroup, V2Mount } from "../support/cgroups.ts";
@@ -34,7 +40,7 @@ function tree(name: string) {
   };
 }
 
-test("cpu: the share of a quota, and of CPUs' ticks, between two samples", () => {
+test("cpu: the share of a quota, and of CPUs' ticks, between two samples; the weight from it", () => {
   const quota = (at: number, used: number, limit = 0.5) =>
     ({ kind: "quota", at, used, quota: limit, limit }) as const;
   assert.equal(cpuShare(quota(0, 10), quota(1000, 10.25)), 0.5);
@@ -56,11 +62,15 @@ test("cpu: the share of a quota, and of CPUs' ticks, between two samples", () =>
   assert.deepEqual(cpuLoad(1, 1, 100), { ready: 75, busy: 25 });
   assert.deepEqual(cpuLoad(0.25, 2, 100), { ready: 265, busy: 18 });
   // Servers of 0.6 and 0.2 CPU weigh 46 and 9 (5.2:1 for CPUs of 3:1); full, 35 and 7, not 0.
-  assert.deepEqual(cpuLoad(0, 0.6, 100), { ready: 46, busy: 0 });
+  // Idle, busy is still 1: mod_lbmethod_heartbeat divides ready by 4 where busy is 0.
+  assert.deepEqual(cpuLoad(0, 0.6, 100), { ready: 45, busy: 1 });
+  assert.deepEqual(cpuLoad(0, 0.2, 100), { ready: 8, busy: 1 });
   assert.deepEqual(cpuLoad(1, 0.6, 100), { ready: 35, busy: 11 });
   assert.deepEqual(cpuLoad(1, 0.2, 100), { ready: 7, busy: 2 });
-  // A sliver of a CPU is still one slot.
-  assert.deepEqual(cpuLoad(0.5, 0.004, 100), { ready: 1, busy: 0 });
+  // A sliver of a CPU is still one ready slot (with busy 1, so that the balancer counts it).
+  assert.deepEqual(cpuLoad(0.5, 0.004, 100), { ready: 1, busy: 1 });
+  // No more than a heartbeat can carry.
+  assert.deepEqual(cpuLoad(0, 4, 0xffff_ffff), { ready: 0xffff_fffe, busy: 1 });
 });
 
 test("cpu: the agent's own v1 cgroup: a half-CPU quota, used from cpuacct.usage", async () => {
@@ -178,7 +188,7 @@ test("cpu: no quota: how busy the cgroup's CPUs were, from /proc/stat", async ()
   v1.write("sys/fs/cgroup/cpuset/cpuset.cpus", "1\n");
   tick([100, 100], [0, 200]);
   clock.advance(1000);
-  assert.deepEqual(await source.read(never), { ready: 100, busy: 0 });
+  assert.deepEqual(await source.read(never), { ready: 99, busy: 1 });
 });
 
 test("cpu: mistakes are startup errors that say what to fix", async () => {
@@ -317,7 +327,7 @@ test("cpu, for real: a cgroup v2 mounted for the test (no cpu controller here: n
     // 100 × CPUs^1.5, the CPUs online (a cpu line each in /proc/stat).
     const online = readFileSync("/proc/stat", "utf8").match(/^cpu\d+ /gm)!.length;
     const { ready, busy } = await source.read(never);
-    assert.equal(ready + busy, Math.round(100 * online ** 1.5));
+    assert.equal(ready + busy, Math.round(100 * online ** SIZE_EXPONENT));
   } finally {
     await mount.remove();
   }
