@@ -27,8 +27,6 @@ import type { Rejection } from "./rejections.ts";
 import type { StoredServer } from "./storage.ts";
 import { DEFAULT_PORT, SEEN_TIMEOUT_MS, type ServerEntry, ServerTable, type Via } from "./table.ts";
 
-export type { Via };
-
 export interface MonitorOptions {
   maxServers: number;
   /** How its messages name the settings (Resolved.names); the flags when not given. */

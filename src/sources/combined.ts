@@ -5,9 +5,9 @@
  * ready = floor(size × the smallest share), busy = size − ready. So `--source apache --source
  * file:…` advertises Apache's free workers unless the application's file says it is fuller. (The
  * cpu source's share never falls below 3/4, its weight being in its size: after another source it
- * trims that one's ready by a quarter at most; first, its weight sets the size.) A source with no slots at
- * all (ready + busy = 0) has a share of 0: it can take nothing. If any source has no truthful
- * answer, neither has the combination.
+ * trims that one's ready by a quarter at most; first, its weight sets the size.) A source with no
+ * slots at all (ready + busy = 0) has a share of 0: it can take nothing. If any source has no
+ * truthful answer, neither has the combination.
  */
 import { invalidCount, type Load } from "../codec.ts";
 import { describeError } from "../errors.ts";

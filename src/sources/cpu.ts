@@ -112,10 +112,10 @@ function usableCpus(sample: CpuSample): number {
 }
 
 /**
- * ready + busy = round(perCpu × cpus^SIZE_EXPONENT), at least 2 and at most what a heartbeat can
- * carry; ready = round(that × (1 − FEEDBACK × share)), at most size − 1; busy the rest. busy is
- * never 0: mod_lbmethod_heartbeat divides ready by 4 when it is, which would make an idle server
- * weigh a quarter of its weight (and a size of 1, nothing).
+ * ready + busy = round(perCpu × cpus^SIZE_EXPONENT), at least 2 and at most what a heartbeat
+ * can carry; ready = round(that × (1 − FEEDBACK × share)), at most size − 1; busy the rest. busy
+ * is never 0: mod_lbmethod_heartbeat divides ready by 4 when it is, which would make an idle
+ * server weigh a quarter of its weight (and a size of 1, nothing).
  */
 export function cpuLoad(share: number, cpus: number, perCpu: number): Load {
   const size = Math.min(MAX_COUNT, Math.max(2, Math.round(perCpu * cpus ** SIZE_EXPONENT)));
