@@ -8,9 +8,9 @@
  * method, the throughput, latency percentiles, errors, each origin's share of the requests and
  * its CPU, and the ratios to byrequests and bybusyness (medians of --runs runs), for a closed
  * loop (wrk, fixed concurrency) and an open loop (a fixed rate below the capacity); then a step
- * test (origin1's quota halves mid-run: how soon the shares follow) and a batch job eating
- * origin1's CPU, which the proxy cannot see; then the verdict line. Writes an SVG of the
- * latencies and of the step test's shares.
+ * test (origin1's quota halves mid-run: how soon the shares follow, the median of --runs) and a
+ * batch job eating origin1's CPU, which the proxy cannot see; then the verdict line. Writes an SVG
+ * of the latencies and of the step test's shares.
  *
  *   proxy    10.99.30.1   apache2 (event MPM), balancer of origin1 then origin2; mod_heartmonitor
  *                         (shared memory) or heartbeat monitor beside it for the heartbeat methods
@@ -618,18 +618,34 @@ function resultTable(results: Map<string, Sample>): string {
 }
 
 /**
- * Seconds from the step until origin1's share (a 3-second moving mean) has gone 90 % of the way
- * from its level before the step to where it settles (the mean of the last third), and stays.
+ * Seconds from the step until origin1's share of requests over the last 3 seconds comes within a
+ * band of where it settles (its share over the last third of the run after the step), and stays
+ * there. The band is 10 % of the step's size, or three standard errors of a share drawn from that
+ * window's requests, whichever is wider: a balancer that draws each request at random (lbmethod
+ * heartbeat) moves a 3-second share of about 500 requests by ±2 points from draw to draw alone,
+ * as much as 10 % of this step, so a band of 10 % only would time the draw's luck, not the
+ * balancer (it once gave 12 s for a share that moved in 2; docs/performance.md).
  */
-export function secondsToFollow(shares: number[], step: number): number {
-  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-  const smoothed = shares.map((_, i) => mean(shares.slice(Math.max(0, i - 2), i + 1)));
-  const before = mean(shares.slice(Math.max(0, step - 5), step));
-  const after = mean(shares.slice(step + Math.floor((shares.length - step) * 2 / 3)));
-  const threshold = before + 0.9 * (after - before);
-  const reached = (value: number) => after < before ? value <= threshold : value >= threshold;
-  let last = shares.length;
-  for (let i = shares.length - 1; i >= step && reached(smoothed[i]); i--) last = i;
+export function secondsToFollow(perSecond: number[][], step: number): number {
+  const [first, second] = perSecond;
+  const share = (from: number, to: number) => {
+    let mine = 0;
+    let all = 0;
+    for (let i = Math.max(0, from); i < to; i++) {
+      mine += first[i];
+      all += first[i] + second[i];
+    }
+    return { share: all ? mine / all : NaN, requests: all };
+  };
+  const before = share(step - 5, step).share;
+  const after = share(step + Math.floor((first.length - step) * 2 / 3), first.length).share;
+  const within = (i: number) => {
+    const window = share(i - 2, i + 1);
+    const noise = 3 * Math.sqrt(after * (1 - after) / Math.max(1, window.requests));
+    return Math.abs(window.share - after) <= Math.max(0.1 * Math.abs(after - before), noise);
+  };
+  let last = first.length;
+  for (let i = first.length - 1; i >= step && within(i); i--) last = i;
   return last - step;
 }
 
@@ -841,33 +857,57 @@ export async function balance(options: Options): Promise<number> {
     }
     const steps = new Map<string, number[]>();
     const follow = new Map<string, number>();
+    const followEach = new Map<string, number[]>();
     const stepAt = Math.floor(options.seconds / 2);
     if (scenarios.has("step")) {
       const following = methods.filter((m) =>
         m.name !== "byrequests" && !m.loadfactors && !m.oracle
       );
-      for (const method of following) {
-        const s = await sample(lab, method, origins, "closed", options, (elapsedMs) => {
-          if (elapsedMs >= stepAt * 1000 - 500) origins[0].cgroup.setQuota(origins[0].cpus / 2);
-        });
-        origins[0].cgroup.setQuota(origins[0].cpus);
-        const shares = shareSeries(s.perSecond);
-        steps.set(method.name, shares);
-        follow.set(method.name, secondsToFollow(shares, stepAt));
+      // Each method's per-second counts in each run, the runs interleaved as in compare().
+      const runs = new Map<string, number[][][]>(following.map((method) => [method.name, []]));
+      for (let run = 0; run < options.runs; run++) {
+        for (const method of following) {
+          const s = await sample(lab, method, origins, "closed", options, (elapsedMs) => {
+            if (elapsedMs >= stepAt * 1000 - 500) origins[0].cgroup.setQuota(origins[0].cpus / 2);
+          });
+          origins[0].cgroup.setQuota(origins[0].cpus);
+          runs.get(method.name)!.push(s.perSecond);
+          console.error(
+            `  step run ${run + 1} ${method.name}: followed in ${
+              secondsToFollow(s.perSecond, stepAt)
+            } s; origin1's share each second ${
+              shareSeries(s.perSecond).map((share) => share.toFixed(2)).join(" ")
+            }`,
+          );
+        }
+      }
+      for (const [name, list] of runs) {
+        const each = list.map((perSecond) => secondsToFollow(perSecond, stepAt));
+        follow.set(name, median(each));
+        followEach.set(name, each);
+        // The picture: the runs' requests added up, second by second.
+        const length = Math.min(...list.map((perSecond) => perSecond[0].length));
+        const pooled = [0, 1].map((origin) =>
+          [...Array(length).keys()].map((i) =>
+            list.reduce((sum, perSecond) => sum + perSecond[origin][i], 0)
+          )
+        );
+        steps.set(name, shareSeries(pooled));
       }
       console.log(
         `Step: origin1's quota halves (${origins[0].cpus} to ${
           origins[0].cpus / 2
-        } CPU) ${stepAt} s into a ${options.seconds} s closed-loop run:`,
+        } CPU) ${stepAt} s into a ${options.seconds} s closed-loop run; medians of ${options.runs}:`,
       );
       console.log(
         formatColumns([
-          ["method", "share before", "share after", "seconds to follow"],
+          ["method", "share before", "share after", "seconds to follow", "each run"],
           ...[...steps].map(([name, shares]) => [
             name,
             `${(median(shares.slice(0, stepAt)) * 100).toFixed(0)} %`,
             `${(median(shares.slice(stepAt + 5)) * 100).toFixed(0)} %`,
             String(follow.get(name)),
+            followEach.get(name)!.join(", "),
           ]),
         ]),
         "\n",
