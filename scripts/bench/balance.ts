@@ -261,7 +261,7 @@ ServerLimit ${WORKERS}
 MaxRequestWorkers ${WORKERS}
 # One request a connection: a kept-alive proxy connection would hold a prefork worker idle.
 KeepAlive Off
-LogFormat "%{sec}t %U" seconds
+LogFormat "%{sec}t %U %D" seconds
 CustomLog ${origin.log} seconds
 <Files "burn.php">
   SetHandler application/x-httpd-php
@@ -328,22 +328,37 @@ interface Sample {
   share: number;
   /** Each origin's CPU over the run, in CPUs. */
   cpus: number[];
+  /**
+   * Each origin's p99 of the time Apache logs for a request (%D: from reading it to answering),
+   * in ms: what the client waits beyond it was spent in the origin's accept queue, waiting for a
+   * worker, or on the way.
+   */
+  originP99: number[];
   /** The machine's 1-minute load average when the run began. */
   load: number;
 }
 
 const loadAverage = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
-/** Requests for /burn.php each origin logged, by Unix second. */
-function requestsBySecond(origin: Origin): Map<number, number> {
-  const counts = new Map<number, number>();
+/** The requests for /burn.php an origin logged: the Unix second each ended, and its ms. */
+function servedRequests(origin: Origin): { second: number; ms: number }[] {
   let text = "";
   try {
     text = readFileSync(origin.log, "utf8");
   } catch { /* nothing served yet */ }
-  for (const line of text.split("\n")) {
-    const [second, path] = line.split(" ");
-    if (path === "/burn.php") counts.set(Number(second), (counts.get(Number(second)) ?? 0) + 1);
+  return text.split("\n").map((line) => line.split(" "))
+    .filter(([, path]) => path === "/burn.php")
+    .map(([second, , microseconds]) => ({
+      second: Number(second),
+      ms: Number(microseconds) / 1000,
+    }));
+}
+
+/** Requests for /burn.php each origin logged, by Unix second. */
+function requestsBySecond(origin: Origin): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const { second } of servedRequests(origin)) {
+    counts.set(second, (counts.get(second) ?? 0) + 1);
   }
   return counts;
 }
@@ -510,6 +525,13 @@ async function sample(
       (origin.cgroup.usageMs() - cpuBefore[i]) / 1000 / elapsed
     );
     const counts = origins.map(requestsBySecond);
+    const originP99 = origins.map((origin) =>
+      percentile(
+        servedRequests(origin).filter(({ second }) => second >= from && second < to)
+          .map(({ ms }) => ms).sort((a, b) => a - b),
+        99,
+      )
+    );
     const served = counts.map((count) => countBetween(count, from, to));
     const perSecond = counts.map((count) =>
       [...Array(Math.max(0, to - from)).keys()].map((second) => count.get(from + second) ?? 0)
@@ -518,6 +540,7 @@ async function sample(
       ...measured,
       share: served[0] / (served[0] + served[1]),
       cpus,
+      originP99,
       load: load1,
       perSecond,
       from,
@@ -573,6 +596,7 @@ function medianSample(samples: Sample[]): Sample {
     errors: of((s) => s.errors),
     share: of((s) => s.share),
     cpus: [of((s) => s.cpus[0]), of((s) => s.cpus[1])],
+    originP99: [of((s) => s.originP99[0]), of((s) => s.originP99[1])],
     load: of((s) => s.load),
   };
 }
@@ -597,6 +621,7 @@ function resultTable(results: Map<string, Sample>): string {
       "errors",
       "origin1 share",
       "CPU origin1/2",
+      "origin p99 ms",
       "load",
     ],
     ...[...results].map(([name, s]) => [
@@ -612,6 +637,7 @@ function resultTable(results: Map<string, Sample>): string {
       s.errors.toFixed(0),
       `${(s.share * 100).toFixed(0)} %`,
       `${s.cpus[0].toFixed(2)}/${s.cpus[1].toFixed(2)}`,
+      s.originP99.map((ms) => ms.toFixed(0)).join("/"),
       s.load.toFixed(1),
     ]),
   ]);
