@@ -650,9 +650,11 @@ function resultTable(results: Map<string, Sample>): string {
  * window's requests, whichever is wider: a balancer that draws each request at random (lbmethod
  * heartbeat) moves a 3-second share of about 500 requests by ±2 points from draw to draw alone,
  * as much as 10 % of this step, so a band of 10 % only would time the draw's luck, not the
- * balancer (it once gave 12 s for a share that moved in 2; docs/performance.md).
+ * balancer (it once gave 12 s for a share that moved in 2; docs/performance.md). Infinity where
+ * the share did not follow: it settled less than half of `expected` (the capacities' shares after
+ * the step less before) away from where it was, or the other way.
  */
-export function secondsToFollow(perSecond: number[][], step: number): number {
+export function secondsToFollow(perSecond: number[][], step: number, expected: number): number {
   const [first, second] = perSecond;
   const share = (from: number, to: number) => {
     let mine = 0;
@@ -665,6 +667,7 @@ export function secondsToFollow(perSecond: number[][], step: number): number {
   };
   const before = share(step - 5, step).share;
   const after = share(step + Math.floor((first.length - step) * 2 / 3), first.length).share;
+  if (!((after - before) / expected >= 0.5)) return Infinity;
   const within = (i: number) => {
     const window = share(i - 2, i + 1);
     const noise = 3 * Math.sqrt(after * (1 - after) / Math.max(1, window.requests));
@@ -673,6 +676,16 @@ export function secondsToFollow(perSecond: number[][], step: number): number {
   let last = first.length;
   for (let i = first.length - 1; i >= step && within(i); i--) last = i;
   return last - step;
+}
+
+/** `followed in 3 s`, or `not followed`. */
+function followed(time: number): string {
+  return Number.isFinite(time) ? `followed in ${time} s` : "not followed";
+}
+
+/** `3`, or `never`. */
+function seconds(time: number): string {
+  return Number.isFinite(time) ? String(time) : "never";
 }
 
 function shareSeries(perSecond: number[][]): number[] {
@@ -889,6 +902,8 @@ export async function balance(options: Options): Promise<number> {
       const following = methods.filter((m) =>
         m.name !== "byrequests" && !m.loadfactors && !m.oracle
       );
+      const [full, halved] = [origins[0].cpus, origins[0].cpus / 2];
+      const expected = halved / (halved + origins[1].cpus) - full / (full + origins[1].cpus);
       // Each method's per-second counts in each run, the runs interleaved as in compare().
       const runs = new Map<string, number[][][]>(following.map((method) => [method.name, []]));
       for (let run = 0; run < options.runs; run++) {
@@ -899,16 +914,16 @@ export async function balance(options: Options): Promise<number> {
           origins[0].cgroup.setQuota(origins[0].cpus);
           runs.get(method.name)!.push(s.perSecond);
           console.error(
-            `  step run ${run + 1} ${method.name}: followed in ${
-              secondsToFollow(s.perSecond, stepAt)
-            } s; origin1's share each second ${
+            `  step run ${run + 1} ${method.name}: ${
+              followed(secondsToFollow(s.perSecond, stepAt, expected))
+            }; origin1's share each second ${
               shareSeries(s.perSecond).map((share) => share.toFixed(2)).join(" ")
             }`,
           );
         }
       }
       for (const [name, list] of runs) {
-        const each = list.map((perSecond) => secondsToFollow(perSecond, stepAt));
+        const each = list.map((perSecond) => secondsToFollow(perSecond, stepAt, expected));
         follow.set(name, median(each));
         followEach.set(name, each);
         // The picture: the runs' requests added up, second by second.
@@ -932,8 +947,8 @@ export async function balance(options: Options): Promise<number> {
             name,
             `${(median(shares.slice(0, stepAt)) * 100).toFixed(0)} %`,
             `${(median(shares.slice(stepAt + 5)) * 100).toFixed(0)} %`,
-            String(follow.get(name)),
-            followEach.get(name)!.join(", "),
+            seconds(follow.get(name)!),
+            followEach.get(name)!.map(seconds).join(", "),
           ]),
         ]),
         "\n",
@@ -1003,9 +1018,9 @@ function verdict(
       s.throughput >= 1.3 * byRequests.throughput,
     ],
   ];
-  const seconds = follow.get(best);
-  if (seconds !== undefined) {
-    checks.push([`step followed in ${seconds} s (goal ≤ 5 s)`, seconds <= 5]);
+  const time = follow.get(best);
+  if (time !== undefined) {
+    checks.push([`step ${followed(time)} (goal ≤ 5 s)`, time <= 5]);
   }
   const batchBest = batch.get(best);
   const batchBusy = batch.get("bybusyness");

@@ -105,16 +105,16 @@ test("the step's seconds to follow: a share that moved in 2 s, with the draw's n
     0.61,
     0.54,
   ];
-  const seconds = secondsToFollow(counts(measured), 15);
+  const seconds = secondsToFollow(counts(measured), 15, -0.15);
   assert.ok(seconds >= 2 && seconds <= 4, `${seconds} s`);
 });
 
 test("the step's seconds to follow: an exact step takes the 3-second window's 2 s; a ramp its length", () => {
   const step = [...Array(30).keys()].map((i) => (i < 15 ? 0.8 : 0.6));
-  assert.equal(secondsToFollow(counts(step), 15), 2);
+  assert.equal(secondsToFollow(counts(step), 15, -0.15), 2);
   // From 0.8 to 0.6 in 8 s, from the step.
   const ramp = [...Array(30).keys()].map((i) => 0.8 - 0.2 * Math.min(1, Math.max(0, i - 15) / 8));
-  const seconds = secondsToFollow(counts(ramp), 15);
+  const seconds = secondsToFollow(counts(ramp), 15, -0.15);
   assert.ok(seconds >= 6 && seconds <= 9, `${seconds} s`);
 });
 
@@ -124,6 +124,18 @@ test("the step's seconds to follow: a share that swings past the noise after the
   const swinging = [...Array(30).keys()].map((i) =>
     i < 15 ? 0.8 : Math.floor((i - 15) / 3) % 2 ? 0.74 : 0.48
   );
-  const seconds = secondsToFollow(counts(swinging), 15);
+  const seconds = secondsToFollow(counts(swinging), 15, -0.15);
   assert.ok(seconds > 5, `${seconds} s`);
+});
+
+test("the step's seconds to follow: a share that stays where it was, or moves the other way, never followed", () => {
+  // The capacities' shares go from 75 % to 60 %: 0.15 down.
+  const flat = [...Array(30).keys()].map((i) => (i % 2 ? 0.52 : 0.5));
+  assert.equal(secondsToFollow(counts(flat), 15, -0.15), Infinity);
+  const up = [...Array(30).keys()].map((i) => (i < 15 ? 0.5 : 0.6));
+  assert.equal(secondsToFollow(counts(up), 15, -0.15), Infinity);
+  // Half the way is following: from 75 % to 67 %, a move the noise band nearly covers, so timed
+  // as soon as the 3-second window holds one second of it.
+  const half = [...Array(30).keys()].map((i) => (i < 15 ? 0.75 : 0.67));
+  assert.ok(secondsToFollow(counts(half), 15, -0.15) <= 2);
 });
