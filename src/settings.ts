@@ -92,7 +92,7 @@ export class SettingError extends Error {}
 /**
  * One setting, everything about it in one row, as httpd's command_rec keeps a directive's
  * name, parser and help together: usage, the README's options table, --print-config and the
- * example config are all made from these rows. Its default, if it has one, is in DEFAULTS.
+ * example config are all made from these rows.
  */
 export interface Setting<K extends keyof Settings = keyof Settings, T = unknown> {
   key: K;
@@ -121,18 +121,29 @@ export interface Setting<K extends keyof Settings = keyof Settings, T = unknown>
    * flag's or variable's is made absolute against the working folder.
    */
   file?: "runtime-dir" | "server-root";
+  /** What it is when nothing sets it; none: it stays unset. */
+  default?: Settings[K];
   /** One value, from its text. */
   parse(text: string): T;
   /** The setting, from the values given (one, or a repeatable one's every one), in order. */
   takes(values: T[]): Settings[K];
 }
 
+/** The settings Settings requires: each has a default, so that nothing given is still whole. */
+type RequiredKey = {
+  [K in keyof Settings]-?: object extends Pick<Settings, K> ? never : K;
+}[keyof Settings];
+
+/** A row's default: one it must have where Settings requires the setting. */
+type DefaultOf<K extends keyof Settings> = [K] extends [RequiredKey] ? { default: Settings[K] }
+  : unknown;
+
 /**
  * A row, typed by its key: its parser returns that setting's own type, and the last value given
  * is the one taken.
  */
 function setting<K extends keyof Settings, T extends Settings[K]>(
-  row: Omit<Setting<K, T>, "takes" | "multiple">,
+  row: Omit<Setting<K, T>, "takes" | "multiple"> & DefaultOf<K>,
 ): Setting<K, T> {
   return { ...row, takes: (values) => values[values.length - 1] };
 }
@@ -142,7 +153,7 @@ function setting<K extends keyof Settings, T extends Settings[K]>(
  * them all (written in the row, where the compiler knows the setting's type).
  */
 function repeatable<K extends keyof Settings, T>(
-  row: Omit<Setting<K, T>, "multiple">,
+  row: Omit<Setting<K, T>, "multiple"> & DefaultOf<K>,
 ): Setting<K, T> {
   return { ...row, multiple: true };
 }
@@ -225,7 +236,17 @@ const serverRange = asSetting(parseServerRange);
 /** Servers the monitor keeps at most, unless told otherwise (HeartbeatMaxServers 0 means this). */
 export const DEFAULT_MAX_SERVERS = 1000;
 
-export const SETTINGS: readonly Setting[] = [
+/** The rows as given, checked to hold a row for every setting Settings requires. */
+function everyRequired<const Rows extends readonly Setting[]>(
+  rows:
+    & Rows
+    & ([RequiredKey] extends [Rows[number]["key"]] ? unknown
+      : { "a row is missing for": Exclude<RequiredKey, Rows[number]["key"]> }),
+): readonly Setting[] {
+  return rows;
+}
+
+export const SETTINGS: readonly Setting[] = everyRequired([
   repeatable({
     key: "addresses",
     flag: "address",
@@ -237,6 +258,7 @@ export const SETTINGS: readonly Setting[] = [
     group: "Where to send",
     help: "multicast group, host or http(s):// URL to send to (repeatable)",
     takes: all,
+    default: [],
     parse: destination,
   }),
   setting({
@@ -266,6 +288,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "N",
     group: "Where to send",
     help: "multicast time-to-live, 0-255; 1: this network only, as mod_heartbeat",
+    default: 1,
     parse: wholeNumber(0, 255),
   }),
   setting({
@@ -288,6 +311,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Where to send",
     help: "look host names up again this often; each IPv4 and IPv6 address gets every heartbeat",
+    default: 30,
     parse: seconds(1, 86400),
   }),
   repeatable({
@@ -305,6 +329,7 @@ export const SETTINGS: readonly Setting[] = [
       split: new RegExp(`\\s*,\\s*(?=(?:${Object.keys(SOURCES).join("|")})(?:[:,]|$))`),
       join: ", ",
     },
+    default: ["auto"],
     parse: text,
   }),
   setting({
@@ -361,6 +386,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "What to send",
     help: "for --source file: a file older than this is no data",
+    default: DEFAULT_MAX_AGE_SECONDS,
     parse: seconds(0.01, 86400),
   }),
   setting({
@@ -418,6 +444,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Shaping what is sent",
     help: "time between heartbeats, fractions allowed",
+    default: 1,
     parse: seconds(0.01, 3600),
   }),
   setting({
@@ -467,6 +494,7 @@ export const SETTINGS: readonly Setting[] = [
     group: "Where heartbeats come in",
     help: "take POSTed heartbeats at this path (repeatable; Tomcat posts to /HeartbeatListener)",
     takes: all,
+    default: DEFAULT_HTTP_PATHS,
     parse: (value: string) => {
       if (!/^\/[\x21-\x7e]*$/.test(value)) {
         throw new SettingError("give a path starting with /, e.g. /heartbeat");
@@ -526,6 +554,7 @@ export const SETTINGS: readonly Setting[] = [
     group: "What is kept",
     help:
       "servers kept at most, 0 for the default, else 10 or more, as Apache takes them; new ones are turned away",
+    default: DEFAULT_MAX_SERVERS,
     parse: (value) => {
       const count = wholeNumber(0, 1_000_000)(value);
       // mod_heartmonitor's rule (2.4.71): 0 means the storage file; shared memory needs 10 or more.
@@ -588,6 +617,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "PORT",
     group: "What is kept",
     help: "the nginx upstream's port for a server whose heartbeat names none",
+    default: 80,
     parse: wholeNumber(1, 65535),
   }),
   repeatable({
@@ -611,6 +641,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "COMMAND",
     group: "What is kept",
     help: "run when the nginx upstream changes; split at spaces, no shell",
+    default: "nginx -s reload",
     parse: text,
   }),
   setting({
@@ -622,6 +653,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "What is kept",
     help: "reload nginx at most once in this time",
+    default: 5,
     parse: seconds(1, 3600),
   }),
   setting({
@@ -648,6 +680,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "SECONDS",
     group: "Signing",
     help: "how old a signed heartbeat may be",
+    default: 5,
     parse: wholeNumber(1, 86400),
   }),
   setting({
@@ -670,34 +703,21 @@ export const SETTINGS: readonly Setting[] = [
     value: "LEVEL",
     group: "Other",
     help: "debug, info, warn or error",
+    default: "info",
     parse: oneOf(LOG_LEVELS),
   }),
-];
+]);
 
-/**
- * What each setting is when nothing sets it; those not here have no default. The compiler checks
- * that every setting Settings requires has one.
- */
-const DEFAULTS = {
-  addresses: [],
-  ttl: 1,
-  resolveIntervalSeconds: 30,
-  source: ["auto"],
-  maxAgeSeconds: DEFAULT_MAX_AGE_SECONDS,
-  intervalSeconds: 1,
-  httpPaths: DEFAULT_HTTP_PATHS,
-  maxServers: DEFAULT_MAX_SERVERS,
-  nginxPort: 80,
-  nginxReload: "nginx -s reload",
-  nginxReloadIntervalSeconds: 5,
-  signatureWindowSeconds: 5,
-  logLevel: "info",
-} satisfies Partial<Settings>;
+/** Every setting that has a default, at it: whole Settings, as everyRequired() checks. */
+function defaults(): Settings {
+  return Object.fromEntries(
+    SETTINGS.filter((row) => row.default !== undefined).map((row) => [row.key, row.default]),
+  ) as unknown as Settings;
+}
 
 /** The default of the setting `key`, or undefined where it has none. */
 export function defaultOf<K extends keyof Settings>(key: K): Settings[K] | undefined {
-  const defaults: Partial<Settings> = DEFAULTS;
-  return defaults[key];
+  return SETTINGS.find((row) => row.key === key)?.default as Settings[K] | undefined;
 }
 
 /** Lower-cased names of the directives this agent reads. */
@@ -806,7 +826,7 @@ export function resolveSettings(layers: Layers): Resolved {
   }
   for (const { key } of SETTINGS) if (defaultOf(key) !== undefined) origins[key] ??= "default";
   return {
-    settings: { ...DEFAULTS, ...values },
+    settings: { ...defaults(), ...values },
     origins,
     itemOrigins,
     problems: [...flagProblems, ...inLineOrder(problems)],
