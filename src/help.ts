@@ -4,7 +4,7 @@
  * row's; and a setting's default as the operator writes it, for --help and README's tables.
  */
 import { COMMAND_FLAGS, type CommandName } from "./cli.ts";
-import { type Command as SettingsCommand, defaultOf, type Setting, SETTINGS } from "./settings.ts";
+import { type Command as SettingsCommand, type Setting, SETTINGS } from "./settings.ts";
 import { SOURCES } from "./sources/index.ts";
 
 /** Help text lines are at most this wide. */
@@ -48,7 +48,7 @@ export function settingHelp(spec: Setting, command: SettingsCommand): string {
 
 /** A setting's default as the user writes it, or undefined where it has none worth saying. */
 export function defaultText(spec: Setting): string | undefined {
-  const value = defaultOf(spec.key);
+  const value = spec.default;
   if (value === undefined || (Array.isArray(value) && value.length === 0)) return undefined;
   return Array.isArray(value) ? value.join(" ") : String(value);
 }

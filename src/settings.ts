@@ -129,13 +129,17 @@ export interface Setting<K extends keyof Settings = keyof Settings, T = unknown>
   takes(values: T[]): Settings[K];
 }
 
-/** The settings Settings requires: each has a default, so that nothing given is still whole. */
+/**
+ * The settings Settings requires. Each has a default, so that where nothing sets them the
+ * settings are still complete.
+ */
 type RequiredKey = {
   [K in keyof Settings]-?: object extends Pick<Settings, K> ? never : K;
 }[keyof Settings];
 
 /** A row's default: one it must have where Settings requires the setting. */
-type DefaultOf<K extends keyof Settings> = [K] extends [RequiredKey] ? { default: Settings[K] }
+type DefaultRequired<K extends keyof Settings> = [K] extends [RequiredKey]
+  ? { default: Settings[K] }
   : unknown;
 
 /**
@@ -143,7 +147,7 @@ type DefaultOf<K extends keyof Settings> = [K] extends [RequiredKey] ? { default
  * is the one taken.
  */
 function setting<K extends keyof Settings, T extends Settings[K]>(
-  row: Omit<Setting<K, T>, "takes" | "multiple"> & DefaultOf<K>,
+  row: Omit<Setting<K, T>, "takes" | "multiple"> & DefaultRequired<K>,
 ): Setting<K, T> {
   return { ...row, takes: (values) => values[values.length - 1] };
 }
@@ -153,7 +157,7 @@ function setting<K extends keyof Settings, T extends Settings[K]>(
  * them all (written in the row, where the compiler knows the setting's type).
  */
 function repeatable<K extends keyof Settings, T>(
-  row: Omit<Setting<K, T>, "multiple"> & DefaultOf<K>,
+  row: Omit<Setting<K, T>, "multiple"> & DefaultRequired<K>,
 ): Setting<K, T> {
   return { ...row, multiple: true };
 }
@@ -237,7 +241,7 @@ const serverRange = asSetting(parseServerRange);
 export const DEFAULT_MAX_SERVERS = 1000;
 
 /** The rows as given, checked to hold a row for every setting Settings requires. */
-function everyRequired<const Rows extends readonly Setting[]>(
+function withEveryRequiredRow<const Rows extends readonly Setting[]>(
   rows:
     & Rows
     & ([RequiredKey] extends [Rows[number]["key"]] ? unknown
@@ -246,7 +250,7 @@ function everyRequired<const Rows extends readonly Setting[]>(
   return rows;
 }
 
-export const SETTINGS: readonly Setting[] = everyRequired([
+export const SETTINGS: readonly Setting[] = withEveryRequiredRow([
   repeatable({
     key: "addresses",
     flag: "address",
@@ -708,10 +712,16 @@ export const SETTINGS: readonly Setting[] = everyRequired([
   }),
 ]);
 
-/** Every setting that has a default, at it: whole Settings, as everyRequired() checks. */
+/**
+ * The settings where nothing sets them: each row's default, a list copied so that no caller can
+ * change a row's. Complete, as withEveryRequiredRow() and DefaultRequired check.
+ */
 function defaults(): Settings {
   return Object.fromEntries(
-    SETTINGS.filter((row) => row.default !== undefined).map((row) => [row.key, row.default]),
+    SETTINGS.filter((row) => row.default !== undefined).map((row) => [
+      row.key,
+      Array.isArray(row.default) ? [...row.default] : row.default,
+    ]),
   ) as unknown as Settings;
 }
 

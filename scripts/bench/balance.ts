@@ -8,7 +8,7 @@
  * method, the throughput, latency percentiles, errors, each origin's share of the requests and
  * its CPU, and the ratios to byrequests and bybusyness (medians of --runs runs), for a closed
  * loop (wrk, fixed concurrency) and an open loop (a fixed rate below the capacity); then a step
- * test (origin1's quota halves mid-run: how soon the shares follow, the median of --runs) and a
+ * test (origin1's quota halves mid-run: how soon the shares follow, the runs added up) and a
  * batch job eating origin1's CPU, which the proxy cannot see; then the verdict line. Writes an SVG
  * of the latencies and of the step test's shares.
  *
@@ -340,7 +340,7 @@ interface Sample {
 
 const loadAverage = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
-/** The requests for /burn.php an origin logged: the Unix second each ended, and its ms. */
+/** The requests for /burn.php an origin logged: the Unix second each began, and its ms. */
 function servedRequests(origin: Origin): { second: number; ms: number }[] {
   let text = "";
   try {
@@ -354,10 +354,10 @@ function servedRequests(origin: Origin): { second: number; ms: number }[] {
     }));
 }
 
-/** Requests for /burn.php each origin logged, by Unix second. */
-function requestsBySecond(origin: Origin): Map<number, number> {
+/** Requests for /burn.php an origin logged, by the Unix second each began. */
+function requestsBySecond(served: { second: number }[]): Map<number, number> {
   const counts = new Map<number, number>();
-  for (const { second } of servedRequests(origin)) {
+  for (const { second } of served) {
     counts.set(second, (counts.get(second) ?? 0) + 1);
   }
   return counts;
@@ -460,7 +460,7 @@ async function setUp(lab: Lab, method: Method, origins: Origin[]): Promise<() =>
       )
     )
     : [];
-  const before = origins.map((origin) => countBetween(requestsBySecond(origin), 0, Infinity));
+  const before = origins.map((origin) => servedRequests(origin).length);
   const deadline = Date.now() + 30_000;
   for (;;) {
     await lab.run("client", [
@@ -472,9 +472,7 @@ async function setUp(lab: Lab, method: Method, origins: Origin[]): Promise<() =>
       "5",
       ...Array(8).fill(URL),
     ]);
-    const served = origins.map((origin, i) =>
-      countBetween(requestsBySecond(origin), 0, Infinity) - before[i]
-    );
+    const served = origins.map((origin, i) => servedRequests(origin).length - before[i]);
     if (served.every((count) => count > 0)) break;
     if (Date.now() > deadline) {
       throw new Error(
@@ -503,7 +501,7 @@ async function sample(
   origins: Origin[],
   kind: Load,
   options: Options,
-  during?: (elapsedMs: number) => void,
+  during?: (second: number) => void,
 ): Promise<Sample & { perSecond: number[][]; from: number }> {
   const tearDown = await setUp(lab, method, origins);
   try {
@@ -512,9 +510,11 @@ async function sample(
     const load1 = loadAverage();
     const from = Math.ceil(Date.now() / 1000);
     const started = Date.now();
+    // At the start of each counted second (the logs count by Unix second, from `from`), so that
+    // what `during` does at second N falls on the Nth second of the per-second counts.
     const timers = during
       ? [...Array(options.seconds).keys()].map((second) =>
-        setTimeout(() => during(Date.now() - started), second * 1000)
+        setTimeout(() => during(second), (from + second) * 1000 - started)
       )
       : [];
     const measured = await load(lab, kind, options.seconds, options);
@@ -524,21 +524,25 @@ async function sample(
     const cpus = origins.map((origin, i) =>
       (origin.cgroup.usageMs() - cpuBefore[i]) / 1000 / elapsed
     );
-    const counts = origins.map(requestsBySecond);
-    const originP99 = origins.map((origin) =>
+    // Requests still being served when the load stopped are logged when they end, and the
+    // slowest are those: give them a second.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const served = origins.map(servedRequests);
+    const counts = served.map(requestsBySecond);
+    const originP99 = served.map((requests) =>
       percentile(
-        servedRequests(origin).filter(({ second }) => second >= from && second < to)
-          .map(({ ms }) => ms).sort((a, b) => a - b),
+        requests.filter(({ second }) => second >= from && second < to).map(({ ms }) => ms)
+          .sort((a, b) => a - b),
         99,
       )
     );
-    const served = counts.map((count) => countBetween(count, from, to));
+    const measuredCounts = counts.map((count) => countBetween(count, from, to));
     const perSecond = counts.map((count) =>
       [...Array(Math.max(0, to - from)).keys()].map((second) => count.get(from + second) ?? 0)
     );
     return {
       ...measured,
-      share: served[0] / (served[0] + served[1]),
+      share: measuredCounts[0] / (measuredCounts[0] + measuredCounts[1]),
       cpus,
       originP99,
       load: load1,
@@ -560,7 +564,7 @@ async function compare(
   origins: Origin[],
   kind: Load,
   options: Options,
-  job?: () => { during: (elapsedMs: number) => void; end: () => Promise<void> },
+  job?: () => { during: (second: number) => void; end: () => Promise<void> },
 ): Promise<Map<string, Sample>> {
   const samples = new Map<string, Sample[]>(methods.map((method) => [method.name, []]));
   for (let run = 0; run < options.runs; run++) {
@@ -643,49 +647,80 @@ function resultTable(results: Map<string, Sample>): string {
   ]);
 }
 
+/** How origin1's share followed the step, from its requests each second. */
+export interface StepFollow {
+  /** Seconds from the step until the share was within the band and stayed; Infinity: never. */
+  seconds: number;
+  /** Its share over the 5 seconds before the step, and where it settled: the last third after. */
+  before: number;
+  after: number;
+  /** The band's half-width at the settled level, for a 3-second window of the mean size. */
+  band: number;
+}
+
 /**
- * Seconds from the step until origin1's share of requests over the last 3 seconds comes within a
- * band of where it settles (its share over the last third of the run after the step), and stays
- * there. The band is 10 % of the step's size, or three standard errors of a share drawn from that
- * window's requests, whichever is wider: a balancer that draws each request at random (lbmethod
- * heartbeat) moves a 3-second share of about 500 requests by ±2 points from draw to draw alone,
- * as much as 10 % of this step, so a band of 10 % only would time the draw's luck, not the
- * balancer (it once gave 12 s for a share that moved in 2; docs/performance.md). Infinity where
- * the share did not follow: it settled less than half of `expected` (the capacities' shares after
- * the step less before) away from where it was, or the other way.
+ * When origin1's share of the last 3 seconds' requests comes within a band of where it settles
+ * (its share over the last third of the time after the step) and stays there to the end. The band
+ * is 10 % of the share's move, or three standard errors of the difference between a window's share
+ * and the settled share (each a share drawn from that many requests), whichever is wider.
+ * lbmethod_heartbeat draws each request at random, so after this step, at about 125 requests a
+ * second, a 3-second share moves by ±2.6 points from draw to draw alone, more than 10 % of the
+ * step: a band of 10 % would time the draw's luck (it once gave 12 s for a share that moved in 2;
+ * docs/performance.md). Three runs' requests added up narrow the band by √3. Infinity where the
+ * share did not follow: it settled less than half of `capacityMove` (the capacities' share after
+ * the step less before) from where it was, or the other way, or never stayed within the band.
  */
-export function secondsToFollow(perSecond: number[][], step: number, expected: number): number {
-  const [first, second] = perSecond;
-  const share = (from: number, to: number) => {
+export function followStep(perSecond: number[][], step: number, capacityMove: number): StepFollow {
+  if (!Number.isFinite(capacityMove) || capacityMove === 0) {
+    throw new RangeError(`the capacities' shares must move: ${capacityMove}`);
+  }
+  const [origin1, origin2] = perSecond;
+  const end = origin1.length;
+  const window = (from: number, to: number) => {
     let mine = 0;
     let all = 0;
-    for (let i = Math.max(0, from); i < to; i++) {
-      mine += first[i];
-      all += first[i] + second[i];
+    for (let i = Math.max(0, from); i < Math.min(to, end); i++) {
+      mine += origin1[i];
+      all += origin1[i] + origin2[i];
     }
     return { share: all ? mine / all : NaN, requests: all };
   };
-  const before = share(step - 5, step).share;
-  const after = share(step + Math.floor((first.length - step) * 2 / 3), first.length).share;
-  if (!((after - before) / expected >= 0.5)) return Infinity;
+  const before = window(step - 5, step).share;
+  const settled = window(step + Math.floor((end - step) * 2 / 3), end);
+  const after = settled.share;
+  const halfWidth = (requests: number) =>
+    Math.max(
+      0.1 * Math.abs(after - before),
+      3 * Math.sqrt(after * (1 - after) * (1 / Math.max(1, requests) + 1 / settled.requests)),
+    );
+  const afterStep = window(step, end);
+  const band = halfWidth(afterStep.requests / Math.max(1, end - step) * 3);
+  if (!((after - before) / capacityMove >= 0.5)) return { seconds: Infinity, before, after, band };
   const within = (i: number) => {
-    const window = share(i - 2, i + 1);
-    const noise = 3 * Math.sqrt(after * (1 - after) / Math.max(1, window.requests));
-    return Math.abs(window.share - after) <= Math.max(0.1 * Math.abs(after - before), noise);
+    const last3 = window(i - 2, i + 1);
+    return Math.abs(last3.share - after) <= halfWidth(last3.requests);
   };
-  let last = first.length;
-  for (let i = first.length - 1; i >= step && within(i); i--) last = i;
-  return last - step;
+  let first = end;
+  for (let i = end - 1; i >= step && within(i); i--) first = i;
+  return { seconds: first === end ? Infinity : first - step, before, after, band };
 }
 
 /** `followed in 3 s`, or `not followed`. */
-function followed(time: number): string {
-  return Number.isFinite(time) ? `followed in ${time} s` : "not followed";
+function followText(seconds: number): string {
+  return Number.isFinite(seconds) ? `followed in ${seconds} s` : "not followed";
 }
 
 /** `3`, or `never`. */
-function seconds(time: number): string {
-  return Number.isFinite(time) ? String(time) : "never";
+function secondsText(seconds: number): string {
+  return Number.isFinite(seconds) ? String(seconds) : "never";
+}
+
+/** Each origin's requests each second, added up over runs (as long as the shortest). */
+function addUp(runs: number[][][]): number[][] {
+  const length = Math.min(...runs.map((perSecond) => perSecond[0].length));
+  return [0, 1].map((origin) =>
+    [...Array(length).keys()].map((i) => runs.reduce((sum, run) => sum + run[origin][i], 0))
+  );
 }
 
 function shareSeries(perSecond: number[][]): number[] {
@@ -896,60 +931,56 @@ export async function balance(options: Options): Promise<number> {
     }
     const steps = new Map<string, number[]>();
     const follow = new Map<string, number>();
-    const followEach = new Map<string, number[]>();
     const stepAt = Math.floor(options.seconds / 2);
     if (scenarios.has("step")) {
       const following = methods.filter((m) =>
         m.name !== "byrequests" && !m.loadfactors && !m.oracle
       );
       const [full, halved] = [origins[0].cpus, origins[0].cpus / 2];
-      const expected = halved / (halved + origins[1].cpus) - full / (full + origins[1].cpus);
+      const capacityMove = halved / (halved + origins[1].cpus) - full / (full + origins[1].cpus);
       // Each method's per-second counts in each run, the runs interleaved as in compare().
       const runs = new Map<string, number[][][]>(following.map((method) => [method.name, []]));
       for (let run = 0; run < options.runs; run++) {
         for (const method of following) {
-          const s = await sample(lab, method, origins, "closed", options, (elapsedMs) => {
-            if (elapsedMs >= stepAt * 1000 - 500) origins[0].cgroup.setQuota(origins[0].cpus / 2);
+          const s = await sample(lab, method, origins, "closed", options, (second) => {
+            if (second === stepAt) origins[0].cgroup.setQuota(halved);
           });
-          origins[0].cgroup.setQuota(origins[0].cpus);
+          origins[0].cgroup.setQuota(full);
           runs.get(method.name)!.push(s.perSecond);
           console.error(
             `  step run ${run + 1} ${method.name}: ${
-              followed(secondsToFollow(s.perSecond, stepAt, expected))
+              followText(followStep(s.perSecond, stepAt, capacityMove).seconds)
             }; origin1's share each second ${
               shareSeries(s.perSecond).map((share) => share.toFixed(2)).join(" ")
             }`,
           );
         }
       }
+      const rows: string[][] = [];
       for (const [name, list] of runs) {
-        const each = list.map((perSecond) => secondsToFollow(perSecond, stepAt, expected));
-        follow.set(name, median(each));
-        followEach.set(name, each);
-        // The picture: the runs' requests added up, second by second.
-        const length = Math.min(...list.map((perSecond) => perSecond[0].length));
-        const pooled = [0, 1].map((origin) =>
-          [...Array(length).keys()].map((i) =>
-            list.reduce((sum, perSecond) => sum + perSecond[origin][i], 0)
-          )
-        );
-        steps.set(name, shareSeries(pooled));
+        const together = addUp(list);
+        const pooled = followStep(together, stepAt, capacityMove);
+        follow.set(name, pooled.seconds);
+        steps.set(name, shareSeries(together));
+        rows.push([
+          name,
+          `${(pooled.before * 100).toFixed(0)} %`,
+          `${(pooled.after * 100).toFixed(0)} %`,
+          `±${(pooled.band * 100).toFixed(1)}`,
+          secondsText(pooled.seconds),
+          list.map((perSecond) => secondsText(followStep(perSecond, stepAt, capacityMove).seconds))
+            .join(", "),
+        ]);
       }
       console.log(
-        `Step: origin1's quota halves (${origins[0].cpus} to ${
-          origins[0].cpus / 2
-        } CPU) ${stepAt} s into a ${options.seconds} s closed-loop run; medians of ${options.runs}:`,
+        `Step: origin1's quota halves (${full} to ${halved} CPU) at the start of second ` +
+          `${stepAt} of a ${options.seconds} s closed-loop run; the ${options.runs} runs' ` +
+          `requests added up (band: points of share):`,
       );
       console.log(
         formatColumns([
-          ["method", "share before", "share after", "seconds to follow", "each run"],
-          ...[...steps].map(([name, shares]) => [
-            name,
-            `${(median(shares.slice(0, stepAt)) * 100).toFixed(0)} %`,
-            `${(median(shares.slice(stepAt + 5)) * 100).toFixed(0)} %`,
-            seconds(follow.get(name)!),
-            followEach.get(name)!.map(seconds).join(", "),
-          ]),
+          ["method", "share before", "share after", "band", "seconds to follow", "each run alone"],
+          ...rows,
         ]),
         "\n",
       );
@@ -1020,7 +1051,7 @@ function verdict(
   ];
   const time = follow.get(best);
   if (time !== undefined) {
-    checks.push([`step ${followed(time)} (goal ≤ 5 s)`, time <= 5]);
+    checks.push([`step ${followText(time)} (goal ≤ 5 s)`, time <= 5]);
   }
   const batchBest = batch.get(best);
   const batchBusy = batch.get("bybusyness");

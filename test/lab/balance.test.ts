@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { balanceUnavailable, secondsToFollow } from "../../scripts/bench/balance.ts";
+import { balanceUnavailable, followStep } from "../../scripts/bench/balance.ts";
 import { collect, runtimeCommand } from "../../scripts/lab/lab.ts";
 import { REPO } from "../../scripts/repo.ts";
 import { requiredOrSkipped } from "../support/lab.ts";
@@ -65,77 +65,96 @@ test(
   },
 );
 
-/** Requests a second to origin1 and origin2 for shares of origin1 at `total` requests a second. */
-function counts(shares: number[], total = 165): number[][] {
-  const first = shares.map((share) => Math.round(share * total));
-  return [first, first.map((count) => total - count)];
+/** Requests a second to origin1 and origin2, for shares of origin1 at `total` requests a second. */
+function counts(shares: number[], total: number): number[][] {
+  const origin1 = shares.map((share) => Math.round(share * total));
+  return [origin1, origin1.map((count) => total - count)];
 }
 
-test("the step's seconds to follow: a share that moved in 2 s, with the draw's noise, is 2-4 s, not the 12 the 10 % band gave", () => {
-  // hb cpu's shares in a real run (2026-11-29 08:21 UTC): the quota halved at 15 s, the share fell
-  // at 17 s; the 3-second mean then wandered 0.59-0.64 around 0.61, as ±3 standard errors allow.
-  const measured = [
-    0.86,
-    0.77,
-    0.79,
-    0.84,
-    0.83,
-    0.83,
-    0.77,
-    0.84,
-    0.83,
-    0.81,
-    0.83,
-    0.79,
-    0.86,
-    0.82,
-    0.82,
-    0.82,
-    0.79,
-    0.65,
-    0.61,
-    0.57,
-    0.64,
-    0.62,
-    0.52,
-    0.63,
-    0.64,
-    0.64,
-    0.64,
-    0.61,
-    0.54,
-  ];
-  const seconds = secondsToFollow(counts(measured), 15, -0.15);
-  assert.ok(seconds >= 2 && seconds <= 4, `${seconds} s`);
+/** The capacities' shares in the bench's step: 0.6:0.2, then 0.3:0.2. */
+const CAPACITY_MOVE = 0.3 / 0.5 - 0.6 / 0.8;
+
+const seconds = (shares: number[], total: number) =>
+  followStep(counts(shares, total), 15, CAPACITY_MOVE).seconds;
+
+/** A share of `from` until second 15 and `to` after, as a function of the second. */
+const stepped = (from: number, to: number) => (i: number) => (i < 15 ? from : to);
+const series = (share: (i: number) => number) => [...Array(30).keys()].map(share);
+
+// hb cpu's shares in a real run (2026-11-29 08:21 UTC, 160-170 requests a second before the step,
+// about 125 after): the quota halved at 15 s and the share fell at 17 s, then wandered 0.52-0.65.
+const MEASURED = [
+  0.86,
+  0.77,
+  0.79,
+  0.84,
+  0.83,
+  0.83,
+  0.77,
+  0.84,
+  0.83,
+  0.81,
+  0.83,
+  0.79,
+  0.86,
+  0.82,
+  0.82,
+  0.82,
+  0.79,
+  0.65,
+  0.61,
+  0.57,
+  0.64,
+  0.62,
+  0.52,
+  0.63,
+  0.64,
+  0.64,
+  0.64,
+  0.61,
+  0.54,
+];
+
+test("the step's seconds to follow: a real share that fell in 2 s follows in 2-4 s, where a band of 10 % of the move gives 12", () => {
+  const timed = seconds(MEASURED, 125);
+  assert.ok(timed >= 2 && timed <= 4, `${timed} s`);
+  // With so many requests that the draw's noise is nothing, the band is 10 % of the move: the
+  // old measure's, which timed this run at 12 s.
+  assert.equal(seconds(MEASURED, 1e7), 12);
 });
 
-test("the step's seconds to follow: an exact step takes the 3-second window's 2 s; a ramp its length", () => {
-  const step = [...Array(30).keys()].map((i) => (i < 15 ? 0.8 : 0.6));
-  assert.equal(secondsToFollow(counts(step), 15, -0.15), 2);
+test("the step's seconds to follow: an exact step is followed when the 3-second window holds it", () => {
+  // Without noise the band is 10 % of the move: only the window of three seconds after is in it.
+  assert.equal(seconds(series(stepped(0.8, 0.6)), 1e7), 2);
+  // At 125 requests a second the band (±8 points) already takes the window with two after.
+  assert.equal(seconds(series(stepped(0.8, 0.6)), 125), 1);
+});
+
+test("the step's seconds to follow: a ramp takes about its length", () => {
   // From 0.8 to 0.6 in 8 s, from the step.
-  const ramp = [...Array(30).keys()].map((i) => 0.8 - 0.2 * Math.min(1, Math.max(0, i - 15) / 8));
-  const seconds = secondsToFollow(counts(ramp), 15, -0.15);
-  assert.ok(seconds >= 6 && seconds <= 9, `${seconds} s`);
+  const ramp = series((i) => 0.8 - 0.2 * Math.min(1, Math.max(0, i - 15) / 8));
+  const timed = seconds(ramp, 1e7);
+  assert.ok(timed >= 7 && timed <= 9, `${timed} s`);
 });
 
-test("the step's seconds to follow: a share that swings past the noise after the step has not followed", () => {
-  // Between 0.48 and 0.74 in 3-second blocks, where it settles at about 0.61: ±0.13, twice the
-  // band's three standard errors (±0.066 at 495 requests).
-  const swinging = [...Array(30).keys()].map((i) =>
-    i < 15 ? 0.8 : Math.floor((i - 15) / 3) % 2 ? 0.74 : 0.48
-  );
-  const seconds = secondsToFollow(counts(swinging), 15, -0.15);
-  assert.ok(seconds > 5, `${seconds} s`);
+test("the step's seconds to follow: a share that swings past the band, or overshoots and comes back, follows only once it stays", () => {
+  // Between 0.48 and 0.74 in 3-second blocks to the end: it never stays.
+  const swinging = series((i) => (i < 15 ? 0.8 : Math.floor((i - 15) / 3) % 2 ? 0.74 : 0.48));
+  assert.equal(seconds(swinging, 125), Infinity);
+  // Down to 0.4 for 5 s, then at 0.6: below the band on the far side first, so it follows once the
+  // 3-second window has left the overshoot (two-sided: a one-sided band would say 1 s).
+  const overshoot = series((i) => (i < 15 ? 0.8 : i < 20 ? 0.4 : 0.6));
+  assert.equal(seconds(overshoot, 1e7), 7);
 });
 
-test("the step's seconds to follow: a share that stays where it was, or moves the other way, never followed", () => {
-  // The capacities' shares go from 75 % to 60 %: 0.15 down.
-  const flat = [...Array(30).keys()].map((i) => (i % 2 ? 0.52 : 0.5));
-  assert.equal(secondsToFollow(counts(flat), 15, -0.15), Infinity);
-  const up = [...Array(30).keys()].map((i) => (i < 15 ? 0.5 : 0.6));
-  assert.equal(secondsToFollow(counts(up), 15, -0.15), Infinity);
-  // Half the way is following: from 75 % to 67 %, a move the noise band nearly covers, so timed
-  // as soon as the 3-second window holds one second of it.
-  const half = [...Array(30).keys()].map((i) => (i < 15 ? 0.75 : 0.67));
-  assert.ok(secondsToFollow(counts(half), 15, -0.15) <= 2);
+test("the step's seconds to follow: a share that stays, or moves the other way, never followed; a capacity that does not move is refused", () => {
+  assert.equal(seconds(series((i) => (i % 2 ? 0.52 : 0.5)), 125), Infinity);
+  assert.equal(seconds(series(stepped(0.5, 0.6)), 125), Infinity);
+  // Half the capacities' move is following: from 75 % to 67 %.
+  assert.ok(Number.isFinite(seconds(series(stepped(0.75, 0.67)), 1e7)));
+  // The last 3 seconds without a request: whether it stayed is not known, so not followed.
+  const [origin1, origin2] = counts(series(stepped(0.8, 0.6)), 125);
+  for (const i of [27, 28, 29]) origin1[i] = origin2[i] = 0;
+  assert.equal(followStep([origin1, origin2], 15, CAPACITY_MOVE).seconds, Infinity);
+  assert.throws(() => followStep(counts(MEASURED, 125), 15, 0), RangeError);
 });
