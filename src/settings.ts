@@ -725,11 +725,6 @@ function defaults(): Settings {
   ) as unknown as Settings;
 }
 
-/** The default of the setting `key`, or undefined where it has none. */
-export function defaultOf<K extends keyof Settings>(key: K): Settings[K] | undefined {
-  return SETTINGS.find((row) => row.key === key)?.default as Settings[K] | undefined;
-}
-
 /** Lower-cased names of the directives this agent reads. */
 export const KNOWN_DIRECTIVES: ReadonlySet<string> = new Set(
   SETTINGS.map((spec) => spec.directive.toLowerCase()),
@@ -834,7 +829,7 @@ export function resolveSettings(layers: Layers): Resolved {
       ),
     );
   }
-  for (const { key } of SETTINGS) if (defaultOf(key) !== undefined) origins[key] ??= "default";
+  for (const row of SETTINGS) if (row.default !== undefined) origins[row.key] ??= "default";
   return {
     settings: { ...defaults(), ...values },
     origins,

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ConfigRead } from "../src/config/httpd.ts";
 import {
-  defaultOf,
   FLAG_NAMES,
   type Layers,
   resolveSettings,
@@ -124,7 +123,7 @@ test("settings: nothing given is each setting's default; those without one stay 
   const { settings, origins, problems } = resolve({});
   assert.deepEqual(problems, []);
   for (const row of SETTINGS) {
-    const fallback = defaultOf(row.key);
+    const fallback = row.default;
     assert.deepEqual(settings[row.key], fallback, row.flag);
     assert.equal(origins[row.key], fallback === undefined ? undefined : "default", row.flag);
   }

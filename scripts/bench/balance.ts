@@ -363,12 +363,6 @@ function requestsBySecond(served: { second: number }[]): Map<number, number> {
   return counts;
 }
 
-function countBetween(counts: Map<number, number>, from: number, to: number): number {
-  let total = 0;
-  for (const [second, count] of counts) if (second >= from && second < to) total += count;
-  return total;
-}
-
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -536,13 +530,13 @@ async function sample(
         99,
       )
     );
-    const measuredCounts = counts.map((count) => countBetween(count, from, to));
     const perSecond = counts.map((count) =>
       [...Array(Math.max(0, to - from)).keys()].map((second) => count.get(from + second) ?? 0)
     );
+    const [served1, served2] = perSecond.map((counts) => counts.reduce((a, b) => a + b, 0));
     return {
       ...measured,
-      share: measuredCounts[0] / (measuredCounts[0] + measuredCounts[1]),
+      share: served1 / (served1 + served2),
       cpus,
       originP99,
       load: load1,
